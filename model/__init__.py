@@ -1,0 +1,1 @@
+"""winoforge.model -- not built yet; see README.md for the state of each stage."""

@@ -1,0 +1,1 @@
+"""winoforge.runtime -- not built yet; see README.md for the state of each stage."""
