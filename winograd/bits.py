@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import product as iter_product
 
 import numpy as np
 
@@ -83,7 +82,21 @@ def _position_kernels(spec: WinogradSpec) -> np.ndarray:
     return np.einsum("ak,bl->abkl", BT, BT)
 
 
-@lru_cache(maxsize=None)
+def _output_terms(spec: WinogradSpec, i: int, j: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Positions reaching output ``(i, j)`` and their ``d``-coefficients ``AT[i,a] AT[j,b] K[a,b]``."""
+    coef = np.outer(spec.AT[i], spec.AT[j])
+    positions = [(int(a), int(b)) for a, b in zip(*np.nonzero(coef))]
+    K = _position_kernels(spec)
+    return positions, np.stack([coef[a, b] * K[a, b].ravel() for a, b in positions])
+
+
+def _exact_output_feasible(spec: WinogradSpec, x_range: Range, w_range: Range, i: int, j: int) -> bool:
+    """Few enough positions to enumerate, and every sum below 2^53 (exact in float64)."""
+    positions, terms = _output_terms(spec, i, j)
+    bound = max(map(abs, w_range)) * int(np.abs(terms).sum()) * max(map(abs, x_range))
+    return len(positions) <= EXACT_OUTPUT_MAX_TERMS and bound < 2**53
+
+
 def output_extreme(spec: WinogradSpec, x_range: Range, w_range: Range, i: int, j: int, maximize: bool):
     """Extreme of one channel's contribution to output ``(i, j)`` of a tile.
 
@@ -92,33 +105,37 @@ def output_extreme(spec: WinogradSpec, x_range: Range, w_range: Range, i: int, j
     ``w_range``, with a tile and weights that reach it.  The function is
     bilinear in ``(u, d)``, so the extreme lies on vertices of both boxes:
     enumerate the ``u`` vertices on the positions that reach this output, and
-    solve the linear problem in ``d`` exactly for each.  Exact only where the
-    positions are few (see ``EXACT_OUTPUT_MAX_TERMS``).
+    solve the linear problem in ``d`` exactly for each.  Only where the
+    positions are few (``EXACT_OUTPUT_MAX_TERMS``) and the sums stay below 2^53,
+    where float64 is exact.
     """
-    AT = spec.AT
-    K = _position_kernels(spec).astype(np.int64)
-    coef = np.outer(AT[i], AT[j])
-    positions = list(zip(*np.nonzero(coef)))
-    if len(positions) > EXACT_OUTPUT_MAX_TERMS:
-        raise ValueError(f"output ({i},{j}) of {spec} mixes {len(positions)} positions; too many to enumerate")
-    sign = 1 if maximize else -1
-    xlo, xhi = x_range
-    best = None
-    # rows: weight vertex patterns; columns: positions
-    patterns = np.array(list(iter_product(w_range, repeat=len(positions))), dtype=np.int64)
-    terms = np.stack([coef[a, b] * K[a, b].ravel() for a, b in positions])  # (P, t*t)
-    L = patterns @ terms  # (patterns, t*t): d-coefficients per pattern
-    sL = sign * L
-    values = np.where(sL > 0, sL * xhi, sL * xlo).sum(axis=1)
-    k = int(np.argmax(values))
-    best = int(values[k]) * sign
-    d = np.where(sL[k] > 0, xhi, xlo).reshape(spec.t, spec.t)
-    u = np.zeros((spec.t, spec.t), dtype=np.int64)
-    for (a, b), w in zip(positions, patterns[k]):
-        u[a, b] = w
-    d.setflags(write=False)
-    u.setflags(write=False)
-    return best, d, u
+    return _output_extremes(spec, tuple(x_range), tuple(w_range), i, j)[0 if maximize else 1]
+
+
+@lru_cache(maxsize=None)
+def _output_extremes(spec: WinogradSpec, x_range: Range, w_range: Range, i: int, j: int):
+    if not _exact_output_feasible(spec, x_range, w_range, i, j):
+        raise ValueError(f"output ({i},{j}) of {spec} is too large to enumerate exactly")
+    positions, terms = _output_terms(spec, i, j)
+    (xlo, xhi), (wlo, whi) = x_range, w_range
+    n = len(positions)
+    # pattern k picks whi at position p where bit p of k is set, else wlo
+    picks = ((np.arange(1 << n, dtype=np.int64)[:, None] >> np.arange(n)) & 1).astype(np.float64)
+    T = terms.astype(np.float64)
+    L = wlo * T.sum(axis=0) + (whi - wlo) * (picks @ T)  # (patterns, t*t) d-coefficients
+    result = []
+    for sign in (1, -1):
+        sL = sign * L
+        values = np.where(sL > 0, sL * xhi, sL * xlo).sum(axis=1)
+        k = int(np.argmax(values))
+        d = np.where(sL[k] > 0, xhi, xlo).astype(np.int64).reshape(spec.t, spec.t)
+        u = np.zeros((spec.t, spec.t), dtype=np.int64)
+        for (a, b), pick in zip(positions, picks[k]):
+            u[a, b] = whi if pick else wlo
+        d.setflags(write=False)
+        u.setflags(write=False)
+        result.append((sign * int(round(values[k])), d, u))
+    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,7 @@ def _stage_ranges(spec: WinogradSpec, x_range: Range, w_range: Range, cin: int):
     for i in range(spec.m):
         for j in range(spec.m):
             coef = np.outer(AT[i], AT[j])
-            if np.count_nonzero(coef) <= EXACT_OUTPUT_MAX_TERMS:
+            if _exact_output_feasible(spec, x_range, w_range, i, j):
                 hi = cin * output_extreme(spec, x_range, w_range, i, j, True)[0]
                 lo = cin * output_extreme(spec, x_range, w_range, i, j, False)[0]
             else:
