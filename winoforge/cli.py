@@ -108,6 +108,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    # torch/brevitas load only for the commands that train: `counts`/`bits` stay numpy-only
+    from winoforge.model.config import load_config
+    from winoforge.model.recipes import TeacherRunConfig, train_teacher
+
+    cfg = load_config(TeacherRunConfig, args.config, args.set)
+    final = train_teacher(cfg)
+    if final:
+        print(f"teacher {cfg.arch}: test accuracy {final['acc']:.4f} -> {cfg.out_dir / 'model.safetensors'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="winoforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m", type=int, choices=ms, default=2)
     p.add_argument("--unsigned-input", action="store_true")
     p.set_defaults(func=cmd_bits)
+
+    p = sub.add_parser("train-teacher", help="train an FP32 teacher (resumes a killed run)")
+    p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
+    p.set_defaults(func=cmd_train_teacher)
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
     p.add_argument("--seed", type=int, default=0)
