@@ -47,6 +47,7 @@ test-board: setup-board
 
 bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_counts.py
+	$(PY) benchmarks/winograd_layer_speed.py
 
 clean: ## remove build outputs (keeps the environments; `make distclean` removes those too)
 	rm -rf build .pytest_cache .hypothesis *.egg-info
