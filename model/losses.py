@@ -723,6 +723,8 @@ class FeatureCapture:
                 self._handles.append(module.register_forward_hook(self._output_hook(name)))
 
     def _store(self, name: str, value, clone: bool) -> None:
+        if not isinstance(value, Tensor) and isinstance(getattr(value, "value", None), Tensor):
+            value = value.value  # a Brevitas QuantTensor: its dequantized value
         if not isinstance(value, Tensor):
             raise ValueError(f"layer {name!r} {self.what} is a {type(value).__name__}, not a tensor")
         if self.detach:

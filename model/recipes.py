@@ -21,10 +21,14 @@ from torch import nn
 
 from .config import to_dict
 from .data import load_dataset, make_loader, default_augment
+from .losses import DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair, infer_channels
+from .pruning import CubicSchedule, scheduled_keep
+from .students import StudentConfig, build_student, winograd_layers
 from .teachers import TEACHERS, build_teacher
 from .train import OptimConfig, Trainer
 
-__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher"]
+__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher",
+           "PruneConfig", "DistillRunConfig", "distill"]
 
 
 @dataclass
@@ -123,5 +127,129 @@ def train_teacher(cfg: TeacherRunConfig, progress: bool = True) -> dict[str, Any
         save_model(trainer.model, cfg.out_dir, {
             "arch": cfg.arch, "arch_options": cfg.arch_options, "in_channels": in_channels,
             "num_classes": train.num_classes, "dataset": cfg.data.name, "test": final, "epochs": trainer.epoch,
+        })
+    return final
+
+
+# ------------------------------------------------------------------ distillation
+
+
+@dataclass
+class PruneConfig:
+    """Two-step SRBS schedule: ``dense_epochs`` dense in the Winograd domain, then the cubic
+    schedule from density 1 to ``keep/sub_row`` over ``span_epochs``; ``keep=None``: no pruning."""
+
+    keep: int | None = None
+    dense_epochs: int = 0
+    span_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dense_epochs < 0:
+            raise ValueError(f"prune.dense_epochs={self.dense_epochs} is out of range; allowed: >= 0")
+        if self.span_epochs < 1:
+            raise ValueError(f"prune.span_epochs={self.span_epochs} is out of range; allowed: >= 1")
+
+
+@dataclass
+class DistillRunConfig:
+    out_dir: Path = Path("runs/student")
+    seed: int = 0
+    device: str = "cpu"
+    teachers: list[Path] = field(default_factory=list)  # finished teacher runs; several = an ensemble; none = no KD
+    student: StudentConfig = field(default_factory=StudentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillationConfig = field(default_factory=DistillationConfig)
+    hints: list[tuple[str, str]] = field(default_factory=list)  # (student layer, teacher layer)
+    hint_weights: list[float] = field(default_factory=list)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    init_from_teacher: bool = False  # U = G g G^T from the first teacher's matching 3x3 convs
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.prune.keep is not None:
+            if self.student.sub_row is None:
+                raise ValueError("prune.keep needs student.sub_row")
+            if not 1 <= self.prune.keep <= self.student.sub_row:
+                raise ValueError(f"prune.keep={self.prune.keep} is out of range; allowed: 1..{self.student.sub_row}")
+            if self.prune.dense_epochs + self.prune.span_epochs > self.optim.epochs:
+                raise ValueError("prune.dense_epochs + prune.span_epochs must not exceed optim.epochs")
+        if self.hint_weights and len(self.hint_weights) != len(self.hints):
+            raise ValueError("hint_weights must have one weight per hint pair (or be empty)")
+        if self.hints and not self.teachers:
+            raise ValueError("hints need at least one teacher")
+
+
+def _init_from_teacher(student: nn.Module, teacher: nn.Module) -> int:
+    """Copy the teacher's 3x3 convs into the student's Winograd layers in order, where shapes match."""
+    convs = [m for m in teacher.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1)]
+    done = 0
+    for layer, conv in zip(winograd_layers(student).values(), convs):
+        if tuple(conv.weight.shape) == (layer.out_channels, layer.in_channels, 3, 3):
+            layer.load_spatial_weight(conv.weight.detach().cpu())
+            done += 1
+    return done
+
+
+def distill(cfg: DistillRunConfig, progress: bool = True) -> dict[str, Any]:
+    """Train a quantized Winograd-SRBS student, with KD from ``cfg.teachers`` when given."""
+    torch.manual_seed(cfg.seed)
+    train, train_loader, test_loader = cfg.data.loaders(cfg.seed)
+    in_channels = train.image_shape[0]
+    student = build_student(cfg.student, in_channels, train.num_classes)
+    teachers = [load_teacher(p, cfg.device) for p in cfg.teachers]
+    teacher = None if not teachers else teachers[0] if len(teachers) == 1 else EnsembleTeacher(teachers)
+    if cfg.init_from_teacher and teachers:
+        _init_from_teacher(student, teachers[0])
+    pairs = []
+    if cfg.hints:
+        example = torch.zeros(1, *train.image_shape)
+        s_ch = infer_channels(student, [s for s, _ in cfg.hints], example)
+        t_ch = infer_channels(teachers[0], [t for _, t in cfg.hints], example.to(cfg.device))
+        weights = cfg.hint_weights or [1.0] * len(cfg.hints)
+        pairs = [HintPair(s, t, s_ch[s], t_ch[t], w) for (s, t), w in zip(cfg.hints, weights)]
+    objective = DistillationObjective.from_pairs(cfg.distill, hint_pairs=pairs)
+    s_capture = FeatureCapture(student, [p.student for p in pairs]) if pairs else None
+    t_capture = FeatureCapture(teachers[0], [p.teacher for p in pairs], detach=True) if pairs else None
+
+    def loss_fn(net, x, y):
+        t_logits = None
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(x)
+        logits = net(x)
+        total, terms = objective(logits, y, t_logits,
+                                 s_capture.features if s_capture else None, t_capture.features if t_capture else None)
+        return total, {**terms, "acc": float((logits.argmax(1) == y).float().mean())}
+
+    layers = [m for m in winograd_layers(student).values() if m.srbs_enabled]
+    steps_per_epoch = len(train_loader)
+    before, after = [], []
+    if cfg.prune.keep is not None and layers:
+        sched = CubicSchedule(cfg.prune.keep / cfg.student.sub_row, cfg.prune.dense_epochs * steps_per_epoch,
+                              cfg.prune.span_epochs * steps_per_epoch)
+
+        def set_keep(step: int) -> None:
+            keep = scheduled_keep(sched, step, cfg.student.sub_row, cfg.prune.keep)
+            for layer in layers:
+                if layer.keep != keep:
+                    layer.set_keep(keep)
+
+        before.append(set_keep)
+    if layers:
+        after.append(lambda step: [layer.apply_mask_() for layer in layers])
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    trainer = Trainer(student, train_loader, test_loader, cfg.optim, loss_fn, cfg.out_dir, device=cfg.device,
+                      seed=cfg.seed, before_step=before, after_step=after, checkpoint_every=cfg.checkpoint_every,
+                      config=to_dict(cfg), extra_state={"objective": objective}, progress=progress)
+    history = trainer.fit()
+    final = dict(history[-1]["test"]) if history else {}
+    final["density"] = (min(layer.keep for layer in layers) / cfg.student.sub_row) if layers else 1.0
+    if trainer.ctx.is_main:
+        save_model(trainer.model, cfg.out_dir, {
+            "kind": "student", "student": to_dict(cfg.student), "in_channels": in_channels,
+            "num_classes": train.num_classes, "dataset": cfg.data.name, "test": final, "epochs": trainer.epoch,
+            "kd": teacher is not None, "layers": {n: m.srbs_note for n, m in winograd_layers(student).items()},
         })
     return final

@@ -120,6 +120,18 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from winoforge.model.config import load_config
+    from winoforge.model.recipes import DistillRunConfig, distill
+
+    cfg = load_config(DistillRunConfig, args.config, args.set)
+    final = distill(cfg)
+    if final:
+        print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g} "
+              f"-> {cfg.out_dir / 'model.safetensors'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="winoforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
     p.set_defaults(func=cmd_train_teacher)
+
+    p = sub.add_parser("distill", help="train a quantized Winograd-SRBS student with KD and gradual pruning")
+    p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,201 @@
+"""Mixed-precision Brevitas students with Winograd-domain SRBS convolutions.
+
+Every 3x3 convolution is a :class:`QuantWinogradConv2d`; activations are
+Brevitas ``QuantReLU`` with per-layer widths; the input is an unsigned
+``in_bits`` quantizer; the classifier a ``QuantLinear``.  Module names follow
+the teachers' (``features.block{i}``, ``layer{s}.{b}``...) so hint pairs can
+name the same positions.  Per-layer widths: ``StudentConfig.layer_bits`` maps
+a quantized layer's name (see :func:`quant_layer_names`) to ``(w_bits,
+a_bits)``; the rest use ``w_bits``/``a_bits``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import Uint8ActPerTensorFloat
+from torch import nn
+
+from .quant_winograd import WEIGHT_QUANTIZERS, QuantWinogradConv2d
+from .teachers import VGG_DEFAULT_WIDTHS
+
+__all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names"]
+
+
+def _check_bits(field_name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 8:
+        raise ValueError(f"{field_name}={value!r} is out of range; allowed: 2..8")
+    return value
+
+
+@dataclass
+class StudentConfig:
+    arch: Literal["vgg", "resnet"] = "vgg"
+    widths: list[int | str] = field(default_factory=lambda: list(VGG_DEFAULT_WIDTHS))  # vgg: channels, "M" = pool
+    depth: int = 8  # resnet: 6n + 2
+    width: int = 16  # resnet: first stage width (then 2x, 4x)
+    m: int = 2  # Winograd F(m x m, 3x3)
+    w_bits: int = 4
+    a_bits: int = 4
+    in_bits: int = 8
+    layer_bits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    weight_quant: Literal["float", "po2"] = "float"
+    sub_row: int | None = 8  # SRBS sub-row length; None: dense
+    keep: int | None = None  # initial non-zeros per sub-row (None: sub_row, i.e. dense until pruned)
+
+    def __post_init__(self) -> None:
+        for f in ("w_bits", "a_bits", "in_bits"):
+            _check_bits(f"student.{f}", getattr(self, f))
+        for name, (w, a) in self.layer_bits.items():
+            _check_bits(f"student.layer_bits.{name}[0]", w)
+            _check_bits(f"student.layer_bits.{name}[1]", a)
+        if self.m not in (2, 4):
+            raise ValueError(f"student.m={self.m} is not allowed; allowed: 2, 4")
+        if self.arch == "resnet" and (self.depth < 8 or (self.depth - 2) % 6):
+            raise ValueError(f"student.depth={self.depth} is not allowed; allowed: 6n+2 >= 8")
+        if self.sub_row is not None and self.sub_row < 1:
+            raise ValueError(f"student.sub_row={self.sub_row} is out of range; allowed: >= 1 or unset")
+        if self.keep is not None and (self.sub_row is None or not 1 <= self.keep <= self.sub_row):
+            raise ValueError(f"student.keep={self.keep} is out of range; allowed: 1..sub_row (needs sub_row)")
+
+    def bits(self, name: str) -> tuple[int, int]:
+        return self.layer_bits.get(name, (self.w_bits, self.a_bits))
+
+
+class _Builder:
+    """Makes the quantized modules of one student, checking layer_bits names at the end."""
+
+    def __init__(self, cfg: StudentConfig) -> None:
+        self.cfg = cfg
+        self.names: list[str] = []
+
+    def conv(self, name: str, cin: int, cout: int) -> QuantWinogradConv2d:
+        self.names.append(name)
+        w, _ = self.cfg.bits(name)
+        keep = self.cfg.keep if self.cfg.keep is not None else self.cfg.sub_row
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dense fallback is reported by srbs_note
+            return QuantWinogradConv2d(cin, cout, m=self.cfg.m, weight_bit_width=w,
+                                       weight_quant=WEIGHT_QUANTIZERS[self.cfg.weight_quant],
+                                       sub_row=self.cfg.sub_row, keep=keep if self.cfg.sub_row else None)
+
+    def relu(self, name: str) -> QuantReLU:
+        return QuantReLU(bit_width=self.cfg.bits(name)[1], return_quant_tensor=True)
+
+    def finish(self, model: nn.Module) -> None:
+        unknown = sorted(set(self.cfg.layer_bits) - set(self.names))
+        if unknown:
+            raise ValueError(f"student.layer_bits names unknown layers {unknown}; allowed: {', '.join(self.names)}")
+        model.quant_layer_names = tuple(self.names)
+
+
+class _Block(nn.Sequential):
+    """QuantWinogradConv2d - BatchNorm - QuantReLU."""
+
+    def __init__(self, b: _Builder, name: str, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = b.conv(name, cin, cout)
+        self.bn = nn.BatchNorm2d(cout)
+        self.relu = b.relu(name)
+
+
+def _head(b: _Builder, channels: int, num_classes: int) -> nn.Sequential:
+    b.names.append("classifier.fc")
+    w, _ = b.cfg.bits("classifier.fc")
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         QuantLinear(channels, num_classes, bias=True, weight_bit_width=w))
+
+
+def _input_quant(cfg: StudentConfig) -> QuantIdentity:
+    return QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=cfg.in_bits, return_quant_tensor=True)
+
+
+class VGGStudent(nn.Module):
+    """Plain stack: ``features.block{i}`` (Winograd conv - BN - QuantReLU) and ``features.pool{j}``."""
+
+    def __init__(self, cfg: StudentConfig, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        b = _Builder(cfg)
+        self.input_quant = _input_quant(cfg)
+        layers: list[tuple[str, nn.Module]] = []
+        cin, i, j = in_channels, 0, 0
+        for w in cfg.widths:
+            if w == "M":
+                j += 1
+                layers.append((f"pool{j}", nn.MaxPool2d(2)))
+            else:
+                i += 1
+                layers.append((f"block{i}", _Block(b, f"features.block{i}", cin, int(w))))
+                cin = int(w)
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.classifier = _head(b, cin, num_classes)
+        self.in_channels, self.num_classes = in_channels, num_classes
+        b.finish(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.input_quant(x))
+        return self.classifier(getattr(x, "value", x))
+
+
+class _ResBlock(nn.Module):
+    """BasicBlock with Winograd convs; a 1x1 projection where channels change; the sum
+    is re-quantized by the block's QuantReLU (``preact`` marks the pre-ReLU sum)."""
+
+    def __init__(self, b: _Builder, name: str, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), nn.BatchNorm2d(cout), b.relu(f"{name}.conv1")
+        self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.preact = nn.Identity()
+        self.relu = b.relu(f"{name}.conv2")
+
+    def forward(self, x):
+        xv = getattr(x, "value", x)
+        y = self.relu1(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(self.preact(y + self.shortcut(xv)))
+
+
+class ResNetStudent(nn.Module):
+    """CIFAR-style ResNet (depth 6n+2) with Winograd convolutions; downsampling by 2x2
+    max-pooling between stages (the Winograd layer is stride 1)."""
+
+    def __init__(self, cfg: StudentConfig, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        b = _Builder(cfg)
+        n = (cfg.depth - 2) // 6
+        self.input_quant = _input_quant(cfg)
+        self.stem = _Block(b, "stem", in_channels, cfg.width)
+        cin = cfg.width
+        for s in range(1, 4):
+            cout = cfg.width * 2 ** (s - 1)
+            blocks = [] if s == 1 else [nn.MaxPool2d(2)]
+            for k in range(n):
+                blocks.append(_ResBlock(b, f"layer{s}.{k}", cin, cout))
+                cin = cout
+            setattr(self, f"layer{s}", nn.Sequential(*blocks))
+        self.classifier = _head(b, cin, num_classes)
+        self.in_channels, self.num_classes = in_channels, num_classes
+        b.finish(self)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(self.input_quant(x)))))
+        return self.classifier(getattr(x, "value", x))
+
+
+def build_student(cfg: StudentConfig, in_channels: int, num_classes: int) -> nn.Module:
+    return (VGGStudent if cfg.arch == "vgg" else ResNetStudent)(cfg, in_channels, num_classes)
+
+
+def winograd_layers(model: nn.Module) -> dict[str, QuantWinogradConv2d]:
+    return {name: mod for name, mod in model.named_modules() if isinstance(mod, QuantWinogradConv2d)}
+
+
+def quant_layer_names(model: nn.Module) -> tuple[str, ...]:
+    """Names accepted by ``StudentConfig.layer_bits`` for this model."""
+    return model.quant_layer_names
