@@ -233,7 +233,7 @@ def distill(cfg: DistillRunConfig, progress: bool = True) -> dict[str, Any]:
             keep = scheduled_keep(sched, step, cfg.student.sub_row, cfg.prune.keep)
             for layer in layers:
                 if layer.keep != keep:
-                    layer.set_keep(keep)
+                    layer.update_mask(keep)
 
         before.append(set_keep)
     if layers:
@@ -250,6 +250,6 @@ def distill(cfg: DistillRunConfig, progress: bool = True) -> dict[str, Any]:
         save_model(trainer.model, cfg.out_dir, {
             "kind": "student", "student": to_dict(cfg.student), "in_channels": in_channels,
             "num_classes": train.num_classes, "dataset": cfg.data.name, "test": final, "epochs": trainer.epoch,
-            "kd": teacher is not None, "layers": {n: m.srbs_note for n, m in winograd_layers(student).items()},
+            "kd": teacher is not None, "layers": {n: m.srbs_reason for n, m in winograd_layers(student).items()},
         })
     return final

@@ -21,7 +21,7 @@ from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Uint8ActPerTensorFloat
 from torch import nn
 
-from .quant_winograd import WEIGHT_QUANTIZERS, QuantWinogradConv2d
+from .winograd_layer import QuantWinogradConv2d
 from .teachers import VGG_DEFAULT_WIDTHS
 
 __all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names"]
@@ -79,9 +79,9 @@ class _Builder:
         w, _ = self.cfg.bits(name)
         keep = self.cfg.keep if self.cfg.keep is not None else self.cfg.sub_row
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # dense fallback is reported by srbs_note
+            warnings.simplefilter("ignore")  # dense fallback is reported by srbs_reason
             return QuantWinogradConv2d(cin, cout, m=self.cfg.m, weight_bit_width=w,
-                                       weight_quant=WEIGHT_QUANTIZERS[self.cfg.weight_quant],
+                                       weight_quant=self.cfg.weight_quant,
                                        sub_row=self.cfg.sub_row, keep=keep if self.cfg.sub_row else None)
 
     def relu(self, name: str) -> QuantReLU:

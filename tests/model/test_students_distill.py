@@ -23,7 +23,7 @@ def test_student_shapes_bits_and_srbs(arch):
     y.sum().backward()
     layers = winograd_layers(model)
     first, *rest = layers.values()
-    assert not first.srbs_enabled and "in_channels=1" in first.srbs_note
+    assert not first.srbs_enabled and "in_channels=1" in first.srbs_reason
     for layer in rest:
         assert layer.srbs_enabled and layer.keep == 2
         codes = layer.int_weight()
