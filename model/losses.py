@@ -97,7 +97,23 @@ def kl_per_sample(student_logits: Tensor, teacher_logits: Tensor, temperature: f
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
 
 
-class SoftTargetKD(nn.Module):
+class _Tempered(nn.Module):
+    """A loss with a validated, settable ``temperature`` (schedules change it between steps)."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = _check_positive("temperature", value)
+
+
+class SoftTargetKD(_Tempered):
     """Soft-target distillation (Hinton, Vinyals, Dean, "Distilling the
     Knowledge in a Neural Network", NIPS DL workshop 2015, arXiv:1503.02531)::
 
@@ -111,16 +127,7 @@ class SoftTargetKD(nn.Module):
     """
 
     def __init__(self, temperature: float = 4.0) -> None:
-        super().__init__()
-        self.temperature = temperature
-
-    @property
-    def temperature(self) -> float:
-        return self._temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self._temperature = _check_positive("temperature", value)
+        super().__init__(temperature)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         t = self.temperature
@@ -489,7 +496,7 @@ class EnsembleTeacher(nn.Module):
         return torch.stack(logits).mean(dim=0)
 
 
-class OnlineDistillation(nn.Module):
+class OnlineDistillation(_Tempered):
     """Online distillation among peer students, teacher-free.
 
     Deep mutual learning (Zhang, Xiang, Hospedales, Lu, CVPR 2018) with the
@@ -509,16 +516,7 @@ class OnlineDistillation(nn.Module):
     """
 
     def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = temperature
-
-    @property
-    def temperature(self) -> float:
-        return self._temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self._temperature = _check_positive("temperature", value)
+        super().__init__(temperature)
 
     def peer_losses(self, peer_logits: Sequence[Tensor]) -> Tensor:
         """``(L_1, ..., L_N)`` as a tensor of shape ``(N,)``."""
