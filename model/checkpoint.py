@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["FORMAT_VERSION", "CorruptCheckpointError", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["FORMAT_VERSION", "CorruptCheckpointError", "sha256_file", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
 
 FORMAT_VERSION = 1
 _TENSOR = "__tensor__"
@@ -38,7 +38,8 @@ class CorruptCheckpointError(ValueError):
     """A checkpoint whose files are missing or do not match their checksums."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -97,7 +98,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep_
     manifest = {
         "format_version": FORMAT_VERSION,
         "step": step,
-        "sha256": {name: _sha256(tmp / name) for name in ("tensors.safetensors", "state.json")},
+        "sha256": {name: sha256_file(tmp / name) for name in ("tensors.safetensors", "state.json")},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     shutil.rmtree(final, ignore_errors=True)
@@ -135,7 +136,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         f = path / name
         if not f.is_file():
             raise CorruptCheckpointError(f"checkpoint {path}: {name} is missing")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise CorruptCheckpointError(f"checkpoint {path}: {name} does not match its sha256 in manifest.json")
     if set(manifest.get("sha256", {})) != {"tensors.safetensors", "state.json"}:
         raise CorruptCheckpointError(f"checkpoint {path}: manifest.json does not list both files")

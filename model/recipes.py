@@ -9,7 +9,6 @@ the sha256 of the weights file).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .checkpoint import sha256_file
 from .config import to_dict
 from .data import load_dataset, make_loader, default_augment
 from .losses import DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair, infer_channels
@@ -81,16 +81,12 @@ class TeacherRunConfig:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} is out of range; allowed: >= 1")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_model(model: nn.Module, out_dir: Path, info: dict[str, Any]) -> Path:
     """``model.safetensors`` + ``model.json`` (``info`` plus the weights' sha256)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / "model.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    (out_dir / "model.json").write_text(json.dumps({**info, "sha256": _sha256(weights)}, indent=2) + "\n")
+    (out_dir / "model.json").write_text(json.dumps({**info, "sha256": sha256_file(weights)}, indent=2) + "\n")
     return weights
 
 
@@ -99,7 +95,7 @@ def load_teacher(run_dir: str | Path, device: str = "cpu") -> nn.Module:
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "model.json").read_text())
     weights = run_dir / "model.safetensors"
-    if _sha256(weights) != info["sha256"]:
+    if sha256_file(weights) != info["sha256"]:
         raise ValueError(f"{weights} does not match its sha256 in model.json: refusing a corrupt teacher")
     model = build_teacher(info["arch"], info["in_channels"], info["num_classes"], **info["arch_options"])
     model.load_state_dict(load_file(str(weights)))
