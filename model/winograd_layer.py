@@ -58,6 +58,7 @@ __all__ = [
     "QuantWinogradConv2d",
     "WinogradConvFunction",
     "winograd_conv2d_torch",
+    "winograd_conv2d_onnx",
     "WEIGHT_QUANTIZERS",
     "WEIGHT_BIT_WIDTHS",
     "CPU_CHUNK_ELEMENTS",
@@ -383,6 +384,54 @@ def winograd_conv2d_torch(x: torch.Tensor, U: torch.Tensor, spec: Union[Winograd
     return WinogradConvFunction.apply(x, U, spec, ph, pw, chunk_elements, transform)
 
 
+@lru_cache(maxsize=None)
+def _onnx_kernels(m: int, cin: int, cout: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed maps of :func:`winograd_conv2d_onnx` as grouped-conv weights:
+    ``K_in[c*T + a*t+b, 0] = outer(BT[a], BT[b])`` (Cin*T, 1, t, t) and
+    ``K_out[o*m*m + i*m+j, a*t+b] = AT[i,a] AT[j,b]`` (Cout*m*m, T, 1, 1)."""
+    spec = WinogradSpec(m)
+    T = spec.t * spec.t
+    k_in = np.einsum("ak,bl->abkl", spec.BT, spec.BT).reshape(T, 1, spec.t, spec.t)
+    k_out = np.einsum("ia,jb->ijab", spec.AT, spec.AT).reshape(m * m, T, 1, 1)
+    return np.tile(k_in, (cin, 1, 1, 1)).astype(np.float32), np.tile(k_out, (cout, 1, 1, 1)).astype(np.float32)
+
+
+def winograd_conv2d_onnx(x: torch.Tensor, U: torch.Tensor, spec: Union[WinogradSpec, int], padding=1) -> torch.Tensor:
+    """The same convolution as :func:`winograd_conv2d_torch`, written with standard ops only,
+    so that ``torch.onnx`` export gives a plain ONNX subgraph any executor can run
+    (DESIGN.md, "Exporting Winograd layers")::
+
+        Pad                      to whole tiles: (ph, nH*m + 2 - H - ph) rows, same for columns
+        Conv  group=Cin, k=t, stride=m    input transform, V[c*T + xi] = (B^T d_c B)_xi
+        Reshape-Transpose-Reshape         channel shuffle (c, xi) -> (xi, c)
+        Conv  group=T, k=1                the products, weight U as (T*Cout, Cin, 1, 1)
+        Reshape-Transpose-Reshape         channel shuffle (xi, o) -> (o, xi)
+        Conv  group=Cout, k=1             output transform, (A^T M A)_(i,j) in channel o*m*m + i*m + j
+        DepthToSpace (CRD, blocksize m)   tiles back to the image
+        Slice                             crop to H + 2*ph - 2 x W + 2*pw - 2
+
+    ``hw.transforms.FuseWinogradSubgraph`` recognises exactly this pattern.  T = t*t.
+    """
+    spec = as_spec(spec)
+    ph, pw = _padding_pair(padding)
+    # int(): static shapes -- under the TorchScript tracer sizes are traced values, and a traced
+    # ceil written as -(-a // b) truncates instead of flooring, giving a wrong padding
+    cin, h, w = (int(v) for v in x.shape[1:])
+    cout, t, m = int(U.shape[0]), spec.t, spec.m
+    T = t * t
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    nh, nw = (ho + m - 1) // m, (wo + m - 1) // m
+    xp = nn.functional.pad(x, (pw, nw * m + 2 - w - pw, ph, nh * m + 2 - h - ph))
+    k_in, k_out = (torch.from_numpy(k).to(device=x.device, dtype=x.dtype) for k in _onnx_kernels(m, cin, cout))
+    v = nn.functional.conv2d(xp, k_in, stride=m, groups=cin)
+    v = v.reshape(-1, cin, T, nh, nw).transpose(1, 2).reshape(-1, T * cin, nh, nw)
+    mm = nn.functional.conv2d(v, U.permute(2, 3, 0, 1).reshape(T * cout, cin, 1, 1), groups=T)
+    mm = mm.reshape(-1, T, cout, nh, nw).transpose(1, 2).reshape(-1, cout * T, nh, nw)
+    y = nn.functional.conv2d(mm, k_out, groups=cout)
+    y = nn.functional.pixel_shuffle(y, m)
+    return y[:, :, :ho, :wo] if (nh * m, nw * m) != (ho, wo) else y
+
+
 # --------------------------------------------------------------------------- the layer
 
 
@@ -473,6 +522,8 @@ class QuantWinogradConv2d(QuantWeightMixin, nn.Module):
         if isinstance(weight_quant, str):
             _check_choice("weight_quant", weight_quant, tuple(WEIGHT_QUANTIZERS))
             weight_quant = WEIGHT_QUANTIZERS[weight_quant]
+        #: The injected quantizer (class or proxy), so a twin layer can be built with the same one.
+        self.weight_quant_spec = weight_quant
         self.spec = WinogradSpec(int(m))
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.padding = _padding_pair(padding)
@@ -678,7 +729,10 @@ class QuantWinogradConv2d(QuantWeightMixin, nn.Module):
             raise ValueError(f"input must be (N, {self.in_channels}, H, W), got {tuple(xv.shape)}")
         qw = self.quant_weight()
         w = qw.value if isinstance(qw, QuantTensor) else qw
-        y = winograd_conv2d_torch(xv, w, self.spec, self.padding, self.chunk_elements)
+        if torch.onnx.is_in_onnx_export():
+            y = winograd_conv2d_onnx(xv, w, self.spec, self.padding)
+        else:
+            y = winograd_conv2d_torch(xv, w, self.spec, self.padding, self.chunk_elements)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1).to(y.dtype)
         if not self.return_quant_tensor:
@@ -715,7 +769,8 @@ class QuantWinogradConv2d(QuantWeightMixin, nn.Module):
         return ka * self.in_channels * kb * x_max * w_max
 
     def extra_repr(self) -> str:
-        bits = self.weight_bit_width() if self.is_weight_quantized else "float"
+        exporting = getattr(self.weight_quant, "export_mode", False)  # the proxy returns plain tensors then
+        bits = "float" if not self.is_weight_quantized else "exporting" if exporting else self.weight_bit_width()
         s = (f"{self.in_channels}, {self.out_channels}, {self.spec}, padding={self.padding}, "
              f"weight_bits={bits}, bias={self.bias is not None}, {self.srbs_reason}")
         return s + (f", keep={self.keep}" if self.srbs_enabled else "")

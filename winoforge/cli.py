@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -99,8 +100,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = np.array_equal(unpack_srbs(packed), U)
     print(f"SRBS(sub_row=8, keep=2): packed {packed.size_bits} bits vs dense {packed.dense_size_bits} bits "
           f"({packed.dense_size_bits / packed.size_bits:.2f}x smaller), exact round trip: {ok}")
-    print(f"accumulator for 8-bit unsigned inputs, 4-bit weights, Cin=16 (SRBS: {16 * 2 // 8} terms): "
-          f"{bit_growth(8, 4, 16 * 2 // 8, spec, in_signed=False).total_bits} bits\n")
+    g = bit_growth(8, 4, 16, spec, in_signed=False)
+    print(f"exact widths for 8-bit unsigned inputs, 4-bit weights, Cin=16: accumulator {g.accumulator_bits} bits, "
+          f"output {g.output_bits} bits (reached by a witness input)\n")
     for network in NETWORKS:
         counts = op_counts(NETWORKS[network](), spec, sub_row=8, keep=2)
         print(f"{network}: multiplications reduced {counts.mult_reduction('winograd'):.2f}x by F(2,3), "
@@ -132,6 +134,62 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_widths(text: str | None):
+    if text is None:
+        return None
+    return [w if w == "M" else int(w) for w in text.split(",")]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from winoforge.hw.flow import export_run, golden_images, load_student, reference_student
+
+    check = None
+    if args.check_images:
+        check = golden_images(args.check_images, args.data_dir)[0]
+    if args.run:
+        model, info = load_student(args.run)
+        source = f"trained student {args.run} (test accuracy {info.get('test', {}).get('acc', float('nan')):.4f})"
+    else:
+        calib = golden_images(256, args.data_dir, split="train")[0]
+        model = reference_student(widths=_parse_widths(args.widths), m=args.m, w_bits=args.w_bits,
+                                  a_bits=args.a_bits, sub_row=args.sub_row, keep=args.keep, calibration=calib)
+        source = (f"reference student (untrained weights, SRBS {args.keep}/{args.sub_row}, W{args.w_bits}A{args.a_bits}, "
+                  f"F({args.m},3)): a hardware-cost reference, not an accuracy claim")
+    report = export_run(model, args.out, check_images=check)
+    print(f"exported {source}\n  -> {args.out} ({report['nodes']} nodes)")
+    if check is not None:
+        print(f"  check on {report['images']} Fashion-MNIST test images: integer codes of "
+              f"{', '.join(report['quant_layers'])} and of the logits equal to torch: {report['exact']}")
+    if args.baseline_out:
+        from winoforge.hw.baseline import direct_baseline
+
+        export_run(direct_baseline(model), args.baseline_out, check_images=check)
+        print(f"  stock-FINN baseline (direct 3x3 convolutions) -> {args.baseline_out}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from winoforge.hw.build import BuildStepError
+    from winoforge.hw.flow import build_package, golden_images
+
+    golden = golden_images(args.verify_images, args.data_dir)[1] if args.verify_images else None
+    try:
+        manifest = build_package(args.onnx, args.name, board=args.board, target_fps=args.target_fps,
+                                 out_root=args.out_root, work_root=args.work_root, golden=golden,
+                                 codegen=args.codegen, baseline=args.baseline)
+    except BuildStepError as err:
+        print(f"winoforge build: {err}", file=sys.stderr)
+        return 1
+    est = json.loads((Path(args.out_root) / args.name / "reports" / "estimates.json").read_text())
+    totals = est.get("totals", {})
+    print(f"{args.name}: {manifest['flow']} on {manifest['board']} at {manifest['clock_mhz']:g} MHz -- "
+          f"estimated {est['fps']:.0f} FPS (slowest: {est['slowest']}, {est['max_cycles']} cycles); "
+          f"LUT {totals.get('LUT', 0):.0f}, BRAM18 {totals.get('BRAM_18K', 0):.0f}, DSP {totals.get('DSP', 0):.0f}")
+    print(f"  package: {Path(args.out_root) / args.name} ({len(manifest['files'])} files, sha256 in manifest.json)"
+          + ("" if manifest["provenance"]["vivado"] else "; no Vivado here: no .bit/.hwh"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="winoforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bits", help="exact bit growth of integer Winograd convolution")
     p.add_argument("--in-bits", type=int, required=True)
     p.add_argument("--weight-bits", type=int, required=True)
-    p.add_argument("--cin", type=int, required=True, help="accumulated channels (SRBS: cin*keep/sub_row)")
+    p.add_argument("--cin", type=int, required=True, help="input channels (SRBS layers too: one output can see every channel)")
     p.add_argument("--m", type=int, choices=ms, default=2)
     p.add_argument("--unsigned-input", action="store_true")
     p.set_defaults(func=cmd_bits)
@@ -165,6 +223,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("export", help="export a student to QONNX and check it against torch on real images")
+    p.add_argument("--run", type=str, default=None, help="a finished `winoforge distill` run folder; "
+                   "without it: the reference (untrained) student described by the options below")
+    p.add_argument("--out", type=str, default="build/student/model.onnx")
+    p.add_argument("--baseline-out", type=str, default=None,
+                   help="also export the same network with direct 3x3 convolutions (stock-FINN baseline)")
+    p.add_argument("--check-images", type=int, default=100, help="Fashion-MNIST test images for the check (0: none)")
+    p.add_argument("--data-dir", type=str, default=None)
+    p.add_argument("--widths", type=str, default=None, help="reference student: e.g. 32,32,M,64,64,M")
+    p.add_argument("--m", type=int, choices=[2, 4], default=2)
+    p.add_argument("--w-bits", type=int, default=4)
+    p.add_argument("--a-bits", type=int, default=4)
+    p.add_argument("--sub-row", type=int, default=8)
+    p.add_argument("--keep", type=int, default=2)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("build", help="FINN build + estimates of an exported model -> bitstreams/<name>/")
+    p.add_argument("--onnx", type=str, default="build/student/model.onnx")
+    p.add_argument("--name", type=str, default="student")
+    p.add_argument("--board", type=str, default="pynq-z2", help="pynq-z2, zcu104, ultra96-v2")
+    p.add_argument("--target-fps", type=float, default=None, help="folding target (frames per second)")
+    p.add_argument("--baseline", action="store_true", help="stock FINN steps (for a direct-convolution export)")
+    p.add_argument("--codegen", action="store_true", help="also run FINN's step_hw_codegen")
+    p.add_argument("--verify-images", type=int, default=1,
+                   help="golden images executed after every step (0: no verification)")
+    p.add_argument("--out-root", type=str, default="bitstreams")
+    p.add_argument("--work-root", type=str, default="build")
+    p.add_argument("--data-dir", type=str, default=None)
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,445 @@
+"""FINN builds of exported students: our Winograd-SRBS flow and the stock-FINN baseline.
+
+A build is finn-plus's :class:`DataflowBuildConfig` plus a step list that mixes
+FINN's own steps (by name) with ours (callables ``step(model, cfg) -> model``):
+
+=================================  ==========================================================
+``step_winograd_import``           ours: raw-uint8 input (``x/255`` folded in front), fuse every
+                                   Winograd subgraph into ``WinogradConv`` (hw/transforms.py)
+``step_qonnx_to_finn``             FINN: ``Quant`` activations -> ``MultiThreshold``
+``step_tidy_up``                   FINN
+``step_winograd_streamline``       ours: FINN's ``Streamline`` with our rules for ``WinogradConv``,
+                                   then ``WinogradConv`` -> ``WinogradSRBS`` (NHWC) and FINN's
+                                   lowering / transpose absorption
+``step_convert_to_hw``             FINN: the rest to FINN hardware layers
+``step_check_supported``           ours: any node left that is not hardware (other than the
+                                   float post-processing of the logits) stops the build, named
+``step_minimize_bit_width_initial`` ... ``step_specialize_layers``   FINN
+``step_winograd_folding``          ours: FINN's ``SetFolding`` for its layers, then PE/SIMD of
+                                   every ``WinogradSRBS`` from the same cycle target
+``step_minimize_bit_width``, ``step_generate_estimate_reports``     FINN
+``step_check_resources``           ours: the estimate must fit the board, else a clear error
+``step_hw_codegen``                FINN (optional): HDL of FINN's RTL layers, our weight files
+=================================  ==========================================================
+
+The baseline is the same network with dense direct 3x3 convolutions through
+FINN's stock ``estimate_only_dataflow_steps`` (ConvolutionInputGenerator +
+MVAU), with the same board, clock and target.
+
+Every intermediate model is saved (``<work>/intermediate_models/NN_<step>.onnx``).
+After every step the model is executed in Python on a golden input and its
+output -- as integer codes of the classifier's accumulator, see
+:func:`winoforge.hw.export.output_codes` -- must equal the previous level's with
+``np.array_equal``; the dataflow partition's own integer output must equal
+the level before it too.  FINN's specialised ``*_hls``/``*_rtl`` layers have no
+Python mode, so a copy of the graph with each mapped back to its generic op is
+executed (shared notes: this view is what matched in the measurements).  A failing
+step raises :class:`BuildStepError` naming the step; the models written so far stay.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .finn_env import ensure_finn
+
+__all__ = ["BuildStepError", "BuildResult", "winograd_steps", "baseline_steps", "make_build_config",
+           "run_build", "execute_python", "generic_view"]
+
+
+class BuildStepError(RuntimeError):
+    """A build step failed (``step`` names it; ``models_dir`` holds the models written so far)."""
+
+    def __init__(self, step: str, models_dir: Path, cause: BaseException):
+        self.step, self.models_dir, self.cause = step, models_dir, cause
+        super().__init__(f"build step {step} failed: {type(cause).__name__}: {cause} "
+                         f"(models written so far: {models_dir})")
+
+
+# ------------------------------------------------------------------ our steps
+
+
+def step_winograd_import(model, cfg):
+    """Raw uint8 input in front of the exported ``x/255`` input, then fuse Winograd subgraphs."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from .transforms import FuseWinogradSubgraph
+
+    graph = model.graph
+    old = graph.input[0]
+    shape = model.get_tensor_shape(old.name)
+    raw = helper.make_tensor_value_info("raw_input", TensorProto.FLOAT, shape)
+    graph.input.remove(old)
+    graph.input.insert(0, raw)
+    model.set_initializer("input_unscale", np.asarray(1.0 / 255.0, dtype=np.float32))
+    graph.node.insert(0, helper.make_node("Mul", ["raw_input", "input_unscale"], [old.name], name="InputUnscale"))
+    model.set_tensor_datatype("raw_input", DataType["UINT8"])
+    model = model.transform(InferShapes())
+    return model.transform(FuseWinogradSubgraph())
+
+
+def step_winograd_streamline(model, cfg):
+    """FINN's ``step_streamline`` with our ``WinogradConv`` rules, then lowering to ``WinogradSRBS``."""
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
+    from qonnx.transformation.general import RemoveUnusedTensors
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts as InferLayouts
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    from .transforms import Absorb1BitMulIntoWinograd, LowerWinogradToHW, MoveScalarMulPastWinograd
+
+    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    for _ in range(8):
+        before = model.model.SerializeToString()
+        model = model.transform(Streamline())
+        model = model.transform(MoveScalarMulPastWinograd())
+        model = model.transform(Absorb1BitMulIntoWinograd())
+        model = model.transform(InferDataTypes())
+        if model.model.SerializeToString() == before:
+            break
+    model = model.transform(LowerWinogradToHW())
+    if model.get_nodes_by_op_type("Conv"):
+        model = model.transform(LowerConvsToMatMul())
+    model = model.transform(MakeMaxPoolNHWC())
+    model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
+    model = model.transform(MakeMaxPoolNHWC())
+    model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    model = model.transform(Streamline())
+    model = model.transform(InferLayouts())
+    return model.transform(RemoveUnusedTensors())
+
+
+def step_streamline_head(model, cfg):
+    """Global average pooling -> FINN's ``GlobalAccPool`` (integer sum) + a scalar ``Mul(1/pixels)``,
+    then streamline again so the ``Mul`` moves past the classifier's ``MatMul`` (which then has
+    integer inputs and becomes an MVAU).  FINN converts the pooling only in ``convert_to_hw``,
+    after streamlining, which would leave the classifier in float."""
+    from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline.reorder import MoveScalarLinearPastInvariants, MoveScalarMulPastMatMul
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    if not model.get_nodes_by_op_type("GlobalAveragePool"):
+        return model
+    model = model.transform(InferDataLayouts())
+    model = model.transform(InferGlobalAccPoolLayer())
+    for tr in (MoveScalarLinearPastInvariants(), MoveScalarMulPastMatMul(), Streamline(), InferDataTypes()):
+        model = model.transform(tr)
+    return model
+
+
+#: Float nodes allowed after the last hardware layer: the classifier's output scale and bias.
+POSTPROCESSING_OPS = {"Mul", "Add", "Reshape", "Flatten", "Transpose"}
+#: Nodes allowed before the first hardware layer: the layout change of the input.
+PREPROCESSING_OPS = {"Transpose", "Reshape"}
+
+
+def step_check_supported(model, cfg):
+    """Stop with the node's name and op type if anything but trailing post-processing is not hardware."""
+    from .transforms import UnsupportedNodeError
+
+    hw = [n for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")]
+    if not hw:
+        raise UnsupportedNodeError("no node was converted to a hardware layer")
+    first_hw = min(i for i, n in enumerate(model.graph.node) if n in hw)
+    last_hw = max(i for i, n in enumerate(model.graph.node) if n in hw)
+    for i, node in enumerate(model.graph.node):
+        if node in hw:
+            continue
+        if (i > last_hw and node.op_type in POSTPROCESSING_OPS) or (i < first_hw and node.op_type in PREPROCESSING_OPS):
+            continue
+        raise UnsupportedNodeError(f"node {node.name} (op type {node.op_type}) has no hardware implementation "
+                                   "in this flow; supported: Winograd 3x3 convolutions, quantized ReLU/identity "
+                                   "activations, BatchNorm, max-pooling, global average pooling, quantized Linear")
+    return model
+
+
+def step_winograd_folding(model, cfg):
+    """FINN's folding for its layers (``target_fps``), then our ``WinogradSRBS`` layers to the same
+    cycle budget ``clock / target_fps``."""
+    from finn.builder.build_dataflow_steps import step_target_fps_parallelization
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = step_target_fps_parallelization(model, cfg)
+    if cfg.target_fps:
+        target_cycles = int(1e9 / cfg.synth_clk_period_ns / cfg.target_fps)
+        for node in _dataflow_nodes(model):
+            if node.op_type.startswith("WinogradSRBS"):
+                getCustomOp(node).choose_folding(target_cycles)
+    return model
+
+
+def step_check_resources(model, cfg):
+    """The whole estimate must fit the board (``hw.boards``), else a clear error naming what does not."""
+    from .boards import fits, get_board
+
+    result = fits(resource_totals(model, cfg), get_board(cfg.board))
+    if not result.ok:
+        raise ValueError(f"the estimated design {result}; lower --target-fps or choose a larger board")
+    return model
+
+
+# ------------------------------------------------------------------ step lists
+
+FINN_FRONT = ["step_qonnx_to_finn", "step_tidy_up"]
+FINN_BACK = ["step_minimize_bit_width_initial", "step_create_dataflow_partition", "step_specialize_layers"]
+
+
+def winograd_steps(codegen: bool = False) -> list:
+    steps = [step_winograd_import, *FINN_FRONT, step_winograd_streamline, step_streamline_head, "step_convert_to_hw",
+             step_check_supported,
+             *FINN_BACK, step_winograd_folding, "step_minimize_bit_width", "step_generate_estimate_reports",
+             step_check_resources]
+    return steps + (["step_hw_codegen"] if codegen else [])
+
+
+def baseline_steps() -> list:
+    """Stock FINN (``estimate_only_dataflow_steps``), with the same raw-uint8 input import and checks."""
+    return [step_baseline_import, *FINN_FRONT, "step_streamline", step_streamline_head, "step_convert_to_hw",
+            step_check_supported,
+            *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config", "step_minimize_bit_width",
+            "step_generate_estimate_reports"]
+
+
+def step_baseline_import(model, cfg):
+    """Raw uint8 input, nothing fused (a baseline has no Winograd layers)."""
+    from .transforms import FuseWinogradSubgraph  # noqa: F401
+
+    return step_winograd_import(model, cfg)
+
+
+# ------------------------------------------------------------------ execution
+
+
+def _dataflow_nodes(model):
+    """The nodes of the dataflow partition (or of the model itself before partitioning)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    parts = model.get_nodes_by_op_type("StreamingDataflowPartition")
+    if not parts:
+        return [n for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")]
+    nodes = []
+    for p in parts:
+        nodes.extend(ModelWrapper(getCustomOp(p).get_nodeattr("model")).graph.node)
+    return nodes
+
+
+def generic_view(model, scratch: Path):
+    """A copy in which FINN's specialised ``*_hls``/``*_rtl`` nodes are their generic ops again
+    (Python-executable); dataflow partitions are rewritten the same way into ``scratch``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    view = copy.deepcopy(model)
+    for node in view.graph.node:
+        for style in ("hls", "rtl"):
+            if node.domain == f"finn.custom_op.fpgadataflow.{style}" and node.op_type.endswith(f"_{style}"):
+                node.domain = "finn.custom_op.fpgadataflow"
+                node.op_type = node.op_type[: -len(style) - 1]
+        if node.op_type == "StreamingDataflowPartition":
+            inst = getCustomOp(node)
+            child = generic_view(ModelWrapper(inst.get_nodeattr("model")), scratch)
+            scratch.mkdir(parents=True, exist_ok=True)
+            path = scratch / f"generic_{node.name}.onnx"
+            child.save(str(path))
+            inst.set_nodeattr("model", str(path))
+    return view
+
+
+def execute_python(model, raw: np.ndarray, scratch: Path) -> dict[str, np.ndarray]:
+    """Execute ``model`` on the raw uint8 image batch ``raw`` (N, C, H, W): returns the output and,
+    where a dataflow partition exists, its integer output (key ``"dataflow"``)."""
+    import qonnx.core.onnx_exec as oxe
+    from qonnx.core.datatype import DataType
+
+    import winoforge.hw.ops  # noqa: F401
+    import winoforge.hw.winograd_op  # noqa: F401
+
+    view = generic_view(model, scratch)
+    iname, oname = view.graph.input[0].name, view.graph.output[0].name
+    x = raw if view.get_tensor_datatype(iname) == DataType["UINT8"] else raw / 255.0
+    x = x.astype(np.float32)
+    shape = view.get_tensor_shape(iname)
+    if list(x.shape[1:]) != list(shape[1:]) and list(x.shape[1:]) == [shape[3], shape[1], shape[2]]:
+        x = x.transpose(0, 2, 3, 1)  # the graph takes NHWC
+    parts = view.get_nodes_by_op_type("StreamingDataflowPartition")
+    outs: dict[str, list[np.ndarray]] = {"output": [], "dataflow": []}
+    for i in range(0, len(x), shape[0]):
+        ctx = oxe.execute_onnx(view, {iname: x[i:i + shape[0]]}, return_full_exec_context=bool(parts))
+        outs["output"].append(ctx[oname])
+        if parts:
+            outs["dataflow"].append(ctx[parts[0].output[0]])
+    return {k: np.concatenate(v) for k, v in outs.items() if v}
+
+
+# ------------------------------------------------------------------ running
+
+
+@dataclass
+class StepRecord:
+    name: str
+    seconds: float
+    model: str
+    verified: bool | None
+    note: str = ""
+
+
+@dataclass
+class BuildResult:
+    name: str
+    board: str
+    out_dir: Path
+    steps: list[StepRecord]
+    model: Any = field(repr=False)
+    estimates: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "board": self.board, "out_dir": str(self.out_dir),
+                "steps": [asdict(s) for s in self.steps], "estimates": self.estimates}
+
+
+def make_build_config(out_dir: Path, board: str, target_fps: float | None, clock_mhz: float | None = None,
+                      folding_config: Path | None = None):
+    """finn-plus's ``DataflowBuildConfig`` for an estimate / code-generation build."""
+    ensure_finn(Path(out_dir) / "finn_build_dir")
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
+
+    from .boards import get_board
+
+    b = get_board(board)
+    clock = clock_mhz or b.clock_mhz
+    kwargs = dict(output_dir=str(out_dir), synth_clk_period_ns=1000.0 / clock, board=b.finn_board,
+                  generate_outputs=[DataflowOutputType.ESTIMATE_REPORTS], verbose=False)
+    if target_fps:
+        kwargs["target_fps"] = int(target_fps)
+    if folding_config:
+        kwargs["folding_config_file"] = str(folding_config)
+    return DataflowBuildConfig(**kwargs)
+
+
+def _resolve(step):
+    if callable(step):
+        return step.__name__, step
+    from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
+
+    return step, build_dataflow_step_lookup[step]
+
+
+def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.ndarray | None = None,
+              head: dict | None = None, progress: bool = True, name: str = "build") -> BuildResult:
+    """Run ``steps`` on the exported model at ``onnx_path``; verify after each step on ``golden``
+    (raw uint8 images, (N, C, H, W)) when given.  ``head``: the export's output quantum
+    (default: read from the model's metadata)."""
+    out_dir = Path(cfg.output_dir)
+    ensure_finn(out_dir / "finn_build_dir")
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    import winoforge.hw.ops  # noqa: F401  (our domains must be importable for every executor)
+    import winoforge.hw.winograd_op  # noqa: F401
+
+    from .export import HEAD_KEY, output_codes, read_metadata
+
+    models_dir = out_dir / "intermediate_models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    scratch = out_dir / "verification_views"
+    model = ModelWrapper(str(onnx_path))
+    head = head or read_metadata(model, HEAD_KEY)
+    reference = None
+    if golden is not None:
+        reference = execute_python(model, golden, scratch)
+    records: list[StepRecord] = []
+    resolved = [_resolve(s) for s in steps]
+    iterator = resolved
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(resolved, desc=f"build {name}", unit="step")
+    for i, (step_name, fn) in enumerate(iterator, start=1):
+        t0 = time.perf_counter()
+        path = models_dir / f"{i:02d}_{step_name}.onnx"
+        try:
+            model = fn(model, cfg)
+            model.save(str(path))
+            verified, note = None, ""
+            if golden is not None:
+                got = execute_python(model, golden, scratch)
+                verified, note = _compare(reference, got, head)
+                if not verified:
+                    raise AssertionError(f"Python execution differs from the previous level: {note}")
+                reference = {**reference, **got}
+        except Exception as exc:  # noqa: BLE001 -- re-raised with the step named
+            raise BuildStepError(step_name, models_dir, exc) from exc
+        records.append(StepRecord(step_name, time.perf_counter() - t0, str(path), verified, note))
+    result = BuildResult(name, cfg.board, out_dir, records, model)
+    result.estimates = estimate_summary(model, cfg)
+    (out_dir / "winoforge_build.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    return result
+
+
+def _compare(reference: dict, got: dict, head: dict | None) -> tuple[bool, str]:
+    from .export import output_codes
+
+    if head:
+        a, b = output_codes(head, reference["output"]), output_codes(head, got["output"])
+    else:
+        a, b = reference["output"], got["output"]
+    if not np.array_equal(a, b):
+        return False, f"output codes differ in {int((a != b).sum())} of {a.size} places"
+    note = "output codes equal"
+    if "dataflow" in got and "dataflow" in reference:
+        if not np.array_equal(reference["dataflow"], got["dataflow"]):
+            return False, "the dataflow partition's integer output changed"
+        note += "; dataflow integer output equal"
+    return True, note
+
+
+# ------------------------------------------------------------------ estimates
+
+
+def resource_totals(model, cfg) -> dict[str, float]:
+    """Sum of FINN's per-node estimates (LUT, FF?, BRAM_18K, DSP, URAM) over the dataflow nodes."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    part = cfg._resolve_fpga_part()
+    totals: dict[str, float] = {}
+    for node in _dataflow_nodes(model):
+        est = getCustomOp(node).node_res_estimation(part)
+        for k, v in est.items():
+            if isinstance(v, (int, float)) and "efficiency" not in k.lower():
+                totals[k] = totals.get(k, 0) + v
+    return totals
+
+
+def estimate_summary(model, cfg) -> dict:
+    """Per-layer cycles and resources, the slowest layer, and FPS at the build clock."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    part = cfg._resolve_fpga_part()
+    layers = []
+    for node in _dataflow_nodes(model):
+        inst = getCustomOp(node)
+        entry = {"name": node.name, "op_type": node.op_type, "cycles": int(inst.get_exp_cycles()),
+                 "resources": {k: v for k, v in inst.node_res_estimation(part).items() if isinstance(v, (int, float))}}
+        if hasattr(inst, "ideal_cycles"):
+            entry.update(ideal_cycles=int(inst.ideal_cycles()), multipliers=int(inst.multipliers()))
+        layers.append(entry)
+    if not layers:
+        return {}
+    clock_hz = 1e9 / cfg.synth_clk_period_ns
+    slowest = max(layers, key=lambda e: e["cycles"])
+    return {"clock_mhz": clock_hz / 1e6, "layers": layers, "totals": resource_totals(model, cfg),
+            "max_cycles": slowest["cycles"], "slowest": slowest["name"], "fps": clock_hz / max(slowest["cycles"], 1)}

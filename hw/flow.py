@@ -1,0 +1,231 @@
+"""The hardware flow behind ``winoforge export`` / ``winoforge build``: student runs in,
+QONNX models and deployment packages out.
+
+* :func:`load_student` -- a finished ``winoforge distill`` run (weights checked against
+  the sha256 in ``model.json``).
+* :func:`reference_student` -- a student of a given architecture with the SRBS pattern
+  applied to its (random) weights and BatchNorm statistics from real images: the
+  hardware cost of a layer depends on its shape, widths and sparsity, not on the
+  trained values, so estimates and the baseline comparison use it when no trained
+  run is at hand (recorded as such in every result).
+* :func:`export_run` -- QONNX export plus the equality check on real images.
+* :func:`build_package` -- the FINN build and the deployment package
+  ``bitstreams/<name>/`` (DESIGN.md, "Deployment packages"): ``manifest.json``
+  with the sha256 of every file, the exported ``model.onnx``, the dataflow models,
+  the reports, and ``.bit``/``.hwh`` only where Vivado built them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["load_student", "reference_student", "golden_images", "export_run", "build_package",
+           "write_manifest", "verify_package", "PACKAGE_FORMAT", "CorruptPackageError"]
+
+PACKAGE_FORMAT = 1
+
+
+class CorruptPackageError(ValueError):
+    """A deployment package whose files do not match the sha256 in its manifest."""
+
+
+def load_student(run_dir: str | Path):
+    """``(model, info)`` of a finished distillation run, in eval mode; refuses a corrupt weights file."""
+    from safetensors.torch import load_file
+
+    from winoforge.model.checkpoint import sha256_file
+    from winoforge.model.config import from_dict
+    from winoforge.model.students import StudentConfig, build_student
+
+    run_dir = Path(run_dir)
+    info_path = run_dir / "model.json"
+    if not info_path.is_file():
+        raise ValueError(f"{run_dir} holds no finished student (no model.json); train one with "
+                         "`winoforge distill --config configs/fmnist_distill_w4a4_srbs25.toml`")
+    info = json.loads(info_path.read_text())
+    if info.get("kind") != "student":
+        raise ValueError(f"{run_dir} is not a student run (kind={info.get('kind')!r})")
+    weights = run_dir / "model.safetensors"
+    if sha256_file(weights) != info["sha256"]:
+        raise ValueError(f"{weights} does not match its sha256 in model.json: refusing a corrupt student")
+    cfg = from_dict(StudentConfig, info["student"], "student")
+    model = build_student(cfg, info["in_channels"], info["num_classes"])
+    state = load_file(str(weights))
+    model.load_state_dict(state)
+    return model.eval(), info
+
+
+def golden_images(count: int, data_root: str | Path | None = None, split: str = "test"):
+    """The first ``count`` Fashion-MNIST images of ``split``: ``(float images (N,1,28,28) in [0,1],
+    raw uint8 as float32, labels)``."""
+    from winoforge.model.data import load_fashion_mnist
+
+    ds = load_fashion_mnist(data_root, split)
+    raw = np.asarray(ds.images[:count], dtype=np.float32)
+    if raw.ndim == 3:
+        raw = raw[:, None]
+    return raw / 255.0, raw, np.asarray(ds.labels[:count])
+
+
+def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4, sub_row: int = 8, keep: int = 2,
+                      weight_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None):
+    """A VGG student with SRBS ``keep/sub_row`` applied and BN statistics from ``calibration``
+    images (N, 1, 28, 28) in [0, 1] -- see the module docstring for why this is a valid
+    hardware-cost reference."""
+    import torch
+
+    from winoforge.model.students import StudentConfig, build_student, winograd_layers
+
+    torch.manual_seed(seed)
+    kwargs = {} if widths is None else {"widths": list(widths)}
+    cfg = StudentConfig(m=m, w_bits=w_bits, a_bits=a_bits, sub_row=sub_row, keep=sub_row,
+                        weight_quant=weight_quant, **kwargs)
+    model = build_student(cfg, 1, 10)
+    for layer in winograd_layers(model).values():
+        layer.update_mask(keep)
+    if calibration is not None:
+        model.train()
+        with torch.no_grad():
+            for batch in np.array_split(np.asarray(calibration, dtype=np.float32), max(1, len(calibration) // 64)):
+                model(torch.from_numpy(batch))
+    return model.eval()
+
+
+def export_run(model, out: str | Path, image_shape=(1, 28, 28), check_images: np.ndarray | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Export ``model`` to ``out`` (QONNX) and, given images, check it (see ``hw.export``).
+    Writes ``<out>.check.json``; raises if the check finds a difference."""
+    from .export import check_export, export_student
+
+    out = Path(out)
+    onnx_model = export_student(model, out, image_shape)
+    report: dict[str, Any] = {"onnx": str(out), "nodes": len(onnx_model.graph.node)}
+    if check_images is not None:
+        result = check_export(model, onnx_model, check_images, progress=progress)
+        report.update(images=result.images, quant_layers=result.quant_layers, exact=result.exact,
+                      mismatches=result.mismatches, logits_equal_float=result.logits_equal_float,
+                      max_float_logit_difference=result.max_logit_diff)
+        out.with_suffix(".check.json").write_text(json.dumps(report, indent=2) + "\n")
+        if not result.exact:
+            raise AssertionError(f"the export differs from the torch student: {result.mismatches}")
+    return report
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_commit() -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        out = subprocess.run([git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("winoforge", "finn-plus", "qonnx", "brevitas", "torch", "onnx", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_manifest(package: Path, info: dict[str, Any]) -> Path:
+    """``manifest.json``: ``info`` plus the sha256 and size of every other file in ``package``."""
+    files = {}
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        files[str(path.relative_to(package))] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    manifest = {"format_version": PACKAGE_FORMAT, **info, "files": files}
+    target = package / "manifest.json"
+    target.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return target
+
+
+def verify_package(package: str | Path) -> dict[str, Any]:
+    """The manifest of ``package`` after checking every file's sha256; raises CorruptPackageError."""
+    package = Path(package)
+    manifest_path = package / "manifest.json"
+    if not manifest_path.is_file():
+        raise CorruptPackageError(f"{package} has no manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format_version") != PACKAGE_FORMAT:
+        raise CorruptPackageError(f"{manifest_path}: format_version {manifest.get('format_version')!r}; "
+                                  f"allowed: {PACKAGE_FORMAT}")
+    for rel, entry in manifest["files"].items():
+        path = package / rel
+        if not path.is_file():
+            raise CorruptPackageError(f"{package}: {rel} is listed in the manifest but missing")
+        if _sha256(path) != entry["sha256"]:
+            raise CorruptPackageError(f"{package}: {rel} does not match its sha256 in manifest.json")
+    return manifest
+
+
+def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
+                  out_root: str | Path = "bitstreams", work_root: str | Path = "build", golden: np.ndarray | None = None,
+                  codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
+    deployment package ``<out_root>/<name>/``.  Returns the package's manifest."""
+    from .build import baseline_steps, make_build_config, run_build, winograd_steps
+    from .finn_env import shims_active, vivado_available
+
+    work = Path(work_root) / name
+    if work.exists():
+        shutil.rmtree(work)
+    cfg = make_build_config(work, board, target_fps)
+    steps = baseline_steps() if baseline else winograd_steps(codegen=codegen)
+    result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
+    package = Path(out_root) / name
+    if package.exists():
+        shutil.rmtree(package)
+    (package / "reports").mkdir(parents=True)
+    shutil.copy2(onnx_path, package / "model.onnx")
+    # FINN's create_dataflow_partition continues with the accelerator's graph and writes the
+    # graph around it (layout change of the input, float post-processing) as dataflow_parent.onnx
+    result.model.save(str(package / "dataflow_model.onnx"))
+    parent = work / "intermediate_models" / "dataflow_parent.onnx"
+    if parent.is_file():
+        shutil.copy2(parent, package / "dataflow_parent.onnx")
+    (package / "reports" / "estimates.json").write_text(json.dumps(result.estimates, indent=2) + "\n")
+    (package / "reports" / "build_steps.json").write_text(
+        json.dumps([s.__dict__ for s in result.steps], indent=2, default=str) + "\n")
+    finn_reports = work / "report"
+    if finn_reports.is_dir():
+        for path in finn_reports.glob("*.json"):
+            shutil.copy2(path, package / "reports" / f"finn_{path.name}")
+    iname = result.model.graph.input[0].name
+    oname = result.model.graph.output[0].name
+    info = {
+        "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "board": cfg.board, "fpga_part": cfg._resolve_fpga_part(), "clock_mhz": 1000.0 / cfg.synth_clk_period_ns,
+        "flow": "stock-finn-baseline" if baseline else "winograd-srbs",
+        "input": {"name": iname, "shape": result.model.get_tensor_shape(iname), "dtype": "uint8"},
+        "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
+        "estimated_fps": result.estimates.get("fps"), "bitfile": None,
+        "provenance": {"versions": _versions(), "git_commit": _git_commit(), "vivado": vivado_available(),
+                       "finn_shims": shims_active(), **(provenance or {})},
+    }
+    write_manifest(package, info)
+    return verify_package(package)

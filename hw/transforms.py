@@ -1,0 +1,315 @@
+"""qonnx transformations that carry Winograd layers from the export to FINN's hardware graph.
+
+1. :class:`FuseWinogradSubgraph` (QONNX level, before ``qonnx_to_finn``): each
+   exported Winograd subgraph (see
+   :func:`winoforge.model.winograd_layer.winograd_conv2d_onnx`) becomes one
+   :class:`winoforge.hw.ops.WinogradConv` node holding the integer weight codes,
+   followed by a ``Mul`` with the per-output-channel weight scale.  The fixed
+   transform kernels are checked against :class:`winoforge.winograd.WinogradSpec`,
+   the weight codes are read from the ``Quant`` node exactly (the dequantized
+   weights must sit exactly on the quantizer's grid), and the SRBS parameters
+   come from the export's metadata.
+2. During streamlining, FINN's rules know ``Conv`` but not our node, so
+   :class:`MoveScalarMulPastWinograd` (``WinogradConv(x * c) = WinogradConv(x) * c``,
+   exact because the layer is linear and zero padding commutes with scaling) and
+   :class:`Absorb1BitMulIntoWinograd` (a +-1 per-channel sign after the layer is
+   folded into the rows of ``U``; the weights are narrow-range, so negation
+   stays in range) play the roles of ``MoveScalarMulPastConv`` and
+   ``Absorb1BitMulIntoConv``.
+3. :class:`LowerWinogradToHW` replaces each streamlined ``WinogradConv`` (integer
+   input) with ``Transpose -> WinogradSRBS (NHWC) -> Transpose``; FINN's transpose
+   absorption then removes the transposes between neighbours, as it does for
+   lowered convolutions.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_shapes import InferShapes
+
+from winoforge.winograd import WinogradSpec
+
+from .ops import DOMAIN, integer_valued
+
+__all__ = ["FuseWinogradSubgraph", "MoveScalarMulPastWinograd", "Absorb1BitMulIntoWinograd",
+           "LowerWinogradToHW", "UnsupportedNodeError", "layer_metadata"]
+
+LAYERS_KEY = "winoforge.layers"
+
+
+class UnsupportedNodeError(ValueError):
+    """A node the flow cannot map to hardware; the message names it and its op type."""
+
+
+def layer_metadata(model) -> dict:
+    for prop in model.model.metadata_props:
+        if prop.key == LAYERS_KEY:
+            return json.loads(prop.value)
+    return {}  # not exported by winoforge: every Winograd layer is taken as dense
+
+
+def _producer(model, tensor, op_type, where):
+    node = model.find_producer(tensor)
+    if node is None or node.op_type != op_type:
+        found = "a graph input" if node is None else f"{node.op_type} node {node.name}"
+        raise _NoMatch(f"{where}: expected {op_type} producing {tensor}, found {found}")
+    return node
+
+
+class _NoMatch(Exception):
+    pass
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _weight_codes(model, tensor: str, where: str):
+    """Integer codes and scales of a weight computed as ``Quant -> (Transpose|Reshape)* ->``.
+
+    Returns ``(codes, scales, datatype, nodes)`` with the chain replayed on the codes and on
+    the broadcast scales; ``nodes`` are the weight path's nodes (to remove)."""
+    chain = []
+    node = model.find_producer(tensor)
+    while node is not None and node.op_type in ("Transpose", "Reshape"):
+        chain.append(node)
+        node = model.find_producer(node.input[0])
+    if node is None or node.op_type != "Quant" or any(model.get_initializer(i) is None for i in node.input):
+        raise _NoMatch(f"{where}: the weight {tensor} is not a constant Quant node (+ Transpose/Reshape)")
+    inst = getCustomOp(node)
+    values = model.get_initializer(node.input[0]).astype(np.float32)
+    scale = np.broadcast_to(model.get_initializer(node.input[1]).astype(np.float32), values.shape)
+    zero_point = model.get_initializer(node.input[2])
+    if np.any(zero_point != 0):
+        raise UnsupportedNodeError(f"Quant node {node.name} (op type Quant): weight zero-points must be 0")
+    ctx = {i: model.get_initializer(i) for i in node.input}
+    ctx[node.output[0]] = None
+    inst.execute_node(ctx, model.graph)
+    q = ctx[node.output[0]].astype(np.float64)
+    codes = np.round(q / scale)
+    off = float(np.abs(q / scale - codes).max()) if q.size else 0.0
+    if off > 1e-4:
+        raise UnsupportedNodeError(f"Quant node {node.name} (op type Quant): weights are off the grid by {off:.3g}")
+    scales = np.array(scale, dtype=np.float64)
+    for n in reversed(chain):
+        if n.op_type == "Transpose":
+            perm = _attr(n, "perm")
+            codes, scales = codes.transpose(perm), scales.transpose(perm)
+        else:
+            shape = model.get_initializer(n.input[1])
+            codes, scales = codes.reshape(shape), scales.reshape(shape)
+    return codes, scales, inst.get_integer_datatype(model), chain + [node]
+
+
+class FuseWinogradSubgraph(Transformation):
+    """Replace every exported Winograd subgraph by ``WinogradConv -> Mul(s_w)``; see the module docstring."""
+
+    def apply(self, model):
+        meta = layer_metadata(model)
+        for d2s in model.get_nodes_by_op_type("DepthToSpace"):
+            try:
+                found = self._match(model, d2s)
+            except _NoMatch as e:
+                if _layer_name(d2s.name) in meta:
+                    raise UnsupportedNodeError(f"Winograd layer {_layer_name(d2s.name)} does not have the exported "
+                                               f"pattern at DepthToSpace node {d2s.name}: {e}") from None
+                continue
+            self._replace(model, found, meta.get(found["layer"], {}))
+            model = model.transform(InferShapes())
+            return model, True
+        return model, False
+
+    @staticmethod
+    def _match(model, d2s) -> dict:
+        where = f"DepthToSpace {d2s.name}"
+        if _attr(d2s, "mode", b"DCR") not in (b"CRD", "CRD"):
+            raise _NoMatch(f"{where}: mode must be CRD")
+        m = int(_attr(d2s, "blocksize"))
+        if m not in (2, 4):
+            raise _NoMatch(f"{where}: blocksize {m} is not a Winograd tile (2, 4)")
+        spec = WinogradSpec(m)
+        t, T = spec.t, spec.t * spec.t
+        out_conv = _producer(model, d2s.input[0], "Conv", where)
+        r3 = _producer(model, out_conv.input[0], "Reshape", where)
+        t2 = _producer(model, r3.input[0], "Transpose", where)
+        r2 = _producer(model, t2.input[0], "Reshape", where)
+        prod_conv = _producer(model, r2.input[0], "Conv", where)
+        r1 = _producer(model, prod_conv.input[0], "Reshape", where)
+        t1 = _producer(model, r1.input[0], "Transpose", where)
+        r0 = _producer(model, t1.input[0], "Reshape", where)
+        in_conv = _producer(model, r0.input[0], "Conv", where)
+        pad = _producer(model, in_conv.input[0], "Pad", where)
+        x = pad.input[0]
+        n, cin, h, w = model.get_tensor_shape(x)
+        k_in = model.get_initializer(in_conv.input[1])
+        k_out = model.get_initializer(out_conv.input[1])
+        if k_in is None or k_out is None:
+            raise _NoMatch(f"{where}: transform kernels are not constant")
+        cout = k_out.shape[0] // (m * m)
+        from winoforge.model.winograd_layer import _onnx_kernels
+
+        want_in, want_out = _onnx_kernels(m, cin, cout)
+        if not (np.array_equal(k_in, want_in) and np.array_equal(k_out, want_out)):
+            raise _NoMatch(f"{where}: transform kernels differ from F({m},3)'s B^T/A^T")
+        if (_attr(in_conv, "group"), list(_attr(in_conv, "strides"))) != (cin, [m, m]) \
+                or _attr(prod_conv, "group") != T or _attr(out_conv, "group") != cout:
+            raise _NoMatch(f"{where}: group/stride attributes differ from the exported pattern")
+        pads = [int(v) for v in model.get_initializer(pad.input[1]).ravel()]
+        if _attr(pad, "mode", b"constant") not in (b"constant", "constant") or pads[:2] != [0, 0] or pads[4:6] != [0, 0] \
+                or (len(pad.input) > 2 and pad.input[2] and np.any(model.get_initializer(pad.input[2]) != 0)):
+            raise _NoMatch(f"{where}: the Pad is not a zero padding of H and W")
+        ph, pw = pads[2], pads[3]
+        codes, scales, wdt, wnodes = _weight_codes(model, prod_conv.input[1], where)
+        if codes.shape != (T * cout, cin, 1, 1):
+            raise _NoMatch(f"{where}: product weight has shape {codes.shape}, expected {(T * cout, cin, 1, 1)}")
+        U = codes.reshape(t, t, cout, cin).transpose(2, 3, 0, 1)
+        S = scales.reshape(t, t, cout, cin).transpose(2, 3, 0, 1)
+        s_w = S[:, 0, 0, 0]
+        if not np.all(S == s_w[:, None, None, None]):
+            raise UnsupportedNodeError(f"Winograd layer {_layer_name(d2s.name)}: the weight scale must be one per "
+                                       "output channel (shared by every position and input channel)")
+        last, ho, wo = d2s, h + 2 * ph - 2, w + 2 * pw - 2
+        consumer = model.find_consumer(d2s.output[0])
+        if consumer is not None and consumer.op_type == "Slice":
+            last = consumer
+        if list(model.get_tensor_shape(last.output[0])) != [n, cout, ho, wo]:
+            raise _NoMatch(f"{where}: output shape {model.get_tensor_shape(last.output[0])} is not "
+                           f"{[n, cout, ho, wo]}")
+        nodes = [pad, in_conv, r0, t1, r1, prod_conv, r2, t2, r3, out_conv, d2s] + ([last] if last is not d2s else [])
+        return {"x": x, "out": last.output[0], "U": U.astype(np.float32), "s_w": s_w.astype(np.float32),
+                "wdt": wdt, "m": m, "pads": [ph, pw], "nodes": nodes, "weight_nodes": wnodes,
+                "layer": _layer_name(d2s.name)}
+
+    @staticmethod
+    def _replace(model, f: dict, meta: dict) -> None:
+        graph = model.graph
+        base = f["layer"].replace(".", "_") or "winograd"
+        u_name, s_name, mid = f"{base}_U", f"{base}_scale", f"{base}_acc"
+        model.set_initializer(u_name, f["U"])
+        model.set_tensor_datatype(u_name, f["wdt"])
+        model.set_initializer(s_name, f["s_w"].reshape(1, -1, 1, 1))
+        idx = list(graph.node).index(f["nodes"][0])
+        conv = helper.make_node("WinogradConv", [f["x"], u_name], [mid], domain=DOMAIN, name=f"{base}_WinogradConv",
+                                m=f["m"], pads=f["pads"], sub_row=int(meta.get("sub_row", 0)),
+                                keep=int(meta.get("keep", 0)), layer=f["layer"])
+        mul = helper.make_node("Mul", [mid, s_name], [f["out"]], name=f"{base}_WeightScale")
+        for node in f["nodes"]:
+            graph.node.remove(node)
+        for node in f["weight_nodes"]:
+            if all(model.find_consumer(o) is None or model.find_consumer(o) in f["nodes"] + f["weight_nodes"]
+                   for o in node.output):
+                graph.node.remove(node)
+        graph.node.insert(idx, mul)
+        graph.node.insert(idx, conv)
+
+
+def _layer_name(node_name: str) -> str:
+    """``/features/block1/conv/DepthToSpace`` -> ``features.block1.conv``."""
+    return ".".join(p for p in node_name.split("/")[:-1] if p)
+
+
+def _const_scalar(model, node):
+    A = model.get_initializer(node.input[1])
+    return A if A is not None and A.size == 1 else None
+
+
+class MoveScalarMulPastWinograd(Transformation):
+    """``Mul(x, c) -> WinogradConv`` becomes ``WinogradConv -> Mul(., c)`` for a constant scalar ``c``."""
+
+    def apply(self, model):
+        graph = model.graph
+        for mul in list(graph.node):
+            if mul.op_type != "Mul" or model.is_fork_node(mul) or _const_scalar(model, mul) is None:
+                continue
+            conv = model.find_consumer(mul.output[0])
+            if conv is None or conv.op_type != "WinogradConv" or conv.input[0] != mul.output[0]:
+                continue
+            start, mid, end = mul.input[0], mul.output[0], conv.output[0]
+            conv.input[0], conv.output[0] = start, mid
+            mul.input[0], mul.output[0] = mid, end
+            graph.node.remove(mul)
+            graph.node.insert(list(graph.node).index(conv) + 1, mul)
+            model.set_tensor_datatype(mid, DataType["FLOAT32"])
+            model = model.transform(InferShapes())
+            return model, True
+        return model, False
+
+
+class Absorb1BitMulIntoWinograd(Transformation):
+    """``WinogradConv -> Mul(s)`` with ``s`` in {-1, +1} per output channel (or scalar):
+    multiply the rows of ``U`` by ``s`` and drop the Mul, if ``U``'s datatype allows it."""
+
+    def apply(self, model):
+        graph = model.graph
+        for conv in model.get_nodes_by_op_type("WinogradConv"):
+            mul = model.find_consumer(conv.output[0])
+            if mul is None or mul.op_type != "Mul" or model.is_fork_node(conv):
+                continue
+            A = model.get_initializer(mul.input[1])
+            if A is None or not np.all(np.isin(A, (-1.0, 1.0))):
+                continue
+            U = model.get_initializer(conv.input[1])
+            if A.size != 1 and (A.ndim != 4 or A.shape[1] != U.shape[0] or A.size != U.shape[0]):
+                continue
+            Unew = U * A.reshape(-1, 1, 1, 1)
+            wdt = model.get_tensor_datatype(conv.input[1])
+            if not all(wdt.allowed(v) for v in np.unique(Unew)):
+                continue
+            model.set_initializer(conv.input[1], Unew.astype(np.float32))
+            conv.output[0] = mul.output[0]
+            graph.node.remove(mul)
+            return model, True
+        return model, False
+
+
+class LowerWinogradToHW(Transformation):
+    """``WinogradConv`` (NCHW, integer input) -> ``Transpose -> WinogradSRBS -> Transpose``."""
+
+    def apply(self, model):
+        from .winograd_op import make_winograd_srbs_node
+
+        graph = model.graph
+        for conv in model.get_nodes_by_op_type("WinogradConv"):
+            inst = getCustomOp(conv)
+            idt = model.get_tensor_datatype(conv.input[0])
+            if not idt.is_integer():
+                raise UnsupportedNodeError(
+                    f"WinogradConv node {conv.name} (layer {inst.get_nodeattr('layer')}): its input is {idt.name} "
+                    "after streamlining, not integer -- a scale in front of it could not be moved past it")
+            U = model.get_initializer(conv.input[1])
+            if U is None or not integer_valued(U):
+                raise UnsupportedNodeError(f"WinogradConv node {conv.name}: weights must be constant integer codes")
+            n, cin, h, w = model.get_tensor_shape(conv.input[0])
+            cout = U.shape[0]
+            ph, pw = inst.get_nodeattr("pads")
+            if ph != pw:
+                raise UnsupportedNodeError(f"WinogradConv node {conv.name}: unequal paddings ({ph}, {pw}) are not "
+                                           "supported by WinogradSRBS")
+            x_nhwc, y_nhwc = conv.input[0] + "_nhwc", conv.output[0] + "_nhwc"
+            sub_row, keep = inst.get_nodeattr("sub_row"), inst.get_nodeattr("keep")
+            hw = make_winograd_srbs_node(
+                x_nhwc, conv.input[1], y_nhwc, name=conv.name.replace("WinogradConv", "WinogradSRBS"),
+                m=inst.get_nodeattr("m"), ifm_channels=cin, ofm_channels=cout, ifm_dim=[h, w], padding=ph,
+                sub_row=sub_row, keep=keep if sub_row else 0, pe=1, simd=sub_row or 1, batch_size=n,
+                input_datatype=idt.name, weight_datatype=model.get_tensor_datatype(conv.input[1]).name, weights=U)
+            pre = helper.make_node("Transpose", [conv.input[0]], [x_nhwc], perm=[0, 2, 3, 1],
+                                   name=conv.name + "_ToNHWC")
+            post = helper.make_node("Transpose", [y_nhwc], [conv.output[0]], perm=[0, 3, 1, 2],
+                                    name=conv.name + "_ToNCHW")
+            idx = list(graph.node).index(conv)
+            graph.node.remove(conv)
+            for node in (post, hw, pre):
+                graph.node.insert(idx, node)
+            model.set_tensor_shape(x_nhwc, [n, h, w, cin])
+            model.set_tensor_datatype(x_nhwc, idt)
+            return model.transform(InferShapes()), True
+        return model, False

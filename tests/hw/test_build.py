@@ -1,0 +1,137 @@
+"""FINN builds: the Winograd-SRBS flow and the stock-FINN baseline, end to end on a small student,
+with the Python execution compared bit-exactly after every step."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from winoforge.hw.baseline import direct_baseline
+from winoforge.hw.build import BuildStepError, run_build, make_build_config, winograd_steps
+from winoforge.hw.flow import (CorruptPackageError, build_package, export_run, golden_images, reference_student,
+                               verify_package)
+
+WIDTHS = [8, "M", 16, "M"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    try:
+        return golden_images(32)
+    except FileNotFoundError as err:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI installs dataset-fashion-mnist: {err}")
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, data):
+    x, raw, _ = data
+    root = tmp_path_factory.mktemp("hwbuild")
+    net = reference_student(widths=WIDTHS, calibration=x)
+    export_run(net, root / "student.onnx", check_images=x[:4], progress=False)
+    export_run(direct_baseline(net), root / "baseline.onnx", check_images=x[:4], progress=False)
+    return root, net
+
+
+def _steps(root, name):
+    return json.loads((root / "bitstreams" / name / "reports" / "build_steps.json").read_text())
+
+
+def test_winograd_build_is_bit_exact_through_every_step(exported, data):
+    root, _ = exported
+    _, raw, _ = data
+    manifest = build_package(root / "student.onnx", "wino", board="pynq-z2", target_fps=5000,
+                             out_root=root / "bitstreams", work_root=root / "build", golden=raw[:2], progress=False)
+    steps = _steps(root, "wino")
+    assert [s["name"] for s in steps][:3] == ["step_winograd_import", "step_qonnx_to_finn", "step_tidy_up"]
+    assert all(s["verified"] for s in steps), steps
+    est = json.loads((root / "bitstreams" / "wino" / "reports" / "estimates.json").read_text())
+    wino = [layer for layer in est["layers"] if layer["op_type"] == "WinogradSRBS_rtl"]
+    assert len(wino) == 2
+    assert not any(layer["op_type"].startswith(("MVAU", "ConvolutionInputGenerator")) and "conv" in layer["name"]
+                   for layer in est["layers"])
+    for layer in wino:
+        assert layer["cycles"] >= layer["ideal_cycles"] > 0
+    assert est["fps"] >= 5000  # folded to the target
+    assert manifest["flow"] == "winograd-srbs" and manifest["board"] == "Pynq-Z2"
+    assert "model.onnx" in manifest["files"] and manifest["provenance"]["vivado"] is False
+    # every intermediate model is kept
+    assert len(list((root / "build" / "wino" / "intermediate_models").glob("[0-9][0-9]_*.onnx"))) == len(steps)
+
+
+def test_baseline_build_uses_stock_finn_layers(exported, data):
+    root, _ = exported
+    _, raw, _ = data
+    build_package(root / "baseline.onnx", "base", target_fps=5000, out_root=root / "bitstreams",
+                  work_root=root / "build", golden=raw[:1], baseline=True, progress=False)
+    assert all(s["verified"] for s in _steps(root, "base"))
+    est = json.loads((root / "bitstreams" / "base" / "reports" / "estimates.json").read_text())
+    ops = {layer["op_type"] for layer in est["layers"]}
+    assert any(o.startswith("MVAU") for o in ops) and any(o.startswith("ConvolutionInputGenerator") for o in ops)
+    assert not any(o.startswith("WinogradSRBS") for o in ops)
+
+
+def test_package_is_refused_when_a_file_changes(exported, data):
+    root, _ = exported
+    _, raw, _ = data
+    build_package(root / "student.onnx", "pkg", target_fps=1000, out_root=root / "bitstreams",
+                  work_root=root / "build", golden=None, progress=False)
+    package = root / "bitstreams" / "pkg"
+    verify_package(package)
+    report = package / "reports" / "estimates.json"
+    report.write_text(report.read_text().replace("1", "2", 1))
+    with pytest.raises(CorruptPackageError, match="estimates.json"):
+        verify_package(package)
+
+
+def test_unreachable_target_fails_naming_the_step(exported, data):
+    root, _ = exported
+    _, raw, _ = data
+    with pytest.raises(BuildStepError, match="step_winograd_folding") as info:
+        build_package(root / "student.onnx", "toofast", target_fps=1e9, out_root=root / "bitstreams",
+                      work_root=root / "build", golden=None, progress=False)
+    assert info.value.step == "step_winograd_folding"
+    kept = sorted(p.name for p in info.value.models_dir.glob("[0-9][0-9]_*.onnx"))
+    assert kept and kept[-1].endswith("step_specialize_layers.onnx")  # the models written so far stay
+
+
+def test_unsupported_layer_is_named(tmp_path, data):
+    x, raw, _ = data
+    net = reference_student(widths=WIDTHS, calibration=x)
+    net.features.block2.relu = nn.Sequential(net.features.block2.relu, _Sine())  # no FINN layer for Sin
+    export_run(net, tmp_path / "odd.onnx", check_images=None, progress=False)
+    with pytest.raises(BuildStepError) as info:
+        build_package(tmp_path / "odd.onnx", "odd", out_root=tmp_path / "bits", work_root=tmp_path / "build",
+                      golden=None, progress=False)
+    message = str(info.value)
+    assert "op type Sin" in message and "Sin" in message
+    assert info.value.step in ("step_check_supported", "step_winograd_streamline")
+
+
+class _Sine(nn.Module):
+    def forward(self, x):
+        return torch.sin(getattr(x, "value", x))
+
+
+def test_a_step_that_changes_the_result_is_caught(exported, data):
+    root, _ = exported
+    _, raw, _ = data
+
+    def step_corrupt(model, cfg):  # flips the signs of the first output channel's Winograd weights
+        node = model.get_nodes_by_op_type("WinogradConv")[1]
+        U = model.get_initializer(node.input[1]).copy()
+        U[0] = -U[0]
+        model.set_initializer(node.input[1], U)
+        return model
+
+    steps = winograd_steps()
+    steps.insert(1, step_corrupt)
+    cfg = make_build_config(root / "build" / "corrupt", "pynq-z2", 1000)
+    with pytest.raises(BuildStepError, match="step_corrupt.*differs from the previous level"):
+        run_build(root / "student.onnx", cfg, steps, golden=raw[:4], progress=False)

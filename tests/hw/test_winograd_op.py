@@ -1,0 +1,615 @@
+"""The WinogradSRBS FINN layer: bit-exact Python execution through qonnx, attribute
+and weight validation, exact output datatypes, estimates, folding, RTL parameters."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import qonnx_make_model
+
+import finn.custom_op.fpgadataflow as finn_ops
+import finn.custom_op.fpgadataflow.rtl as finn_rtl_ops
+from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from winoforge.hw import winograd_op as wo
+from winoforge.winograd import WinogradSpec, srbs_mask, winograd_conv2d
+
+PART = "xc7z020clg400-1"
+INPUT_TYPES = ["BINARY", "UINT2", "UINT4", "INT2", "INT3", "INT4", "TERNARY"]
+WEIGHT_TYPES = ["INT2", "INT4", "INT6", "UINT3", "TERNARY"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def random_codes(rng, dt_name: str, shape) -> np.ndarray:
+    dt = DataType[dt_name]
+    return rng.integers(int(dt.min()), int(dt.max()) + 1, size=shape)
+
+
+def reference(x_nhwc: np.ndarray, U: np.ndarray, m: int, padding: int) -> np.ndarray:
+    """winograd_conv2d on int64, NHWC in and out."""
+    y = winograd_conv2d(x_nhwc.astype(np.int64).transpose(0, 3, 1, 2), U.astype(np.int64), m, padding)
+    return y.transpose(0, 2, 3, 1)
+
+
+def build_model(U, *, rtl=False, with_weights=True, **kw) -> ModelWrapper:
+    """A one-node graph x -> WinogradSRBS(x, U) -> y with annotated datatypes."""
+    kw.setdefault("input_datatype", "UINT4")
+    kw.setdefault("weight_datatype", "INT4")
+    batch = kw.get("batch_size", 1)
+    h, w = kw["ifm_dim"]
+    node = wo.make_winograd_srbs_node(
+        "x", "U", "y", weights=U if with_weights else None, rtl=rtl, name="wino0", **kw
+    )
+    graph = helper.make_graph(
+        [node],
+        "winograd_srbs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, h, w, kw["ifm_channels"]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("U", np.asarray(U, dtype=np.float32))
+    model.set_tensor_datatype("x", DataType[kw["input_datatype"]])
+    model.set_tensor_datatype("U", DataType[kw["weight_datatype"]])
+    return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def node_of(model: ModelWrapper):
+    return getCustomOp(model.graph.node[0])
+
+
+@st.composite
+def layer_case(draw):
+    """Random layer: shapes, paddings, m, SRBS (SubRow, Keep), folding, datatypes."""
+    m = draw(st.sampled_from([2, 4]))
+    sub_row = draw(st.sampled_from([0, 1, 2, 3, 4]))
+    keep = draw(st.integers(1, sub_row)) if sub_row else 0
+    cin = draw(st.integers(1, 3)) * sub_row if sub_row else draw(st.integers(1, 5))
+    cout = draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    padding = max(draw(st.integers(0, 2)), math.ceil((3 - min(h, w)) / 2))
+    simd = draw(st.sampled_from([d for d in range(1, cin + 1) if cin % d == 0 and (not sub_row or d % sub_row == 0)]))
+    pe = draw(st.sampled_from([d for d in range(1, cout + 1) if cout % d == 0]))
+    idt, wdt = draw(st.sampled_from(INPUT_TYPES)), draw(st.sampled_from(WEIGHT_TYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    t = m + 2
+    U = random_codes(rng, wdt, (cout, cin, t, t))
+    if sub_row:
+        U = U * srbs_mask(U, sub_row, keep)
+    params = dict(
+        m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(h, w), padding=padding, sub_row=sub_row,
+        keep=keep, pe=pe, simd=simd, input_datatype=idt, weight_datatype=wdt,
+        batch_size=draw(st.integers(1, 2)),
+    )
+    return params, U, rng
+
+
+# --------------------------------------------------------------------------- registration and execution
+
+
+def test_both_ops_are_registered_with_finn():
+    assert finn_ops.custom_op["WinogradSRBS"] is wo.WinogradSRBS
+    assert finn_rtl_ops.custom_op["WinogradSRBS_rtl"] is wo.WinogradSRBS_rtl
+    assert issubclass(wo.WinogradSRBS_rtl, wo.WinogradSRBS)
+
+
+@given(layer_case(), st.booleans())
+def test_python_execution_is_bit_exact(case, rtl):
+    params, U, rng = case
+    model = build_model(U, rtl=rtl, **params)
+    h, w = params["ifm_dim"]
+    x = random_codes(rng, params["input_datatype"], (params["batch_size"], h, w, params["ifm_channels"]))
+    y = execute_onnx(model, {"x": x.astype(np.float32)})["y"]
+    expect = reference(x, U, params["m"], params["padding"])
+    assert y.dtype == np.float32
+    assert list(y.shape) == model.get_tensor_shape("y") == list(expect.shape)
+    assert np.array_equal(y, expect)
+
+
+def test_specialize_layers_makes_the_rtl_variant_which_still_executes():
+    rng = np.random.default_rng(1)
+    U = random_codes(rng, "INT4", (8, 16, 4, 4))
+    U = U * srbs_mask(U, 8, 2)
+    kw = dict(m=2, ifm_channels=16, ofm_channels=8, ifm_dim=(6, 5), sub_row=8, keep=2, pe=4, simd=8)
+    model = build_model(U, **kw)
+    x = random_codes(rng, "UINT4", (1, 6, 5, 16)).astype(np.float32)
+    before = execute_onnx(model, {"x": x})["y"]
+    model = model.transform(SpecializeLayers(PART))
+    node = model.graph.node[0]
+    assert (node.op_type, node.domain) == ("WinogradSRBS_rtl", "finn.custom_op.fpgadataflow.rtl")
+    assert isinstance(getCustomOp(node), wo.WinogradSRBS_rtl)
+    getCustomOp(node).set_nodeattr("exec_mode", "python")
+    after = execute_onnx(model, {"x": x})["y"]
+    assert np.array_equal(before, after)
+    assert np.array_equal(after, reference(x, U, 2, 1))
+
+
+def test_rtlsim_is_not_available_yet():
+    U = np.ones((2, 2, 4, 4))
+    model = build_model(U, m=2, ifm_channels=2, ofm_channels=2, ifm_dim=(4, 4), rtl=True)
+    inst = node_of(model)
+    inst.set_nodeattr("exec_mode", "rtlsim")
+    with pytest.raises(NotImplementedError, match="rtlsim"):
+        inst.execute_node({"x": np.zeros((1, 4, 4, 2), np.float32), "U": U.astype(np.float32)}, model.graph)
+
+
+def test_shapes_and_stream_widths():
+    U = np.zeros((8, 12, 6, 6))
+    model = build_model(
+        U, m=4, ifm_channels=12, ofm_channels=8, ifm_dim=(9, 7), padding=2, sub_row=3, keep=1, pe=2, simd=6,
+        batch_size=3, input_datatype="INT3", weight_datatype="INT4", output_datatype="INT12",
+    )
+    inst = node_of(model)
+    assert inst.get_normal_input_shape() == (3, 9, 7, 12)
+    assert inst.get_folded_input_shape() == (3, 9, 7, 2, 6)
+    assert inst.get_normal_output_shape() == (3, 11, 9, 8)
+    assert inst.get_folded_output_shape() == (3, 11, 9, 4, 2)
+    assert inst.get_normal_input_shape(1) == (8, 12, 6, 6)
+    assert inst.get_instream_width() == 6 * 3 and inst.get_instream_width(1) == 0
+    assert inst.get_outstream_width() == 2 * 12
+    assert inst.get_number_output_values() == 3 * 11 * 9 * 4
+    assert model.get_tensor_shape("y") == [3, 11, 9, 8]
+    inst.verify_node()
+
+
+# --------------------------------------------------------------------------- attribute validation
+
+GOOD = dict(
+    m=2, ifm_channels=16, ofm_channels=16, ifm_dim=(8, 8), padding=1, sub_row=4, keep=2, pe=4, simd=8,
+    input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT16", batch_size=1,
+    res_type="auto", ram_style="auto",
+)
+BAD = [
+    ("m", dict(m=3)),
+    ("m", dict(m=6)),
+    ("IFMChannels", dict(ifm_channels=0)),
+    ("OFMChannels", dict(ofm_channels=0)),
+    ("IFMDim", dict(ifm_dim=(0, 8))),
+    ("IFMDim", dict(ifm_dim=(8, 8, 8))),
+    ("Padding", dict(padding=-1)),
+    ("Padding", dict(ifm_dim=(1, 8), padding=0)),
+    ("SubRow", dict(sub_row=3)),
+    ("Keep", dict(keep=5)),
+    ("Keep", dict(keep=0)),
+    ("Keep", dict(sub_row=0, keep=1)),
+    ("PE", dict(pe=3)),
+    ("PE", dict(pe=0)),
+    ("SIMD", dict(simd=2)),
+    ("SIMD", dict(simd=32)),
+    ("inputDataType", dict(input_datatype="FLOAT32")),
+    ("inputDataType", dict(input_datatype="BIPOLAR")),
+    ("inputDataType", dict(input_datatype="INT32")),
+    ("inputDataType", dict(input_datatype="NOTATYPE")),
+    ("weightDataType", dict(weight_datatype="FIXED<8,4>")),
+    ("outputDataType", dict(output_datatype="FLOAT32")),
+    ("batchSize", dict(batch_size=0)),
+    ("resType", dict(res_type="fabric")),
+    ("ram_style", dict(ram_style="flash")),
+]
+
+
+@pytest.mark.parametrize("attr, change", BAD, ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD)])
+def test_bad_attribute_is_named_by_the_factory(attr, change):
+    with pytest.raises(ValueError, match=rf"attribute {attr}=.* is not allowed"):
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, **change})
+
+
+@pytest.mark.parametrize("attr, change", BAD, ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD)])
+def test_bad_attribute_is_named_when_the_op_is_created(attr, change):
+    # a node built without the factory: FINN's registry must refuse to wrap it
+    attrs = wo.WinogradSRBSParams(**GOOD).to_attributes()
+    values = {**GOOD, **change}
+    for key, (field, _, _, _) in wo._ATTRS.items():
+        if field in change:
+            value = values[field]
+            attrs[key] = list(value) if isinstance(value, tuple) else value
+    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=wo.DOMAIN, backend="fpgadataflow", **attrs)
+    with pytest.raises(ValueError, match=rf"attribute {attr}=.* is not allowed"):
+        getCustomOp(node)
+
+
+def test_error_message_names_value_reason_and_allowed_values():
+    message = "WinogradSRBS attribute PE=3 is not allowed: must divide OFMChannels=16 (allowed: 1, 2, 4, 8, 16)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pe": 3})
+
+
+def test_missing_required_attribute_is_named():
+    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=wo.DOMAIN, backend="fpgadataflow", m=2)
+    with pytest.raises(ValueError, match="IFMChannels is missing"):
+        getCustomOp(node)
+
+
+def test_set_nodeattr_refuses_a_bad_value_and_keeps_the_old_one():
+    inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD))
+    with pytest.raises(ValueError, match="attribute SIMD=2 is not allowed"):
+        inst.set_nodeattr("SIMD", 2)
+    assert inst.get_nodeattr("SIMD") == 8
+    with pytest.raises(ValueError, match="attribute exec_mode='cppsim' is not allowed"):
+        inst.set_nodeattr("exec_mode", "cppsim")
+    assert inst.get_nodeattr("exec_mode") == ""
+    inst.set_nodeattr("SIMD", 16)
+    assert inst.get_nodeattr("SIMD") == 16
+    with pytest.raises(ValueError, match="attribute inputDataType=BIPOLAR"):
+        inst.set_nodeattr("inputDataType", "BIPOLAR")
+    inst.verify_node()
+
+
+# --------------------------------------------------------------------------- weight and input validation
+
+SMALL = dict(m=2, ifm_channels=8, ofm_channels=2, ifm_dim=(4, 4), sub_row=4, keep=2, simd=4)
+
+
+def _small_weights():
+    U = np.zeros((2, 8, 4, 4))
+    U[:, 0] = 1
+    U[:, 5] = -2
+    return U
+
+
+def test_weight_shape_is_checked():
+    with pytest.raises(ValueError, match=r"shape .*\(2, 8, 4, 4\)"):
+        wo.make_winograd_srbs_node("x", "U", "y", weights=np.zeros((2, 8, 3, 3)), **SMALL, input_datatype="UINT4",
+                                   weight_datatype="INT4")
+
+
+def test_non_integer_weight_is_named_with_its_position():
+    U = _small_weights()
+    U[1, 2, 3, 0] = 0.5
+    with pytest.raises(ValueError, match=r"integers; found 0\.5 at \(o, c, a, b\) = \(1, 2, 3, 0\)"):
+        wo.check_weights(U, wo.WinogradSRBSParams(**SMALL, input_datatype="UINT4", weight_datatype="INT4",
+                                                  output_datatype="INT16"))
+
+
+def test_weight_outside_its_datatype_is_named():
+    U = _small_weights()
+    U[0, 5, 1, 2] = 8
+    match = r"weight 8\.0 at \(o, c, a, b\) = \(0, 5, 1, 2\) is outside weightDataType=INT4"
+    with pytest.raises(ValueError, match=match):
+        wo.make_winograd_srbs_node("x", "U", "y", weights=U, **SMALL, input_datatype="UINT4", weight_datatype="INT4")
+
+
+def test_srbs_violation_names_the_first_sub_row():
+    U = _small_weights()
+    U[1, 6, 2, 3] = 3  # sub-row 4..7 of output 1 at position (2, 3) now holds channels 5 and 6
+    match = r"output channel 1, input channels 4\.\.7, Winograd position \(a, b\) = \(2, 3\) hold 2"
+    with pytest.raises(ValueError, match=match):
+        wo.make_winograd_srbs_node("x", "U", "y", weights=U, **{**SMALL, "keep": 1}, input_datatype="UINT4",
+                                   weight_datatype="INT4")
+    wo.make_winograd_srbs_node("x", "U", "y", weights=U, **SMALL, input_datatype="UINT4", weight_datatype="INT4")
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (0.5, r"integers; found 0\.5 at \(n, h, w, c\) = \(0, 1, 2, 3\)"),
+        (16, r"input 16\.0 .* outside inputDataType=UINT4"),
+        (-1, r"input -1\.0 .* outside inputDataType=UINT4"),
+    ],
+)
+def test_execution_refuses_inputs_outside_their_datatype(value, match):
+    model = build_model(_small_weights(), **SMALL)
+    x = np.zeros((1, 4, 4, 8), np.float32)
+    x[0, 1, 2, 3] = value
+    with pytest.raises(ValueError, match=match):
+        node_of(model).execute_node({"x": x, "U": model.get_initializer("U")}, model.graph)
+
+
+def test_execution_refuses_outputs_a_float32_cannot_hold():
+    U = np.zeros((1, 1, 4, 4))
+    U[0, 0, 1, 1] = 2**15 - 1
+    model = build_model(U, m=2, ifm_channels=1, ofm_channels=1, ifm_dim=(4, 4), input_datatype="INT16",
+                        weight_datatype="INT16")
+    x = np.full((1, 4, 4, 1), 2**15 - 1, np.float32)
+    with pytest.raises(ValueError, match=r"magnitude >= 2\^24"):
+        node_of(model).execute_node({"x": x, "U": model.get_initializer("U")}, model.graph)
+
+
+def test_execution_refuses_outputs_outside_the_output_datatype():
+    U = np.ones((1, 1, 4, 4))
+    model = build_model(U, m=2, ifm_channels=1, ofm_channels=1, ifm_dim=(4, 4))
+    inst = node_of(model)
+    inst.set_nodeattr("outputDataType", "INT4")  # too narrow for these weights
+    x = np.full((1, 4, 4, 1), 15, np.float32)
+    with pytest.raises(ValueError, match="outside outputDataType=INT4"):
+        inst.execute_node({"x": x, "U": model.get_initializer("U")}, model.graph)
+
+
+def test_factory_refuses_an_output_datatype_too_small_for_the_weights():
+    with pytest.raises(ValueError, match=r"outputDataType=INT4 .* smallest being INT"):
+        wo.make_winograd_srbs_node("x", "U", "y", weights=_small_weights(), **SMALL, input_datatype="UINT4",
+                                   weight_datatype="INT4", output_datatype="INT4")
+
+
+# --------------------------------------------------------------------------- output datatypes
+
+
+def impulse_coefficients(U, m, padding, h, w, cin):
+    """G[(n,y,x,o), (h,w,c)]: the output is linear in the image; read the coefficients
+    off unit impulses through winograd_conv2d (independent of the op's tile algebra)."""
+    eye = np.eye(h * w * cin, dtype=np.int64).reshape(h * w * cin, h, w, cin)
+    y = reference(eye, U, m, padding)  # (h*w*cin, Ho, Wo, Cout)
+    return y.reshape(h * w * cin, -1).T  # (outputs, inputs)
+
+
+@given(layer_case())
+def test_output_datatype_is_the_exact_range_and_is_reached(case):
+    params, U, rng = case
+    params = {**params, "batch_size": 1}
+    h, w = params["ifm_dim"]
+    cin, m, pad = params["ifm_channels"], params["m"], params["padding"]
+    idt = DataType[params["input_datatype"]]
+    lo_x, hi_x = int(idt.min()), int(idt.max())
+    G = impulse_coefficients(U, m, pad, h, w, cin)
+    top = np.where(G > 0, G * hi_x, G * lo_x).sum(axis=1)
+    bottom = np.where(G > 0, G * lo_x, G * hi_x).sum(axis=1)
+    brute = (min(int(bottom.min()), 0), max(int(top.max()), 0))
+    p = wo.WinogradSRBSParams(**params, output_datatype="INT32")
+    assert wo.exact_output_range(U, p) == brute
+    model = build_model(U, **params)
+    inst = node_of(model)
+    odt = inst.get_output_datatype()
+    assert odt == wo.smallest_datatype(*brute)
+    assert model.get_tensor_datatype("y") == odt
+    # the bound is reached: the input that maximises (minimises) one output
+    for k, sign in ((int(np.argmax(top)), 1), (int(np.argmin(bottom)), -1)):
+        x = np.where(sign * G[k] > 0, hi_x, lo_x).reshape(1, h, w, cin).astype(np.float32)
+        ctx = {"x": x, "U": model.get_initializer("U")}
+        inst.execute_node(ctx, model.graph)
+        y = ctx["y"].reshape(-1)
+        assert y[k] == (top[k] if sign > 0 else bottom[k])
+    # sufficient: random extreme inputs stay inside the datatype
+    x = np.where(rng.random((4, h, w, cin)) < 0.5, lo_x, hi_x)
+    y = reference(x, U, m, pad)
+    assert odt.allowed(y).all()
+    # the datatype-only bound contains the exact range
+    lo_b, hi_b = wo.datatype_output_range(p)
+    assert lo_b <= brute[0] and brute[1] <= hi_b
+
+
+def test_datatype_bound_holds_when_srbs_channels_differ_per_position():
+    # F(2,3), UINT4 x INT4, 9 channels, SubRow 9, Keep 1: each of the 9 positions that
+    # reach output (0,0) uses its own channel, so the per-channel joint extreme times
+    # cin_eff = 1 (what bit_growth(cin_eff) gives, 1395) is beaten: 2340.
+    spec = WinogradSpec(2)
+    U = np.zeros((1, 9, 4, 4), np.int64)
+    positions = [(a, b) for a in range(4) for b in range(4) if spec.AT[0, a] * spec.AT[0, b]]
+    e = spec.AT[:, :, None] * spec.BT[None, :, :]
+    for c, (a, b) in enumerate(positions):
+        kernel = np.outer(spec.BT[a], spec.BT[b]) * spec.AT[0, a] * spec.AT[0, b]
+        up, down = (np.clip(kernel, 0, None) * 15).sum(), (np.clip(kernel, None, 0) * 15).sum()
+        U[0, c, a, b] = 7 if 7 * up >= -8 * down else -8
+    coef = np.einsum("iak,ocab,jbl->ijockl", e, U, e)[0, 0, 0]
+    x = np.where(coef > 0, 15, 0).transpose(1, 2, 0)[None]
+    achieved = int(reference(x, U, 2, 0)[0, 0, 0, 0])
+    assert achieved == 2340
+    p = wo.WinogradSRBSParams(m=2, ifm_channels=9, ofm_channels=1, ifm_dim=(4, 4), padding=0, sub_row=9, keep=1,
+                              simd=9, input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT32")
+    assert wo.datatype_output_range(p)[1] >= achieved
+    assert wo.exact_output_range(U, p)[1] == achieved
+
+
+def test_minimize_accumulator_width_and_weight_bit_width():
+    rng = np.random.default_rng(3)
+    U = random_codes(rng, "INT3", (4, 8, 4, 4))
+    U = U * srbs_mask(U, 4, 1)
+    model = build_model(U, **{**SMALL, "ofm_channels": 4, "keep": 1}, weight_datatype="INT8", output_datatype="INT24")
+    inst = node_of(model)
+    p = inst.params()
+    bound = wo.smallest_datatype(*wo.datatype_output_range(p))
+    assert inst.minimize_accumulator_width(model, datatype_only=True) == bound
+    exact = wo.smallest_datatype(*wo.exact_output_range(U, p))
+    assert inst.minimize_accumulator_width(model) == exact == model.get_tensor_datatype("y")
+    assert exact.bitwidth() <= bound.bitwidth()
+    assert inst.minimize_weight_bit_width(model).bitwidth() <= 3
+    # infer_node_datatype widens the output type when the input type grows
+    model.set_tensor_datatype("x", DataType["UINT8"])
+    model = model.transform(InferDataTypes())
+    inst = node_of(model)
+    assert inst.get_input_datatype() == DataType["UINT8"]
+    lo, hi = wo.exact_output_range(U, inst.params())
+    assert inst.get_output_datatype().allowed(lo) and inst.get_output_datatype().allowed(hi)
+
+
+def test_internal_widths_follow_bit_growth():
+    p = wo.WinogradSRBSParams(**{**GOOD, "output_datatype": "INT11"})
+    widths = p.internal_widths()
+    assert widths.input_transform_bits == 7  # UINT4 through F(2,3)'s B^T: [-30, 30]
+    assert widths.index_bits == 2
+    assert widths.datapath_accumulator_bits <= widths.output_bits == 11
+    assert widths.datapath_product_bits == min(widths.product_bits, 11)
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+@st.composite
+def estimate_case(draw):
+    m = draw(st.sampled_from([2, 4]))
+    sub_row = draw(st.sampled_from([0, 2, 4, 8]))
+    keep = draw(st.integers(1, sub_row)) if sub_row else 0
+    cin = draw(st.sampled_from([1, 2, 3, 4, 6])) * (sub_row or 8)
+    cout = draw(st.sampled_from([1, 4, 6, 16, 24, 64]))
+    size = draw(st.integers(3, 40))
+    pes = [d for d in range(1, cout + 1) if cout % d == 0]
+    simds = wo._allowed_simd(cin, sub_row)
+    base = wo.WinogradSRBSParams(
+        m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(size, draw(st.integers(3, 40))),
+        padding=draw(st.integers(0, 2)), sub_row=sub_row, keep=keep,
+        input_datatype=draw(st.sampled_from(["UINT2", "UINT4", "INT4", "UINT8"])),
+        weight_datatype=draw(st.sampled_from(["INT2", "INT4", "INT8"])),
+        output_datatype=draw(st.sampled_from(["INT12", "INT16", "INT24"])),
+        res_type=draw(st.sampled_from(["auto", "lut", "dsp"])),
+        ram_style=draw(st.sampled_from(["auto", "block", "distributed", "ultra"])),
+        batch_size=draw(st.integers(1, 2)), simd=simds[0],
+    )
+    return base, pes, simds, draw(st.sampled_from(pes)), draw(st.sampled_from(simds))
+
+
+def _costs(p):
+    r = p.estimate_resources(PART)
+    return p.exp_cycles(), r.lut, r.dsp
+
+
+@given(estimate_case())
+def test_estimates_are_monotone_in_pe_and_simd(case):
+    base, pes, simds, pe, simd = case
+    for axis, values, fixed in (("pe", pes, dict(simd=simd)), ("simd", simds, dict(pe=pe))):
+        costs = [_costs(base.replace(**fixed, **{axis: v})) for v in values]
+        for (c1, l1, d1), (c2, l2, d2) in zip(costs, costs[1:]):
+            assert c2 <= c1, f"cycles grew with {axis}"
+            assert l2 >= l1, f"LUT fell with {axis}"
+            assert d2 >= d1, f"DSP fell with {axis}"
+
+
+@given(estimate_case())
+def test_cycles_are_at_least_ideal(case):
+    base, _, _, pe, simd = case
+    p = base.replace(pe=pe, simd=simd)
+    cycles = p.cycles()
+    assert cycles.total >= p.ideal_cycles()
+    assert cycles.main * p.batch_size == pytest.approx(p.ideal_cycles())  # full SRBS budget: main is ideal
+    assert p.multipliers == pe * simd * (p.keep / p.sub_row if p.sub_row else 1)
+
+
+def test_realistic_layer_is_within_ten_percent_of_ideal():
+    # 32x32x64 -> 64, F(2,3), PE=8, SIMD=16, keep 2 of 8: 32 multipliers.
+    p = wo.WinogradSRBSParams(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(32, 32), sub_row=8, keep=2, pe=8,
+                              simd=16, input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT16")
+    assert p.multipliers == 32
+    cycles = p.cycles()
+    ideal = p.ideal_cycles()
+    assert ideal == cycles.main == 16 * 16 * 16 * 8 * 4
+    # what exceeds ideal: streaming in the first tile band (3 rows), streaming out the
+    # last band's second row after its last tile, and the pipeline latency
+    assert cycles.fill == 3 * 32 * 4 and cycles.drain == (2 + 32) * 8
+    assert cycles.total / ideal <= 1.1
+    r = p.estimate_resources(PART)
+    assert r.dsp == 32 and r.lut > 0 and r.bram18 > 0
+
+
+def test_ideal_cycles_count_the_actual_non_zeros():
+    rng = np.random.default_rng(5)
+    U = random_codes(rng, "INT4", (2, 8, 4, 4))
+    U = U * srbs_mask(U, 4, 2)
+    U[0] = 0
+    model = build_model(U, **SMALL)
+    inst = node_of(model)
+    assert inst.ideal_cycles(model) == pytest.approx(inst.ideal_cycles() / 2, rel=0.2)
+    assert inst.get_exp_cycles() >= inst.ideal_cycles()
+    counts = inst.get_op_and_param_counts()
+    assert counts["param_weight_4b"] == 16 * 2 * 4 and counts["param_index_2b"] == 16 * 2 * 4
+    res = inst.node_res_estimation(PART)
+    assert set(res) == {"BRAM_18K", "BRAM_efficiency", "LUT", "URAM", "URAM_efficiency", "DSP"}
+
+
+# --------------------------------------------------------------------------- folding
+
+
+@given(estimate_case(), st.floats(0.0, 1.0))
+def test_choose_folding_meets_the_target_with_the_fewest_multipliers(case, where):
+    base, pes, simds, _, _ = case
+    slowest = base.replace(pe=1, simd=simds[0]).exp_cycles()
+    fastest = base.replace(pe=pes[-1], simd=simds[-1]).exp_cycles()
+    target = int(fastest + where * (slowest - fastest))
+    chosen = wo.choose_folding(base, target, PART)
+    assert chosen.exp_cycles() <= target
+    for pe in pes:
+        for simd in simds:
+            if pe * simd < chosen.pe * chosen.simd:
+                assert base.replace(pe=pe, simd=simd).exp_cycles() > target
+
+
+def test_choose_folding_sets_the_node_and_fails_clearly():
+    inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD))
+    full = inst.params().replace(pe=16, simd=16).exp_cycles()
+    with pytest.raises(ValueError, match=rf"no folding reaches target_cycles={full - 1}.*needs {full} cycles"):
+        inst.choose_folding(full - 1, PART)
+    with pytest.raises(ValueError, match="positive integer"):
+        inst.choose_folding(0)
+    pe, simd = inst.choose_folding(full, PART)
+    assert (pe, simd) == (16, 16) == (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
+
+
+# --------------------------------------------------------------------------- RTL parameters
+
+
+def _read_memh(path, entries, bits, signed):
+    """Decode $readmemh words: entry 0 in the least significant bits."""
+    words = [int(line, 16) for line in path.read_text().split()]
+    out = np.array([[(w >> (e * bits)) & ((1 << bits) - 1) for e in range(entries)] for w in words], np.int64)
+    if signed:
+        out = np.where(out >= 1 << (bits - 1), out - (1 << bits), out)
+    return out
+
+
+@pytest.mark.parametrize("sub_row, keep, wdt", [(4, 2, "INT4"), (0, 0, "UINT3"), (8, 3, "INT5")])
+def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row, keep, wdt):
+    rng = np.random.default_rng(7)
+    cin, cout, pe, simd = 16, 6, 3, 8
+    U = random_codes(rng, wdt, (cout, cin, 4, 4))
+    if sub_row:
+        U = U * srbs_mask(U, sub_row, keep)
+    model = build_model(U, m=2, ifm_channels=cin, ofm_channels=cout, ifm_dim=(5, 5), sub_row=sub_row, keep=keep,
+                        pe=pe, simd=simd, weight_datatype=wdt, rtl=True)
+    inst = node_of(model)
+    inst.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    inst.code_generation_ipgen(model, PART, 10.0)  # what FINN's PrepareIP calls
+    doc = json.loads((tmp_path / wo.PARAMS_FILE).read_text())
+    assert doc["attributes"]["PE"] == pe and doc["attributes"]["weightDataType"] == wdt
+    assert doc["derived"]["multipliers"] == inst.multipliers()
+    lanes = simd * keep // sub_row if sub_row else simd
+    bits = DataType[wdt].bitwidth()
+    values = _read_memh(tmp_path / wo.VALUES_FILE, pe * lanes, bits, DataType[wdt].signed())
+    depth = 16 * (cout // pe) * (cin // simd)
+    memory = doc["weight_memory"]
+    assert values.shape == (depth, pe * lanes) == (memory["depth"], memory["entries_per_word"])
+    L, K = (sub_row, keep) if sub_row else (1, 1)
+    if sub_row:
+        idx = _read_memh(tmp_path / wo.INDICES_FILE, pe * lanes, doc["weight_memory"]["index_bits"], False)
+    else:
+        assert not (tmp_path / wo.INDICES_FILE).exists()
+        idx = np.zeros_like(values)
+    # rebuild U from the words: (cout fold, xi, cin fold) x (pe, sub-row, kept entry)
+    rebuilt = np.zeros((cout, cin, 4, 4), np.int64)
+    for word, (f, xi, s) in enumerate(np.ndindex(cout // pe, 16, cin // simd)):
+        for e in range(pe * lanes):
+            p, g, k = e // lanes, (e % lanes) // K, e % K
+            channel = s * simd + g * L + idx[word, e]
+            rebuilt[f * pe + p, channel, xi // 4, xi % 4] += values[word, e]
+    assert np.array_equal(rebuilt, U)
+
+
+def test_prepare_ip_runs_the_code_generation(tmp_path, monkeypatch):
+    import finn.util.settings
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    # FINN's settings come from FINN_BUILD_DIR; keep them away from ~/.finn and
+    # restore the global afterwards
+    monkeypatch.setenv("FINN_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("FINN_SETTINGS", str(tmp_path / "no-settings.yaml"))
+    monkeypatch.setattr(finn.util.settings, "_SETTINGS", None)
+    U = np.ones((4, 8, 4, 4))
+    U[:, 1::2] = 0
+    model = build_model(U, m=2, ifm_channels=8, ofm_channels=4, ifm_dim=(4, 4), sub_row=2, keep=1, pe=2, simd=4)
+    model = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0))
+    code_gen_dir = node_of(model).get_nodeattr("code_gen_dir_ipgen")
+    assert code_gen_dir.startswith(str(tmp_path))
+    for name in (wo.VALUES_FILE, wo.INDICES_FILE, wo.PARAMS_FILE):
+        assert (tmp_path / code_gen_dir / name).is_file()
+    with pytest.raises(NotImplementedError, match="no RTL yet"):
+        node_of(model).code_generation_ipi()
