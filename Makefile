@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo test test-host test-board bench clean
+.PHONY: help setup setup-host setup-board demo test test-host test-board bench bench-hw export estimate clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,9 +48,31 @@ test-board: setup-board
 bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_counts.py
 	$(PY) benchmarks/winograd_layer_speed.py
+	$(PY) benchmarks/hw_estimates.py
+
+bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
+	$(PY) benchmarks/hw_estimates.py
+
+# The hardware flow.  RUN: a finished `winoforge distill` run folder; without it the
+# reference student (untrained weights, SRBS 2/8, W4A4) is exported -- a hardware-cost
+# reference, not an accuracy claim.  NAME names build/<NAME>/ and bitstreams/<NAME>/.
+RUN ?=
+NAME ?= student
+BOARD ?= pynq-z2
+TARGET_FPS ?= 10000
+export: setup-host ## QONNX export of RUN (or the reference student) + baseline, checked on real images
+	$(PY) -m winoforge.cli export $(if $(RUN),--run $(RUN)) --out build/$(NAME)/model.onnx \
+		--baseline-out build/$(NAME)/baseline.onnx
+
+estimate: export ## FINN builds (ours and stock baseline) to estimates -> bitstreams/$(NAME)*/
+	$(PY) -m winoforge.cli build --onnx build/$(NAME)/model.onnx --name $(NAME) --board $(BOARD) \
+		--target-fps $(TARGET_FPS)
+	$(PY) -m winoforge.cli build --onnx build/$(NAME)/baseline.onnx --name $(NAME)-baseline --baseline \
+		--board $(BOARD) --target-fps $(TARGET_FPS)
 
 clean: ## remove build outputs (keeps the environments; `make distclean` removes those too)
 	rm -rf build .pytest_cache .hypothesis *.egg-info
+	find bitstreams -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -39,6 +39,7 @@ step raises :class:`BuildStepError` naming the step; the models written so far s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -339,6 +340,27 @@ def _resolve(step):
     return step, build_dataflow_step_lookup[step]
 
 
+@contextlib.contextmanager
+def _quiet(log_path: Path, step_name: str):
+    """FINN prints progress and warnings; they go to ``build.log`` instead of the terminal."""
+    import logging
+
+    with open(log_path, "a") as log:
+        log.write(f"==== {step_name}\n")
+        log.flush()
+        handler = logging.StreamHandler(log)
+        finn_logger = logging.getLogger("finn_logger")  # finn.util.logging.log
+        old_propagate = finn_logger.propagate
+        finn_logger.addHandler(handler)
+        finn_logger.propagate = False
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            finn_logger.removeHandler(handler)
+            finn_logger.propagate = old_propagate
+
+
 def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.ndarray | None = None,
               head: dict | None = None, progress: bool = True, name: str = "build") -> BuildResult:
     """Run ``steps`` on the exported model at ``onnx_path``; verify after each step on ``golden``
@@ -372,7 +394,8 @@ def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.nda
         t0 = time.perf_counter()
         path = models_dir / f"{i:02d}_{step_name}.onnx"
         try:
-            model = fn(model, cfg)
+            with _quiet(out_dir / "build.log", step_name):
+                model = fn(model, cfg)
             model.save(str(path))
             verified, note = None, ""
             if golden is not None:

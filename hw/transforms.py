@@ -272,7 +272,15 @@ class Absorb1BitMulIntoWinograd(Transformation):
 
 
 class LowerWinogradToHW(Transformation):
-    """``WinogradConv`` (NCHW, integer input) -> ``Transpose -> WinogradSRBS -> Transpose``."""
+    """``WinogradConv`` (NCHW, integer input) -> ``Transpose -> WinogradSRBS -> Transpose``.
+
+    ``res_type``: the multipliers' resource ("lut", "dsp", "auto"); default "lut", as FINN's
+    HLS MVAU defaults to LUT multipliers -- the baseline's convolutions use them, so the
+    comparison is like for like.  A folding config can change it per layer."""
+
+    def __init__(self, res_type: str = "lut"):
+        super().__init__()
+        self.res_type = res_type
 
     def apply(self, model):
         from .winograd_op import make_winograd_srbs_node
@@ -300,6 +308,7 @@ class LowerWinogradToHW(Transformation):
                 x_nhwc, conv.input[1], y_nhwc, name=conv.name.replace("WinogradConv", "WinogradSRBS"),
                 m=inst.get_nodeattr("m"), ifm_channels=cin, ofm_channels=cout, ifm_dim=[h, w], padding=ph,
                 sub_row=sub_row, keep=keep if sub_row else 0, pe=1, simd=sub_row or 1, batch_size=n,
+                res_type=self.res_type,
                 input_datatype=idt.name, weight_datatype=model.get_tensor_datatype(conv.input[1]).name, weights=U)
             pre = helper.make_node("Transpose", [conv.input[0]], [x_nhwc], perm=[0, 2, 3, 1],
                                    name=conv.name + "_ToNHWC")

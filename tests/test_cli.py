@@ -10,7 +10,7 @@ pytestmark = pytest.mark.portable
 
 
 def test_demo_runs_and_checks_exactness(capsys):
-    assert main(["demo"]) == 0
+    assert main(["demo", "--core-only"]) == 0
     out = capsys.readouterr().out
     assert "integer Winograd == 4 x direct convolution: True" in out
     assert "exact round trip: True" in out

@@ -82,7 +82,7 @@ def cmd_bits(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """What exists today: the exact Winograd/SRBS core, end to end on random data."""
     rng = np.random.default_rng(args.seed)
-    print("winoforge demo -- the Winograd/SRBS core (training, FINN and runtime stages: see README)\n")
+    print("winoforge demo -- the Winograd/SRBS core, then export and FINN builds (training and runtime: see README)\n")
     x = rng.integers(0, 256, size=(2, 16, 28, 28))  # 8-bit unsigned activations
     g = rng.integers(-8, 8, size=(32, 16, 3, 3))  # 4-bit signed kernel
     for m, _ in SUPPORTED_TILES[:2]:
@@ -107,7 +107,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
         counts = op_counts(NETWORKS[network](), spec, sub_row=8, keep=2)
         print(f"{network}: multiplications reduced {counts.mult_reduction('winograd'):.2f}x by F(2,3), "
               f"{counts.mult_reduction('srbs'):.2f}x by F(2,3) + SRBS 25% density")
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    return 0 if args.core_only else _demo_hardware(args)
+
+
+def _demo_hardware(args: argparse.Namespace) -> int:
+    """A small student through export, its check, and both FINN builds (ours and the baseline)."""
+    from winoforge.hw.baseline import direct_baseline
+    from winoforge.hw.flow import build_package, export_run, golden_images, reference_student
+
+    print("\nhardware flow on a small reference student (widths 16,M,32,M, W4A4, F(2,3), SRBS 2/8; "
+          "untrained weights -- a hardware-cost reference)")
+    try:
+        x, raw, _ = golden_images(64, args.data_dir)
+    except FileNotFoundError as err:
+        print(f"  skipped: {err}")
+        return 0
+    net = reference_student(widths=[16, "M", 32, "M"], calibration=x)
+    work = Path(args.work)
+    for label, model, name in (("Winograd-SRBS", net, "demo"), ("direct (baseline)", direct_baseline(net), "demo-baseline")):
+        report = export_run(model, work / name / "model.onnx", check_images=x[:16], progress=False)
+        print(f"  export {label}: {report['nodes']} ONNX nodes; integer codes equal torch on "
+              f"{report['images']} Fashion-MNIST images: {report['exact']}")
+        manifest = build_package(work / name / "model.onnx", name, target_fps=args.target_fps,
+                                 out_root=work / "bitstreams", work_root=work / "build", golden=raw[:2],
+                                 baseline=name.endswith("baseline"), progress=False)
+        est = json.loads((work / "bitstreams" / name / "reports" / "estimates.json").read_text())
+        steps = json.loads((work / "bitstreams" / name / "reports" / "build_steps.json").read_text())
+        print(f"  FINN build {label}: {len(steps)} steps, each bit-exact with the previous level: "
+              f"{all(s['verified'] for s in steps)}; estimated {est['fps']:.0f} FPS on {manifest['board']}, "
+              f"LUT {est['totals'].get('LUT', 0):.0f}, DSP {est['totals'].get('DSP', 0):.0f} "
+              f"-> {work / 'bitstreams' / name}")
+    return 0
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
@@ -256,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--core-only", action="store_true", help="only the numpy core (no torch, no FINN)")
+    p.add_argument("--work", type=str, default="build/demo")
+    p.add_argument("--target-fps", type=float, default=5000)
+    p.add_argument("--data-dir", type=str, default=None)
     p.set_defaults(func=cmd_demo)
     return parser
 
