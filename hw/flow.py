@@ -208,6 +208,16 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     parent = work / "intermediate_models" / "dataflow_parent.onnx"
     if parent.is_file():
         shutil.copy2(parent, package / "dataflow_parent.onnx")
+    if codegen:  # FINN's generated HDL and our WinogradSRBS parameter/weight files, per node
+        from qonnx.custom_op.registry import getCustomOp
+
+        for node in result.model.graph.node:
+            try:
+                src = getCustomOp(node).get_nodeattr("code_gen_dir_ipgen")
+            except (AttributeError, KeyError):
+                continue
+            if src and Path(src).is_dir():
+                shutil.copytree(src, package / "hdl" / node.name)
     (package / "reports" / "estimates.json").write_text(json.dumps(result.estimates, indent=2) + "\n")
     (package / "reports" / "build_steps.json").write_text(
         json.dumps([s.__dict__ for s in result.steps], indent=2, default=str) + "\n")

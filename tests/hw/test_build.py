@@ -47,7 +47,8 @@ def test_winograd_build_is_bit_exact_through_every_step(exported, data):
     root, _ = exported
     _, raw, _ = data
     manifest = build_package(root / "student.onnx", "wino", board="pynq-z2", target_fps=5000,
-                             out_root=root / "bitstreams", work_root=root / "build", golden=raw[:2], progress=False)
+                             out_root=root / "bitstreams", work_root=root / "build", golden=raw[:2], codegen=True,
+                             progress=False)
     steps = _steps(root, "wino")
     assert [s["name"] for s in steps][:3] == ["step_winograd_import", "step_qonnx_to_finn", "step_tidy_up"]
     assert all(s["verified"] for s in steps), steps
@@ -61,6 +62,11 @@ def test_winograd_build_is_bit_exact_through_every_step(exported, data):
     assert est["fps"] >= 5000  # folded to the target
     assert manifest["flow"] == "winograd-srbs" and manifest["board"] == "Pynq-Z2"
     assert "model.onnx" in manifest["files"] and manifest["provenance"]["vivado"] is False
+    # code generation: FINN's RTL layers get HDL, ours its packed SRBS weights and parameters
+    hdl = [f for f in manifest["files"] if f.startswith("hdl/WinogradSRBS_rtl_1/")]
+    assert {"hdl/WinogradSRBS_rtl_1/params.json", "hdl/WinogradSRBS_rtl_1/weights_values.memh",
+            "hdl/WinogradSRBS_rtl_1/weights_indices.memh"} <= set(hdl)
+    assert any(f.startswith("hdl/Thresholding_rtl_0/") and f.endswith(".v") for f in manifest["files"])
     # every intermediate model is kept
     assert len(list((root / "build" / "wino" / "intermediate_models").glob("[0-9][0-9]_*.onnx"))) == len(steps)
 
