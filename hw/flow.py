@@ -77,7 +77,7 @@ def golden_images(count: int, data_root: str | Path | None = None, split: str = 
 
 
 def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4, sub_row: int = 8, keep: int = 2,
-                      weight_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None):
+                      weight_quant: str = "po2", act_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None):
     """A VGG student with SRBS ``keep/sub_row`` applied and BN statistics from ``calibration``
     images (N, 1, 28, 28) in [0, 1] -- see the module docstring for why this is a valid
     hardware-cost reference."""
@@ -88,7 +88,7 @@ def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4,
     torch.manual_seed(seed)
     kwargs = {} if widths is None else {"widths": list(widths)}
     cfg = StudentConfig(m=m, w_bits=w_bits, a_bits=a_bits, sub_row=sub_row, keep=sub_row,
-                        weight_quant=weight_quant, **kwargs)
+                        weight_quant=weight_quant, act_quant=act_quant, **kwargs)
     model = build_student(cfg, 1, 10)
     for layer in winograd_layers(model).values():
         layer.update_mask(keep)

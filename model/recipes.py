@@ -1,16 +1,20 @@
 """Run recipes behind the CLI: configs in, trained weights and metrics out.
 
 ``winoforge train-teacher --config configs/fmnist_teacher_vgg.toml`` calls
-:func:`train_teacher`.  A run folder holds ``config.json`` (the resolved
-config), ``metrics.jsonl``, ``checkpoints/`` (resumable) and, when finished,
-``model.safetensors`` + ``model.json`` (architecture and final metrics, with
-the sha256 of the weights file).
+:func:`train_teacher`, ``winoforge distill --config ...`` :func:`distill`.  A run
+folder holds ``config.json`` (the resolved config), ``metrics.jsonl``,
+``checkpoints/`` (resumable) and, when finished, ``model.safetensors`` +
+``model.json`` (architecture and final metrics, with the sha256 of the weights
+file).  A distillation run may also hold ``mixed_precision.json`` (the measured
+sensitivities and the chosen widths, reused on resume) and ``peer{k}/`` (each
+peer of an online-distillation group).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,14 +25,17 @@ from torch import nn
 from .checkpoint import sha256_file
 from .config import to_dict
 from .data import load_dataset, make_loader, default_augment
-from .losses import DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair, infer_channels
+from .losses import (DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair,
+                     OnlineDistillation, infer_channels)
+from .mixed_precision import MixedPrecisionConfig, search_student_bits, student_bits
 from .pruning import CubicSchedule, scheduled_keep
-from .students import StudentConfig, build_student, winograd_layers
+from .students import PeerGroup, StudentConfig, build_student, winograd_layers
 from .teachers import TEACHERS, build_teacher
-from .train import OptimConfig, Trainer
+from .train import DistributedContext, OptimConfig, Trainer, evaluate
+from .winograd_layer import QuantWinogradConv2d
 
 __all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher",
-           "PruneConfig", "DistillRunConfig", "distill"]
+           "PruneConfig", "OnlineConfig", "DistillRunConfig", "distill", "without_teacher"]
 
 
 @dataclass
@@ -147,7 +154,34 @@ class PruneConfig:
 
 
 @dataclass
+class OnlineConfig:
+    """Online distillation among ``peers`` students trained together (TOML table ``[online]``).
+
+    With ``peers >= 2`` each peer adds ``weight * T^2 KL(mean of the other peers' softened
+    predictions || its own)`` at ``temperature`` (deep mutual learning,
+    :class:`~winoforge.model.losses.OnlineDistillation`) to its own objective (task CE and,
+    with teachers, KD from them).  ``peers = 1``: a single student, no online term."""
+
+    peers: int = 1
+    weight: float = 1.0
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.peers, bool) or not isinstance(self.peers, int) or self.peers < 1:
+            raise ValueError(f"online.peers={self.peers!r} is out of range; allowed: integer >= 1")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"online.weight={self.weight!r} is out of range; allowed: finite number >= 0")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"online.temperature={self.temperature!r} is out of range; allowed: finite number > 0")
+
+
+@dataclass
 class DistillRunConfig:
+    """A distillation run (``winoforge distill``): the student, its teachers (none: no KD),
+    data, optimizer, the objective (``[distill]``, ``hints``), the SRBS schedule
+    (``[prune]``), the per-layer width search (``[mixed_precision]``) and online peers
+    (``[online]``)."""
+
     out_dir: Path = Path("runs/student")
     seed: int = 0
     device: str = "cpu"
@@ -159,7 +193,9 @@ class DistillRunConfig:
     hints: list[tuple[str, str]] = field(default_factory=list)  # (student layer, teacher layer)
     hint_weights: list[float] = field(default_factory=list)
     prune: PruneConfig = field(default_factory=PruneConfig)
-    init_from_teacher: bool = False  # U = G g G^T from the first teacher's matching 3x3 convs
+    init_from_teacher: bool = False  # the first teacher's convs (U = G g G^T), BN and classifier, by name
+    mixed_precision: MixedPrecisionConfig = field(default_factory=MixedPrecisionConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
@@ -174,78 +210,238 @@ class DistillRunConfig:
             raise ValueError("hint_weights must have one weight per hint pair (or be empty)")
         if self.hints and not self.teachers:
             raise ValueError("hints need at least one teacher")
+        if self.mixed_precision.enabled:
+            if self.student.precision != "quant":
+                raise ValueError("mixed_precision.enabled needs student.precision='quant' "
+                                 "(an fp32 student has no widths)")
+            if not self.teachers:
+                raise ValueError("mixed_precision.enabled needs at least one teacher: the sensitivity is measured on "
+                                 "the student initialised from teachers[0]")
+        if not self.teachers and self.distill.kd_on:
+            raise ValueError(f"distill.kd={self.distill.kd!r} with kd_weight > 0 needs at least one teacher; "
+                             "allowed without teachers: distill.kd='none'")
 
 
-def _init_from_teacher(student: nn.Module, teacher: nn.Module) -> int:
-    """Copy the teacher's 3x3 convs into the student's Winograd layers in order, where shapes match."""
-    convs = [m for m in teacher.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1)]
-    done = 0
-    for layer, conv in zip(winograd_layers(student).values(), convs):
-        if tuple(conv.weight.shape) == (layer.out_channels, layer.in_channels, 3, 3):
-            layer.load_spatial_weight(conv.weight.detach().cpu())
-            done += 1
+def without_teacher(cfg: DistillRunConfig, layer_bits: dict[str, tuple[int, int]] | None = None) -> DistillRunConfig:
+    """The same run without any teacher: no KD, hints, initialisation or width search.
+
+    With ``mixed_precision.enabled`` the widths cannot be searched without a teacher:
+    pass ``layer_bits`` (those chosen for the run with the teacher, from its
+    ``model.json``) so both runs train the same student."""
+    if cfg.mixed_precision.enabled and layer_bits is None:
+        raise ValueError("without_teacher: mixed_precision.enabled needs the chosen layer_bits of the run with teacher")
+    student = cfg.student
+    if layer_bits is not None:
+        student = replace(student, layer_bits={k: tuple(v) for k, v in layer_bits.items()})
+    return replace(cfg, teachers=[], hints=[], hint_weights=[], init_from_teacher=False, student=student,
+                   distill=replace(cfg.distill, kd="none", hint_weight=0.0, ab_weight=0.0),
+                   mixed_precision=replace(cfg.mixed_precision, enabled=False))
+
+
+@torch.no_grad()
+def _init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """Copy ``teacher`` into ``student`` wherever module names and shapes match: 3x3 convs
+    into Winograd layers (``U = G g G^T``), other convs (shortcut projections) as they are,
+    BatchNorm layers (affine parameters and running statistics) and linear layers (the
+    classifier).  Returns the names of the initialised student modules."""
+    source = dict(teacher.named_modules())
+    done = []
+    for name, mod in student.named_modules():
+        src = source.get(name)
+        if src is None:
+            continue
+        if isinstance(mod, QuantWinogradConv2d):
+            if isinstance(src, nn.Conv2d) and tuple(src.weight.shape) == (mod.out_channels, mod.in_channels, 3, 3):
+                mod.load_spatial_weight(src.weight.detach().cpu())
+                done.append(name)
+        elif ((isinstance(mod, nn.Conv2d) and isinstance(src, nn.Conv2d))
+              or (isinstance(mod, nn.Linear) and isinstance(src, nn.Linear))):
+            if src.weight.shape != mod.weight.shape or (src.bias is None) != (mod.bias is None):
+                continue
+            mod.weight.copy_(src.weight)
+            if mod.bias is not None:
+                mod.bias.copy_(src.bias)
+            done.append(name)
+        elif (isinstance(mod, nn.BatchNorm2d) and isinstance(src, nn.BatchNorm2d)
+              and src.num_features == mod.num_features):
+            mod.load_state_dict(src.state_dict())
+            done.append(name)
     return done
 
 
-def distill(cfg: DistillRunConfig, progress: bool = True) -> dict[str, Any]:
-    """Train a quantized Winograd-SRBS student, with KD from ``cfg.teachers`` when given."""
+def _calibration_batches(cfg: DistillRunConfig, train) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]]]:
+    """Two disjoint, seeded random parts of the training set (never the test set): input
+    batches to calibrate ranges and BN statistics, and held-out (input, label) batches."""
+    mp, bs = cfg.mixed_precision, cfg.data.batch_size
+    n = len(train)
+    if n < 2:
+        raise ValueError(f"mixed_precision needs at least 2 training images, got {n}")
+    n_cal = min(mp.bn_batches * bs, n // 2)
+    n_eval = min(mp.calibration_batches * bs, n - n_cal)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).numpy()
+    cal = [x for x, _ in make_loader(train.subset(order[:n_cal]), batch_size=bs)]
+    held = list(make_loader(train.subset(order[n_cal:n_cal + n_eval]), batch_size=bs))
+    return cal, held
+
+
+def _choose_widths(cfg: DistillRunConfig, train, teachers: list[nn.Module], teacher: nn.Module,
+                   progress: bool, is_main: bool) -> dict[str, Any]:
+    """The mixed-precision pre-step: measure, choose, record in ``mixed_precision.json``
+    (a resumed run reads the record instead of measuring again)."""
+    record = cfg.out_dir / "mixed_precision.json"
+    inputs = {k: v for k, v in to_dict(cfg).items() if k in ("seed", "teachers", "student", "data", "prune",
+                                                                "init_from_teacher", "mixed_precision")}
+    inputs["data"] = {k: v for k, v in inputs["data"].items() if k != "workers"}  # same batches for any count
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("inputs") != inputs:
+            raise ValueError(f"{record} was measured for another config (seed, teachers, student, data, prune or "
+                             "mixed_precision differ); allowed: the same config, or a new out_dir")
+        return saved
+    in_channels = train.image_shape[0]
+
+    def init(model: nn.Module) -> None:
+        done = set(_init_from_teacher(model, teachers[0]))
+        missing = [n for n in winograd_layers(model) if n not in done]
+        if missing:
+            raise ValueError(f"mixed_precision: the student's Winograd layers {missing} have no 3x3 conv of the same "
+                             "name and shape in teachers[0]; the sensitivity is measured on the student initialised "
+                             "from the teacher, so the student needs the teacher's architecture")
+
+    calibration, held_out = _calibration_batches(cfg, train)
+    torch.manual_seed(cfg.seed)
+    report = search_student_bits(cfg.student, in_channels, train.num_classes, train.image_shape, cfg.mixed_precision,
+                                 init=init, calibration=calibration, held_out=held_out, teacher=teacher,
+                                 keep=cfg.prune.keep, device=cfg.device, progress=progress)
+    report["inputs"] = inputs
+    if is_main:
+        record.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def distill(cfg: DistillRunConfig, progress: bool = True, max_epochs: int | None = None) -> dict[str, Any]:
+    """Train a quantized Winograd-SRBS student (or an fp32 one, or a group of peers), with KD
+    from ``cfg.teachers`` when given; returns the final test metrics (with ``density`` and
+    ``mean_bits``).
+
+    Steps: load the teachers; with ``mixed_precision.enabled`` choose the per-layer widths
+    (written into ``student.layer_bits`` of the saved ``config.json`` and ``model.json``);
+    build the student(s), initialise from the first teacher; train with the objective of
+    ``cfg.distill`` (+ the online term with ``online.peers >= 2``) and the SRBS schedule;
+    save.  ``max_epochs`` stops after that many epochs in all, leaving a resumable run
+    without model files (a simulated kill, for tests).
+    """
+    if cfg.mixed_precision.enabled and cfg.student.layer_bits:
+        raise ValueError("student.layer_bits must be empty with mixed_precision.enabled (the search chooses the "
+                         "widths); allowed: layer_bits with mixed_precision.enabled=false")
     torch.manual_seed(cfg.seed)
     train, train_loader, test_loader = cfg.data.loaders(cfg.seed)
-    in_channels = train.image_shape[0]
-    student = build_student(cfg.student, in_channels, train.num_classes)
+    in_channels, num_classes = train.image_shape[0], train.num_classes
     teachers = [load_teacher(p, cfg.device) for p in cfg.teachers]
     teacher = None if not teachers else teachers[0] if len(teachers) == 1 else EnsembleTeacher(teachers)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    is_main = DistributedContext.from_env(cfg.device).is_main
+    widths = None
+    if cfg.mixed_precision.enabled:
+        widths = _choose_widths(cfg, train, teachers, teacher, progress, is_main)
+        chosen = {n: tuple(p) for n, p in widths["layer_bits"].items()}
+        cfg = replace(cfg, student=replace(cfg.student, layer_bits=chosen))
+    torch.manual_seed(cfg.seed)  # the students' initialisation depends on the seed only
+    k_peers = cfg.online.peers
+    students = [build_student(cfg.student, in_channels, num_classes) for _ in range(k_peers)]
     if cfg.init_from_teacher and teachers:
-        _init_from_teacher(student, teachers[0])
+        # only the first peer: identical peers would see identical gradients and stay identical
+        _init_from_teacher(students[0], teachers[0])
+    model = students[0] if k_peers == 1 else PeerGroup(students)
     pairs = []
     if cfg.hints:
         example = torch.zeros(1, *train.image_shape)
-        s_ch = infer_channels(student, [s for s, _ in cfg.hints], example)
+        s_ch = infer_channels(students[0], [s for s, _ in cfg.hints], example)
         t_ch = infer_channels(teachers[0], [t for _, t in cfg.hints], example.to(cfg.device))
         weights = cfg.hint_weights or [1.0] * len(cfg.hints)
         pairs = [HintPair(s, t, s_ch[s], t_ch[t], w) for (s, t), w in zip(cfg.hints, weights)]
-    objective = DistillationObjective.from_pairs(cfg.distill, hint_pairs=pairs)
-    s_capture = FeatureCapture(student, [p.student for p in pairs]) if pairs else None
+    objectives = [DistillationObjective.from_pairs(cfg.distill, hint_pairs=pairs) for _ in students]
+    s_captures = [FeatureCapture(s, [p.student for p in pairs]) if pairs else None for s in students]
     t_capture = FeatureCapture(teachers[0], [p.teacher for p in pairs], detach=True) if pairs else None
+    online = OnlineDistillation(cfg.online.temperature) if k_peers > 1 else None
 
     def loss_fn(net, x, y):
         t_logits = None
         if teacher is not None:
             with torch.no_grad():
                 t_logits = teacher(x)
-        logits = net(x)
-        total, terms = objective(logits, y, t_logits,
-                                 s_capture.features if s_capture else None, t_capture.features if t_capture else None)
-        return total, {**terms, "acc": float((logits.argmax(1) == y).float().mean())}
+        outputs = net(x, all_peers=True) if online is not None else [net(x)]
+        totals, logged = [], {}
+        for k, logits in enumerate(outputs):
+            cap = s_captures[k]
+            total, terms = objectives[k](logits, y, t_logits, cap.features if cap else None,
+                                         t_capture.features if t_capture else None)
+            totals.append(total)
+            terms["acc"] = float((logits.argmax(1) == y).float().mean())
+            for name, value in terms.items():
+                logged[name] = logged.get(name, 0.0) + value / len(outputs)
+            if online is not None:
+                logged[f"acc{k}"] = terms["acc"]
+        loss = totals[0] if len(totals) == 1 else torch.stack(totals).sum()
+        if online is not None:
+            peer_terms = online.peer_losses(outputs)
+            loss = loss + cfg.online.weight * peer_terms.sum()
+            logged["online"] = float(peer_terms.detach().mean())
+        return loss, logged
 
-    layers = [m for m in winograd_layers(student).values() if m.srbs_enabled]
+    layers = [m for m in winograd_layers(model).values() if m.srbs_enabled]
     steps_per_epoch = len(train_loader)
-    before, after = [], []
+    after = []
     if cfg.prune.keep is not None and layers:
         sched = CubicSchedule(cfg.prune.keep / cfg.student.sub_row, cfg.prune.dense_epochs * steps_per_epoch,
                               cfg.prune.span_epochs * steps_per_epoch)
 
         def set_keep(step: int) -> None:
+            # after optimizer step ``step``: the mask for the next one, so the final keep is in
+            # place after the schedule's last step even when it is the run's last
             keep = scheduled_keep(sched, step, cfg.student.sub_row, cfg.prune.keep)
             for layer in layers:
                 if layer.keep != keep:
                     layer.update_mask(keep)
 
-        before.append(set_keep)
+        after.append(set_keep)
     if layers:
         after.append(lambda step: [layer.apply_mask_() for layer in layers])
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    trainer = Trainer(student, train_loader, test_loader, cfg.optim, loss_fn, cfg.out_dir, device=cfg.device,
-                      seed=cfg.seed, before_step=before, after_step=after, checkpoint_every=cfg.checkpoint_every,
-                      config=to_dict(cfg), extra_state={"objective": objective}, progress=progress)
+    bits = student_bits(students[0], cfg.student, train.image_shape, keep=cfg.prune.keep)
+    if is_main:
+        (cfg.out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    extra = {"objective": objectives[0] if k_peers == 1 else nn.ModuleList(objectives)}
+    trainer = Trainer(model, train_loader, test_loader, cfg.optim, loss_fn, cfg.out_dir, device=cfg.device,
+                      seed=cfg.seed, after_step=after, checkpoint_every=cfg.checkpoint_every,
+                      config=to_dict(cfg), extra_state=extra, progress=progress, max_epochs=max_epochs)
     history = trainer.fit()
     final = dict(history[-1]["test"]) if history else {}
     final["density"] = (min(layer.keep for layer in layers) / cfg.student.sub_row) if layers else 1.0
-    if trainer.ctx.is_main:
-        save_model(trainer.model, cfg.out_dir, {
-            "kind": "student", "student": to_dict(cfg.student), "in_channels": in_channels,
-            "num_classes": train.num_classes, "dataset": cfg.data.name, "test": final, "epochs": trainer.epoch,
-            "kd": teacher is not None, "layers": {n: m.srbs_reason for n, m in winograd_layers(student).items()},
-        })
+    final["mean_bits"] = bits["mean_bits"]
+    if trainer.epoch < cfg.optim.epochs:  # stopped early: resumable, nothing saved
+        return final
+    info = {
+        "kind": "student", "student": to_dict(cfg.student), "in_channels": in_channels,
+        "num_classes": num_classes, "dataset": cfg.data.name, "epochs": trainer.epoch,
+        "kd": teacher is not None, "layers": {n: m.srbs_reason for n, m in winograd_layers(students[0]).items()},
+        "mean_bits": bits["mean_bits"], "bops": bits["bops"], "bops_w8a8": bits["bops_w8a8"],
+        "density": final["density"],
+    }
+    if widths is not None:
+        info["mixed_precision"] = {k: widths[k] for k in ("budget", "mean_bits", "bops", "bops_w8a8", "loss")}
+    if online is not None:
+        # each peer on the test set; the saved model is the peer with the best last-epoch
+        # training accuracy (chosen without looking at the test set)
+        peer_tests = [evaluate(s, trainer.test_loader, cfg.device, trainer.ctx) for s in students]
+        train_acc = [history[-1]["train"].get(f"acc{k}", 0.0) for k in range(k_peers)]
+        best = max(range(k_peers), key=lambda k: train_acc[k])
+        final = {**final, **peer_tests[best], "peer": best, "peers": [t["acc"] for t in peer_tests],
+                 "ensemble_acc": history[-1]["test"]["acc"]}
+        info["online"] = {"peers": k_peers, "chosen": best, "peer_test_acc": final["peers"],
+                          "peer_train_acc": train_acc, "ensemble_test_acc": final["ensemble_acc"]}
+        if is_main:
+            for k, s in enumerate(students):
+                save_model(s, cfg.out_dir / f"peer{k}", {**info, "peer": k, "test": peer_tests[k]})
+    if is_main:
+        save_model(students[0] if online is None else students[final["peer"]], cfg.out_dir, {**info, "test": final})
     return final

@@ -6,7 +6,17 @@ Brevitas ``QuantReLU`` with per-layer widths; the input is an unsigned
 the teachers' (``features.block{i}``, ``layer{s}.{b}``...) so hint pairs can
 name the same positions.  Per-layer widths: ``StudentConfig.layer_bits`` maps
 a quantized layer's name (see :func:`quant_layer_names`) to ``(w_bits,
-a_bits)``; the rest use ``w_bits``/``a_bits``.
+a_bits)``; the rest use ``w_bits``/``a_bits``.  A layer's ``a_bits`` is the width of
+the activation quantizer after it (its *output*); :attr:`act_sources` says
+which quantizer feeds each quantized layer, so bit operations can be charged
+exactly (``BOPs_l = mults_l * w_l * a_{source(l)}``, see
+``winoforge.model.mixed_precision``).
+
+``StudentConfig.precision = "fp32"`` builds the same architecture unquantized:
+the Winograd layers keep their Winograd-domain ``U`` (and SRBS mask, dense
+unless pruned) without a weight quantizer, activations are plain ReLUs, the
+input is not quantized and the classifier is an ``nn.Linear``.  It is the
+floating-point reference of the quantized students, trained by the same recipe.
 """
 
 from __future__ import annotations
@@ -18,13 +28,19 @@ from typing import Literal
 
 import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
-from brevitas.quant import Uint8ActPerTensorFloat
+from brevitas.quant import (Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFloat, Uint8ActPerTensorFixedPoint,
+                            Uint8ActPerTensorFloat)
 from torch import nn
 
 from .winograd_layer import QuantWinogradConv2d
 from .teachers import VGG_DEFAULT_WIDTHS
 
-__all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names"]
+__all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names",
+           "act_sources", "quant_layers", "PeerGroup"]
+
+
+_ACT_QUANT = {"float": Uint8ActPerTensorFloat, "po2": Uint8ActPerTensorFixedPoint}
+_LINEAR_WEIGHT_QUANT = {"float": Int8WeightPerTensorFloat, "po2": Int8WeightPerTensorFixedPoint}
 
 
 def _check_bits(field_name: str, value) -> int:
@@ -45,10 +61,22 @@ class StudentConfig:
     in_bits: int = 8
     layer_bits: dict[str, tuple[int, int]] = field(default_factory=dict)
     weight_quant: Literal["float", "po2"] = "float"
+    # activation (and input) quantizer scales: "po2" (powers of two) makes torch, the exported
+    # QONNX graph and FINN's execution agree bit for bit (DESIGN.md, "What bit-exact means")
+    act_quant: Literal["float", "po2"] = "float"
     sub_row: int | None = 8  # SRBS sub-row length; None: dense
     keep: int | None = None  # initial non-zeros per sub-row (None: sub_row, i.e. dense until pruned)
+    precision: Literal["quant", "fp32"] = "quant"  # fp32: the same architecture unquantized (the reference)
 
     def __post_init__(self) -> None:
+        for f, allowed in (("weight_quant", ("float", "po2")), ("act_quant", ("float", "po2"))):
+            if getattr(self, f) not in allowed:
+                raise ValueError(f"student.{f}={getattr(self, f)!r} is not allowed; allowed: 'float', 'po2'")
+        if self.precision not in ("quant", "fp32"):
+            raise ValueError(f"student.precision={self.precision!r} is not allowed; allowed: 'quant', 'fp32'")
+        if self.precision == "fp32" and self.layer_bits:
+            raise ValueError("student.layer_bits is set but student.precision='fp32' has no bit widths; "
+                             "allowed: layer_bits only with precision='quant'")
         for f in ("w_bits", "a_bits", "in_bits"):
             _check_bits(f"student.{f}", getattr(self, f))
         for name, (w, a) in self.layer_bits.items():
@@ -68,30 +96,53 @@ class StudentConfig:
 
 
 class _Builder:
-    """Makes the quantized modules of one student, checking layer_bits names at the end."""
+    """Makes the (quantized) modules of one student in data-flow order, recording which
+    activation quantizer feeds each layer, and checks layer_bits names at the end."""
 
     def __init__(self, cfg: StudentConfig) -> None:
         self.cfg = cfg
+        self.quant = cfg.precision == "quant"
         self.names: list[str] = []
+        self.layers: dict[str, nn.Module] = {}
+        self.sources: dict[str, str | None] = {}
+        self.current: str | None = None  # the activation the next layer reads; None: the input image
 
     def conv(self, name: str, cin: int, cout: int) -> QuantWinogradConv2d:
         self.names.append(name)
+        self.sources[name] = self.current
         w, _ = self.cfg.bits(name)
         keep = self.cfg.keep if self.cfg.keep is not None else self.cfg.sub_row
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # dense fallback is reported by srbs_reason
-            return QuantWinogradConv2d(cin, cout, m=self.cfg.m, weight_bit_width=w,
-                                       weight_quant=self.cfg.weight_quant,
-                                       sub_row=self.cfg.sub_row, keep=keep if self.cfg.sub_row else None)
+            layer = QuantWinogradConv2d(cin, cout, m=self.cfg.m, weight_bit_width=w,
+                                        weight_quant=self.cfg.weight_quant if self.quant else None,
+                                        sub_row=self.cfg.sub_row, keep=keep if self.cfg.sub_row else None)
+        self.layers[name] = layer
+        return layer
 
-    def relu(self, name: str) -> QuantReLU:
-        return QuantReLU(bit_width=self.cfg.bits(name)[1], return_quant_tensor=True)
+    def relu(self, name: str) -> nn.Module:
+        self.current = name
+        if not self.quant:
+            return nn.ReLU()
+        return QuantReLU(act_quant=_ACT_QUANT[self.cfg.act_quant], bit_width=self.cfg.bits(name)[1],
+                         return_quant_tensor=True)
+
+    def linear(self, name: str, cin: int, cout: int) -> nn.Linear:
+        self.names.append(name)
+        self.sources[name] = self.current
+        layer = (QuantLinear(cin, cout, bias=True, weight_bit_width=self.cfg.bits(name)[0],
+                             weight_quant=_LINEAR_WEIGHT_QUANT[self.cfg.weight_quant]) if self.quant
+                 else nn.Linear(cin, cout, bias=True))
+        self.layers[name] = layer
+        return layer
 
     def finish(self, model: nn.Module) -> None:
         unknown = sorted(set(self.cfg.layer_bits) - set(self.names))
         if unknown:
             raise ValueError(f"student.layer_bits names unknown layers {unknown}; allowed: {', '.join(self.names)}")
         model.quant_layer_names = tuple(self.names)
+        model.act_sources = dict(self.sources)
+        model.quant_layers = dict(self.layers)  # a plain dict: the modules are not registered twice
 
 
 class _Block(nn.Sequential):
@@ -105,14 +156,14 @@ class _Block(nn.Sequential):
 
 
 def _head(b: _Builder, channels: int, num_classes: int) -> nn.Sequential:
-    b.names.append("classifier.fc")
-    w, _ = b.cfg.bits("classifier.fc")
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         QuantLinear(channels, num_classes, bias=True, weight_bit_width=w))
+    return nn.Sequential(OrderedDict(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                                     fc=b.linear("classifier.fc", channels, num_classes)))
 
 
-def _input_quant(cfg: StudentConfig) -> QuantIdentity:
-    return QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=cfg.in_bits, return_quant_tensor=True)
+def _input_quant(cfg: StudentConfig) -> nn.Module:
+    if cfg.precision == "fp32":
+        return nn.Identity()
+    return QuantIdentity(act_quant=_ACT_QUANT[cfg.act_quant], bit_width=cfg.in_bits, return_quant_tensor=True)
 
 
 class VGGStudent(nn.Module):
@@ -144,17 +195,22 @@ class VGGStudent(nn.Module):
 
 class _ResBlock(nn.Module):
     """BasicBlock with Winograd convs; a 1x1 projection where channels change; the sum
-    is re-quantized by the block's QuantReLU (``preact`` marks the pre-ReLU sum)."""
+    is re-quantized by the block's QuantReLU (``preact`` marks the pre-ReLU sum).  The first
+    block of a downsampling stage starts with 2x2 max-pooling (``pool``), where the
+    teacher's block has stride 2, so the blocks keep the teacher's names."""
 
-    def __init__(self, b: _Builder, name: str, cin: int, cout: int) -> None:
+    def __init__(self, b: _Builder, name: str, cin: int, cout: int, pool: bool = False) -> None:
         super().__init__()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), nn.BatchNorm2d(cout), b.relu(f"{name}.conv1")
         self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), nn.BatchNorm2d(cout)
-        self.shortcut = nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if cin == cout else nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(cin, cout, 1, bias=False), bn=nn.BatchNorm2d(cout)))
         self.preact = nn.Identity()
         self.relu = b.relu(f"{name}.conv2")
 
     def forward(self, x):
+        x = self.pool(x)
         xv = getattr(x, "value", x)
         y = self.relu1(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
@@ -174,9 +230,9 @@ class ResNetStudent(nn.Module):
         cin = cfg.width
         for s in range(1, 4):
             cout = cfg.width * 2 ** (s - 1)
-            blocks = [] if s == 1 else [nn.MaxPool2d(2)]
+            blocks = []
             for k in range(n):
-                blocks.append(_ResBlock(b, f"layer{s}.{k}", cin, cout))
+                blocks.append(_ResBlock(b, f"layer{s}.{k}", cin, cout, pool=s > 1 and k == 0))
                 cin = cout
             setattr(self, f"layer{s}", nn.Sequential(*blocks))
         self.classifier = _head(b, cin, num_classes)
@@ -199,3 +255,31 @@ def winograd_layers(model: nn.Module) -> dict[str, QuantWinogradConv2d]:
 def quant_layer_names(model: nn.Module) -> tuple[str, ...]:
     """Names accepted by ``StudentConfig.layer_bits`` for this model."""
     return model.quant_layer_names
+
+
+def quant_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layer (Winograd conv or classifier linear) behind each ``quant_layer_names`` name."""
+    return dict(model.quant_layers)
+
+
+def act_sources(model: nn.Module) -> dict[str, str | None]:
+    """For each quantized layer, the layer whose activation quantizer feeds it (``None``: the
+    input quantizer).  Each activation feeds exactly one quantized layer."""
+    return dict(model.act_sources)
+
+
+class PeerGroup(nn.Module):
+    """``K`` peer students trained together (online distillation, see ``losses.OnlineDistillation``).
+
+    ``forward(x)`` returns the mean of the peers' logits (the group's prediction, used
+    for evaluation); ``forward(x, all_peers=True)`` the list of each peer's logits."""
+
+    def __init__(self, peers) -> None:
+        super().__init__()
+        self.peers = nn.ModuleList(peers)
+        if len(self.peers) < 2:
+            raise ValueError(f"a peer group needs at least 2 students, got {len(self.peers)}")
+
+    def forward(self, x: torch.Tensor, all_peers: bool = False):
+        logits = [getattr(z, "value", z) for z in (peer(x) for peer in self.peers)]
+        return logits if all_peers else torch.stack(logits).mean(dim=0)

@@ -161,8 +161,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = load_config(DistillRunConfig, args.config, args.set)
     final = distill(cfg)
     if final:
-        print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g} "
-              f"-> {cfg.out_dir / 'model.safetensors'}")
+        print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g}, "
+              f"mean bits {final['mean_bits']:.3g} -> {cfg.out_dir / 'model.safetensors'}")
+        if "peers" in final:
+            print(f"peers: test accuracy {', '.join(f'{a:.4f}' for a in final['peers'])}; saved peer "
+                  f"{final['peer']} (best training accuracy); group (mean logits) {final['ensemble_acc']:.4f}")
     return 0
 
 
@@ -251,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
     p.set_defaults(func=cmd_train_teacher)
 
-    p = sub.add_parser("distill", help="train a quantized Winograd-SRBS student with KD and gradual pruning")
+    p = sub.add_parser("distill", help="train a quantized (or fp32) Winograd-SRBS student: KD, gradual pruning, mixed precision, online peers")
     p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_distill)

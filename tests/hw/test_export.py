@@ -83,7 +83,7 @@ def test_export_metadata_and_head(tmp_path, images):
         logits = net(torch.from_numpy(x[:8])).numpy()
     codes = output_codes(head, logits)
     # the codes are the classifier's integer accumulator: W_int @ (sum of pooled activation codes)
-    fc = net.classifier[2]
+    fc = net.classifier.fc
     with torch.no_grad():
         w_int = torch.round(fc.quant_weight().value / fc.quant_weight().scale).numpy().astype(np.int64)
     acts = {}

@@ -36,3 +36,12 @@ def test_bad_config_names_the_field(tmp_path, capsys):
     assert "arch='alexnet' is not allowed" in capsys.readouterr().err
     assert main(["train-teacher", "--set", "optim.lr=-1"]) == 2
     assert "optim.lr=-1.0 is out of range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(Path(CONFIG).parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_config_file_loads(path):
+    from winoforge.model.config import load_config
+    from winoforge.model.recipes import DistillRunConfig, TeacherRunConfig
+
+    cfg = load_config(TeacherRunConfig if "teacher" in path.name else DistillRunConfig, path)
+    assert cfg.out_dir.parts[0] == "runs"
