@@ -35,7 +35,7 @@ import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
-__all__ = ["LAYERS_KEY", "HEAD_KEY", "read_metadata", "export_student", "tidy", "winograd_metadata", "ExportCheck",
+__all__ = ["module_path", "LAYERS_KEY", "HEAD_KEY", "read_metadata", "export_student", "tidy", "winograd_metadata", "ExportCheck",
            "check_export", "head_quantum", "output_codes", "logit_codes", "quant_node_codes"]
 
 #: metadata_props keys: the Winograd layers' parameters, and the classifier's output quantum.
@@ -115,6 +115,18 @@ def _scale_of(model, node) -> np.ndarray:
     return np.asarray(model.get_initializer(node.input[1]), dtype=np.float64)
 
 
+def module_path(scopes: Sequence[str]) -> str:
+    """The torch module name from the scopes of an exported node name: ``["layer1", "layer1.0",
+    "conv1"]`` -> ``layer1.0.conv1`` (the exporter repeats a parent's name in nested scopes)."""
+    name = ""
+    for scope in scopes:
+        if name and scope.startswith(name + "."):
+            name = scope
+        else:
+            name = f"{name}.{scope}" if name else scope
+    return name
+
+
 def quant_node_codes(model, context: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Integer codes of every activation ``Quant`` node (dynamic input), by module name
     (``/features/block1/relu/act_quant/export_handler/Quant`` -> ``features.block1.relu``)."""
@@ -124,7 +136,7 @@ def quant_node_codes(model, context: dict[str, np.ndarray]) -> dict[str, np.ndar
             continue
         parts = [p for p in node.name.split("/") if p]
         cut = parts.index("act_quant") if "act_quant" in parts else len(parts) - 1
-        name = ".".join(parts[:cut])
+        name = module_path(parts[:cut])
         out[name] = _codes(context[node.output[0]], _scale_of(model, node), name)
     return out
 

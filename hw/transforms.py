@@ -178,13 +178,17 @@ class FuseWinogradSubgraph(Transformation):
             raise UnsupportedNodeError(f"Winograd layer {_layer_name(d2s.name)}: the weight scale must be one per "
                                        "output channel (shared by every position and input channel)")
         last, ho, wo = d2s, h + 2 * ph - 2, w + 2 * pw - 2
-        consumer = model.find_consumer(d2s.output[0])
-        if consumer is not None and consumer.op_type == "Slice":
+        crops = []  # the crop to H x W: one Slice, or one per axis
+        while len(crops) < 2:
+            consumer = model.find_consumer(last.output[0])
+            if consumer is None or consumer.op_type != "Slice" or model.is_fork_node(last):
+                break
+            crops.append(consumer)
             last = consumer
         if list(model.get_tensor_shape(last.output[0])) != [n, cout, ho, wo]:
             raise _NoMatch(f"{where}: output shape {model.get_tensor_shape(last.output[0])} is not "
                            f"{[n, cout, ho, wo]}")
-        nodes = [pad, in_conv, r0, t1, r1, prod_conv, r2, t2, r3, out_conv, d2s] + ([last] if last is not d2s else [])
+        nodes = [pad, in_conv, r0, t1, r1, prod_conv, r2, t2, r3, out_conv, d2s] + crops
         return {"x": x, "out": last.output[0], "U": U.astype(np.float32), "s_w": s_w.astype(np.float32),
                 "wdt": wdt, "m": m, "pads": [ph, pw], "nodes": nodes, "weight_nodes": wnodes,
                 "layer": _layer_name(d2s.name)}
@@ -214,7 +218,9 @@ class FuseWinogradSubgraph(Transformation):
 
 def _layer_name(node_name: str) -> str:
     """``/features/block1/conv/DepthToSpace`` -> ``features.block1.conv``."""
-    return ".".join(p for p in node_name.split("/")[:-1] if p)
+    from .export import module_path
+
+    return module_path([p for p in node_name.split("/")[:-1] if p])
 
 
 def _const_scalar(model, node):

@@ -97,17 +97,19 @@ def test_export_metadata_and_head(tmp_path, images):
         output_codes(head, logits + 0.5 * np.asarray(head["quantum"]))
 
 
-def test_fusion_is_exact_and_carries_the_integer_weights(tmp_path, images):
+@pytest.mark.parametrize("m, widths", [(2, WIDTHS), (4, WIDTHS), (2, [8, "M", 8, "M", 16])])  # last: 7x7, cropped
+def test_fusion_is_exact_and_carries_the_integer_weights(tmp_path, images, m, widths):
     import qonnx.core.onnx_exec as oxe
 
     from winoforge.hw.transforms import FuseWinogradSubgraph
 
     x, _, _ = images
-    net = reference_student(widths=WIDTHS, m=2, calibration=x)
+    net = reference_student(widths=widths, m=m, calibration=x)
     onnx_model = export_student(net, tmp_path / "s.onnx", (1, 28, 28))
     fused = onnx_model.transform(FuseWinogradSubgraph())
     convs = fused.get_nodes_by_op_type("WinogradConv")
-    assert len(convs) == 2 and not fused.get_nodes_by_op_type("DepthToSpace")
+    assert len(convs) == len(winograd_layers(net))
+    assert not fused.get_nodes_by_op_type("DepthToSpace") and not fused.get_nodes_by_op_type("Slice")
     for node, (name, layer) in zip(convs, winograd_layers(net).items()):
         assert np.array_equal(fused.get_initializer(node.input[1]).astype(np.int64), layer.int_weight().numpy())
         scale = fused.get_initializer(fused.find_consumer(node.output[0]).input[1]).ravel()
@@ -132,3 +134,18 @@ def test_fusion_refuses_a_changed_transform(tmp_path, images):
     onnx_model.set_initializer(out_conv.input[1], k)
     with pytest.raises(UnsupportedNodeError, match="features.block2.conv.*A\\^T"):
         onnx_model.transform(FuseWinogradSubgraph())
+
+
+def test_resnet_student_export_is_exact(tmp_path, images):
+    from winoforge.model.students import StudentConfig, build_student
+
+    x, _, _ = images
+    torch.manual_seed(0)
+    net = build_student(StudentConfig(arch="resnet", depth=8, width=8, weight_quant="po2", act_quant="po2"), 1, 10)
+    net.train()
+    with torch.no_grad():
+        net(torch.from_numpy(x))
+    net.eval()
+    result = check_export(net, export_student(net, tmp_path / "r.onnx", (1, 28, 28)), x[:8])
+    assert result.exact, result.mismatches
+    assert {"layer1.0.relu1", "layer3.0.relu"} <= set(result.quant_layers)
