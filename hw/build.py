@@ -174,13 +174,14 @@ def step_winograd_folding(model, cfg):
     from finn.builder.build_dataflow_steps import step_target_fps_parallelization
     from qonnx.custom_op.registry import getCustomOp
 
-    model = step_target_fps_parallelization(model, cfg)
+    # ours first: FINN's SetFolding does not know WinogradSRBS and, with its two-pass
+    # relaxation, would otherwise slow every FINN layer down to our still-unfolded layers
     if cfg.target_fps:
         target_cycles = int(1e9 / cfg.synth_clk_period_ns / cfg.target_fps)
         for node in _dataflow_nodes(model):
             if node.op_type.startswith("WinogradSRBS"):
                 getCustomOp(node).choose_folding(target_cycles)
-    return model
+    return step_target_fps_parallelization(model, cfg)
 
 
 def step_check_resources(model, cfg):
@@ -314,8 +315,12 @@ class BuildResult:
 
 
 def make_build_config(out_dir: Path, board: str, target_fps: float | None, clock_mhz: float | None = None,
-                      folding_config: Path | None = None):
-    """finn-plus's ``DataflowBuildConfig`` for an estimate / code-generation build."""
+                      folding_config: Path | None = None, mvau_wwidth_max: int | None = None):
+    """finn-plus's ``DataflowBuildConfig`` for an estimate / code-generation build.
+
+    ``mvau_wwidth_max``: FINN's cap on an MVAU's weight-stream width per PE (FINN's default
+    36 bits keeps a 3x3 first layer with one input channel at SIMD 9, i.e. far from the
+    target throughput); the hardware benchmark raises it so the baseline can unroll."""
     ensure_finn(Path(out_dir) / "finn_build_dir")
     from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
 
@@ -329,6 +334,8 @@ def make_build_config(out_dir: Path, board: str, target_fps: float | None, clock
         kwargs["target_fps"] = int(target_fps)
     if folding_config:
         kwargs["folding_config_file"] = str(folding_config)
+    if mvau_wwidth_max:
+        kwargs["mvau_wwidth_max"] = int(mvau_wwidth_max)
     return DataflowBuildConfig(**kwargs)
 
 
