@@ -34,15 +34,21 @@ Hardware model behind the estimates (all formulas are in the docstrings of
 :class:`CycleEstimate`, :meth:`WinogradSRBSParams.estimate_resources`)::
 
     stream in (SIMD ch x in_bits) -> line buffer (t+m rows) -> input transform
-    (SIMD lanes, V = B^T d B) -> V buffer (one tile, all channels, x2) ->
-    PE array: PE output channels x SIMD*Keep/SubRow multipliers, each fed by a
-    mux selecting its input channel inside the sub-row by the stored index ->
-    adder tree -> accumulator over Cin/SIMD folds -> M buffer (t*t per PE) ->
-    output transform (Y = A^T M A, per PE) -> output reorder buffer (2m rows) ->
-    stream out (PE ch x out_bits)
+    (SIMD lanes x u_in serial 1-D B^T units, V = B^T d B) -> V buffer (one tile,
+    all channels, x2; POS banks) -> PE array: POS Winograd positions x PE output
+    channels x SIMD*Keep/SubRow multipliers, each fed by a mux selecting its input
+    channel inside the sub-row by the stored index (weights: POS banks) -> adder
+    tree -> accumulator over Cin/SIMD folds (POS*PE of them) -> M buffer (t*t per
+    PE, x2, POS banks per PE) -> output transform (Y = A^T M A, u_out serial 1-D A^T units per
+    PE) -> output reorder buffer (2m rows) -> stream out (OE ch x out_bits, OE >= PE)
 
-Loop order per frame: tile -> output-channel fold (OFMChannels/PE) -> Winograd
-position (t*t) -> input-channel fold (IFMChannels/SIMD, innermost).
+Folding: ``PE`` output channels, ``SIMD`` (dense-equivalent) input channels and
+``POS`` Winograd positions (a divisor of t*t) are computed in parallel:
+``POS * PE * SIMD*Keep/SubRow`` multipliers.  Loop order per frame: tile ->
+output-channel fold (OFMChannels/PE) -> position group (t*t/POS; group g holds the
+positions ``xi = g*POS + j``, j < POS) -> input-channel fold (IFMChannels/SIMD,
+innermost).  ``OE`` (output channels per output-stream beat) is derived, not an
+attribute: PE unless the output rate needs more (:attr:`WinogradSRBSParams.out_stream_elems`).
 """
 
 from __future__ import annotations
@@ -187,36 +193,76 @@ def _dt_range(dt: BaseDataType) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class CycleEstimate:
-    """Expected cycles of one layer invocation (``batch`` frames back to back).
+    """Expected cycles of one layer invocation (``batch`` frames streamed back to back).
 
-    With ``T = ceil(Ho/m) * ceil(Wo/m)`` tiles per frame, ``t = m + 2``:
+    With ``T = ceil(Ho/m) * ceil(Wo/m)`` tiles per frame (``th x tw``), ``t = m + 2``,
+    ``cf = OFMChannels/PE``, ``sf = IFMChannels/SIMD``, ``OE`` output channels per
+    output beat (:attr:`WinogradSRBSParams.out_stream_elems`):
 
-    * ``main     = T * t^2 * (OFMChannels/PE) * (IFMChannels/SIMD)`` -- one cycle
-      per (tile, output fold, Winograd position, input fold);
-    * ``fill     = min(max(t - Padding, 0), H) * W * (IFMChannels/SIMD)`` -- the input
-      rows the first tile band needs, streamed before it can start (later bands
-      overlap with compute: the line buffer holds t + m rows);
-    * ``drain    = (last_cols + (last_rows - 1) * Wo) * (OFMChannels/PE)`` -- output
-      pixels of the last tile band that can only stream after its last tile
-      (``last_rows/cols`` = valid outputs of the last tile row/column);
-    * ``pipeline = 2t (input transform) + MULT_LATENCY + ceil(log2 cin_eff) (adder
-      tree, sized for the widest fold so the term does not depend on folding) + 1
-      (accumulate) + (t + m) (output transform) + STREAM_REGISTERS``.
+    Per frame, in steady state (what sets the throughput; FINN's FPS is
+    ``clock / max cycles``):
 
-    ``total = batch * (main + fill + drain + pipeline)``: frames are assumed not to
-    overlap (conservative).  ``main`` is non-increasing in PE and SIMD, ``fill`` in
-    SIMD, ``drain`` in PE, ``pipeline`` is constant -- the total is monotone.
+    * ``main = T * (t^2/POS) * cf * sf`` -- one cycle per (tile, output fold,
+      position group, input fold); equals the ideal cycles at the SRBS budget;
+    * ``stall = max(0, in_beats - main, window_reads - main, out_beats - main)`` --
+      the rate bounds: ``in_beats = H * W * sf`` (the input stream stays
+      ``SIMD * in_bits`` wide: a layer needing more input bandwidth is bound by it,
+      here), ``window_reads = T * t * sf`` (the input transform reads a tile's t x t
+      window of one input fold as t columns, one word from each of t line-buffer
+      row banks per cycle), ``out_beats = Ho * Wo * OFMChannels / OE``.  Zero for
+      POS = 1 (``t^2 > m^2``: a tile takes longer than its m x m new pixels);
+    * ``refill = max(0, need - (t + m - last_band_rows)) * W * sf`` with
+      ``need = min(max(t - Padding, 0), H)`` -- the rows of the next frame's first
+      tile band that cannot be prefetched into the line buffer (t + m rows) while
+      the last band (``last_band_rows`` real input rows) is computed.
+
+    ``total = batch * (main + stall + refill)``: frames overlap -- the next frame's
+    rows enter the line buffer while the last band computes, the last band's
+    outputs stream from the double-banded output buffer (2m rows) while the next
+    frame's first band computes, and the datapath pipeline runs on.  This is the
+    convention of FINN's MVAU (``get_exp_cycles`` excludes latency).
+
+    Once per invocation (in :attr:`latency`, not in ``total``):
+
+    * ``fill = need * W * sf`` -- the rows the first tile band needs, streamed before
+      it can start;
+    * ``drain = (last_cols + (last_rows - 1) * Wo) * OFMChannels / OE`` -- output beats
+      of the last band that can only stream after its last tile (``last_rows/cols`` =
+      valid outputs of the last tile row/column);
+    * ``pipeline = ceil(2t/u_in) (input transform) + MULT_LATENCY + ceil(log2 cin_eff)
+      (adder tree, sized for the widest fold so the term does not depend on
+      folding) + 1 (accumulate) + ceil((t + m)/u_out) (output transform) +
+      STREAM_REGISTERS`` (``u_in``, ``u_out``: 1-D transform units per lane / per PE,
+      see :meth:`WinogradSRBSParams.estimate_resources`).
+
+    Monotone: ``main``, the rate bounds and ``refill`` are non-increasing in POS, PE
+    and SIMD (``OE`` is non-decreasing in each), so ``total`` is; so are ``fill``,
+    ``drain`` and ``pipeline``.
     """
 
     main: int
+    stall: int
+    refill: int
     fill: int
     drain: int
     pipeline: int
     batch: int
 
     @property
+    def interval(self) -> int:
+        """Steady-state cycles per frame."""
+        return self.main + self.stall + self.refill
+
+    @property
     def total(self) -> int:
-        return self.batch * (self.main + self.fill + self.drain + self.pipeline)
+        return self.batch * self.interval
+
+    @property
+    def latency(self) -> int:
+        """First input beat to last output beat of one invocation: the first frame's
+        fill (its refill is part of it), ``total``, the last frame's drain and the
+        pipeline."""
+        return self.fill + self.total - self.refill + self.drain + self.pipeline
 
 
 @dataclass(frozen=True)
@@ -287,7 +333,10 @@ def _lutram_luts(width: int, depth: int) -> int:
     """LUTs of a ``depth x width`` LUTRAM: one RAM64X1 per bit per 64 words, as in
     FINN MVAU's ``c2 = width * ceil(depth/64)``; a memory shallower than 64 still
     costs one LUT per bit (``max(depth, 64)``), which keeps the estimate monotone
-    in the width when the total bits are fixed."""
+    in the width when the total bits are fixed.  Banks of one memory are counted as
+    its bit columns (``width`` = banks x bank width): LUTRAM is built per bit
+    column anyway, and rounding once keeps the count monotone when a memory is
+    split into more, shallower banks."""
     if width <= 0 or depth <= 0:
         return 0
     return math.ceil(width * max(depth, 64) / 64)
@@ -316,6 +365,7 @@ _ATTRS: dict[str, tuple[str, str, bool, object]] = {
     "Keep": ("keep", "i", False, 0),
     "PE": ("pe", "i", False, 1),
     "SIMD": ("simd", "i", False, 1),
+    "POS": ("pos", "i", False, 1),
     "inputDataType": ("input_datatype", "s", True, ""),
     "weightDataType": ("weight_datatype", "s", True, ""),
     "outputDataType": ("output_datatype", "s", True, ""),
@@ -350,6 +400,7 @@ class WinogradSRBSParams:
     keep: int = 0
     pe: int = 1
     simd: int = 1
+    pos: int = 1
     batch_size: int = 1
     res_type: str = "auto"
     ram_style: str = "auto"
@@ -393,6 +444,11 @@ class WinogradSRBSParams:
         if simd not in simd_ok:
             reason = f"must divide IFMChannels={cin}" + (f" and be a multiple of SubRow={sub_row}" if sub_row else "")
             raise _attr_error("SIMD", simd, reason, _list(simd_ok))
+        pos = _int_attr("POS", self.pos, 1)
+        t2 = (int(m) + 2) ** 2
+        if t2 % pos:
+            raise _attr_error("POS", pos, f"must divide the t*t={t2} Winograd positions of F({m}x{m},3x3)",
+                              _list(_divisors(t2)))
         idt = _datatype_attr("inputDataType", self.input_datatype, MAX_CODE_BITS)
         wdt = _datatype_attr("weightDataType", self.weight_datatype, MAX_CODE_BITS)
         odt = _datatype_attr("outputDataType", self.output_datatype, None)
@@ -403,7 +459,7 @@ class WinogradSRBSParams:
             raise _attr_error("ram_style", self.ram_style, "unknown weight memory style", _list(_RAM_STYLES))
         for name, value in (
             ("m", int(m)), ("ifm_channels", cin), ("ofm_channels", cout), ("ifm_dim", dim), ("padding", pad),
-            ("sub_row", sub_row), ("keep", keep), ("pe", pe), ("simd", simd), ("input_datatype", idt),
+            ("sub_row", sub_row), ("keep", keep), ("pe", pe), ("simd", simd), ("pos", pos), ("input_datatype", idt),
             ("weight_datatype", wdt), ("output_datatype", odt), ("batch_size", batch),
         ):
             object.__setattr__(self, name, value)
@@ -483,7 +539,13 @@ class WinogradSRBSParams:
 
     @property
     def multipliers(self) -> int:
-        return self.pe * self.lanes
+        """``POS * PE * lanes``."""
+        return self.pos * self.pe * self.lanes
+
+    @property
+    def position_groups(self) -> int:
+        """Winograd positions computed one after another: ``t^2 / POS``."""
+        return self.t**2 // self.pos
 
     @property
     def index_bits(self) -> int:
@@ -491,8 +553,54 @@ class WinogradSRBSParams:
 
     @property
     def weight_memory_depth(self) -> int:
-        """Words of the weight memory: ``t^2 * (OFMChannels/PE) * (IFMChannels/SIMD)``."""
-        return self.t**2 * (self.ofm_channels // self.pe) * (self.ifm_channels // self.simd)
+        """Words of each of the POS weight-memory banks (all read at one address):
+        ``(t^2/POS) * (OFMChannels/PE) * (IFMChannels/SIMD)``."""
+        return self.position_groups * (self.ofm_channels // self.pe) * (self.ifm_channels // self.simd)
+
+    @property
+    def band_cycles(self) -> int:
+        """Compute cycles of one tile band: ``tw * (t^2/POS) * cf * sf``."""
+        cf, sf = self.ofm_channels // self.pe, self.ifm_channels // self.simd
+        return self.tile_grid[1] * self.position_groups * cf * sf
+
+    @property
+    def out_stream_elems(self) -> int:
+        """``OE``, output channels per output-stream beat: the smallest divisor of
+        OFMChannels that is >= PE and lets one tile band's outputs (``min(m, Ho)``
+        rows x Wo pixels x OFMChannels) stream within that band's compute
+        (:attr:`band_cycles`), so the double-banded output buffer never blocks the
+        PE array; OFMChannels (a whole pixel per beat) if no divisor is enough (the
+        stall term of :class:`CycleEstimate` then counts the difference).
+
+        PE for POS = 1 (a band's outputs need at most ``PE * m^2/t^2 < PE`` channels
+        per cycle); wider only when positions run in parallel, e.g. a first layer
+        (IFMChannels = 1) at POS = t^2 finishes an output fold of a tile (m^2 pixels)
+        every cycle.  Non-decreasing in POS, PE and SIMD.
+        """
+        rows = min(self.m, self.out_dim[0])
+        need = math.ceil(rows * self.out_dim[1] * self.ofm_channels / self.band_cycles)
+        floor = max(self.pe, need)
+        return next((d for d in _divisors(self.ofm_channels) if d >= floor), self.ofm_channels)
+
+    @property
+    def input_transform_units(self) -> int:
+        """``u_in``: serial 1-D ``B^T`` units per SIMD lane.  The t x t transform of one
+        input fold is 2t 1-D transforms (``ceil(2t/u_in)`` cycles); its V values serve
+        all ``cf = OFMChannels/PE`` output folds, whose compute takes
+        ``(t^2/POS) * cf`` cycles per input fold, so ``u_in = ceil(2 POS / (t cf))``: 1
+        for POS <= t/2 * cf; POS*SIMD values per cycle at cf = 1; 2t (a fully
+        parallel 2-D transform) at POS = t^2, cf = 1."""
+        return math.ceil(2 * self.pos / (self.t * (self.ofm_channels // self.pe)))
+
+    @property
+    def output_transform_units(self) -> int:
+        """``u_out``: serial 1-D ``A^T`` units per PE.  The transform of one output
+        fold's t x t accumulators is t + m 1-D transforms; one output fold of a tile
+        is accumulated in ``(t^2/POS) * sf`` cycles (``sf = IFMChannels/SIMD``; the M
+        buffer is double), so ``u_out = ceil(POS (t+m) / (t^2 sf))``: 1 at POS = 1;
+        POS*PE accumulators consumed per cycle at sf = 1."""
+        sf = self.ifm_channels // self.simd
+        return math.ceil(self.pos * (self.t + self.m) / (self.t**2 * sf))
 
     @property
     def mult_style(self) -> str:
@@ -512,13 +620,26 @@ class WinogradSRBSParams:
         ho, wo = self.out_dim
         th, tw = self.tile_grid
         cf, sf = self.ofm_channels // self.pe, self.ifm_channels // self.simd
-        main = self.tiles_per_frame * t * t * cf * sf
-        fill = min(max(t - self.padding, 0), h) * w * sf
+        tiles = self.tiles_per_frame
+        main = tiles * self.position_groups * cf * sf
+        oe = self.out_stream_elems
+        in_beats = h * w * sf
+        window_reads = tiles * t * sf
+        out_beats = ho * wo * self.ofm_channels // oe
+        stall = max(0, in_beats - main, window_reads - main, out_beats - main)
+        need = min(max(t - self.padding, 0), h)
+        r0 = (th - 1) * m - self.padding  # first input row of the last tile band
+        last_band_rows = min(h - 1, r0 + t - 1) - max(0, r0) + 1
+        refill = max(0, need - (t + m - last_band_rows)) * w * sf
+        fill = need * w * sf
         last_rows, last_cols = ho - (th - 1) * m, wo - (tw - 1) * m
-        drain = (last_cols + (last_rows - 1) * wo) * cf
+        drain = (last_cols + (last_rows - 1) * wo) * self.ofm_channels // oe
         adder_depth = math.ceil(math.log2(max(self.cin_eff, 2)))
-        pipeline = 2 * t + MULT_LATENCY + adder_depth + 1 + (t + m) + STREAM_REGISTERS
-        return CycleEstimate(main, fill, drain, pipeline, self.batch_size)
+        pipeline = (
+            math.ceil(2 * t / self.input_transform_units) + MULT_LATENCY + adder_depth + 1
+            + math.ceil((t + m) / self.output_transform_units) + STREAM_REGISTERS
+        )
+        return CycleEstimate(main, stall, refill, fill, drain, pipeline, self.batch_size)
 
     def exp_cycles(self) -> int:
         return self.cycles().total
@@ -594,27 +715,34 @@ class WinogradSRBSParams:
         auto = lambda depth: "block" if depth > LUTRAM_MAX_DEPTH else "distributed"  # noqa: E731
         wdepth = self.weight_memory_depth
         wstyle = auto(wdepth) if self.ram_style == "auto" else self.ram_style
-        word = self.multipliers * (self.weight_datatype.bitwidth() + self.index_bits)
+        word = self.pe * self.lanes * (self.weight_datatype.bitwidth() + self.index_bits)
         line_depth = w * self.ifm_channels // self.simd
-        v_depth = 2 * t * t * self.ifm_channels // self.simd
-        out_depth = wo * self.ofm_channels // self.pe
+        v_depth = 2 * self.position_groups * self.ifm_channels // self.simd
+        oe = self.out_stream_elems
+        g = math.gcd(self.pe, oe)  # output-buffer bank: written PE/g, read OE/g banks at a time
+        out_depth = wo * self.ofm_channels // oe
         return [
-            _Memory("weight_memory", 1, wdepth, word, wstyle),
+            _Memory("weight_memory", self.pos, wdepth, word, wstyle),
             _Memory("line_buffer", t + m, line_depth, self.simd * self.input_datatype.bitwidth(), auto(line_depth)),
-            _Memory("v_buffer", 1, v_depth, self.simd * widths.datapath_input_transform_bits, auto(v_depth)),
-            _Memory("m_buffer", self.pe, 2 * t * t, widths.datapath_accumulator_bits, "distributed"),
-            _Memory("output_buffer", 2 * m, out_depth, self.pe * widths.output_bits, auto(out_depth)),
+            _Memory("v_buffer", self.pos, v_depth, self.simd * widths.datapath_input_transform_bits, auto(v_depth)),
+            _Memory("m_buffer", self.pos * self.pe, 2 * self.position_groups, widths.datapath_accumulator_bits,
+                    "distributed"),
+            _Memory("output_buffer", 2 * m * oe // g, out_depth, g * widths.output_bits, auto(out_depth)),
         ]
 
     def estimate_resources(self, fpgapart: str = "") -> ResourceEstimate:
         """LUT / RAMB18 / URAM / DSP estimate, in the spirit of FINN's MVAU estimates.
 
-        Notation: ``P = PE``, ``S = SIMD``, ``L = SubRow``, ``K = Keep``,
-        ``lanes = S*K/L`` (``S`` dense), ``NM = P * lanes`` multipliers, ``Wb``
+        Notation: ``Q = POS``, ``P = PE``, ``S = SIMD``, ``L = SubRow``, ``K = Keep``,
+        ``lanes = S*K/L`` (``S`` dense), ``NM = Q * P * lanes`` multipliers, ``Wb``
         weight bits, ``A`` the input-transform (V) width, ``Acc`` the accumulator
         width, ``Ob`` the output width -- datapath widths, each capped at ``Ob``
         (:class:`InternalWidths`).  ``nB`` / ``nA``: adders of one 1-D ``B^T`` /
         ``A^T`` transform (:func:`_transform_adders`; F(2,3): 4 / 4, F(4,3): 18 / 14).
+        ``u_in = ceil(2Q / (t * Cout/P))`` and ``u_out = ceil(Q (t+m) / (t^2 * Cin/S))``:
+        1-D transform units per SIMD lane / per PE that keep up with the PE array
+        (:attr:`input_transform_units`, :attr:`output_transform_units`; both 1 at
+        ``Q = 1``).
 
         LUT = 300 + 1.1 * (mult + mux + adder_tree + acc + in_tf + out_tf) + LUTRAM
 
@@ -622,45 +750,65 @@ class WinogradSRBSParams:
           (FINN-R, as MVAU_hls), 0 for DSP ones;
         * ``mux = NM * A * ceil((L-K)/3)``: the k-th kept index of a sub-row is one
           of ``L-K+1`` positions (indices ascend), a LUT6 is a 4:1 mux;
-        * ``adder_tree = P * (Wb+A) * (2*lanes - 1)`` (FINN-R);
-        * ``acc = P * Acc`` (FINN: one LUT per accumulator bit);
-        * ``in_tf = S * nB * A``: one serial 1-D transform per SIMD lane, used 2t
-          times per tile and channel fold (its t x t result registers are FFs);
-        * ``out_tf = P * nA * Ob``: one serial 1-D transform per PE, used t + m times;
-        * LUTRAM = ``ceil(width * max(depth, 64) / 64)`` per distributed memory.
+        * ``adder_tree = Q * P * (Wb+A) * (2*lanes - 1)`` (FINN-R; one tree per
+          position and PE);
+        * ``acc = Q * P * Acc`` (FINN: one LUT per accumulator bit);
+        * ``in_tf = S * u_in * nB * A``: serial 1-D transforms per SIMD lane, 2t uses
+          per tile and channel fold (its t x t result registers are FFs); they
+          produce ``S * u_in * t/2 >= Q * S / (Cout/P)`` V values per cycle, what
+          the PE array reads (Q positions x S channels per cycle, each V value
+          reused by the Cout/P output folds);
+        * ``out_tf = P * u_out * nA * Ob``: serial 1-D transforms per PE, t + m uses
+          per tile and output fold; they take the ``Q * P`` accumulators the PE
+          array finishes every ``Cin/S`` cycles;
+        * LUTRAM = ``ceil(banks * width * max(depth, 64) / 64)`` per distributed
+          memory (:func:`_lutram_luts`).
 
         DSP = ``NM * ceil((Wb+A)/48)`` for DSP multipliers (FINN MVAU_hls).  No
         DSP packing: FINN's MVU packs several weights against one shared activation,
         but here every multiplier reads its own, index-selected activation.
 
-        Memories (``depth x width`` per bank; "auto" = BRAM above 128 words, else
-        LUTRAM, as FINN MVAU; RAMB18 counts from FINN's ``_bram18_plan``):
+        Memories (``banks x depth x width``; "auto" = BRAM above 128 words, else
+        LUTRAM, as FINN MVAU; RAMB18 = banks x FINN's ``_bram18_plan(depth, width)``,
+        planned per bank; URAM ``banks * ceil(width/72) * ceil(depth/4096)``):
 
-        * weights: ``t^2 * (Cout/P) * (Cin/S)`` x ``NM * (Wb + index_bits)``, style
-          ``ram_style`` ("ultra": ``ceil(width/72) * ceil(depth/4096)`` URAM);
+        * weights: ``Q`` banks (bank j holds position ``g*Q + j`` of every position
+          group g; all read at one address) of ``(t^2/Q) * (Cout/P) * (Cin/S)`` x
+          ``P * lanes * (Wb + index_bits)`` -- the same bits as one memory at any Q --
+          style ``ram_style``;
         * line buffer: ``t + m`` banks of ``W * Cin/S`` x ``S * in_bits`` (t rows of
-          the current tile band, m rows filling for the next one);
-        * V buffer: ``2 * t^2 * Cin/S`` x ``S * A`` (one tile, all channels, double);
-        * M buffer: ``P`` banks of ``2 t^2`` x ``Acc`` (LUTRAM);
-        * output reorder buffer: ``2m`` banks of ``Wo * Cout/P`` x ``P * Ob``.
+          the current tile band, m rows filling for the next one) -- independent of
+          Q: the input stream and the window reads bound the cycles instead
+          (:class:`CycleEstimate`);
+        * V buffer: ``Q`` banks of ``2 * (t^2/Q) * Cin/S`` x ``S * A`` (one tile, all
+          channels, double; Q positions read per cycle);
+        * M buffer: ``Q * P`` banks of ``2 t^2/Q`` x ``Acc`` (LUTRAM; one per
+          accumulator);
+        * output reorder buffer: 2m rows of ``Wo * Cout`` x ``Ob``, as
+          ``2m * OE/G`` banks of ``Wo * Cout/OE`` x ``G * Ob`` with
+          ``G = gcd(P, OE)`` (the PE array writes P channels, the stream reads OE; for
+          ``OE = P``: ``2m`` banks of ``P * Ob``).
 
-        Monotone: LUT and DSP are non-decreasing in PE and SIMD (every logic term
-        grows with P or S; a memory of fixed total bits only gets wider and
-        shallower, which never lowers its LUTRAM cost, and may move from BRAM to
-        LUTRAM).
+        Stream widths: in ``S * in_bits``, out ``OE * Ob`` (:attr:`out_stream_elems`).
+
+        Monotone: LUT and DSP are non-decreasing in POS, PE and SIMD (every logic
+        term grows with Q, P or S -- ``u_in`` with Q and P, ``u_out`` with Q and S; a
+        memory of fixed total bits only gets wider, more banked or shallower, which
+        never lowers its LUTRAM count, and may move from BRAM to LUTRAM).
         """
         widths = self.internal_widths()
         wb, a = widths.datapath_weight_bits, widths.datapath_input_transform_bits
         acc, ob = widths.datapath_accumulator_bits, widths.output_bits
         nm, lanes = self.multipliers, self.lanes
+        trees = self.pos * self.pe
         style = self.mult_style
         logic = {
             "multipliers": nm * (2 * math.ceil((wb + a) / 6) - 1) * (wb + a) if style == "lut" else 0,
             "index_muxes": nm * a * math.ceil((self.sub_row - self.keep) / 3) if self.sparse else 0,
-            "adder_trees": self.pe * (wb + a) * (2 * lanes - 1),
-            "accumulators": self.pe * acc,
-            "input_transform": self.simd * _transform_adders(self.spec.BT) * a,
-            "output_transform": self.pe * _transform_adders(self.spec.AT) * ob,
+            "adder_trees": trees * (wb + a) * (2 * lanes - 1),
+            "accumulators": trees * acc,
+            "input_transform": self.simd * self.input_transform_units * _transform_adders(self.spec.BT) * a,
+            "output_transform": self.pe * self.output_transform_units * _transform_adders(self.spec.AT) * ob,
         }
         breakdown = {name: {"LUT": value} for name, value in logic.items()}
         breakdown["control"] = {"LUT": LUT_FIXED}
@@ -672,7 +820,7 @@ class WinogradSRBSParams:
             entry = {"LUT": 0, "BRAM_18K": 0, "URAM": 0, "style": mem.style, "banks": mem.banks,
                      "depth": mem.depth, "width": mem.width}
             if mem.style == "distributed":
-                entry["LUT"] = mem.banks * _lutram_luts(mem.width, mem.depth)
+                entry["LUT"] = _lutram_luts(mem.banks * mem.width, mem.depth)
             elif mem.style == "ultra":
                 entry["URAM"] = mem.banks * math.ceil(mem.width / 72) * math.ceil(mem.depth / 4096)
             else:
@@ -689,7 +837,9 @@ class WinogradSRBSParams:
 
     def op_and_param_counts(self) -> dict[str, int]:
         """FINN-style counts per invocation: Winograd-domain MACs (non-zero weight
-        slots), transform additions, and stored weights / indices."""
+        slots), transform additions, and stored weights / indices.  Like FINN's MVAU
+        counts they do not depend on the folding (POS, PE, SIMD): parallel units do
+        the same operations sooner."""
         widths = self.internal_widths()
         tiles = self.batch_size * self.tiles_per_frame
         t, m = self.t, self.m
@@ -937,32 +1087,55 @@ def winograd_srbs_reference(x_nhwc, U, params: WinogradSRBSParams) -> np.ndarray
 
 
 def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str = "") -> WinogradSRBSParams:
-    """The folding with the smallest ``PE * SIMD`` whose expected cycles are at most
-    ``target_cycles``.
+    """The folding (POS, PE, SIMD) with the fewest multipliers ``POS * PE * lanes``
+    whose expected cycles are at most ``target_cycles``.
 
-    Ties (same number of multipliers) go to fewer expected cycles, then to fewer
-    estimated LUTs, then to the larger SIMD (FINN's SetFolding also raises SIMD
-    before PE).  ``ValueError`` if even ``PE = OFMChannels, SIMD = IFMChannels``
-    needs more cycles.
+    Ties (same number of multipliers) go to fewer expected cycles (at equal
+    multipliers only the stall and refill terms differ), then to fewer estimated
+    LUTs, then fewer RAMB18s, and only then (exact ties) to the larger SIMD, then
+    the larger PE, i.e. the smaller POS.
+
+    The LUT estimate rather than a fixed order of the dimensions decides, because
+    at equal multipliers the multipliers, index muxes and weight bits are the same
+    and what differs goes either way: larger SIMD means fewer adder trees,
+    accumulators and M-buffer banks per multiplier but more input-transform units
+    and a wider, shallower line buffer (BRAM -> LUTRAM); larger PE more
+    output-transform units and a wider output buffer; larger POS better-used serial
+    transform units (``u_in`` and ``u_out`` stay 1 until POS exceeds ``t/2 * Cout/PE``
+    resp. ``t^2/(t+m) * Cin/SIMD``) but a banked V buffer.  E.g. 32x32x64 -> 64,
+    F(2,3), SubRow 8, Keep 2, UINT4 x INT4 at 128 multipliers: (POS, PE, SIMD) =
+    (8, 8, 8) has the fewest LUTs (9525), (1, 8, 64) 11817, (1, 64, 8) 17116.  The
+    final static order follows FINN's SetFolding (SIMD before PE) and prefers the
+    plain, unbanked design (small POS).
+
+    ``ValueError`` if even full parallelism ``POS = t^2, PE = OFMChannels,
+    SIMD = IFMChannels`` needs more cycles (the cycles are non-increasing in each).
     """
     if isinstance(target_cycles, bool) or not isinstance(target_cycles, (int, np.integer)) or target_cycles < 1:
         raise ValueError(f"target_cycles must be a positive integer, got {target_cycles!r}")
-    best, best_key = None, None
-    for pe in _divisors(params.ofm_channels):
-        for simd in _allowed_simd(params.ifm_channels, params.sub_row):
-            cand = params.replace(pe=pe, simd=simd)
-            cycles = cand.exp_cycles()
-            if cycles > target_cycles:
-                continue
-            key = (pe * simd, cycles, cand.estimate_resources(fpgapart).lut, -simd)
-            if best_key is None or key < best_key:
-                best, best_key = cand, key
-    if best is None:
-        full = params.replace(pe=params.ofm_channels, simd=params.ifm_channels).exp_cycles()
+    fits = []
+    for pos in _divisors(params.t**2):
+        for pe in _divisors(params.ofm_channels):
+            for simd in _allowed_simd(params.ifm_channels, params.sub_row):
+                cand = params.replace(pos=pos, pe=pe, simd=simd)
+                cycles = cand.exp_cycles()
+                if cycles <= target_cycles:
+                    fits.append((cand.multipliers, cycles, cand))
+    if not fits:
+        full = params.replace(pos=params.t**2, pe=params.ofm_channels, simd=params.ifm_channels)
         raise ValueError(
             f"{OP_TYPE}: no folding reaches target_cycles={int(target_cycles)}; even full parallelism "
-            f"(PE={params.ofm_channels}, SIMD={params.ifm_channels}) needs {full} cycles"
+            f"(POS={full.pos}, PE={full.pe}, SIMD={full.simd}) needs {full.exp_cycles()} cycles"
         )
+    fewest = min(key[:2] for key in fits)
+    best, best_key = None, None
+    for nm, cycles, cand in fits:  # resources only for the cheapest candidates
+        if (nm, cycles) != fewest:
+            continue
+        res = cand.estimate_resources(fpgapart)
+        key = (res.lut, res.bram18, -cand.simd, -cand.pe, cand.pos)
+        if best_key is None or key < best_key:
+            best, best_key = cand, key
     return best
 
 
@@ -990,6 +1163,7 @@ def make_winograd_srbs_node(
     keep: int = 0,
     pe: int = 1,
     simd: int = 1,
+    pos: int = 1,
     batch_size: int = 1,
     res_type: str = "auto",
     ram_style: str = "auto",
@@ -998,6 +1172,9 @@ def make_winograd_srbs_node(
     name: str = "",
 ) -> NodeProto:
     """A validated ``WinogradSRBS`` (or, with ``rtl=True``, ``WinogradSRBS_rtl``) node.
+
+    Folding: ``pe``, ``simd`` and ``pos`` (node attributes PE, SIMD, POS; see
+    :func:`choose_folding`).
 
     ``output_datatype`` defaults to the smallest type holding the exact output range
     of ``weights`` when given (:func:`exact_output_range`), else the sound bound
@@ -1012,7 +1189,7 @@ def make_winograd_srbs_node(
         m=m, ifm_channels=ifm_channels, ofm_channels=ofm_channels, ifm_dim=ifm_dim,
         input_datatype=_datatype_name(input_datatype), weight_datatype=_datatype_name(weight_datatype),
         output_datatype=_datatype_name(probe_odt), padding=padding, sub_row=sub_row, keep=keep,
-        pe=pe, simd=simd, batch_size=batch_size, res_type=res_type, ram_style=ram_style,
+        pe=pe, simd=simd, pos=pos, batch_size=batch_size, res_type=res_type, ram_style=ram_style,
     )
     if weights is not None:
         U = check_weights(weights, params)
@@ -1182,8 +1359,8 @@ class WinogradSRBS(HWCustomOp):
         p = self.params()
         if ind == 0:
             return (p.batch_size, *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
-        if ind == 1:  # the weight memory: words of PE x lanes entries
-            return (p.weight_memory_depth, p.pe, p.lanes)
+        if ind == 1:  # the weight memory: POS banks, words of PE x lanes entries
+            return (p.weight_memory_depth, p.pos, p.pe, p.lanes)
         raise ValueError(f"{OP_TYPE} has inputs 0 and 1, not {ind}")
 
     def get_normal_output_shape(self, ind=0):
@@ -1191,10 +1368,13 @@ class WinogradSRBS(HWCustomOp):
         return (p.batch_size, *p.out_dim, p.ofm_channels)
 
     def get_folded_output_shape(self, ind=0):
+        """``OE = out_stream_elems`` channels per beat (PE unless the output rate needs more)."""
         p = self.params()
-        return (p.batch_size, *p.out_dim, p.ofm_channels // p.pe, p.pe)
+        oe = p.out_stream_elems
+        return (p.batch_size, *p.out_dim, p.ofm_channels // oe, oe)
 
     def get_instream_width(self, ind=0):
+        """``SIMD * in_bits`` at any POS (an input-rate bound in the cycles instead)."""
         if ind == 0:
             return self.get_nodeattr("SIMD") * self.get_input_datatype(0).bitwidth()
         if ind == 1:
@@ -1202,7 +1382,8 @@ class WinogradSRBS(HWCustomOp):
         raise ValueError(f"{OP_TYPE} has inputs 0 and 1, not {ind}")
 
     def get_outstream_width(self, ind=0):
-        return self.get_nodeattr("PE") * self.get_output_datatype().bitwidth()
+        """``OE * out_bits``, ``OE = out_stream_elems`` (PE for POS = 1)."""
+        return self.params().out_stream_elems * self.get_output_datatype().bitwidth()
 
     def make_shape_compatible_op(self, model):
         shape = model.get_tensor_shape(self.onnx_node.input[0])
@@ -1256,6 +1437,7 @@ class WinogradSRBS(HWCustomOp):
         return self.params().exp_cycles()
 
     def multipliers(self) -> int:
+        """``POS * PE * SIMD*Keep/SubRow``."""
         return self.params().multipliers
 
     def ideal_cycles(self, model=None) -> float:
@@ -1285,12 +1467,13 @@ class WinogradSRBS(HWCustomOp):
     def get_op_and_param_counts(self):
         return self.params().op_and_param_counts()
 
-    def choose_folding(self, target_cycles: int, fpgapart: str = "") -> tuple[int, int]:
-        """Set PE and SIMD by :func:`choose_folding`; returns ``(PE, SIMD)``."""
+    def choose_folding(self, target_cycles: int, fpgapart: str = "") -> tuple[int, int, int]:
+        """Set PE, SIMD and POS by :func:`choose_folding`; returns ``(PE, SIMD, POS)``."""
         chosen = choose_folding(self.params(), target_cycles, fpgapart)
         self.set_nodeattr("PE", chosen.pe)
         self.set_nodeattr("SIMD", chosen.simd)
-        return chosen.pe, chosen.simd
+        self.set_nodeattr("POS", chosen.pos)
+        return chosen.pe, chosen.simd, chosen.pos
 
 
 # --------------------------------------------------------------------------- RTL parameters
@@ -1316,21 +1499,24 @@ def _hex_lines(entries: np.ndarray, bits: int) -> list[str]:
 
 def weight_memory_words(U: np.ndarray, params: WinogradSRBSParams) -> tuple[np.ndarray, np.ndarray]:
     """Packed SRBS weights in the order the PE array reads them: ``(values, indices)``,
-    each ``(depth, PE * lanes)``.
+    each ``(depth, POS * PE * lanes)`` -- a row is the words of the POS banks at one
+    address, side by side.
 
-    Word order: output-channel fold, Winograd position ``xi = a*t + b``, input-channel
-    fold (innermost).  Entry ``pe * lanes + g * Keep + k`` of a word is the k-th kept
-    entry of sub-row g (of this input fold) of output channel ``fold * PE + pe``.  A
-    dense layer packs as SubRow = Keep = 1 (no indices).
+    Word order: output-channel fold, position group g, input-channel fold
+    (innermost).  Entry ``(j * PE + pe) * lanes + s * Keep + k`` of a word is bank j's
+    entry ``pe * lanes + s * Keep + k``: the k-th kept entry of sub-row s (of this input
+    fold) of output channel ``fold * PE + pe`` at Winograd position ``xi = g * POS + j``
+    (``xi = a*t + b``).  POS = 1 is a single bank.  A dense layer packs as SubRow =
+    Keep = 1 (no indices).
     """
     L, K = (params.sub_row, params.keep) if params.sparse else (1, 1)
     packed = pack_srbs(np.asarray(U, dtype=np.int64), L, K)
-    t2, pe, simd = params.t**2, params.pe, params.simd
-    cf, sf = params.ofm_channels // pe, params.ifm_channels // simd
-    shape = (t2, cf, pe, sf, simd // L, K)
+    pos, pe, simd = params.pos, params.pe, params.simd
+    groups, cf, sf = params.position_groups, params.ofm_channels // pe, params.ifm_channels // simd
+    shape = (groups, pos, cf, pe, sf, simd // L, K)
 
-    def order(a: np.ndarray) -> np.ndarray:
-        return a.reshape(shape).transpose(1, 0, 3, 2, 4, 5).reshape(cf * t2 * sf, pe * params.lanes)
+    def order(a: np.ndarray) -> np.ndarray:  # (g, j, f, pe, s, sub-row, k) -> (f, g, s | j, pe, sub-row, k)
+        return a.reshape(shape).transpose(2, 0, 4, 1, 3, 5, 6).reshape(cf * groups * sf, params.multipliers)
 
     return order(packed.values), order(packed.indices)
 
@@ -1345,8 +1531,9 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
 
     def generate_hdl(self, model, fpgapart, clk):
         """Write, into ``code_gen_dir_ipgen``: ``weights_values.memh`` and (SRBS)
-        ``weights_indices.memh`` -- ``$readmemh`` words, see :func:`weight_memory_words`
-        -- and ``params.json`` with every node attribute and the derived parameters."""
+        ``weights_indices.memh`` -- ``$readmemh`` lines of the POS weight banks side by
+        side, see :func:`weight_memory_words` -- and ``params.json`` with every node
+        attribute (POS included), the derived parameters and the bank layout."""
         raw_dir = self.get_nodeattr("code_gen_dir_ipgen")
         if not raw_dir or not Path(raw_dir).is_dir():
             raise ValueError(
@@ -1379,7 +1566,7 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
             attributes[name] = value.tolist() if isinstance(value, np.ndarray) else value
         return {
             "format": "winoforge.WinogradSRBS.params",
-            "version": 1,
+            "version": 2,
             "node": self.onnx_node.name,
             "op_type": self.onnx_node.op_type,
             "attributes": attributes,
@@ -1388,11 +1575,19 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
                 "out_dim": list(params.out_dim),
                 "tile_grid": list(params.tile_grid),
                 "lanes": params.lanes,
+                "pos": params.pos,
+                "position_groups": params.position_groups,
                 "multipliers": params.multipliers,
+                "out_stream_elems": params.out_stream_elems,
+                "instream_width": self.get_instream_width(0),
+                "outstream_width": self.get_outstream_width(0),
+                "input_transform_units": params.input_transform_units,
+                "output_transform_units": params.output_transform_units,
                 "cin_eff": params.cin_eff,
                 "exact_output_range": [lo, hi],
                 "nonzero_weights": int(np.count_nonzero(U)),
-                "cycles": {**asdict(cycles), "total": cycles.total},
+                "cycles": {**asdict(cycles), "interval": cycles.interval, "total": cycles.total,
+                           "latency": cycles.latency},
                 "ideal_cycles": params.ideal_cycles(int(np.count_nonzero(U))),
             },
             "widths": asdict(params.internal_widths()),
@@ -1401,12 +1596,19 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
                 "files": files,
                 "depth": params.weight_memory_depth,
                 "entries_per_word": params.multipliers,
+                "banks": params.pos,
+                "bank_depth": params.weight_memory_depth,
+                "entries_per_bank_word": params.pe * params.lanes,
                 "value_bits": params.weight_datatype.bitwidth(),
                 "value_signed": bool(params.weight_datatype.signed()),
                 "index_bits": params.index_bits,
-                "word_order": "output-channel fold, Winograd position xi = a*t + b, input-channel fold (innermost)",
-                "entry_order": "entry e = pe*lanes + g*Keep + k at bits [e*bits, (e+1)*bits) (entry 0 least "
-                "significant): k-th kept entry (indices ascending) of sub-row g of the fold, "
+                "word_order": "output-channel fold, position group g (t*t/POS groups), input-channel fold "
+                "(innermost); a line of a file is the words of all POS banks at one address",
+                "bank_layout": "bank j (0 <= j < POS) is entries [j*PE*lanes, (j+1)*PE*lanes) of every line, "
+                "i.e. bits [j*PE*lanes*bits, (j+1)*PE*lanes*bits); at position group g it holds Winograd "
+                "position xi = g*POS + j (xi = a*t + b); all banks are read at the same address",
+                "entry_order": "entry e = (j*PE + pe)*lanes + s*Keep + k at bits [e*bits, (e+1)*bits) (entry 0 "
+                "least significant): bank j, k-th kept entry (indices ascending) of sub-row s of the fold, "
                 "output channel fold*PE + pe; index = input channel within the sub-row",
             },
             "target": {"fpgapart": fpgapart, "clk_ns": clk},

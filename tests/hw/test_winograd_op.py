@@ -74,7 +74,7 @@ def node_of(model: ModelWrapper):
 
 @st.composite
 def layer_case(draw):
-    """Random layer: shapes, paddings, m, SRBS (SubRow, Keep), folding, datatypes."""
+    """Random layer: shapes, paddings, m, SRBS (SubRow, Keep), folding (POS, PE, SIMD), datatypes."""
     m = draw(st.sampled_from([2, 4]))
     sub_row = draw(st.sampled_from([0, 1, 2, 3, 4]))
     keep = draw(st.integers(1, sub_row)) if sub_row else 0
@@ -84,6 +84,7 @@ def layer_case(draw):
     padding = max(draw(st.integers(0, 2)), math.ceil((3 - min(h, w)) / 2))
     simd = draw(st.sampled_from([d for d in range(1, cin + 1) if cin % d == 0 and (not sub_row or d % sub_row == 0)]))
     pe = draw(st.sampled_from([d for d in range(1, cout + 1) if cout % d == 0]))
+    pos = draw(st.sampled_from([d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]))
     idt, wdt = draw(st.sampled_from(INPUT_TYPES)), draw(st.sampled_from(WEIGHT_TYPES))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     t = m + 2
@@ -92,7 +93,7 @@ def layer_case(draw):
         U = U * srbs_mask(U, sub_row, keep)
     params = dict(
         m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(h, w), padding=padding, sub_row=sub_row,
-        keep=keep, pe=pe, simd=simd, input_datatype=idt, weight_datatype=wdt,
+        keep=keep, pe=pe, simd=simd, pos=pos, input_datatype=idt, weight_datatype=wdt,
         batch_size=draw(st.integers(1, 2)),
     )
     return params, U, rng
@@ -138,6 +139,24 @@ def test_specialize_layers_makes_the_rtl_variant_which_still_executes():
     assert np.array_equal(after, reference(x, U, 2, 1))
 
 
+def test_rtl_node_with_parallel_positions_executes_bit_exactly():
+    # the folding (here POS = 8 of 16, PE = 2, SIMD = 4) does not change what the node computes
+    rng = np.random.default_rng(11)
+    U = random_codes(rng, "INT4", (6, 8, 4, 4))
+    U = U * srbs_mask(U, 4, 2)
+    kw = dict(m=2, ifm_channels=8, ofm_channels=6, ifm_dim=(7, 6), sub_row=4, keep=2, pe=2, simd=4, pos=8,
+              batch_size=2)
+    model = build_model(U, rtl=True, **kw)
+    node = model.graph.node[0]
+    assert (node.op_type, node.domain) == ("WinogradSRBS_rtl", "finn.custom_op.fpgadataflow.rtl")
+    inst = node_of(model)
+    assert inst.get_nodeattr("POS") == 8 and inst.multipliers() == 8 * 2 * 2
+    inst.set_nodeattr("exec_mode", "python")
+    x = random_codes(rng, "UINT4", (2, 7, 6, 8))
+    y = execute_onnx(model, {"x": x.astype(np.float32)})["y"]
+    assert np.array_equal(y, reference(x, U, 2, 1))
+
+
 def test_rtlsim_is_not_available_yet():
     U = np.ones((2, 2, 4, 4))
     model = build_model(U, m=2, ifm_channels=2, ofm_channels=2, ifm_dim=(4, 4), rtl=True)
@@ -166,6 +185,25 @@ def test_shapes_and_stream_widths():
     inst.verify_node()
 
 
+def test_output_stream_widens_only_when_parallel_positions_need_it():
+    # 28x28x1 -> 64, F(2,3): at POS = 16 one output fold of a tile (2x2 pixels x PE channels) is
+    # finished every cycle, so PE = 16 channels per beat cannot keep up; a whole pixel (64) can
+    kw = dict(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), pe=16, input_datatype="UINT8",
+              weight_datatype="INT4", output_datatype="INT16")
+    node = wo.make_winograd_srbs_node("x", "U", "y", **kw, pos=16)
+    inst = getCustomOp(node)
+    assert inst.params().out_stream_elems == 64
+    assert inst.get_outstream_width() == 64 * 16 and inst.get_instream_width() == 8
+    assert inst.get_folded_output_shape() == (1, 28, 28, 1, 64)
+    assert inst.get_number_output_values() == 28 * 28
+    assert inst.get_folded_input_shape() == (1, 28, 28, 1, 1)
+    assert inst.get_folded_input_shape(1) == (4, 16, 16, 1)  # (bank depth, POS banks, PE, lanes)
+    for pos in (1, 2, 4):  # need 4 * POS channels per beat: PE = 16 suffices up to POS = 4
+        p = inst.params().replace(pos=pos)
+        assert p.out_stream_elems == 16 and p.cycles().stall == 0
+    assert inst.params().replace(pos=8).out_stream_elems == 32
+
+
 # --------------------------------------------------------------------------- attribute validation
 
 GOOD = dict(
@@ -190,6 +228,10 @@ BAD = [
     ("PE", dict(pe=0)),
     ("SIMD", dict(simd=2)),
     ("SIMD", dict(simd=32)),
+    ("POS", dict(pos=3)),
+    ("POS", dict(pos=0)),
+    ("POS", dict(pos=32)),
+    ("POS", dict(m=4, pos=16)),
     ("inputDataType", dict(input_datatype="FLOAT32")),
     ("inputDataType", dict(input_datatype="BIPOLAR")),
     ("inputDataType", dict(input_datatype="INT32")),
@@ -226,6 +268,34 @@ def test_error_message_names_value_reason_and_allowed_values():
     message = "WinogradSRBS attribute PE=3 is not allowed: must divide OFMChannels=16 (allowed: 1, 2, 4, 8, 16)"
     with pytest.raises(ValueError, match=re.escape(message)):
         wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pe": 3})
+
+
+def test_bad_pos_lists_the_divisors_of_the_winograd_positions():
+    message = ("WinogradSRBS attribute POS=3 is not allowed: must divide the t*t=16 Winograd positions of "
+               "F(2x2,3x3) (allowed: 1, 2, 4, 8, 16)")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pos": 3})
+    with pytest.raises(ValueError, match=re.escape("allowed: 1, 2, 3, 4, 6, 9, 12, 18, 36")):
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "m": 4, "pos": 8})
+    with pytest.raises(ValueError, match="attribute POS=True is not allowed: must be an integer"):
+        wo.WinogradSRBSParams(**{**GOOD, "pos": True})
+
+
+def test_pos_round_trips_through_attributes_and_the_node():
+    params = wo.WinogradSRBSParams(**{**GOOD, "pos": 4})
+    attrs = params.to_attributes()
+    assert attrs["POS"] == 4
+    assert wo.WinogradSRBSParams.from_attributes(attrs) == params
+    defaults = {k: v for k, v in attrs.items() if k != "POS"}
+    assert wo.WinogradSRBSParams.from_attributes(defaults).pos == 1  # optional, default 1
+    inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD, pos=4))
+    assert inst.get_nodeattr("POS") == 4 and inst.params() == params
+    assert getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD)).get_nodeattr("POS") == 1
+    with pytest.raises(ValueError, match="attribute POS=5 is not allowed"):
+        inst.set_nodeattr("POS", 5)
+    assert inst.get_nodeattr("POS") == 4
+    inst.set_nodeattr("POS", 16)
+    assert inst.params().pos == 16 and inst.multipliers() == 16 * 4 * 4
 
 
 def test_missing_required_attribute_is_named():
@@ -443,10 +513,13 @@ def estimate_case(draw):
     sub_row = draw(st.sampled_from([0, 2, 4, 8]))
     keep = draw(st.integers(1, sub_row)) if sub_row else 0
     cin = draw(st.sampled_from([1, 2, 3, 4, 6])) * (sub_row or 8)
+    if not sub_row and draw(st.booleans()):
+        cin = 1  # a first layer
     cout = draw(st.sampled_from([1, 4, 6, 16, 24, 64]))
     size = draw(st.integers(3, 40))
     pes = [d for d in range(1, cout + 1) if cout % d == 0]
     simds = wo._allowed_simd(cin, sub_row)
+    poss = [d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]
     base = wo.WinogradSRBSParams(
         m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(size, draw(st.integers(3, 40))),
         padding=draw(st.integers(0, 2)), sub_row=sub_row, keep=keep,
@@ -457,33 +530,57 @@ def estimate_case(draw):
         ram_style=draw(st.sampled_from(["auto", "block", "distributed", "ultra"])),
         batch_size=draw(st.integers(1, 2)), simd=simds[0],
     )
-    return base, pes, simds, draw(st.sampled_from(pes)), draw(st.sampled_from(simds))
+    folding = dict(pos=draw(st.sampled_from(poss)), pe=draw(st.sampled_from(pes)), simd=draw(st.sampled_from(simds)))
+    return base, dict(pos=poss, pe=pes, simd=simds), folding
 
 
 def _costs(p):
     r = p.estimate_resources(PART)
-    return p.exp_cycles(), r.lut, r.dsp
+    return p.exp_cycles(), r.lut, r.dsp, p.cycles().latency
 
 
 @given(estimate_case())
-def test_estimates_are_monotone_in_pe_and_simd(case):
-    base, pes, simds, pe, simd = case
-    for axis, values, fixed in (("pe", pes, dict(simd=simd)), ("simd", simds, dict(pe=pe))):
-        costs = [_costs(base.replace(**fixed, **{axis: v})) for v in values]
-        for (c1, l1, d1), (c2, l2, d2) in zip(costs, costs[1:]):
+def test_estimates_are_monotone_in_pos_pe_and_simd(case):
+    base, axes, folding = case
+    for axis, values in axes.items():
+        costs = [_costs(base.replace(**{**folding, axis: v})) for v in values]
+        for (c1, l1, d1, t1), (c2, l2, d2, t2) in zip(costs, costs[1:]):
             assert c2 <= c1, f"cycles grew with {axis}"
+            assert t2 <= t1, f"latency grew with {axis}"
             assert l2 >= l1, f"LUT fell with {axis}"
             assert d2 >= d1, f"DSP fell with {axis}"
 
 
 @given(estimate_case())
 def test_cycles_are_at_least_ideal(case):
-    base, _, _, pe, simd = case
-    p = base.replace(pe=pe, simd=simd)
+    base, _, folding = case
+    p = base.replace(**folding)
     cycles = p.cycles()
     assert cycles.total >= p.ideal_cycles()
+    assert cycles.latency >= cycles.total
     assert cycles.main * p.batch_size == pytest.approx(p.ideal_cycles())  # full SRBS budget: main is ideal
-    assert p.multipliers == pe * simd * (p.keep / p.sub_row if p.sub_row else 1)
+    density = p.keep / p.sub_row if p.sub_row else 1
+    assert p.multipliers == folding["pos"] * folding["pe"] * folding["simd"] * density
+    t2 = p.t**2
+    assert cycles.main == p.tiles_per_frame * (t2 // p.pos) * (p.ofm_channels // p.pe) * (p.ifm_channels // p.simd)
+    if p.pos == 1:  # a tile takes longer than streaming its m x m new pixels in and out
+        assert cycles.stall == 0 and p.out_stream_elems == p.pe
+
+
+@given(estimate_case())
+def test_pos_banks_the_weight_memory_with_the_same_bits(case):
+    base, _, folding = case
+    one = base.replace(**{**folding, "pos": 1})
+    p = base.replace(**folding)
+    mem = {m.name: m for m in p._memories()}
+    mem1 = {m.name: m for m in one._memories()}
+    w, w1 = mem["weight_memory"], mem1["weight_memory"]
+    assert w.banks == p.pos and w.depth * p.pos == w1.depth and w.width == w1.width
+    assert mem["line_buffer"] == mem1["line_buffer"]  # line buffers do not depend on POS
+    res = p.estimate_resources(PART).breakdown["weight_memory"]
+    if w.style == "block":
+        assert res["BRAM_18K"] == p.pos * wo._bram18_plan(w.depth, w.width, False)[0]
+    assert p.op_and_param_counts() == one.op_and_param_counts()  # the folding does not change the work
 
 
 def test_realistic_layer_is_within_ten_percent_of_ideal():
@@ -494,12 +591,41 @@ def test_realistic_layer_is_within_ten_percent_of_ideal():
     cycles = p.cycles()
     ideal = p.ideal_cycles()
     assert ideal == cycles.main == 16 * 16 * 16 * 8 * 4
-    # what exceeds ideal: streaming in the first tile band (3 rows), streaming out the
-    # last band's second row after its last tile, and the pipeline latency
+    # once per invocation (latency, overlapped by the neighbouring frames in steady state): streaming
+    # in the first tile band (3 rows), streaming out the last band's second row after its last tile,
+    # and the pipeline
     assert cycles.fill == 3 * 32 * 4 and cycles.drain == (2 + 32) * 8
-    assert cycles.total / ideal <= 1.1
+    assert cycles.stall == cycles.refill == 0  # the next frame's 3 rows fit beside the last band's 3
+    assert cycles.total / ideal <= 1.1 and cycles.latency / ideal <= 1.1
     r = p.estimate_resources(PART)
     assert r.dsp == 32 and r.lut > 0 and r.bram18 > 0
+    # four positions in parallel: 4x the multipliers, a quarter of the cycles
+    p4 = p.replace(pos=4)
+    c4 = p4.cycles()
+    assert p4.multipliers == 128 and c4.main == p4.ideal_cycles() == ideal / 4
+    assert c4.total / p4.ideal_cycles() <= 1.1 and c4.latency / p4.ideal_cycles() <= 1.1
+    assert p4.out_stream_elems == 8 and p4.weight_memory_depth == p.weight_memory_depth // 4
+    r4 = p4.estimate_resources(PART)
+    assert r4.dsp == 128 and r4.breakdown["weight_memory"]["banks"] == 4
+
+
+def test_first_layer_reaches_ideal_with_parallel_positions():
+    # 28x28x1 -> 64, F(2,3): at POS = 1 even PE = 64 needs 196 tiles * 16 positions = 3136 cycles;
+    # POS = 16, PE = 16 (256 multipliers) needs 784 -- one input pixel per cycle, the input stream's rate
+    base = wo.WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
+                                 weight_datatype="INT4", output_datatype="INT16")
+    assert base.replace(pe=64).exp_cycles() == 3136
+    p = base.replace(pos=16, pe=16)
+    c = p.cycles()
+    assert p.multipliers == 256 and c.main == p.ideal_cycles() == 196 * 4 == 28 * 28
+    assert c.stall == 0 and c.refill == 0  # input (784 beats), window reads (784) and output keep up
+    assert c.total / p.ideal_cycles() <= 1.1
+    assert c.fill == 3 * 28 and c.drain == 2 + 28  # a whole pixel per output beat
+    assert c.latency == c.fill + c.main + c.drain + c.pipeline  # single frame: ~1.16x ideal
+    # more multipliers than the input stream can feed only stall: 1024 multipliers, same cycles
+    full = base.replace(pos=16, pe=64)
+    assert full.cycles().main == 196 and full.exp_cycles() == 784 == full.cycles().main + full.cycles().stall
+    assert wo.choose_folding(base, 784, PART).multipliers == 256
 
 
 def test_ideal_cycles_count_the_actual_non_zeros():
@@ -520,29 +646,67 @@ def test_ideal_cycles_count_the_actual_non_zeros():
 # --------------------------------------------------------------------------- folding
 
 
+def _foldings(base, axes):
+    for pos in axes["pos"]:
+        for pe in axes["pe"]:
+            for simd in axes["simd"]:
+                yield base.replace(pos=pos, pe=pe, simd=simd)
+
+
 @given(estimate_case(), st.floats(0.0, 1.0))
 def test_choose_folding_meets_the_target_with_the_fewest_multipliers(case, where):
-    base, pes, simds, _, _ = case
-    slowest = base.replace(pe=1, simd=simds[0]).exp_cycles()
-    fastest = base.replace(pe=pes[-1], simd=simds[-1]).exp_cycles()
+    base, axes, _ = case
+    slowest = base.replace(pos=1, pe=1, simd=axes["simd"][0]).exp_cycles()
+    fastest = base.replace(pos=axes["pos"][-1], pe=axes["pe"][-1], simd=axes["simd"][-1]).exp_cycles()
     target = int(fastest + where * (slowest - fastest))
     chosen = wo.choose_folding(base, target, PART)
     assert chosen.exp_cycles() <= target
-    for pe in pes:
-        for simd in simds:
-            if pe * simd < chosen.pe * chosen.simd:
-                assert base.replace(pe=pe, simd=simd).exp_cycles() > target
+    tied = []
+    for cand in _foldings(base, axes):
+        if cand.multipliers < chosen.multipliers:
+            assert cand.exp_cycles() > target
+        elif cand.multipliers == chosen.multipliers and cand.exp_cycles() <= target:
+            tied.append(cand)
+    # ties: fewer cycles, fewer LUTs, fewer RAMB18s, larger SIMD, larger PE, smaller POS
+
+    def key(p):
+        r = p.estimate_resources(PART)
+        return p.exp_cycles(), r.lut, r.bram18, -p.simd, -p.pe, p.pos
+
+    assert key(chosen) == min(key(p) for p in tied)
+
+
+def test_choose_folding_uses_positions_when_channels_run_out():
+    # first layer, 28x28x1 -> 64: SIMD is 1 and PE at most 64, so 784 cycles need POS > 1
+    base = wo.WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
+                                 weight_datatype="INT4", output_datatype="INT16")
+    # 3136 is reachable at POS = 1 (PE = 64), but at 64 multipliers (POS, PE) = (8, 8) is cheaper:
+    # its serial output transforms are busy (3 per PE), POS = 1's idle 10 of every 16 cycles
+    at_3136 = wo.choose_folding(base, 3136, PART)
+    assert at_3136.multipliers == 64 and (at_3136.pos, at_3136.pe) == (8, 8)
+    assert at_3136.estimate_resources(PART).lut < base.replace(pe=64).estimate_resources(PART).lut
+    chosen = wo.choose_folding(base, 784, PART)
+    assert chosen.pos > 1 and chosen.multipliers == 256 and chosen.exp_cycles() == 784
+    with pytest.raises(ValueError, match=r"target_cycles=783; even full parallelism \(POS=16, PE=64, SIMD=1\) "
+                                         r"needs 784 cycles"):
+        wo.choose_folding(base, 783, PART)
 
 
 def test_choose_folding_sets_the_node_and_fails_clearly():
     inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD))
-    full = inst.params().replace(pe=16, simd=16).exp_cycles()
-    with pytest.raises(ValueError, match=rf"no folding reaches target_cycles={full - 1}.*needs {full} cycles"):
+    full = inst.params().replace(pos=16, pe=16, simd=16).exp_cycles()
+    match = rf"no folding reaches target_cycles={full - 1}.*\(POS=16, PE=16, SIMD=16\) needs {full} cycles"
+    with pytest.raises(ValueError, match=match):
         inst.choose_folding(full - 1, PART)
     with pytest.raises(ValueError, match="positive integer"):
         inst.choose_folding(0)
-    pe, simd = inst.choose_folding(full, PART)
-    assert (pe, simd) == (16, 16) == (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"))
+    pe, simd, pos = inst.choose_folding(full, PART)
+    assert (pe, simd, pos) == (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), inst.get_nodeattr("POS"))
+    assert inst.get_exp_cycles() <= full
+    # the cheapest folding reaching full parallelism's cycles (input-bound: 8x8 pixels, one per cycle)
+    assert inst.multipliers() < 16 * 16 * 16 // 2
+    pe, simd, pos = inst.choose_folding(10**9, PART)
+    assert (pe, simd, pos) == (1, 4, 1)  # the slowest folding (SIMD >= SubRow = 4)
 
 
 # --------------------------------------------------------------------------- RTL parameters
@@ -557,39 +721,52 @@ def _read_memh(path, entries, bits, signed):
     return out
 
 
-@pytest.mark.parametrize("sub_row, keep, wdt", [(4, 2, "INT4"), (0, 0, "UINT3"), (8, 3, "INT5")])
-def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row, keep, wdt):
+@pytest.mark.parametrize(
+    "sub_row, keep, wdt, pos",
+    [(4, 2, "INT4", 1), (0, 0, "UINT3", 1), (8, 3, "INT5", 1), (4, 2, "INT4", 4), (0, 0, "UINT3", 16),
+     (8, 3, "INT5", 2)],
+)
+def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row, keep, wdt, pos):
     rng = np.random.default_rng(7)
     cin, cout, pe, simd = 16, 6, 3, 8
     U = random_codes(rng, wdt, (cout, cin, 4, 4))
     if sub_row:
         U = U * srbs_mask(U, sub_row, keep)
     model = build_model(U, m=2, ifm_channels=cin, ofm_channels=cout, ifm_dim=(5, 5), sub_row=sub_row, keep=keep,
-                        pe=pe, simd=simd, weight_datatype=wdt, rtl=True)
+                        pe=pe, simd=simd, pos=pos, weight_datatype=wdt, rtl=True)
     inst = node_of(model)
     inst.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
     inst.code_generation_ipgen(model, PART, 10.0)  # what FINN's PrepareIP calls
     doc = json.loads((tmp_path / wo.PARAMS_FILE).read_text())
+    assert doc["version"] == 2
     assert doc["attributes"]["PE"] == pe and doc["attributes"]["weightDataType"] == wdt
+    assert doc["attributes"]["POS"] == pos == doc["derived"]["pos"]
     assert doc["derived"]["multipliers"] == inst.multipliers()
+    assert doc["derived"]["cycles"]["total"] == inst.get_exp_cycles()
+    assert doc["derived"]["outstream_width"] == inst.get_outstream_width()
     lanes = simd * keep // sub_row if sub_row else simd
     bits = DataType[wdt].bitwidth()
-    values = _read_memh(tmp_path / wo.VALUES_FILE, pe * lanes, bits, DataType[wdt].signed())
-    depth = 16 * (cout // pe) * (cin // simd)
+    values = _read_memh(tmp_path / wo.VALUES_FILE, pos * pe * lanes, bits, DataType[wdt].signed())
+    groups = 16 // pos
+    depth = groups * (cout // pe) * (cin // simd)
     memory = doc["weight_memory"]
-    assert values.shape == (depth, pe * lanes) == (memory["depth"], memory["entries_per_word"])
+    assert values.shape == (depth, pos * pe * lanes) == (memory["bank_depth"], memory["entries_per_word"])
+    assert (memory["banks"], memory["entries_per_bank_word"]) == (pos, pe * lanes)
     L, K = (sub_row, keep) if sub_row else (1, 1)
     if sub_row:
-        idx = _read_memh(tmp_path / wo.INDICES_FILE, pe * lanes, doc["weight_memory"]["index_bits"], False)
+        idx = _read_memh(tmp_path / wo.INDICES_FILE, pos * pe * lanes, doc["weight_memory"]["index_bits"], False)
     else:
         assert not (tmp_path / wo.INDICES_FILE).exists()
         idx = np.zeros_like(values)
-    # rebuild U from the words: (cout fold, xi, cin fold) x (pe, sub-row, kept entry)
+    # rebuild U from the words: line (cout fold, position group, cin fold) x bank j x (pe, sub-row, kept entry),
+    # bank j holding Winograd position xi = group * POS + j
     rebuilt = np.zeros((cout, cin, 4, 4), np.int64)
-    for word, (f, xi, s) in enumerate(np.ndindex(cout // pe, 16, cin // simd)):
-        for e in range(pe * lanes):
-            p, g, k = e // lanes, (e % lanes) // K, e % K
-            channel = s * simd + g * L + idx[word, e]
+    for word, (f, g, s) in enumerate(np.ndindex(cout // pe, groups, cin // simd)):
+        for e in range(pos * pe * lanes):
+            j, rest = divmod(e, pe * lanes)
+            p, sub, k = rest // lanes, (rest % lanes) // K, rest % K
+            xi = g * pos + j
+            channel = s * simd + sub * L + idx[word, e]
             rebuilt[f * pe + p, channel, xi // 4, xi % 4] += values[word, e]
     assert np.array_equal(rebuilt, U)
 
