@@ -141,3 +141,32 @@ def test_a_step_that_changes_the_result_is_caught(exported, data):
     cfg = make_build_config(root / "build" / "corrupt", "pynq-z2", 1000)
     with pytest.raises(BuildStepError, match="step_corrupt.*differs from the previous level"):
         run_build(root / "student.onnx", cfg, steps, golden=raw[:4], progress=False)
+
+
+def test_design_too_large_for_the_board_is_refused(exported, data, monkeypatch):
+    from winoforge.hw import boards
+
+    root, _ = exported
+    tiny = boards.Board("Tiny", "Pynq-Z2", "xc7z020clg400-1", 1000, 2000, 2, 0, 0, 100.0)
+    cfg = make_build_config(root / "build" / "tiny", "pynq-z2", 1000)
+    monkeypatch.setattr(boards, "get_board", lambda name: tiny)  # only the fit check looks the board up
+    with pytest.raises(BuildStepError, match="step_check_resources.*does not fit Tiny: LUT: needs") as info:
+        run_build(root / "student.onnx", cfg, winograd_steps(), golden=None, progress=False)
+    assert info.value.step == "step_check_resources"
+
+
+def test_cli_export_and_build(tmp_path, data):
+    from winoforge.cli import main
+
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--out", str(onnx), "--baseline-out", str(tmp_path / "b.onnx"), "--check-images", "4",
+                 "--widths", "8,M,16,M"]) == 0
+    assert json.loads(onnx.with_suffix(".check.json").read_text())["exact"] is True
+    assert main(["build", "--onnx", str(onnx), "--name", "cli", "--target-fps", "2000", "--verify-images", "1",
+                 "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 0
+    verify_package(tmp_path / "bits" / "cli")
+    assert main(["build", "--onnx", str(tmp_path / "b.onnx"), "--name", "cli-base", "--baseline",
+                 "--verify-images", "0", "--out-root", str(tmp_path / "bits"),
+                 "--work-root", str(tmp_path / "build")]) == 0
+    assert main(["build", "--onnx", str(onnx), "--name", "toofast", "--target-fps", "1e9", "--verify-images", "0",
+                 "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 1

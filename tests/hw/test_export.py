@@ -149,3 +149,18 @@ def test_resnet_student_export_is_exact(tmp_path, images):
     result = check_export(net, export_student(net, tmp_path / "r.onnx", (1, 28, 28)), x[:8])
     assert result.exact, result.mismatches
     assert {"layer1.0.relu1", "layer3.0.relu"} <= set(result.quant_layers)
+
+
+def test_finn_shims_leave_a_real_vivado_alone(tmp_path, monkeypatch):
+    from winoforge.hw import finn_env
+
+    vivado = tmp_path / "Vivado" / "2024.2"
+    vivado.mkdir(parents=True)
+    monkeypatch.setenv("XILINX_VIVADO", str(vivado))
+    for var in ("FINN_BUILD_DIR", "FINN_SETTINGS"):  # restored after the test
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+    assert finn_env.vivado_available()
+    finn_env.ensure_finn(tmp_path / "finn")
+    assert os.environ["XILINX_VIVADO"] == str(vivado)
+    monkeypatch.setenv("XILINX_VIVADO", finn_env.FAKE_VIVADO)
+    assert not finn_env.vivado_available() or __import__("shutil").which("vivado")
