@@ -18,7 +18,6 @@ QONNX models and deployment packages out.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 import shutil
@@ -121,11 +120,9 @@ def export_run(model, out: str | Path, image_shape=(1, 28, 28), check_images: np
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from winoforge.model.checkpoint import sha256_file
+
+    return sha256_file(path)
 
 
 def _git_commit() -> str | None:

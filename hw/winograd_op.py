@@ -1023,20 +1023,7 @@ def check_weights(U, params: WinogradSRBSParams) -> np.ndarray:
         raise ValueError(f"{OP_TYPE} weights must have shape (OFMChannels, IFMChannels, t, t) = {shape}, got {U.shape}")
     if U.dtype == np.bool_ or not (np.issubdtype(U.dtype, np.integer) or np.issubdtype(U.dtype, np.floating)):
         raise ValueError(f"{OP_TYPE} weights must be numeric, got dtype {U.dtype}")
-    if np.issubdtype(U.dtype, np.floating):
-        bad = ~np.isfinite(U) | (U != np.round(U))
-        if bad.any():
-            pos = _first_index(bad)
-            raise ValueError(f"{OP_TYPE} weights must be integers; found {U[pos].item()!r} at (o, c, a, b) = {pos}")
-    lo, hi = _dt_range(params.weight_datatype)
-    out = (U < lo) | (U > hi)
-    if out.any():
-        pos = _first_index(out)
-        raise ValueError(
-            f"{OP_TYPE} weight {U[pos].item()!r} at (o, c, a, b) = {pos} is outside "
-            f"weightDataType={params.weight_datatype.name} [{lo}, {hi}]"
-        )
-    U = U.astype(np.int64)
+    U = _integer_codes(U, params.weight_datatype, "weight", "weightDataType", "(o, c, a, b)")
     if params.sparse:
         L, K = params.sub_row, params.keep
         groups = U.transpose(2, 3, 0, 1).reshape(t * t, params.ofm_channels, params.ifm_channels // L, L)
@@ -1059,20 +1046,22 @@ def _check_input(x: np.ndarray, params: WinogradSRBSParams) -> np.ndarray:
         raise ValueError(
             f"{OP_TYPE} input must be NHWC (N, {h}, {w}, {params.ifm_channels}) with N >= 1, got {x.shape}"
         )
-    if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x) | (x != np.round(x))
+    return _integer_codes(x, params.input_datatype, "input", "inputDataType", "(n, h, w, c)")
+
+
+def _integer_codes(a: np.ndarray, dt: BaseDataType, what: str, attr: str, axes: str) -> np.ndarray:
+    """``a`` as int64 after checking it holds integers within ``dt``; errors name the first bad entry."""
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
             pos = _first_index(bad)
-            raise ValueError(f"{OP_TYPE} input must hold integers; found {x[pos].item()!r} at (n, h, w, c) = {pos}")
-    lo, hi = _dt_range(params.input_datatype)
-    out = (x < lo) | (x > hi)
+            raise ValueError(f"{OP_TYPE} {what} must hold integers; found {a[pos].item()!r} at {axes} = {pos}")
+    lo, hi = _dt_range(dt)
+    out = (a < lo) | (a > hi)
     if out.any():
         pos = _first_index(out)
-        raise ValueError(
-            f"{OP_TYPE} input {x[pos].item()!r} at (n, h, w, c) = {pos} is outside "
-            f"inputDataType={params.input_datatype.name} [{lo}, {hi}]"
-        )
-    return x.astype(np.int64)
+        raise ValueError(f"{OP_TYPE} {what} {a[pos].item()!r} at {axes} = {pos} is outside {attr}={dt.name} [{lo}, {hi}]")
+    return a.astype(np.int64)
 
 
 def winograd_srbs_reference(x_nhwc, U, params: WinogradSRBSParams) -> np.ndarray:
