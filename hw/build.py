@@ -68,13 +68,13 @@ class BuildStepError(RuntimeError):
 # ------------------------------------------------------------------ our steps
 
 
-def step_winograd_import(model, cfg):
-    """Raw uint8 input in front of the exported ``x/255`` input, then fuse Winograd subgraphs."""
+def _raw_uint8_input(model):
+    """The accelerator takes raw uint8 pixels: a new graph input, marked UINT8, scaled by 1/255 into
+    the exported input (which takes ``x/255``); streamlining folds the scale into the first
+    thresholds."""
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.transformation.infer_shapes import InferShapes
-
-    from .transforms import FuseWinogradSubgraph
 
     graph = model.graph
     old = graph.input[0]
@@ -85,8 +85,19 @@ def step_winograd_import(model, cfg):
     model.set_initializer("input_unscale", np.asarray(1.0 / 255.0, dtype=np.float32))
     graph.node.insert(0, helper.make_node("Mul", ["raw_input", "input_unscale"], [old.name], name="InputUnscale"))
     model.set_tensor_datatype("raw_input", DataType["UINT8"])
-    model = model.transform(InferShapes())
-    return model.transform(FuseWinogradSubgraph())
+    return model.transform(InferShapes())
+
+
+def step_winograd_import(model, cfg):
+    """Raw uint8 input, then every Winograd subgraph fused into one ``WinogradConv``."""
+    from .transforms import FuseWinogradSubgraph
+
+    return _raw_uint8_input(model).transform(FuseWinogradSubgraph())
+
+
+def step_baseline_import(model, cfg):
+    """Raw uint8 input (a baseline has no Winograd layers to fuse)."""
+    return _raw_uint8_input(model)
 
 
 def step_winograd_streamline(model, cfg):
@@ -214,13 +225,6 @@ def baseline_steps() -> list:
             step_check_supported,
             *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config", "step_minimize_bit_width",
             "step_generate_estimate_reports"]
-
-
-def step_baseline_import(model, cfg):
-    """Raw uint8 input, nothing fused (a baseline has no Winograd layers)."""
-    from .transforms import FuseWinogradSubgraph  # noqa: F401
-
-    return step_winograd_import(model, cfg)
 
 
 # ------------------------------------------------------------------ execution
