@@ -56,12 +56,14 @@ bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results
 # The hardware flow.  RUN: a finished `winoforge distill` run folder; without it the
 # reference student (untrained weights, SRBS 2/8, W4A4) is exported -- a hardware-cost
 # reference, not an accuracy claim.  NAME names build/<NAME>/ and bitstreams/<NAME>/.
+# WIDTHS: the reference student's VGG widths (sized for PYNQ-Z2, as in benchmarks/hw_estimates.py).
 RUN ?=
 NAME ?= student
 BOARD ?= pynq-z2
-TARGET_FPS ?= 10000
+TARGET_FPS ?= 2500
+WIDTHS ?= 32,32,M,64,64,M,128,128,M
 export: setup-host ## QONNX export of RUN (or the reference student) + baseline, checked on real images
-	$(PY) -m winoforge.cli export $(if $(RUN),--run $(RUN)) --out build/$(NAME)/model.onnx \
+	$(PY) -m winoforge.cli export $(if $(RUN),--run $(RUN),--widths $(WIDTHS)) --out build/$(NAME)/model.onnx \
 		--baseline-out build/$(NAME)/baseline.onnx
 
 estimate: export ## FINN builds (ours and stock baseline) to estimates -> bitstreams/$(NAME)*/

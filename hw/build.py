@@ -69,9 +69,9 @@ class BuildStepError(RuntimeError):
 
 
 def _raw_uint8_input(model):
-    """The accelerator takes raw uint8 pixels: a new graph input, marked UINT8, scaled by 1/255 into
-    the exported input (which takes ``x/255``); streamlining folds the scale into the first
-    thresholds."""
+    """The accelerator takes raw uint8 pixels: a new graph input, marked UINT8, divided by 255 into
+    the exported input (which takes ``x/255``); the first activation quantizer becomes exact
+    integer thresholds on the raw pixels (:class:`ExactActivationThresholds`)."""
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.transformation.infer_shapes import InferShapes
@@ -82,22 +82,26 @@ def _raw_uint8_input(model):
     raw = helper.make_tensor_value_info("raw_input", TensorProto.FLOAT, shape)
     graph.input.remove(old)
     graph.input.insert(0, raw)
-    model.set_initializer("input_unscale", np.asarray(1.0 / 255.0, dtype=np.float32))
-    graph.node.insert(0, helper.make_node("Mul", ["raw_input", "input_unscale"], [old.name], name="InputUnscale"))
+    # Div, not Mul by 1/255: torch's data loader divides, and fl(r/255) != fl(r*fl(1/255)) for some r
+    model.set_initializer("input_unscale", np.asarray(255.0, dtype=np.float32))
+    graph.node.insert(0, helper.make_node("Div", ["raw_input", "input_unscale"], [old.name], name="InputUnscale"))
     model.set_tensor_datatype("raw_input", DataType["UINT8"])
     return model.transform(InferShapes())
 
 
 def step_winograd_import(model, cfg):
-    """Raw uint8 input, then every Winograd subgraph fused into one ``WinogradConv``."""
-    from .transforms import FuseWinogradSubgraph
+    """Raw uint8 input, every Winograd subgraph fused into one ``WinogradConv``, and the activation
+    quantizers turned into exact integer thresholds."""
+    from .transforms import ExactActivationThresholds, FuseWinogradSubgraph
 
-    return _raw_uint8_input(model).transform(FuseWinogradSubgraph())
+    return _raw_uint8_input(model).transform(FuseWinogradSubgraph()).transform(ExactActivationThresholds())
 
 
 def step_baseline_import(model, cfg):
-    """Raw uint8 input (a baseline has no Winograd layers to fuse)."""
-    return _raw_uint8_input(model)
+    """Raw uint8 input and exact activation thresholds (a baseline has no Winograd layers to fuse)."""
+    from .transforms import ExactActivationThresholds
+
+    return _raw_uint8_input(model).transform(ExactActivationThresholds())
 
 
 def step_winograd_streamline(model, cfg):
@@ -277,8 +281,9 @@ def execute_python(model, raw: np.ndarray, scratch: Path) -> dict[str, np.ndarra
 
     view = generic_view(model, scratch)
     iname, oname = view.graph.input[0].name, view.graph.output[0].name
-    x = raw if view.get_tensor_datatype(iname) == DataType["UINT8"] else raw / 255.0
-    x = x.astype(np.float32)
+    raw = np.asarray(raw, dtype=np.float32)
+    # as torch's data loader: a float32 division (the exported graph takes x/255)
+    x = raw if view.get_tensor_datatype(iname) == DataType["UINT8"] else raw / np.float32(255.0)
     shape = view.get_tensor_shape(iname)
     if list(x.shape[1:]) != list(shape[1:]) and list(x.shape[1:]) == [shape[3], shape[1], shape[2]]:
         x = x.transpose(0, 2, 3, 1)  # the graph takes NHWC

@@ -180,7 +180,7 @@ def verify_package(package: str | Path) -> dict[str, Any]:
 
 
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
-                  out_root: str | Path = "bitstreams", work_root: str | Path = "build", golden: np.ndarray | None = None,
+                  out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
                   progress: bool = True) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the

@@ -78,9 +78,15 @@ class WinogradConv(CustomOp):
         return [int(n), int(cout), int(h) + 2 * ph - 2, int(w) + 2 * pw - 2]
 
     def make_shape_compatible_op(self, model):
-        x_shape = model.get_tensor_shape(self.onnx_node.input[0])
-        U = model.get_initializer(self.onnx_node.input[1])
-        return self.make_const_shape_op(self.output_shape(x_shape, U.shape[0]))
+        """A ``Conv`` with the t x t weight ``U`` and padding (p, p, p+t-3, p+t-3): the same output
+        shape, H + 2p - 2, inferred by ONNX even where the input's shape is not yet known."""
+        from onnx import helper
+
+        ph, pw = self._pads()
+        t = self.spec.t
+        node = self.onnx_node
+        return helper.make_node("Conv", [node.input[0], node.input[1]], [node.output[0]], kernel_shape=[t, t],
+                                pads=[ph, pw, ph + t - 3, pw + t - 3])
 
     def infer_node_datatype(self, model):
         node = self.onnx_node

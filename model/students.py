@@ -36,7 +36,7 @@ from .winograd_layer import QuantWinogradConv2d
 from .teachers import VGG_DEFAULT_WIDTHS
 
 __all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names",
-           "act_sources", "quant_layers", "PeerGroup"]
+           "act_sources", "quant_layers", "PeerGroup", "AffineBatchNorm2d"]
 
 
 _ACT_QUANT = {"float": Uint8ActPerTensorFloat, "po2": Uint8ActPerTensorFixedPoint}
@@ -95,6 +95,21 @@ class StudentConfig:
         return self.layer_bits.get(name, (self.w_bits, self.a_bits))
 
 
+class AffineBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` whose inference is written as ``x * a + b`` with ``a = gamma / sqrt(var + eps)``
+    and ``b = beta - mean * a`` in float32: the export then holds exactly these ``Mul`` and ``Add``
+    nodes with the same constants, so torch and any ONNX executor round identically (a fused
+    ``BatchNormalization`` kernel rounds differently in the last bit, which flipped ~1 in 10^5
+    activation codes of a W4A4 VGG).  Training is plain ``BatchNorm2d``; the state dict is the same."""
+
+    def forward(self, x):
+        if self.training or not self.track_running_stats:
+            return super().forward(x)
+        a = self.weight / torch.sqrt(self.running_var + self.eps)
+        b = self.bias - self.running_mean * a
+        return x * a.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+
+
 class _Builder:
     """Makes the (quantized) modules of one student in data-flow order, recording which
     activation quantizer feeds each layer, and checks layer_bits names at the end."""
@@ -151,7 +166,7 @@ class _Block(nn.Sequential):
     def __init__(self, b: _Builder, name: str, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = b.conv(name, cin, cout)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = AffineBatchNorm2d(cout)
         self.relu = b.relu(name)
 
 
@@ -202,10 +217,10 @@ class _ResBlock(nn.Module):
     def __init__(self, b: _Builder, name: str, cin: int, cout: int, pool: bool = False) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
-        self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), nn.BatchNorm2d(cout), b.relu(f"{name}.conv1")
-        self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), nn.BatchNorm2d(cout)
+        self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), AffineBatchNorm2d(cout), b.relu(f"{name}.conv1")
+        self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), AffineBatchNorm2d(cout)
         self.shortcut = nn.Identity() if cin == cout else nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(cin, cout, 1, bias=False), bn=nn.BatchNorm2d(cout)))
+            conv=nn.Conv2d(cin, cout, 1, bias=False), bn=AffineBatchNorm2d(cout)))
         self.preact = nn.Identity()
         self.relu = b.relu(f"{name}.conv2")
 

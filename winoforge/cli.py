@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-images", type=int, default=1,
                    help="golden images executed after every step (0: no verification)")
     p.add_argument("--out-root", type=str, default="bitstreams")
-    p.add_argument("--work-root", type=str, default="build")
+    p.add_argument("--work-root", type=str, default="build/finn", help="FINN work folders: <work-root>/<name>/")
     p.add_argument("--data-dir", type=str, default=None)
     p.set_defaults(func=cmd_build)
 
