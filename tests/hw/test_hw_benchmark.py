@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import runpy
 from pathlib import Path
-
-import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hw_estimates.py"
 
 
-def test_quick_benchmark_schema(tmp_path):
-    try:
-        from winoforge.hw.flow import golden_images
-
-        golden_images(1)
-    except FileNotFoundError as err:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI installs dataset-fashion-mnist: {err}")
-        pytest.skip(str(err))
+def test_quick_benchmark_schema(tmp_path, fmnist):
     out = tmp_path / "hw.json"
     main = runpy.run_path(str(SCRIPT))["main"]
     assert main(["--quick", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
