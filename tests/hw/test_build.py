@@ -12,7 +12,7 @@ from torch import nn
 
 from winoforge.hw.baseline import direct_baseline
 from winoforge.hw.build import BuildStepError, run_build, make_build_config, winograd_steps
-from winoforge.hw.flow import (CorruptPackageError, build_package, export_run, golden_images, reference_student,
+from winoforge.hw.flow import (CorruptPackageError, build_package, export_run, reference_student,
                                verify_package)
 
 WIDTHS = [8, "M", 16, "M"]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from winoforge.hw.export import HEAD_KEY, LAYERS_KEY, check_export, export_student, output_codes, read_metadata
-from winoforge.hw.flow import golden_images, reference_student
+from winoforge.hw.flow import reference_student
 from winoforge.model.students import winograd_layers
 from winoforge.model.winograd_layer import winograd_conv2d_onnx, winograd_conv2d_torch
 
