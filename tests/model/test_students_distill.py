@@ -298,3 +298,26 @@ def test_without_teacher_is_the_same_run_minus_the_teacher(tmp_path, teacher_dir
     assert plain.teachers == [] and plain.hints == [] and not plain.init_from_teacher
     assert plain.distill.kd == "none" and plain.distill.hint_weight == 0 and not plain.mixed_precision.enabled
     assert plain.student.layer_bits["classifier.fc"] == (8, 4) and plain.optim == cfg.optim
+
+
+def test_affine_batchnorm_is_batchnorm_written_as_mul_add():
+    from winoforge.model.students import AffineBatchNorm2d
+
+    torch.manual_seed(0)
+    bn = AffineBatchNorm2d(6)
+    with torch.no_grad():
+        bn.weight.normal_()
+        bn.bias.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 6, 5, 5)
+    ref = torch.nn.BatchNorm2d(6)
+    ref.load_state_dict(bn.state_dict())  # the same state dict keys
+    bn.eval(), ref.eval()
+    a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(1, -1, 1, 1)
+    b = (bn.bias - bn.running_mean * a.view(-1)).view(1, -1, 1, 1)
+    assert torch.equal(bn(x), x * a + b)  # exactly these two float32 ops, as exported
+    # and BatchNorm up to float32 rounding (a few ulps of O(1) values)
+    assert torch.allclose(bn(x), ref(x), rtol=0, atol=1e-5)
+    bn.train(), ref.train()
+    assert torch.equal(bn(x), ref(x))  # training is plain BatchNorm
