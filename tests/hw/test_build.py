@@ -164,3 +164,27 @@ def test_cli_export_and_build(tmp_path, data):
                  "--work-root", str(tmp_path / "build")]) == 0
     assert main(["build", "--onnx", str(onnx), "--name", "toofast", "--target-fps", "1e9", "--verify-images", "0",
                  "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 1
+
+
+def test_a_trained_run_exports_and_builds(tmp_path, data, capsys):
+    """winoforge distill (tiny, synthetic) -> winoforge export --run -> winoforge build."""
+    from pathlib import Path
+
+    from winoforge.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "fmnist_distill_w4a4_srbs25_pynqz2.toml"
+    run = tmp_path / "run"
+    assert main(["distill", "--config", str(config), "--set", f"out_dir={run}", "--set", "teachers=[]",
+                 "--set", "hints=[]", "--set", "hint_weights=[]", "--set", "distill.kd=none",
+                 "--set", "distill.hint_weight=0",
+                 "--set", "data.name=synthetic", "--set", "data.train_subset=128", "--set", "data.test_subset=64",
+                 "--set", "optim.epochs=1", "--set", "optim.warmup_epochs=0", "--set", "prune.dense_epochs=0",
+                 "--set", "prune.span_epochs=1", "--set", 'student.widths=[8,"M",16,"M"]']) == 0
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--run", str(run), "--out", str(onnx), "--check-images", "8"]) == 0
+    assert "trained student" in capsys.readouterr().out
+    assert json.loads(onnx.with_suffix(".check.json").read_text())["exact"] is True
+    assert main(["build", "--onnx", str(onnx), "--name", "trained", "--target-fps", "2000", "--verify-images", "2",
+                 "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 0
+    steps = json.loads((tmp_path / "bits" / "trained" / "reports" / "build_steps.json").read_text())
+    assert all(s["verified"] for s in steps)

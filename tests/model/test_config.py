@@ -57,3 +57,4 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("name = \n")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_config(Cfg, bad)
+
