@@ -188,3 +188,15 @@ def test_a_trained_run_exports_and_builds(tmp_path, data, capsys):
                  "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 0
     steps = json.loads((tmp_path / "bits" / "trained" / "reports" / "build_steps.json").read_text())
     assert all(s["verified"] for s in steps)
+
+
+def test_f43_student_with_a_cropped_layer_builds_exactly(tmp_path, data):
+    x, raw, _ = data
+    net = reference_student(widths=[8, "M", 16, "M", 16], m=4, calibration=x)  # last layer 7x7: tiles cropped
+    export_run(net, tmp_path / "m4.onnx", check_images=x[:4], progress=False)
+    build_package(tmp_path / "m4.onnx", "m4", target_fps=2000, out_root=tmp_path / "bits",
+                  work_root=tmp_path / "build", golden=raw[:2], progress=False)
+    steps = json.loads((tmp_path / "bits" / "m4" / "reports" / "build_steps.json").read_text())
+    assert all(s["verified"] for s in steps)
+    est = json.loads((tmp_path / "bits" / "m4" / "reports" / "estimates.json").read_text())
+    assert sum(layer["op_type"] == "WinogradSRBS_rtl" for layer in est["layers"]) == 3
