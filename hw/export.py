@@ -36,7 +36,7 @@ from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
 __all__ = ["module_path", "LAYERS_KEY", "HEAD_KEY", "read_metadata", "export_student", "tidy", "winograd_metadata", "ExportCheck",
-           "check_export", "head_quantum", "output_codes", "logit_codes", "quant_node_codes"]
+           "check_export", "head_quantum", "output_codes", "quant_node_codes"]
 
 #: metadata_props keys: the Winograd layers' parameters, and the classifier's output quantum.
 LAYERS_KEY = "winoforge.layers"
@@ -171,11 +171,6 @@ def output_codes(head: dict[str, list[float]], logits: np.ndarray, tol: float = 
     if worst > tol:
         raise AssertionError(f"logits are {worst:.3g} away from the integer grid: cannot recover codes unambiguously")
     return r.astype(np.int64)
-
-
-def logit_codes(model: nn.Module, logits: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
-    """:func:`output_codes` with the head of a torch student."""
-    return output_codes(head_quantum(model, image_shape), logits)
 
 
 def _head_input_unit(model: nn.Module, x: torch.Tensor) -> float:

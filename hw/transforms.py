@@ -24,8 +24,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from onnx import helper
 from qonnx.core.datatype import DataType
@@ -41,18 +39,16 @@ from .ops import DOMAIN, integer_valued
 __all__ = ["ExactActivationThresholds", "FuseWinogradSubgraph", "MoveScalarMulPastWinograd", "Absorb1BitMulIntoWinograd",
            "LowerWinogradToHW", "UnsupportedNodeError", "layer_metadata"]
 
-LAYERS_KEY = "winoforge.layers"
-
-
 class UnsupportedNodeError(ValueError):
     """A node the flow cannot map to hardware; the message names it and its op type."""
 
 
 def layer_metadata(model) -> dict:
-    for prop in model.model.metadata_props:
-        if prop.key == LAYERS_KEY:
-            return json.loads(prop.value)
-    return {}  # not exported by winoforge: every Winograd layer is taken as dense
+    """The export's Winograd layer parameters; empty for a model winoforge did not export
+    (every Winograd layer is then taken as dense)."""
+    from .export import LAYERS_KEY, read_metadata
+
+    return read_metadata(model, LAYERS_KEY) or {}
 
 
 def _producer(model, tensor, op_type, where):
