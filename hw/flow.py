@@ -119,12 +119,6 @@ def export_run(model, out: str | Path, image_shape=(1, 28, 28), check_images: np
     return report
 
 
-def _sha256(path: Path) -> str:
-    from winoforge.model.checkpoint import sha256_file
-
-    return sha256_file(path)
-
-
 def _git_commit() -> str | None:
     git = shutil.which("git")
     if git is None:
@@ -151,9 +145,11 @@ def _versions() -> dict[str, str]:
 
 def write_manifest(package: Path, info: dict[str, Any]) -> Path:
     """``manifest.json``: ``info`` plus the sha256 and size of every other file in ``package``."""
+    from winoforge.model.checkpoint import sha256_file
+
     files = {}
     for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != "manifest.json"):
-        files[str(path.relative_to(package))] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        files[str(path.relative_to(package))] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest = {"format_version": PACKAGE_FORMAT, **info, "files": files}
     target = package / "manifest.json"
     target.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
@@ -162,6 +158,8 @@ def write_manifest(package: Path, info: dict[str, Any]) -> Path:
 
 def verify_package(package: str | Path) -> dict[str, Any]:
     """The manifest of ``package`` after checking every file's sha256; raises CorruptPackageError."""
+    from winoforge.model.checkpoint import sha256_file
+
     package = Path(package)
     manifest_path = package / "manifest.json"
     if not manifest_path.is_file():
@@ -174,7 +172,7 @@ def verify_package(package: str | Path) -> dict[str, Any]:
         path = package / rel
         if not path.is_file():
             raise CorruptPackageError(f"{package}: {rel} is listed in the manifest but missing")
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise CorruptPackageError(f"{package}: {rel} does not match its sha256 in manifest.json")
     return manifest
 

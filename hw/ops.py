@@ -72,11 +72,6 @@ class WinogradConv(CustomOp):
         ph, pw = (int(p) for p in self.get_nodeattr("pads"))
         return ph, pw
 
-    def output_shape(self, in_shape, cout: int) -> list[int]:
-        ph, pw = self._pads()
-        n, _, h, w = in_shape
-        return [int(n), int(cout), int(h) + 2 * ph - 2, int(w) + 2 * pw - 2]
-
     def make_shape_compatible_op(self, model):
         """A ``Conv`` with the t x t weight ``U`` and padding (p, p, p+t-3, p+t-3): the same output
         shape, H + 2p - 2, inferred by ONNX even where the input's shape is not yet known."""
