@@ -169,6 +169,41 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str, ctx: Distributed
     return {"acc": correct / max(count, 1), "loss": loss / max(count, 1), "samples": int(count)}
 
 
+def _stats_collectors(roots: dict[str, nn.Module]):
+    """``(key, module)`` for every Brevitas module that collects runtime statistics for a number of
+    training steps before its scale becomes a learned parameter (``ParameterFromRuntimeStatsScaling``
+    and the zero-point analogue: attributes ``collect_stats_steps`` and ``counter``)."""
+    for root_name, root in roots.items():
+        for name, module in root.named_modules():
+            if hasattr(module, "collect_stats_steps") and hasattr(module, "counter"):
+                yield f"{root_name}/{name}", module
+
+
+def _stats_state(roots: dict[str, nn.Module]) -> dict[str, Any]:
+    """The step counter and running statistic of every statistics collector.  Neither is in
+    Brevitas's ``state_dict`` (it stores the running value as the scale and, on loading, marks the
+    collection finished), so without them a run resumed inside the first ``collect_stats_steps``
+    steps would stop collecting and differ from an uninterrupted one."""
+    out: dict[str, Any] = {}
+    for key, module in _stats_collectors(roots):
+        entry: dict[str, Any] = {"counter": int(module.counter)}
+        buffer = getattr(module, "buffer", None)
+        if isinstance(buffer, torch.Tensor):
+            entry["buffer"] = buffer.detach().clone()
+        out[key] = entry
+    return out
+
+
+def _load_stats_state(roots: dict[str, nn.Module], saved: dict[str, Any]) -> None:
+    for key, module in _stats_collectors(roots):
+        if key not in saved:  # a checkpoint written before these were saved: Brevitas's own behaviour
+            continue
+        module.counter = int(saved[key]["counter"])
+        if "buffer" in saved[key]:
+            with torch.no_grad():
+                module.buffer.copy_(saved[key]["buffer"])
+
+
 class Trainer:
     """Epoch loop with hooks, evaluation, JSON-lines metrics and exact resume."""
 
@@ -242,7 +277,11 @@ class Trainer:
             },
             "config": self.config,
             "history": self.history,
+            "quant_stats": _stats_state(self._stateful_roots()),
         }
+
+    def _stateful_roots(self) -> dict[str, nn.Module]:
+        return {"model": self.model, **{f"extra.{k}": m for k, m in self.extra_state.items()}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -259,6 +298,8 @@ class Trainer:
         if gen is not None and rng["sampler"] is not None:
             gen.set_state(rng["sampler"])
         self.history = list(state["history"])
+        # after the state dicts: loading a scale sets Brevitas's collection counter to "done"
+        _load_stats_state(self._stateful_roots(), state.get("quant_stats", {}))
 
     def resume(self) -> bool:
         """Load the run's latest checkpoint if there is one (verified by checksum)."""

@@ -50,6 +50,38 @@ def test_resume_after_kill_gives_identical_weights(tmp_path):
     assert [r["train"] for r in resumed.history] == [r["train"] for r in full.history]
 
 
+def _quant_setup(run_dir, max_epochs=None):
+    """A Brevitas net whose activation scale is still collecting statistics (its first 300
+    steps) when the run is killed after epoch 1 (6 steps)."""
+    from brevitas import nn as qnn
+
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), qnn.QuantReLU(bit_width=4), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16, 4))
+    train = make_loader(synthetic_dataset(96, num_classes=4, size=12, seed=1), batch_size=16, shuffle=True, seed=7)
+
+    def loss_fn(net, x, y):
+        return nn.functional.cross_entropy(net(x), y), {}
+
+    optim = OptimConfig(epochs=3, lr=0.05, warmup_epochs=1)
+    return model, Trainer(model, train, None, optim, loss_fn, run_dir, seed=5, progress=False, max_epochs=max_epochs)
+
+
+def test_resume_inside_brevitas_statistics_collection_is_exact(tmp_path):
+    full_model, full = _quant_setup(tmp_path / "full")
+    full.fit()
+    _, killed = _quant_setup(tmp_path / "killed", max_epochs=1)
+    killed.fit()
+    counters = [m.counter for m in killed.model.modules() if hasattr(m, "collect_stats_steps")]
+    assert counters and all(0 < c < 300 for c in counters)  # killed in the middle of the collection
+    resumed_model, resumed = _quant_setup(tmp_path / "killed")
+    resumed.fit()
+    for (k, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [m.counter for m in resumed_model.modules() if hasattr(m, "collect_stats_steps")] == \
+        [m.counter for m in full_model.modules() if hasattr(m, "collect_stats_steps")]
+
+
 def test_corrupt_checkpoint_is_refused_not_trained_over(tmp_path):
     _, trainer = _setup(tmp_path, max_epochs=1)
     trainer.fit()
