@@ -85,3 +85,25 @@ def test_targets_are_claimed_only_from_runs_that_measured_them(bench):
     missing = {t["target"]: t["status"] for t in bench.evaluate_targets(0.945, only_fp32, quick=False)}
     assert missing["w4a4_d0.5 KD acc (mean over seeds) >= 0.935"] == "not_measured"
     assert missing["every W4A4 run has mean bits <= 4.0"] == "not_measured"
+
+
+def test_teacher_only_measures_the_teacher_and_claims_nothing_else(bench, tmp_path):
+    args = ["--teacher-only", "--quick", "--dataset", "synthetic", "--widths", "8,M,16", "--train-subset", "64",
+            "--test-subset", "32", "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+            "--no-progress", "--set", "data.batch_size=32"]
+    result = bench.main(args)
+    stem = tmp_path / "out" / "distill_fmnist_quick_synthetic_teacher_only"
+    assert json.loads(stem.with_suffix(".json").read_text()) == json.loads(json.dumps(result))
+    assert stem.with_suffix(".png").stat().st_size > 10_000
+    assert result["runs"] == [] and result["protocol"] == "quick"
+    curve = result["teacher"]["curve"]
+    assert [c["epoch"] for c in curve] == [1, 2] and curve[-1]["test_acc"] == result["teacher_acc"]
+    assert all(t["status"] == "not_measured" for t in result["targets"])
+    assert not (tmp_path / "out" / "distill_fmnist_quick_synthetic.json").exists()  # a full result is never overwritten
+
+
+def test_protocol_names_what_differs_from_the_full_schedule(bench):
+    parse = bench.build_parser().parse_args
+    assert bench.protocol(parse([])) == "full"
+    assert bench.protocol(parse(["--epochs", "0.5", "--teacher-only"])) == "scaled: epochs x0.5, teacher only"
+    assert bench.protocol(parse(["--test-subset", "100"])) == "scaled: test_subset 100"
