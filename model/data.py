@@ -27,10 +27,7 @@ augmentation therefore depend only on the seed, whatever the number of workers.
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -39,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from winoforge.runtime.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, fashion_mnist_arrays, read_idx
 
 __all__ = [
     "DATASETS",
@@ -68,20 +67,6 @@ SPLITS: tuple[str, ...] = ("train", "test")
 #: Step of the unsigned 8-bit input quantizer: ``x = byte * INPUT_SCALE``.
 INPUT_SCALE: float = 1.0 / 255.0
 
-#: Where Debian's ``dataset-fashion-mnist`` package installs the idx files.
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane",
     "automobile",
@@ -97,11 +82,6 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 #: Sample counts of the ``synthetic`` dataset when loaded by name.
 SYNTHETIC_SIZES: dict[str, int] = {"train": 2048, "test": 512}
 
-_FASHION_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
-}
-_FASHION_HINT = "install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass --data-dir"
 _CIFAR_FILES = {
     "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
     "test": ("test_batch.bin",),
@@ -112,8 +92,6 @@ _CIFAR_HINT = (
     "(folder cifar-10-batches-bin from cifar-10-binary.tar.gz)"
 )
 
-# idx dtype codes (third magic byte) -> big-endian numpy dtype.
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 # --------------------------------------------------------------------- checks
@@ -320,50 +298,6 @@ class SeededSampler(Sampler):
 # ------------------------------------------------------------------ idx files
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Parse one idx file (``.gz`` or uncompressed) into a native-endian numpy array.
-
-    Checks the magic (two zero bytes, a known dtype code, the number of
-    dimensions) and that the data size matches the dimensions exactly.
-    Raises ``FileNotFoundError`` for a missing file, ``ValueError`` naming the
-    file for a corrupt, truncated or oversized one.
-    """
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable idx file ({type(exc).__name__}: {exc})") from exc
-    if len(data) < 4:
-        raise ValueError(f"{path}: truncated idx file ({len(data)} bytes, no complete header)")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: bad idx magic number 0x{data[:4].hex()} (expected 0x0000, dtype code, ndim)")
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise ValueError(f"{path}: truncated or invalid idx header (ndim={ndim}, {len(data)} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: no overflow
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ValueError(f"{path}: idx file {what}: {len(data)} bytes, dimensions {dims} need {expected}")
-    array = np.frombuffer(data, dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))  # native order, writable copy
-
-
-def _find_idx(root: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem):
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"Fashion-MNIST file {stem}.gz (or {stem}) not found in {root}: {_FASHION_HINT}")
-
-
 # ------------------------------------------------------------------- loaders
 
 
@@ -373,23 +307,10 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "trai
     ``root`` defaults to :data:`FASHION_MNIST_DIR`; files may be ``.gz`` or
     uncompressed.  Raises ``FileNotFoundError`` for a missing file and
     ``ValueError`` naming the file for a corrupt one (bad header, wrong dtype,
-    wrong sizes, labels outside 0..9).
+    wrong sizes, labels outside 0..9): see :func:`winoforge.runtime.idx.fashion_mnist_arrays`.
     """
     _check_choice("split", split, SPLITS)
-    root = FASHION_MNIST_DIR if root is None else Path(root)
-    image_stem, label_stem, count = _FASHION_FILES[split]
-    image_path = _find_idx(root, image_stem)
-    label_path = _find_idx(root, label_stem)
-
-    images = read_idx(image_path)
-    if images.dtype != np.uint8 or images.shape != (count, 28, 28):
-        raise ValueError(f"{image_path}: expected {count} uint8 images of 28x28, got {images.dtype} array of shape {images.shape}")
-    labels = read_idx(label_path)
-    if labels.dtype != np.uint8 or labels.shape != (count,):
-        raise ValueError(f"{label_path}: expected {count} uint8 labels (as many as images), got {labels.dtype} array of shape {labels.shape}")
-    if labels.max() > 9:
-        bad = int(np.argmax(labels > 9))
-        raise ValueError(f"{label_path}: labels must lie in 0..9, label {bad} is {labels[bad]}")
+    images, labels = fashion_mnist_arrays(root, split)
     return ImageDataset(images[:, None], labels.astype(np.int64), FASHION_MNIST_CLASSES, "fashion-mnist")
 
 
