@@ -1,0 +1,233 @@
+"""One API over both backends: ``Accelerator.load(package, backend=...)``, ``acc.execute(x)``.
+
+* ``backend="pynq"``: the package's bitstream on a PYNQ board -- ``pynq.Overlay``
+  loads ``manifest["bitfile"]`` (a ``.bit`` with its ``.hwh`` next to it) and
+  :class:`~winoforge.runtime.device.DataflowDriver` drives FINN's IODMAs through
+  ``pynq.allocate``'d buffers.
+* ``backend="sim"``: the same driver against a
+  :class:`~winoforge.runtime.device.SimulatedOverlay` whose pipeline is the
+  package's bit-exact integer program (``<package>/runtime/program.json``).
+* ``backend="auto"``: ``pynq`` where the package has a bitfile and ``pynq`` finds a
+  device, else ``sim``.
+
+Loading first verifies the package (every sha256, :mod:`.package`).  The io spec
+(datatypes and normal/folded shapes of the accelerator's input and output) comes
+from the program (``Program.load(<package>/runtime).io``), whichever backend runs.
+``pynq`` is imported only for the pynq backend (and by ``auto`` where a bitfile exists).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .device import DataflowDriver, IOSpec, SimulatedOverlay
+from .package import Package, load_package
+
+__all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR"]
+
+#: backend names :meth:`Accelerator.load` accepts
+BACKENDS = ("auto", "pynq", "sim")
+#: the package sub-folder holding the simulated device's program
+PROGRAM_DIR = "runtime"
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here (no bitfile, no pynq, no device...)."""
+
+
+class ProgramLike(Protocol):
+    """What the runtime needs of ``winoforge.runtime.program.Program``."""
+
+    io: Any
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def _load_program(folder: Path) -> ProgramLike:
+    from .program import Program  # lazily: written separately, only needed here
+
+    return Program.load(folder)
+
+
+def _import_pynq() -> Any:
+    try:
+        import pynq  # noqa: PLC0415 -- board-only dependency, imported on demand
+    except ImportError as err:
+        raise BackendError(f"backend='pynq' needs the pynq package (the board environment, "
+                           f"`pip install -e .[board]` on a PYNQ image): {err}") from None
+    return pynq
+
+
+def _bitfile(package: Package) -> Path:
+    """The package's ``.bit`` with its ``.hwh``; :class:`BackendError` saying what is missing."""
+    bitfile = package.bitfile
+    if bitfile is None:
+        raise BackendError(f"{package.path} has no bitfile (manifest 'bitfile' is null: it was built where "
+                           "Vivado is absent); build the bitstream where Vivado is installed, or use backend='sim'")
+    if bitfile.suffix != ".bit" or not bitfile.is_file():
+        raise BackendError(f"{package.path}: manifest 'bitfile' {package.manifest.get('bitfile')!r} is not a "
+                           ".bit file in the package")
+    if not bitfile.with_suffix(".hwh").is_file():
+        raise BackendError(f"{package.path}: {bitfile.name} has no {bitfile.with_suffix('.hwh').name} next to "
+                           "it; PYNQ needs the hardware handoff file to load an overlay")
+    return bitfile
+
+
+def _pynq_device_available() -> bool:
+    """Whether ``pynq`` imports and finds at least one device (quietly)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pynq  # noqa: PLC0415
+
+            return len(pynq.Device.devices) > 0
+    except Exception:  # noqa: BLE001 -- any failure means: no usable board here
+        return False
+
+
+class Accelerator:
+    """A loaded deployment package behind one of the backends; build it with :meth:`load`."""
+
+    def __init__(self, package: Package, driver: DataflowDriver, backend: str, program: ProgramLike | None,
+                 overlay: Any) -> None:
+        self.package = package
+        self.driver = driver
+        self.backend = backend
+        self.program = program
+        self.overlay = overlay
+
+    @classmethod
+    def load(cls, package_path: str | Path, backend: str = "auto", batch_size: int = 1, timeout_s: float = 10.0,
+             *, program_loader: Callable[[Path], ProgramLike] | None = None, strict: bool = False,
+             **overlay_options: Any) -> Accelerator:
+        """Verify the package at ``package_path`` and open it on ``backend``.
+
+        ``batch_size``: images per DMA transfer; ``timeout_s``: how long to wait for the
+        output DMA's done bit.  ``program_loader(folder)``: loads the program from
+        ``<package>/runtime`` (default ``winoforge.runtime.program.Program.load``).
+        ``strict``: refuse files the manifest does not list.  ``overlay_options``: passed to
+        :class:`SimulatedOverlay` (sim backend only: ``latency_polls``, ``hang``, ``busy``).
+        Raises :class:`~winoforge.runtime.package.CorruptPackageError`, :class:`BackendError`,
+        ``ValueError``.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}; allowed: {', '.join(BACKENDS)}")
+        package = load_package(package_path, strict=strict)
+        folder = package.path / PROGRAM_DIR
+        if not (folder / "program.json").is_file():
+            raise BackendError(f"{package.path} has no {PROGRAM_DIR}/program.json (the io spec and the "
+                               "simulated device's program); rebuild the package with this winoforge")
+        program = (program_loader or _load_program)(folder)
+        io = IOSpec.from_dict(program.io)
+        if backend == "auto":
+            has_bit = package.bitfile is not None
+            backend = "pynq" if has_bit and _pynq_device_available() else "sim"
+        if overlay_options and backend != "sim":
+            raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim backend only")
+        if backend == "pynq":
+            bitfile = _bitfile(package)
+            pynq = _import_pynq()
+            overlay = pynq.Overlay(str(bitfile))
+            driver = DataflowDriver(overlay, pynq.allocate, io, batch_size=batch_size, timeout_s=timeout_s)
+        else:
+            overlay = SimulatedOverlay(program.run, io, **overlay_options)
+            driver = DataflowDriver(overlay, overlay.allocate, io, batch_size=batch_size, timeout_s=timeout_s)
+        return cls(package, driver, backend, program, overlay)
+
+    # -- properties
+    @property
+    def io(self) -> IOSpec:
+        """Datatypes and shapes of the accelerator's input and output."""
+        return self.driver.io
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image (``ishape_normal`` without the batch dimension)."""
+        return self.io.ishape_normal[1:]
+
+    @property
+    def batch_size(self) -> int:
+        return self.driver.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.driver.batch_size = value
+
+    # -- running
+    def check_input(self, x: Any) -> np.ndarray:
+        """``x`` as an array after checking shape ``(N, *input_shape)`` and the values' dtype
+        and range; ``ValueError`` naming the expected shape and datatype."""
+        x = np.asarray(x)
+        dt = self.io.idt
+        want = f"(N, {', '.join(map(str, self.input_shape))}) {dt.numpy_dtype} array of {dt.allowed_values()}"
+        if x.ndim != len(self.io.ishape_normal) or x.shape[1:] != self.input_shape:
+            hint = " (one image? add the batch dimension: x[None])" if x.shape == self.input_shape else ""
+            raise ValueError(f"input: shape {x.shape}; expected an {want}{hint}")
+        if dt.is_integer and x.dtype.kind not in "iub":
+            raise ValueError(f"input: dtype {x.dtype}; expected an {want} -- the accelerator takes the raw "
+                             f"{dt.name} values, not normalised floats")
+        if not dt.is_integer and x.dtype.kind not in "iuf":
+            raise ValueError(f"input: dtype {x.dtype}; expected an {want}")
+        from .packing import check_values
+
+        return check_values(x, dt, "input")
+
+    def execute(self, x: Any) -> np.ndarray:
+        """Outputs of ``N`` inputs: ``x`` of shape ``(N, *ishape_normal[1:])`` (NHWC, the raw
+        integer values of ``io.idt``, e.g. uint8 pixels) -> ``(N, *oshape_normal[1:])`` in the
+        output datatype's exact numpy container."""
+        return self.driver.execute(self.check_input(x))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class indices: the argmax over the last axis of :meth:`execute`'s output."""
+        return np.argmax(self.execute(x), axis=-1)
+
+    def throughput(self, x: Any, repeats: int = 1) -> dict[str, float]:
+        """Run ``x`` ``repeats`` times; images, seconds, and images per second (wall clock,
+        including packing and copies: the end-to-end rate the host sees)."""
+        x = self.check_input(x)
+        if repeats < 1:
+            raise ValueError(f"repeats={repeats} must be >= 1")
+        start = time.perf_counter()
+        for _ in range(repeats):
+            self.driver.execute(x)
+        seconds = time.perf_counter() - start
+        images = x.shape[0] * repeats
+        return {"images": float(images), "seconds": seconds,
+                "images_per_s": images / seconds if seconds > 0 else float("inf")}
+
+    def self_test(self) -> dict[str, Any]:
+        """Run the package's golden images (``runtime/golden.npz``: the build's verification
+        images and FINN's Python execution of the final accelerator graph on them) and compare
+        bit for bit: ``{"images", "equal", "mismatches"}``.  ``BackendError`` if the package has
+        no golden set (built without ``--verify-images``)."""
+        rel = f"{PROGRAM_DIR}/golden.npz"
+        if rel not in self.package.manifest["files"]:
+            raise BackendError(f"{self.package.path} has no {rel}: build it with golden images (--verify-images)")
+        with np.load(self.package.file(rel)) as golden:
+            x, expected = golden["input"], golden["output"]
+        got = self.execute(x)
+        equal = got.shape == expected.shape and bool(np.array_equal(got, expected))
+        mismatches = int(np.sum(got != expected)) if got.shape == expected.shape else int(expected.size)
+        return {"images": int(x.shape[0]), "equal": equal, "mismatches": mismatches}
+
+    def close(self) -> None:
+        """Free the DMA buffers."""
+        self.driver.free()
+
+    def __enter__(self) -> Accelerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        io = self.io
+        return (f"Accelerator({self.package.name!r}, backend={self.backend!r}, batch_size={self.batch_size}, "
+                f"input {io.idt.name}{list(io.ishape_normal[1:])} -> output {io.odt.name}{list(io.oshape_normal[1:])})")
