@@ -41,7 +41,7 @@ test-host: setup-host
 
 # numpy-only code must also work under the board image's numpy 1.x; only the
 # folders whose test modules import nothing beyond numpy are collected there.
-BOARD_TESTS := tests/winograd tests/test_cli.py
+BOARD_TESTS := tests/winograd tests/test_cli.py tests/runtime
 test-board: setup-board
 	$(PY_BOARD) -m pytest -m portable $(BOARD_TESTS) $(PYTEST_ARGS)
 

@@ -317,6 +317,8 @@ class BuildResult:
     steps: list[StepRecord]
     model: Any = field(repr=False)
     estimates: dict = field(default_factory=dict)
+    # the last step's Python execution on the golden images ("output": the model's output)
+    golden_outputs: dict | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"name": self.name, "board": self.board, "out_dir": str(self.out_dir),
@@ -423,7 +425,7 @@ def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.nda
         except Exception as exc:  # noqa: BLE001 -- re-raised with the step named
             raise BuildStepError(step_name, models_dir, exc) from exc
         records.append(StepRecord(step_name, time.perf_counter() - t0, str(path), verified, note))
-    result = BuildResult(name, cfg.board, out_dir, records, model)
+    result = BuildResult(name, cfg.board, out_dir, records, model, golden_outputs=reference)
     result.estimates = estimate_summary(model, cfg)
     (out_dir / "winoforge_build.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     return result

@@ -27,21 +27,16 @@ from typing import Any
 
 import numpy as np
 
+# packages are verified by the runtime's loader: the board checks them the same way
+from winoforge.runtime.package import PACKAGE_FORMAT, CorruptPackageError, sha256_file, verify_package
+
 __all__ = ["load_student", "reference_student", "golden_images", "export_run", "build_package",
            "write_manifest", "verify_package", "PACKAGE_FORMAT", "CorruptPackageError"]
-
-PACKAGE_FORMAT = 1
-
-
-class CorruptPackageError(ValueError):
-    """A deployment package whose files do not match the sha256 in its manifest."""
-
 
 def load_student(run_dir: str | Path):
     """``(model, info)`` of a finished distillation run, in eval mode; refuses a corrupt weights file."""
     from safetensors.torch import load_file
 
-    from winoforge.model.checkpoint import sha256_file
     from winoforge.model.config import from_dict
     from winoforge.model.students import StudentConfig, build_student
 
@@ -145,8 +140,6 @@ def _versions() -> dict[str, str]:
 
 def write_manifest(package: Path, info: dict[str, Any]) -> Path:
     """``manifest.json``: ``info`` plus the sha256 and size of every other file in ``package``."""
-    from winoforge.model.checkpoint import sha256_file
-
     files = {}
     for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != "manifest.json"):
         files[str(path.relative_to(package))] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
@@ -154,27 +147,6 @@ def write_manifest(package: Path, info: dict[str, Any]) -> Path:
     target = package / "manifest.json"
     target.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return target
-
-
-def verify_package(package: str | Path) -> dict[str, Any]:
-    """The manifest of ``package`` after checking every file's sha256; raises CorruptPackageError."""
-    from winoforge.model.checkpoint import sha256_file
-
-    package = Path(package)
-    manifest_path = package / "manifest.json"
-    if not manifest_path.is_file():
-        raise CorruptPackageError(f"{package} has no manifest.json")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != PACKAGE_FORMAT:
-        raise CorruptPackageError(f"{manifest_path}: format_version {manifest.get('format_version')!r}; "
-                                  f"allowed: {PACKAGE_FORMAT}")
-    for rel, entry in manifest["files"].items():
-        path = package / rel
-        if not path.is_file():
-            raise CorruptPackageError(f"{package}: {rel} is listed in the manifest but missing")
-        if sha256_file(path) != entry["sha256"]:
-            raise CorruptPackageError(f"{package}: {rel} does not match its sha256 in manifest.json")
-    return manifest
 
 
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
@@ -203,6 +175,17 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     parent = work / "intermediate_models" / "dataflow_parent.onnx"
     if parent.is_file():
         shutil.copy2(parent, package / "dataflow_parent.onnx")
+    # what the runtime needs (numpy only, see winoforge.runtime): the accelerator as an integer
+    # program, and the golden images with the build's own Python execution of the final graph
+    from .program import export_program
+
+    export_program(result.model, package / "runtime")
+    if golden is not None and result.golden_outputs is not None:
+        raw = np.asarray(golden)
+        if raw.ndim == 4 and raw.shape[1] in (1, 3):  # NCHW -> the accelerator's NHWC
+            raw = raw.transpose(0, 2, 3, 1)
+        np.savez(package / "runtime" / "golden.npz", input=raw.astype(np.uint8),
+                 output=np.asarray(result.golden_outputs["output"]))
     if codegen:  # FINN's generated HDL and our WinogradSRBS parameter/weight files, per node
         from qonnx.custom_op.registry import getCustomOp
 
@@ -229,6 +212,8 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "input": {"name": iname, "shape": result.model.get_tensor_shape(iname), "dtype": "uint8"},
         "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
         "estimated_fps": result.estimates.get("fps"), "bitfile": None,
+        "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
+                    "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
         "provenance": {"versions": _versions(), "git_commit": _git_commit(), "vivado": vivado_available(),
                        "finn_shims": shims_active(), **(provenance or {})},
     }

@@ -17,7 +17,6 @@ refuses a checkpoint that does not match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from winoforge.runtime.package import sha256_file
 
 __all__ = ["FORMAT_VERSION", "CorruptCheckpointError", "sha256_file", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
 
@@ -36,15 +37,6 @@ _TUPLE = "__tuple__"
 
 class CorruptCheckpointError(ValueError):
     """A checkpoint whose files are missing or do not match their checksums."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _split(obj: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:

@@ -82,7 +82,7 @@ def cmd_bits(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """What exists today: the exact Winograd/SRBS core, end to end on random data."""
     rng = np.random.default_rng(args.seed)
-    print("winoforge demo -- the Winograd/SRBS core, then export and FINN builds (training and runtime: see README)\n")
+    print("winoforge demo -- the Winograd/SRBS core, then export, FINN builds and the runtime (training: see README)\n")
     x = rng.integers(0, 256, size=(2, 16, 28, 28))  # 8-bit unsigned activations
     g = rng.integers(-8, 8, size=(32, 16, 3, 3))  # 4-bit signed kernel
     for m, _ in SUPPORTED_TILES[:2]:
@@ -116,6 +116,7 @@ def _demo_hardware(args: argparse.Namespace) -> int:
     """A small student through export, its check, and both FINN builds (ours and the baseline)."""
     from winoforge.hw.baseline import direct_baseline
     from winoforge.hw.flow import build_package, export_run, golden_images, reference_student
+    from winoforge.runtime import Accelerator
 
     print("\nhardware flow on a small reference student (widths 16,M,32,M, W4A4, F(2,3), SRBS 2/8; "
           "untrained weights -- a hardware-cost reference)")
@@ -131,7 +132,7 @@ def _demo_hardware(args: argparse.Namespace) -> int:
         print(f"  export {label}: {report['nodes']} ONNX nodes; integer codes equal torch on "
               f"{report['images']} Fashion-MNIST images: {report['exact']}")
         manifest = build_package(work / name / "model.onnx", name, target_fps=args.target_fps,
-                                 out_root=work / "bitstreams", work_root=work / "build", golden=raw[:2],
+                                 out_root=work / "bitstreams", work_root=work / "build", golden=raw[:4],
                                  baseline=name.endswith("baseline"), progress=False)
         est = json.loads((work / "bitstreams" / name / "reports" / "estimates.json").read_text())
         steps = json.loads((work / "bitstreams" / name / "reports" / "build_steps.json").read_text())
@@ -139,6 +140,12 @@ def _demo_hardware(args: argparse.Namespace) -> int:
               f"{all(s['verified'] for s in steps)}; estimated {est['fps']:.0f} FPS on {manifest['board']}, "
               f"LUT {est['totals'].get('LUT', 0):.0f}, DSP {est['totals'].get('DSP', 0):.0f} "
               f"-> {work / 'bitstreams' / name}")
+        with Accelerator.load(work / "bitstreams" / name, backend="sim") as acc:
+            test = acc.self_test()
+        print(f"  runtime ({acc.backend} backend: FINN's DMA protocol on a simulated device): {test['images']} "
+              f"golden images bit-exact with the build: {test['equal']}")
+        if not test["equal"]:
+            return 1
     return 0
 
 
@@ -225,6 +232,46 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Open a deployment package on a board or the simulated device: its golden self-test, then
+    Fashion-MNIST test images (numpy only: this also runs in the board environment)."""
+    from winoforge.runtime import Accelerator, BackendError, CorruptPackageError
+    from winoforge.runtime.idx import fashion_mnist_arrays
+
+    try:
+        acc = Accelerator.load(args.package, backend=args.backend, batch_size=args.batch_size)
+    except (CorruptPackageError, BackendError, ValueError) as err:
+        print(f"winoforge run: {err}", file=sys.stderr)
+        return 1
+    m = acc.package.manifest
+    fps = m.get("estimated_fps")
+    print(f"{acc}\n  {m.get('flow')} build for {m.get('board')} at {m.get('clock_mhz')} MHz"
+          + (f", estimated {fps:.0f} FPS on the FPGA" if fps else "")
+          + ("" if m.get("bitfile") else "; no bitfile in the package (built without Vivado)"))
+    status = 0
+    try:
+        test = acc.self_test()
+        print(f"  self-test: {test['images']} golden images, bit-exact with the build's FINN execution: "
+              f"{test['equal']}" + ("" if test["equal"] else f" ({test['mismatches']} values differ)"))
+        status = 0 if test["equal"] else 1
+    except BackendError as err:
+        print(f"  self-test: not possible: {err}")
+    if args.images and acc.input_shape == (28, 28, 1):
+        try:
+            images, labels = fashion_mnist_arrays(args.data_dir, "test")
+        except FileNotFoundError as err:
+            print(f"  Fashion-MNIST: skipped: {err}")
+            return status
+        x, y = images[: args.images, :, :, None], labels[: args.images]
+        rate = acc.throughput(x)
+        correct = int((acc.predict(x) == y).sum())
+        print(f"  Fashion-MNIST test images: {correct}/{len(y)} correct ({correct / len(y):.2%}); "
+              f"{rate['images_per_s']:.0f} images/s end to end on the {acc.backend} backend"
+              + (" (the simulator's speed on this CPU, not the FPGA's)" if acc.backend == "sim" else ""))
+    acc.close()
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="winoforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-root", type=str, default="build/finn", help="FINN work folders: <work-root>/<name>/")
     p.add_argument("--data-dir", type=str, default=None)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="run a deployment package on a PYNQ board or the bit-exact simulated device")
+    p.add_argument("package", type=str, help="a package folder (bitstreams/<name>/)")
+    p.add_argument("--backend", choices=["auto", "sim", "pynq"], default="auto",
+                   help="auto: the board when the package has a bitfile and a device is present, else sim")
+    p.add_argument("--images", type=int, default=1000, help="Fashion-MNIST test images to classify (0: none)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per DMA transfer")
+    p.add_argument("--data-dir", type=str, default=None)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
     p.add_argument("--seed", type=int, default=0)
