@@ -149,7 +149,7 @@ def test_design_too_large_for_the_board_is_refused(exported, data, monkeypatch):
     assert info.value.step == "step_check_resources"
 
 
-def test_cli_export_and_build(tmp_path, data):
+def test_cli_export_and_build(tmp_path, data, capsys):
     from winoforge.cli import main
 
     onnx = tmp_path / "m.onnx"
@@ -164,6 +164,18 @@ def test_cli_export_and_build(tmp_path, data):
                  "--work-root", str(tmp_path / "build")]) == 0
     assert main(["build", "--onnx", str(onnx), "--name", "toofast", "--target-fps", "1e9", "--verify-images", "0",
                  "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 1
+    capsys.readouterr()
+    # the packages run on the simulated device: the golden self-test, then real test images
+    assert main(["run", str(tmp_path / "bits" / "cli"), "--backend", "sim", "--images", "16", "--batch-size", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "backend='sim'" in out and "bit-exact with the build's FINN execution: True" in out
+    assert "Fashion-MNIST test images:" in out and "/16 correct" in out
+    assert main(["run", str(tmp_path / "bits" / "cli-base"), "--images", "0"]) == 0  # built without golden images
+    assert "self-test: not possible" in capsys.readouterr().out
+    params = tmp_path / "bits" / "cli" / "runtime" / "params.npz"
+    params.write_bytes(params.read_bytes()[:-1])
+    assert main(["run", str(tmp_path / "bits" / "cli"), "--images", "0"]) == 1
+    assert "runtime/params.npz" in capsys.readouterr().err
 
 
 def test_a_trained_run_exports_and_builds(tmp_path, data, capsys):
