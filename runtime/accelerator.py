@@ -210,7 +210,7 @@ class Accelerator:
         rel = f"{PROGRAM_DIR}/golden.npz"
         if rel not in self.package.manifest["files"]:
             raise BackendError(f"{self.package.path} has no {rel}: build it with golden images (--verify-images)")
-        with np.load(self.package.file(rel)) as golden:
+        with np.load(self.package.file(rel), allow_pickle=False) as golden:
             x, expected = golden["input"], golden["output"]
         got = self.execute(x)
         equal = got.shape == expected.shape and bool(np.array_equal(got, expected))
