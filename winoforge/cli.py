@@ -190,14 +190,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         check = golden_images(args.check_images, args.data_dir)[0]
     if args.run:
         model, info = load_student(args.run)
-        source = f"trained student {args.run} (test accuracy {info.get('test', {}).get('acc', float('nan')):.4f})"
+        test_acc = info.get("test", {}).get("acc")
+        source = f"trained student {args.run} (test accuracy {test_acc if test_acc is not None else float('nan'):.4f})"
+        student = {"run": str(args.run), "torch_test_acc": test_acc, "density": info.get("density"),
+                   "mean_bits": info.get("mean_bits"), "sha256": info.get("sha256")}
     else:
         calib = golden_images(256, args.data_dir, split="train")[0]
         model = reference_student(widths=_parse_widths(args.widths), m=args.m, w_bits=args.w_bits,
                                   a_bits=args.a_bits, sub_row=args.sub_row, keep=args.keep, calibration=calib)
         source = (f"reference student (untrained weights, SRBS {args.keep}/{args.sub_row}, W{args.w_bits}A{args.a_bits}, "
                   f"F({args.m},3)): a hardware-cost reference, not an accuracy claim")
+        student = {"run": None, "reference": source}
     report = export_run(model, args.out, check_images=check)
+    # what was exported, for the package's provenance (winoforge build reads it next to the model)
+    Path(args.out).with_suffix(".source.json").write_text(json.dumps(student, indent=2) + "\n")
     print(f"exported {source}\n  -> {args.out} ({report['nodes']} nodes)")
     if check is not None:
         print(f"  check on {report['images']} Fashion-MNIST test images: integer codes of "
@@ -215,10 +221,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from winoforge.hw.flow import build_package, golden_images
 
     golden = golden_images(args.verify_images, args.data_dir)[1] if args.verify_images else None
+    source = Path(args.onnx).with_suffix(".source.json")
+    provenance = {"student": json.loads(source.read_text())} if source.is_file() else None
     try:
         manifest = build_package(args.onnx, args.name, board=args.board, target_fps=args.target_fps,
                                  out_root=args.out_root, work_root=args.work_root, golden=golden,
-                                 codegen=args.codegen, baseline=args.baseline)
+                                 codegen=args.codegen, baseline=args.baseline, provenance=provenance)
     except BuildStepError as err:
         print(f"winoforge build: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,61 @@
+"""The notebooks execute from top to bottom on the committed package and the runtime's
+results in them are the real ones (numpy only: runs under numpy 1.x and 2.x)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from winoforge.runtime import Accelerator
+from winoforge.runtime.idx import FASHION_MNIST_DIR, fashion_mnist_arrays
+
+pytestmark = pytest.mark.portable
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+PACKAGE = NOTEBOOKS / "packages" / "fmnist-tiny"
+
+
+def _need_fashion_mnist() -> None:
+    if not FASHION_MNIST_DIR.is_dir():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI installs dataset-fashion-mnist")
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+
+
+def _text(nb) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            out.append(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(out)
+
+
+def test_the_committed_package_is_intact_and_bit_exact():
+    with Accelerator.load(PACKAGE, backend="sim", batch_size=7) as acc:
+        test = acc.self_test()
+        assert test["equal"] and test["images"] >= 16, test
+        assert acc.package.manifest["provenance"]["student"]["density"] == 0.25
+
+
+def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
+    nbformat = pytest.importorskip("nbformat")  # the [notebooks] extra: installed in both environments by make setup
+    from nbclient import NotebookClient
+
+    _need_fashion_mnist()
+    nb = nbformat.read(NOTEBOOKS / "fmnist_inference.ipynb", as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace("IMAGES = 2000", "IMAGES = 300")
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    text = _text(nb)
+    assert "'equal': True" in text and "backend='sim'" in text
+    reported = float(re.search(r"300 test images: accuracy ([0-9.]+)%", text).group(1)) / 100
+    # the same images through the runtime here: the notebook printed the measured accuracy
+    images, labels = fashion_mnist_arrays(split="test")
+    with Accelerator.load(PACKAGE, backend="sim", batch_size=100) as acc:
+        measured = float((acc.predict(images[:300, :, :, None]) == labels[:300]).mean())
+    assert reported == pytest.approx(measured, abs=5e-5)  # printed with two decimals of a percent
+    assert measured > 0.6  # a trained student, far above chance (0.1): the package is not a random network
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for cell in nb.cells for o in cell.get("outputs", []))
