@@ -49,6 +49,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_counts.py
 	$(PY) benchmarks/winograd_layer_speed.py
 	$(PY) benchmarks/hw_estimates.py
+	$(PY) benchmarks/runtime_speed.py
 
 bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
 	$(PY) benchmarks/hw_estimates.py

@@ -245,13 +245,23 @@ def finnpy_to_packed_bytearray(ndarray: Any, dtype: DataType | str, reverse_inne
     """
     del fast_mode
     dt = parse_datatype(dtype)
-    x = check_values(ndarray, dt, field)
-    if x.ndim == 0:
-        x = x.reshape(1)
-    codes = _to_codes(x, dt)
+    native = (isinstance(ndarray, np.ndarray) and dt.is_integer and dt.name not in ("BIPOLAR", "TERNARY")
+              and dt.bitwidth in (8, 16, 32, 64) and ndarray.dtype == dt.numpy_dtype)
+    if native:
+        # the datatype's own container (uint8 for UINT8, int16 for INT16, ...): every value is valid
+        # and its two's-complement bits are the code -- no check, no conversion
+        x = ndarray.reshape(1) if ndarray.ndim == 0 else ndarray
+        codes = x.view(_UNSIGNED[dt.bitwidth // 8])
+    else:
+        x = check_values(ndarray, dt, field)
+        if x.ndim == 0:
+            x = x.reshape(1)
+        codes = _to_codes(x, dt)
     outer, n, bits = x.shape[:-1], x.shape[-1], dt.bitwidth
     nbytes = _container_bytes(bits)
     group = _word_groups(bits)
+    if bits == 8 and reverse_inner and reverse_endian:
+        return np.ascontiguousarray(codes, dtype=np.uint8)  # the two reversals cancel out for bytes
     if bits == 8 * nbytes:
         # whole-byte codes: big-endian bytes of each value, concatenated
         values = codes.astype(np.dtype(_UNSIGNED[nbytes]).newbyteorder(">")).view(np.uint8)
