@@ -58,7 +58,7 @@ from .packing import check_values, finnpy_to_packed_bytearray, packed_bytearray_
 __all__ = [
     "AP_CTRL", "AP_START", "AP_DONE", "AP_IDLE", "ADDR_LO", "ADDR_HI", "NUM_REPS", "IO_KEYS",
     "DeviceError", "DeviceTimeoutError", "SimulatedBusError", "IOSpec", "DataflowDriver",
-    "SimulatedMemory", "SimulatedBuffer", "SimulatedIODMA", "SimulatedOverlay",
+    "SimulatedMemory", "SimulatedBuffer", "SimulatedIODMA", "SimulatedIODMAPair", "SimulatedOverlay",
 ]
 
 #: control register and its bits
@@ -372,13 +372,23 @@ class SimulatedMemory:
     def allocate(self, shape: int | Sequence[int], dtype: Any = np.uint8, **_: Any) -> SimulatedBuffer:
         """A zeroed :class:`SimulatedBuffer` (``pynq.allocate``'s signature; extra keywords ignored)."""
         buf = np.zeros(shape, dtype=dtype).view(SimulatedBuffer)
-        address = self._next
-        nbytes = max(buf.nbytes, 1)
-        self._next += -(-nbytes // self.align) * self.align
-        self._regions[address] = np.zeros(nbytes, dtype=np.uint8)
-        buf.device_address = address
+        buf.device_address = self.reserve(buf.nbytes)
         buf._memory = self
         return buf
+
+    def reserve(self, nbytes: int) -> int:
+        """Allocate a zeroed region of ``nbytes`` bytes (at least 1); its device address."""
+        address = self._next
+        nbytes = max(int(nbytes), 1)
+        self._next += -(-nbytes // self.align) * self.align
+        self._regions[address] = np.zeros(nbytes, dtype=np.uint8)
+        return address
+
+    def region(self, address: int) -> np.ndarray:
+        """The device memory of the region allocated at ``address`` (the array itself, not a copy)."""
+        if address not in self._regions:
+            raise SimulatedBusError(f"no buffer allocated at {address:#x}")
+        return self._regions[address]
 
     def free(self, address: int) -> None:
         self._regions.pop(address, None)
@@ -467,8 +477,9 @@ class SimulatedIODMA:
             raise DeviceError(f"{self.name}: write to unmapped register {offset:#x}")
 
 
-class SimulatedOverlay:
-    """A FINN zynq-iodma overlay without a board (module docstring).
+class SimulatedIODMAPair:
+    """The programmable logic of a FINN zynq-iodma design without a board: ``idma0`` ->
+    pipeline -> ``odma0`` over a :class:`SimulatedMemory` (module docstring).
 
     When both ``idma0`` and ``odma0`` were started, the device reads the packed input of
     ``count`` images at idma's address, unpacks it (``io.idt``, folded shape), calls
@@ -477,7 +488,9 @@ class SimulatedOverlay:
     then report done (``odma0`` after ``latency_polls`` reads of its control register).
 
     Fault injection: ``hang=True``: done never comes; ``busy=True``: odma0 never idle.
-    ``allocate`` (and :attr:`memory`) provide the buffers, like ``pynq.allocate``.
+    Shared by :class:`SimulatedOverlay` (this runtime's own stand-in for an overlay) and
+    :class:`winoforge.runtime.pynq_sim.SimulatedPynqDevice` (a ``pynq.Device`` under pynq's
+    own ``Overlay``/``allocate``/``MMIO``).
     """
 
     def __init__(self, compute: Callable[[np.ndarray], np.ndarray], io: IOSpec | Mapping[str, Any],
@@ -495,9 +508,6 @@ class SimulatedOverlay:
         #: number of batches run, and the images they held
         self.batches = 0
         self.images = 0
-
-    def allocate(self, shape: int | Sequence[int], dtype: Any = np.uint8, **kwargs: Any) -> SimulatedBuffer:
-        return self.memory.allocate(shape, dtype, **kwargs)
 
     def _started(self, dma: SimulatedIODMA) -> None:
         if not (self.idma0.running and self.odma0.running) or self.hang:
@@ -527,3 +537,12 @@ class SimulatedOverlay:
         # after `latency_polls` further reads of its control register
         self.idma0.running, self.idma0.done = False, True
         self.odma0.finish(self.latency_polls)
+
+
+class SimulatedOverlay(SimulatedIODMAPair):
+    """A FINN zynq-iodma overlay without a board and without pynq: the
+    :class:`SimulatedIODMAPair` as ``overlay.idma0``/``overlay.odma0``, and ``allocate``
+    (over :attr:`memory`) providing the DMA buffers, like ``pynq.allocate``."""
+
+    def allocate(self, shape: int | Sequence[int], dtype: Any = np.uint8, **kwargs: Any) -> SimulatedBuffer:
+        return self.memory.allocate(shape, dtype, **kwargs)
