@@ -254,12 +254,13 @@ def generic_view(model, scratch: Path):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
+    from .program import generic_op
+
     view = copy.deepcopy(model)
     for node in view.graph.node:
-        for style in ("hls", "rtl"):
-            if node.domain == f"finn.custom_op.fpgadataflow.{style}" and node.op_type.endswith(f"_{style}"):
-                node.domain = "finn.custom_op.fpgadataflow"
-                node.op_type = node.op_type[: -len(style) - 1]
+        op = generic_op(node)
+        if op != node.op_type:
+            node.domain, node.op_type = "finn.custom_op.fpgadataflow", op
         if node.op_type == "StreamingDataflowPartition":
             inst = getCustomOp(node)
             child = generic_view(ModelWrapper(inst.get_nodeattr("model")), scratch)
