@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 # packages are verified by the runtime's loader: the board checks them the same way
-from winoforge.runtime.package import PACKAGE_FORMAT, CorruptPackageError, sha256_file, verify_package
+from winoforge.runtime.package import PACKAGE_FORMAT, CorruptPackageError, sha256_file, verify_package, write_manifest
 
 __all__ = ["load_student", "reference_student", "golden_images", "export_run", "build_package",
            "write_manifest", "verify_package", "PACKAGE_FORMAT", "CorruptPackageError"]
@@ -136,17 +136,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
-
-
-def write_manifest(package: Path, info: dict[str, Any]) -> Path:
-    """``manifest.json``: ``info`` plus the sha256 and size of every other file in ``package``."""
-    files = {}
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != "manifest.json"):
-        files[str(path.relative_to(package))] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    manifest = {"format_version": PACKAGE_FORMAT, **info, "files": files}
-    target = package / "manifest.json"
-    target.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    return target
 
 
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,

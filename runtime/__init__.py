@@ -11,6 +11,8 @@ the pynq backend.
   device.
 * :mod:`.accelerator` -- ``Accelerator.load(path, backend="auto"|"pynq"|"sim")``,
   ``acc.execute(x)``, ``acc.predict(x)``.
+* :mod:`.pynq_sim` (board environment, not imported here) -- a simulated ``pynq.Device``
+  under pynq's own ``Overlay``/``allocate``/``MMIO``, to run the pynq backend without a board.
 """
 
 from .accelerator import BACKENDS, Accelerator, BackendError

@@ -1,9 +1,10 @@
 """One API over both backends: ``Accelerator.load(package, backend=...)``, ``acc.execute(x)``.
 
 * ``backend="pynq"``: the package's bitstream on a PYNQ board -- ``pynq.Overlay``
-  loads ``manifest["bitfile"]`` (a ``.bit`` with its ``.hwh`` next to it) and
-  :class:`~winoforge.runtime.device.DataflowDriver` drives FINN's IODMAs through
-  ``pynq.allocate``'d buffers.
+  loads ``manifest["bitfile"]`` (a ``.bit`` with its ``.hwh`` next to it; :func:`open_overlay`)
+  and :class:`~winoforge.runtime.device.DataflowDriver` drives FINN's IODMAs through
+  cacheable ``pynq.allocate``'d buffers (:func:`pynq_allocator`).  Tested against pynq's
+  own code with a simulated ``pynq.Device`` (:mod:`winoforge.runtime.pynq_sim`).
 * ``backend="sim"``: the same driver against a
   :class:`~winoforge.runtime.device.SimulatedOverlay` whose pipeline is the
   package's bit-exact integer program (``<package>/runtime/program.json``).
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +30,8 @@ import numpy as np
 from .device import DataflowDriver, IOSpec, SimulatedOverlay
 from .package import Package, load_package
 
-__all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR"]
+__all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR", "open_overlay",
+           "pynq_allocator"]
 
 #: backend names :meth:`Accelerator.load` accepts
 BACKENDS = ("auto", "pynq", "sim")
@@ -91,6 +93,66 @@ def _pynq_device_available() -> bool:
         return False
 
 
+#: PS parameters holding PL clock ``i``'s frequency in MHz, best first (achieved, then requested):
+#: Zynq-7000, then Zynq UltraScale+
+_CLOCK_PARAMETERS = ("PCW_ACT_FPGA{i}_PERIPHERAL_FREQMHZ", "PCW_FPGA{i}_PERIPHERAL_FREQMHZ",
+                     "PSU__CRL_APB__PL{i}_REF_CTRL__ACT_FREQMHZ", "PSU__CRL_APB__PL{i}_REF_CTRL__FREQMHZ")
+
+
+def _ps_clock_mhz(overlay: Any, index: int) -> float | None:
+    """PL clock ``index``'s frequency from the processing system's parameters in the ``.hwh``."""
+    for ip in getattr(overlay, "ip_dict", {}).values():
+        params = (ip.get("parameters") if isinstance(ip, Mapping) else None) or {}
+        for name in _CLOCK_PARAMETERS:
+            value = params.get(name.format(i=index))
+            try:
+                if value is not None and float(value) > 0:
+                    return float(value)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def open_overlay(pynq: Any, bitfile: Path, clock_mhz: float | None = None) -> Any:
+    """``pynq.Overlay`` of ``bitfile``, downloaded.
+
+    Constructed with ``download=False`` first: pynq 4.0's metadata parser leaves the PL clock
+    frequency ``None`` for Zynq-7000 designs (it reads only UltraScale+ clock parameters), and
+    ``Overlay.download`` then fails in ``Clocks.set_pl_clk`` with a ``TypeError`` -- on a
+    PYNQ-Z2 as in simulation.  Each enabled clock without a frequency gets it from the PS
+    parameters (``PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ``...) or, for clock 0, ``clock_mhz``
+    (the package's build clock); then the overlay is downloaded.  Other pynq versions, whose
+    ``clock_dict`` has no ``frequency`` or a valid one, are left as they are.
+    """
+    overlay = pynq.Overlay(str(Path(bitfile).resolve()), download=False)
+    for index, clock in getattr(overlay, "clock_dict", {}).items():
+        if not (isinstance(clock, dict) and clock.get("enable") and "frequency" in clock
+                and clock["frequency"] is None):
+            continue
+        mhz = _ps_clock_mhz(overlay, int(index))
+        if mhz is None and int(index) == 0 and clock_mhz:
+            mhz = float(clock_mhz)
+        if mhz is None:
+            raise BackendError(f"{bitfile.name}: PL clock {index} is enabled but neither its .hwh nor the "
+                               "manifest gives its frequency; pynq cannot set the clock")
+        clock["frequency"] = mhz
+    overlay.download()
+    return overlay
+
+
+def pynq_allocator(pynq: Any, overlay: Any) -> Callable[..., np.ndarray]:
+    """``allocate(shape=, dtype=)`` for the driver: cacheable buffers on the overlay's device, as
+    FINN's zynq-iodma driver allocates them (``pynq.allocate``'s default is non-cacheable
+    memory, which makes every CPU access to the buffer uncached and slow).  The driver
+    flushes/invalidates around each transfer, which cacheable buffers need."""
+    target = getattr(overlay, "device", None)
+
+    def allocate(shape: Any, dtype: Any = np.uint8) -> np.ndarray:
+        return pynq.allocate(shape=shape, dtype=dtype, cacheable=True, target=target)
+
+    return allocate
+
+
 class Accelerator:
     """A loaded deployment package behind one of the backends; build it with :meth:`load`."""
 
@@ -133,8 +195,9 @@ class Accelerator:
         if backend == "pynq":
             bitfile = _bitfile(package)
             pynq = _import_pynq()
-            overlay = pynq.Overlay(str(bitfile))
-            driver = DataflowDriver(overlay, pynq.allocate, io, batch_size=batch_size, timeout_s=timeout_s)
+            overlay = open_overlay(pynq, bitfile, package.manifest.get("clock_mhz"))
+            driver = DataflowDriver(overlay, pynq_allocator(pynq, overlay), io, batch_size=batch_size,
+                                    timeout_s=timeout_s)
         else:
             overlay = SimulatedOverlay(program.run, io, **overlay_options)
             driver = DataflowDriver(overlay, overlay.allocate, io, batch_size=batch_size, timeout_s=timeout_s)

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = ["PACKAGE_FORMAT", "MANIFEST", "CorruptPackageError", "Package", "load_package", "verify_package",
-           "sha256_file"]
+           "sha256_file", "write_manifest"]
 
 #: The manifest format this runtime reads.
 PACKAGE_FORMAT = 1
@@ -42,6 +42,20 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_manifest(package: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``<package>/manifest.json``: ``format_version``, ``info``, and ``files`` -- the
+    sha256 and size of every other file in the folder (``/``-separated relative paths).
+    Returns the manifest's path."""
+    package = Path(package)
+    files = {}
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[path.relative_to(package).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest = {"format_version": PACKAGE_FORMAT, **info, "files": files}
+    target = package / MANIFEST
+    target.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return target
 
 
 @dataclass(frozen=True)

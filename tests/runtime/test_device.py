@@ -371,9 +371,12 @@ def fake_pynq(devices: list, memory: SimulatedMemory, loaded: list) -> types.Mod
     """A stand-in ``pynq`` module: Overlay(bitfile) gives a SimulatedOverlay, allocate its memory."""
     module = types.ModuleType("pynq")
 
-    def overlay(bitfile: str):
-        loaded.append(bitfile)
-        return SimulatedOverlay(compute_a, IO_A, memory=memory)
+    def overlay(bitfile: str, download: bool = True):
+        ov = SimulatedOverlay(compute_a, IO_A, memory=memory)
+        ov.download = lambda: loaded.append(bitfile)
+        if download:
+            ov.download()
+        return ov
 
     module.Overlay = overlay
     module.allocate = memory.allocate
