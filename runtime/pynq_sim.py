@@ -281,6 +281,30 @@ def write_simulated_bitstream(folder: str | Path, name: str = "simulated", famil
     return bit
 
 
+def rehearsal_package(package: str | Path, out: str | Path, family: str | None = None, *,
+                      board: str | None = None, fpga_part: str | None = None) -> Path:
+    """A copy of deployment ``package`` at ``out`` with a simulated ``.bit``/``.hwh`` (for
+    :class:`SimulatedPynqDevice` only) named by the manifest's ``bitfile`` and every sha256
+    listed again: what ``Accelerator.load(out, backend="pynq")`` opens inside
+    :func:`simulated_pynq`.  ``family`` defaults to the package's FPGA part's; ``board`` and
+    ``fpga_part`` replace the manifest's (to rehearse another board family)."""
+    import shutil
+
+    from .package import load_package, write_manifest
+
+    source = load_package(package)
+    out = Path(out)
+    shutil.copytree(source.path, out)
+    manifest = dict(source.manifest)
+    part = fpga_part or manifest["fpga_part"]
+    family = family or family_for_part(part)
+    bit = write_simulated_bitstream(out, source.name, family=family, clock_mhz=float(manifest["clock_mhz"]))
+    info = {k: v for k, v in manifest.items() if k not in ("format_version", "files")}
+    info.update(bitfile=bit.name, fpga_part=part, board=board or manifest["board"])
+    write_manifest(out, info)
+    return out
+
+
 # --------------------------------------------------------------------------- the device
 
 class SimulatedClocks:

@@ -28,9 +28,9 @@ import pynq.ps  # noqa: E402
 from winoforge.runtime import Accelerator, DeviceError, DeviceTimeoutError, SimulatedBusError  # noqa: E402
 from winoforge.runtime.accelerator import open_overlay  # noqa: E402
 from winoforge.runtime.device import ADDR_HI, ADDR_LO, AP_CTRL, NUM_REPS  # noqa: E402
-from winoforge.runtime.package import load_package, write_manifest  # noqa: E402
+from winoforge.runtime.package import load_package  # noqa: E402
 from winoforge.runtime.pynq_sim import (FAMILIES, SIM_DESIGN, SimulatedPynqDevice, family_for_part,  # noqa: E402
-                                        simulated_pynq, write_simulated_bitstream)
+                                        rehearsal_package, simulated_pynq, write_simulated_bitstream)
 
 pytestmark = pytest.mark.portable
 
@@ -41,15 +41,11 @@ PARTS = {"zynq_7000": ("Pynq-Z2", "xc7z020clg400-1"), "zynq_ultrascale": ("ZCU10
 
 def make_pynq_package(root: Path, family: str) -> Path:
     """fmnist-tiny with a simulated .bit/.hwh for ``family`` and the manifest rewritten."""
-    pkg = root / f"fmnist-tiny-{family}"
-    shutil.copytree(PACKAGE, pkg)
-    manifest = json.loads((pkg / "manifest.json").read_text())
     board, part = PARTS[family]
     assert family_for_part(part) == family
-    bit = write_simulated_bitstream(pkg, "fmnist-tiny", family=family, clock_mhz=manifest["clock_mhz"])
-    info = {k: v for k, v in manifest.items() if k not in ("format_version", "files")}
-    info.update(bitfile=bit.name, board=board, fpga_part=part)
-    write_manifest(pkg, info)
+    pkg = rehearsal_package(PACKAGE, root / f"fmnist-tiny-{family}", board=board, fpga_part=part)
+    manifest = load_package(pkg).manifest
+    assert manifest["bitfile"] == "fmnist-tiny.bit" and manifest["fpga_part"] == part
     return pkg
 
 
