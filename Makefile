@@ -31,7 +31,7 @@ setup-host: $(VENV)/.stamp ## host environment .venv (torch, brevitas, finn-plus
 setup-board: $(VENV_BOARD)/.stamp ## board environment .venv-board (numpy<2, pynq, the notebooks' Jupyter kernel)
 setup: setup-host setup-board ## both environments (idempotent, quick when nothing changed)
 
-demo: setup ## the main job: the Winograd/SRBS core, then export + both FINN builds of a small student
+demo: setup ## the main job: the Winograd/SRBS core, then export + both FINN builds of a small student + the runtime
 	$(PY) -m winoforge.cli demo
 
 test: test-host test-board ## the whole suite, each part in its own environment
