@@ -55,8 +55,9 @@ RTL_DIR = Path(__file__).resolve().parent
 
 #: Each unit (its top module) and the source files it needs, dependencies first.
 UNITS: dict[str, tuple[str, ...]] = {
-    "winograd_input_transform": ("winograd_transform_1d.sv", "winograd_input_transform.sv"),
-    "winograd_output_transform": ("winograd_transform_1d.sv", "winograd_output_transform.sv"),
+    "winograd_input_transform": ("winograd_transform_1d.sv", "winograd_transform_2d.sv", "winograd_input_transform.sv"),
+    "winograd_output_transform": ("winograd_transform_1d.sv", "winograd_transform_2d.sv",
+                                  "winograd_output_transform.sv"),
     "srbs_dot": ("srbs_dot.sv",),
 }
 
