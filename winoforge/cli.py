@@ -264,6 +264,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         status = 0 if test["equal"] else 1
     except BackendError as err:
         print(f"  self-test: not possible: {err}")
+    if args.input:
+        x = np.load(args.input, allow_pickle=False)
+        try:
+            y = acc.execute(x)
+        except ValueError as err:
+            print(f"winoforge run: {args.input}: {err}", file=sys.stderr)
+            return 1
+        out = Path(args.output or Path(args.input).with_suffix(".out.npy"))
+        np.save(out, y)
+        print(f"  {args.input}: {len(x)} inputs -> {out} ({y.dtype} {list(y.shape)}); classes "
+              f"{np.argmax(y, axis=-1)[:16].tolist()}{' ...' if len(x) > 16 else ''}")
     if args.images and acc.input_shape == (28, 28, 1):
         try:
             images, labels = fashion_mnist_arrays(args.data_dir, "test")
@@ -349,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "sim", "pynq"], default="auto",
                    help="auto: the board when the package has a bitfile and a device is present, else sim")
     p.add_argument("--images", type=int, default=1000, help="Fashion-MNIST test images to classify (0: none)")
+    p.add_argument("--input", type=str, default=None,
+                   help="a .npy of raw inputs in the accelerator's layout (e.g. uint8 NHWC images) to run")
+    p.add_argument("--output", type=str, default=None, help="where to save their outputs (default <input>.out.npy)")
     p.add_argument("--batch-size", type=int, default=100, help="images per DMA transfer")
     p.add_argument("--data-dir", type=str, default=None)
     p.set_defaults(func=cmd_run)

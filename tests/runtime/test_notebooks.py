@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from winoforge.runtime import Accelerator
@@ -66,3 +67,18 @@ def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
         assert "predictions of 500 images equal to the sim backend's: True" in text
     else:
         assert "pynq is not installed in this environment" in text
+
+
+def test_cli_run_on_the_committed_package(tmp_path, capsys):
+    from winoforge.cli import main
+
+    with np.load(PACKAGE / "runtime" / "golden.npz") as golden:
+        x, expected = golden["input"], golden["output"]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(PACKAGE), "--backend", "sim", "--images", "0", "--input", str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact with the build's FINN execution: True" in out and "x.out.npy" in out
+    assert np.array_equal(np.load(tmp_path / "x.out.npy"), expected)
+    np.save(tmp_path / "bad.npy", x.astype(np.float32) / 255)  # normalised floats: refused, named
+    assert main(["run", str(PACKAGE), "--images", "0", "--input", str(tmp_path / "bad.npy")]) == 1
+    assert "not normalised floats" in capsys.readouterr().err
