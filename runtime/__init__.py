@@ -9,6 +9,8 @@ the pynq backend.
 * :mod:`.package` -- load a deployment package and verify every sha256.
 * :mod:`.device` -- FINN's zynq-iodma driver protocol and a register-level simulated
   device.
+* :mod:`.program` -- the accelerator's integer program (exported by ``winoforge.hw.program``)
+  and its numpy interpreter, the simulated device's compute.
 * :mod:`.accelerator` -- ``Accelerator.load(path, backend="auto"|"pynq"|"sim")``,
   ``acc.execute(x)``, ``acc.predict(x)``.
 * :mod:`.pynq_sim` (board environment, not imported here) -- a simulated ``pynq.Device``
@@ -21,6 +23,7 @@ from .device import (DataflowDriver, DeviceError, DeviceTimeoutError, IOSpec, Si
                      SimulatedOverlay)
 from .package import PACKAGE_FORMAT, CorruptPackageError, Package, load_package, verify_package
 from .packing import check_values, finnpy_to_packed_bytearray, packed_bytearray_to_finnpy, packed_shape
+from .program import Program, ProgramError
 
 __all__ = [
     "Accelerator", "BACKENDS", "BackendError",
@@ -29,4 +32,5 @@ __all__ = [
     "SimulatedOverlay",
     "PACKAGE_FORMAT", "CorruptPackageError", "Package", "load_package", "verify_package",
     "check_values", "finnpy_to_packed_bytearray", "packed_bytearray_to_finnpy", "packed_shape",
+    "Program", "ProgramError",
 ]
