@@ -140,6 +140,19 @@ def compare(name: str, role: str, got: list, exact: list, truncated: list | None
 # --------------------------------------------------------------------------- input transform
 
 
+def check_transform_results(channels: list, expected: dict, role: str, phase: int) -> None:
+    """Each transform channel's outputs against its exact values (or, for a one-bit-short
+    instance, their truncation); in phase 0 (no back-pressure) every result exactly LATENCY
+    cycles after its tile."""
+    for ch in channels:
+        inst = next(i for i in CONFIG["instances"] if i["name"] == ch.name)
+        exact, bits = expected[ch.name]
+        compare(ch.name, role, ch.outputs, exact, [[wrap(v, bits) for v in row] for row in exact])
+        if phase == 0:
+            lat = {c - a for a, c in zip(ch.accept_cycles, ch.output_cycles)}
+            assert lat == {inst["params"]["LATENCY"]}, f"{ch.name}: latencies {lat}"
+
+
 def input_transform_vectors(inst: dict, rng: np.random.Generator) -> np.ndarray:
     """Witness tiles (each position's extremes) first, then all-min/all-max and random tiles."""
     ctx = inst["ctx"]
@@ -174,13 +187,7 @@ async def check_input_transforms(dut, role: str) -> None:
             channels.append(Channel(dut, inst["name"], beats, "out_data",
                                     lambda w, n=t2, b=p["OUT_W"]: unpack(w, n, b), len(beats)))
         await run(dut, channels, seed=10 + phase, p_valid=p_valid, p_ready=p_ready)
-        for ch in channels:
-            inst = next(i for i in CONFIG["instances"] if i["name"] == ch.name)
-            exact, bits = expected[ch.name]
-            compare(ch.name, role, ch.outputs, exact, [[wrap(v, bits) for v in row] for row in exact])
-            if phase == 0:  # no back-pressure: every result exactly LATENCY cycles after its tile
-                lat = {c - a for a, c in zip(ch.accept_cycles, ch.output_cycles)}
-                assert lat == {inst["params"]["LATENCY"]}, f"{ch.name}: latencies {lat}"
+        check_transform_results(channels, expected, role, phase)
 
 
 @cocotb.test()
@@ -239,13 +246,7 @@ async def check_output_transforms(dut, role: str) -> None:
             channels.append(Channel(dut, inst["name"], beats, "out_data",
                                     lambda w, n=m2, b=p["OUT_W"]: unpack(w, n, b), len(beats)))
         await run(dut, channels, seed=20 + phase, p_valid=p_valid, p_ready=p_ready)
-        for ch in channels:
-            inst = next(i for i in CONFIG["instances"] if i["name"] == ch.name)
-            exact, bits = expected[ch.name]
-            compare(ch.name, role, ch.outputs, exact, [[wrap(v, bits) for v in row] for row in exact])
-            if phase == 0:
-                lat = {c - a for a, c in zip(ch.accept_cycles, ch.output_cycles)}
-                assert lat == {inst["params"]["LATENCY"]}, f"{ch.name}: latencies {lat}"
+        check_transform_results(channels, expected, role, phase)
 
 
 @cocotb.test()
