@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+import os
 import platform
 import shutil
 import subprocess
@@ -30,32 +32,14 @@ import numpy as np
 # packages are verified by the runtime's loader: the board checks them the same way
 from winoforge.runtime.package import PACKAGE_FORMAT, CorruptPackageError, sha256_file, verify_package, write_manifest
 
-__all__ = ["load_student", "reference_student", "golden_images", "export_run", "build_package",
+__all__ = ["load_student", "reference_student", "golden_images", "export_run", "check_build_inputs", "build_package",
            "write_manifest", "verify_package", "PACKAGE_FORMAT", "CorruptPackageError"]
 
 def load_student(run_dir: str | Path):
     """``(model, info)`` of a finished distillation run, in eval mode; refuses a corrupt weights file."""
-    from safetensors.torch import load_file
+    from winoforge.model.recipes import load_student as _load
 
-    from winoforge.model.config import from_dict
-    from winoforge.model.students import StudentConfig, build_student
-
-    run_dir = Path(run_dir)
-    info_path = run_dir / "model.json"
-    if not info_path.is_file():
-        raise ValueError(f"{run_dir} holds no finished student (no model.json); train one with "
-                         "`winoforge distill --config configs/fmnist_distill_w4a4_srbs25.toml`")
-    info = json.loads(info_path.read_text())
-    if info.get("kind") != "student":
-        raise ValueError(f"{run_dir} is not a student run (kind={info.get('kind')!r})")
-    weights = run_dir / "model.safetensors"
-    if sha256_file(weights) != info["sha256"]:
-        raise ValueError(f"{weights} does not match its sha256 in model.json: refusing a corrupt student")
-    cfg = from_dict(StudentConfig, info["student"], "student")
-    model = build_student(cfg, info["in_channels"], info["num_classes"])
-    state = load_file(str(weights))
-    model.load_state_dict(state)
-    return model.eval(), info
+    return _load(run_dir)
 
 
 def golden_images(count: int, data_root: str | Path | None = None, split: str = "test"):
@@ -79,6 +63,8 @@ def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4,
 
     from winoforge.model.students import StudentConfig, build_student, winograd_layers
 
+    if not 1 <= keep <= sub_row:
+        raise ValueError(f"keep={keep} is out of range; allowed: 1..{sub_row} (sub_row: non-zeros kept per sub-row)")
     torch.manual_seed(seed)
     kwargs = {} if widths is None else {"widths": list(widths)}
     cfg = StudentConfig(m=m, w_bits=w_bits, a_bits=a_bits, sub_row=sub_row, keep=sub_row,
@@ -126,6 +112,31 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _repository_root() -> Path | None:
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def portable_paths(value: Any, package: Path) -> Any:
+    """``value`` (a manifest entry) with every absolute path made relative: to the repository root
+    when it lies inside the repository, else to the package folder -- never a build machine's
+    absolute path (a package travels to a board)."""
+    from .finn_env import FAKE_VIVADO
+
+    if isinstance(value, dict):
+        return {k: portable_paths(v, package) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(v, package) for v in value]
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    if value == FAKE_VIVADO:
+        return "none: a placeholder path for FINN (no Vivado here)"
+    path, root = Path(value).resolve(), _repository_root()
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return Path(os.path.relpath(path, Path(package).resolve())).as_posix()
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -138,6 +149,49 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_build_inputs(onnx_path: str | Path, board: str = "pynq-z2", target_fps: float | None = None,
+                       baseline: bool = False) -> None:
+    """Refuse, before any work, what :func:`build_package` cannot build, in the user's terms
+    (``ValueError``): an ONNX file that is not a ``winoforge export`` (naming what it lacks), a
+    Winograd export given to the baseline flow, an unknown board, or a target FPS outside what the
+    board's clock allows."""
+    import onnx
+
+    from .boards import get_board
+    from .export import HEAD_KEY, LAYERS_KEY
+
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 -- protobuf raises its own DecodeError (and others) on junk
+        raise ValueError(f"{path} is not an ONNX model ({type(err).__name__}: {err})") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    missing = [k for k in (HEAD_KEY, LAYERS_KEY) if k not in meta]
+    if missing:
+        raise ValueError(f"{path} is not a winoforge export: it lacks the metadata {' and '.join(missing)} "
+                         "(the classifier's output quantum and the Winograd layers' parameters) that "
+                         "`winoforge export` writes; export the student with `winoforge export`")
+    if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
+        raise ValueError(f"{path}: a winoforge export has one input and one output, this model has "
+                         f"{len(proto.graph.input)} and {len(proto.graph.output)}")
+    if baseline and json.loads(meta[LAYERS_KEY]):
+        raise ValueError(f"{path} holds Winograd layers ({', '.join(sorted(json.loads(meta[LAYERS_KEY])))}); "
+                         "baseline=True builds a direct-convolution export (`winoforge export --baseline-out`)")
+    spec = get_board(board)
+    if target_fps is not None:
+        clock_hz = spec.clock_mhz * 1e6
+        if not (math.isfinite(target_fps) and target_fps >= 1):
+            raise ValueError(f"target_fps={target_fps!r} is out of range; allowed: 1 .. {clock_hz:,.0f} frames "
+                             f"per second on {spec.name}")
+        if target_fps > clock_hz:
+            raise ValueError(f"target_fps={target_fps:g} is more than {spec.name} can reach: its "
+                             f"{spec.clock_mhz:g} MHz clock allows at most {clock_hz:,.0f} frames per second "
+                             "(one frame per clock cycle), and a real model needs many cycles per frame; "
+                             "a lower target gets the fastest folding the model allows")
+
+
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
@@ -147,6 +201,9 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     from .build import baseline_steps, make_build_config, run_build, winograd_steps
     from .finn_env import shims_active, vivado_available
 
+    check_build_inputs(onnx_path, board, target_fps, baseline)
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"name={name!r} is not allowed; allowed: a folder name (it is replaced by the build)")
     work = Path(work_root) / name
     if work.exists():
         shutil.rmtree(work)
@@ -203,8 +260,11 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "estimated_fps": result.estimates.get("fps"), "bitfile": None,
         "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
                     "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
-        "provenance": {"versions": _versions(), "git_commit": _git_commit(), "vivado": vivado_available(),
-                       "finn_shims": shims_active(), **(provenance or {})},
+        "provenance": portable_paths({
+            "versions": _versions(), "git_commit": _git_commit(), "vivado": vivado_available(),
+            "finn_shims": shims_active(), **(provenance or {}),
+            "paths": "relative to the repository root where inside the repository, else to this package",
+        }, package),
     }
     write_manifest(package, info)
     return verify_package(package)

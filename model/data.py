@@ -58,6 +58,7 @@ __all__ = [
     "default_augment",
     "make_loader",
     "make_loaders",
+    "DeviceLoader",
 ]
 
 #: Dataset names accepted by :func:`load_dataset` and :func:`make_loaders`.
@@ -490,3 +491,83 @@ def make_loaders(
         pin_memory=pin_memory,
     )
     return train_loader, test_loader
+
+
+# ------------------------------------------------------------- device-resident
+
+
+class DeviceLoader:
+    """The batches of :func:`make_loader`, made on ``device`` from a copy of the dataset kept there.
+
+    A GPU waits on a per-sample ``DataLoader`` (crop, flip and collate in Python for
+    every image); this loader holds the ``uint8`` images once on the device and builds
+    each batch with a few indexing kernels.  The order and the augmentation codes come
+    from the same :class:`SeededSampler` (same seed, same ``torch.Generator``, drawn
+    once per pass on the CPU), and crop + flip are pure indexing followed by the same
+    ``/ 255``, so every batch is *equal* to the ``DataLoader``'s (tested on CPU).
+
+    It exposes what :class:`~winoforge.model.train.Trainer` uses of a ``DataLoader``:
+    ``len()`` (batches), iteration over ``(x, y)`` (already on ``device``),
+    ``sampler.generator`` (checkpointed for exact resume), ``dataset`` and
+    ``batch_size``.  Not for distributed training (each rank needs its own shard).
+    """
+
+    def __init__(self, dataset: ImageDataset, *, batch_size: int = 128, shuffle: bool = False,
+                 augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
+                 device: str | torch.device = "cpu") -> None:
+        if not isinstance(dataset, ImageDataset):
+            raise ValueError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.drop_last = bool(drop_last)
+        self.dataset = dataset.with_augment(augment)
+        self.augment = augment
+        self.device = torch.device(device)
+        self.sampler = SeededSampler(len(dataset), shuffle=shuffle, seed=seed,
+                                     num_codes=augment.num_codes if augment else 1)
+        self.num_workers = 0
+        images = torch.from_numpy(dataset.images)
+        pad = augment.pad if augment else 0
+        if pad:
+            images = F.pad(images, (pad, pad, pad, pad))
+        self._images = images.to(self.device)
+        self._labels = torch.from_numpy(dataset.labels).to(self.device)
+        _, _, h, w = dataset.images.shape
+        self._rows = torch.arange(h, device=self.device)
+        self._cols = torch.arange(w, device=self.device)
+
+    def __len__(self) -> int:
+        n, b = len(self.sampler), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def _order_and_codes(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One pass of the sampler, drawn exactly as :meth:`SeededSampler.__iter__` draws it."""
+        s = self.sampler
+        order = torch.randperm(s.n, generator=s.generator) if s.shuffle else torch.arange(s.n)
+        codes = torch.randint(s.num_codes, (s.n,), generator=s.generator) if s.num_codes > 1 else None
+        return order, codes
+
+    def _batch(self, index: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        if code is None or self.augment is None:
+            return self._images[index]
+        a = self.augment
+        if a.flip:
+            flipped, code = (code % 2).bool(), code // 2
+        side = 2 * a.pad + 1
+        dy, dx = code // side, code % side
+        rows = (dy[:, None] + self._rows[None, :])[:, None, :, None]  # (B, 1, H, 1)
+        cols = dx[:, None] + self._cols[None, :]  # (B, W)
+        if a.flip:
+            cols = torch.where(flipped[:, None], cols.flip(1), cols)
+        cols = cols[:, None, None, :]  # (B, 1, 1, W)
+        b = torch.arange(index.numel(), device=self.device)[:, None, None, None]
+        c = torch.arange(self._images.shape[1], device=self.device)[None, :, None, None]
+        return self._images[index][b, c, rows, cols]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order, codes = self._order_and_codes()
+        order = order.to(self.device)
+        codes = codes.to(self.device) if codes is not None else None
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            code = codes[start:start + self.batch_size] if codes is not None else None
+            yield self._batch(index, code).to(torch.float32).div_(255.0), self._labels[index]

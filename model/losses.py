@@ -600,7 +600,8 @@ class DistillationObjective(nn.Module):
     ``forward(student_logits, targets, teacher_logits=None, student_features=None,
     teacher_features=None) -> (total, terms)`` where ``terms`` maps ``"ce"``,
     ``"kd"``, ``"hint"``, ``"ab"`` (only the terms that are on) to the
-    **unweighted** values as floats, for logging.  The objective owns the
+    **unweighted** values as detached 0-d tensors, for logging (``float()`` them when needed:
+    converting on every step would synchronise a GPU).  The objective owns the
     trainable hint adapters / AB connectors (``hints``, ``ab``): give its
     parameters to the optimizer (``Trainer(extra_state={"objective": obj})``).
     """
@@ -644,7 +645,7 @@ class DistillationObjective(nn.Module):
     def forward(
         self, student_logits: Tensor, targets: Tensor, teacher_logits: Tensor | None = None,
         student_features: Mapping[str, Tensor] | None = None, teacher_features: Mapping[str, Tensor] | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.config
         terms: dict[str, Tensor] = {}
         weighted: list[Tensor] = []
@@ -664,7 +665,8 @@ class DistillationObjective(nn.Module):
             terms[name] = module(student_features, teacher_features)
             weighted.append(weight * terms[name])
         total = torch.stack(weighted).sum()
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        # detached 0-d tensors, not floats: a float() here would make a GPU wait every step
+        return total, {k: v.detach() for k, v in terms.items()}
 
 
 # ------------------------------------------------------- feature capture

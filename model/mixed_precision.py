@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
@@ -186,7 +187,9 @@ class MixedPrecisionConfig:
     or ``bops_fraction`` (of the W8A8 BOPs, 0 < f <= 1); ``reference``: the widths the
     changes start from; ``loss``: ``"kl"`` (to the teacher, T = 1) or ``"ce"``;
     ``bn_batches`` training batches calibrate activation ranges and BN statistics,
-    ``calibration_batches`` other training batches measure the loss."""
+    ``calibration_batches`` other training batches measure the loss; ``init_run``: a finished
+    run of the student's architecture (its FP32 twin, say) to initialise the measured student
+    from, where ``teachers[0]`` has another architecture (default: ``teachers[0]``)."""
 
     enabled: bool = False
     candidates: list[tuple[int, int]] = field(default_factory=lambda: [
@@ -197,6 +200,9 @@ class MixedPrecisionConfig:
     loss: Literal["kl", "ce"] = "kl"
     bn_batches: int = 4
     calibration_batches: int = 4
+    # a finished run of the student's own architecture (e.g. its FP32 twin) that initialises the
+    # student for the sensitivity measurement, where teachers[0] has another architecture
+    init_run: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.candidates:

@@ -24,7 +24,7 @@ from torch import nn
 
 from .checkpoint import sha256_file
 from .config import to_dict
-from .data import load_dataset, make_loader, default_augment
+from .data import DeviceLoader, load_dataset, make_loader, default_augment
 from .losses import (DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair,
                      OnlineDistillation, infer_channels)
 from .mixed_precision import MixedPrecisionConfig, search_student_bits, student_bits
@@ -34,7 +34,7 @@ from .teachers import TEACHERS, build_teacher
 from .train import DistributedContext, OptimConfig, Trainer, evaluate
 from .winograd_layer import QuantWinogradConv2d
 
-__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher",
+__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher", "load_student",
            "PruneConfig", "OnlineConfig", "DistillRunConfig", "distill", "without_teacher"]
 
 
@@ -47,6 +47,9 @@ class DataConfig:
     workers: int = 0
     train_subset: int | None = None  # first N training images (quick runs)
     test_subset: int | None = None
+    # keep the images on the run's device and build batches there (DeviceLoader): the same
+    # batches as the DataLoader, without a per-sample Python pipeline for a GPU to wait on
+    device_resident: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -56,13 +59,18 @@ class DataConfig:
             if v is not None and v < 1:
                 raise ValueError(f"data.{f}={v} is out of range; allowed: >= 1 or unset")
 
-    def loaders(self, seed: int):
+    def loaders(self, seed: int, device: str = "cpu"):
         train = load_dataset(self.name, "train", self.root)
         test = load_dataset(self.name, "test", self.root)
         if self.train_subset:
             train = train.subset(slice(0, self.train_subset))
         if self.test_subset:
             test = test.subset(slice(0, self.test_subset))
+        if self.device_resident:
+            train_loader = DeviceLoader(train, batch_size=self.batch_size, shuffle=True, seed=seed,
+                                        augment=default_augment(train) if self.augment else None, device=device)
+            test_loader = DeviceLoader(test, batch_size=max(self.batch_size, 256), device=device)
+            return train, train_loader, test_loader
         train_loader = make_loader(train, batch_size=self.batch_size, shuffle=True, seed=seed,
                                    augment=default_augment(train) if self.augment else None,
                                    num_workers=self.workers)
@@ -109,15 +117,36 @@ def load_teacher(run_dir: str | Path, device: str = "cpu") -> nn.Module:
     return model.to(device).eval()
 
 
+def load_student(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, info)`` of a finished distillation run, in eval mode; refuses a corrupt weights file."""
+    from .config import from_dict
+
+    run_dir = Path(run_dir)
+    info_path = run_dir / "model.json"
+    if not info_path.is_file():
+        raise ValueError(f"{run_dir} holds no finished student (no model.json); train one with "
+                         "`winoforge distill --config configs/fmnist_distill_w4a4_srbs25.toml`")
+    info = json.loads(info_path.read_text())
+    if info.get("kind") != "student":
+        raise ValueError(f"{run_dir} is not a student run (kind={info.get('kind')!r})")
+    weights = run_dir / "model.safetensors"
+    if sha256_file(weights) != info["sha256"]:
+        raise ValueError(f"{weights} does not match its sha256 in model.json: refusing a corrupt student")
+    model = build_student(from_dict(StudentConfig, info["student"], "student"), info["in_channels"],
+                          info["num_classes"])
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval(), info
+
+
 def _cross_entropy(net: nn.Module, x: torch.Tensor, y: torch.Tensor):
     logits = net(x)
-    return nn.functional.cross_entropy(logits, y), {"acc": float((logits.argmax(1) == y).float().mean())}
+    return nn.functional.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean().detach()}
 
 
 def train_teacher(cfg: TeacherRunConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) an FP32 teacher; returns the final test metrics."""
     torch.manual_seed(cfg.seed)
-    train, train_loader, test_loader = cfg.data.loaders(cfg.seed)
+    train, train_loader, test_loader = cfg.data.loaders(cfg.seed, cfg.device)
     in_channels = train.image_shape[0]
     model = build_teacher(cfg.arch, in_channels, train.num_classes, **cfg.arch_options)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,7 +270,7 @@ def without_teacher(cfg: DistillRunConfig, layer_bits: dict[str, tuple[int, int]
 @torch.no_grad()
 def _init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
     """Copy ``teacher`` into ``student`` wherever module names and shapes match: 3x3 convs
-    into Winograd layers (``U = G g G^T``), other convs (shortcut projections) as they are,
+    into Winograd layers (``U = G g G^T``; a Winograd layer of another student as it is), other convs (shortcut projections) as they are,
     BatchNorm layers (affine parameters and running statistics) and linear layers (the
     classifier).  Returns the names of the initialised student modules."""
     source = dict(teacher.named_modules())
@@ -253,6 +282,13 @@ def _init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
         if isinstance(mod, QuantWinogradConv2d):
             if isinstance(src, nn.Conv2d) and tuple(src.weight.shape) == (mod.out_channels, mod.in_channels, 3, 3):
                 mod.load_spatial_weight(src.weight.detach().cpu())
+                done.append(name)
+            elif (isinstance(src, QuantWinogradConv2d) and src.weight.shape == mod.weight.shape
+                  and (src.bias is None) == (mod.bias is None)):
+                # another student of this architecture (e.g. its FP32 twin): U as it is
+                mod.weight.copy_(src.weight)
+                if mod.bias is not None:
+                    mod.bias.copy_(src.bias)
                 done.append(name)
         elif ((isinstance(mod, nn.Conv2d) and isinstance(src, nn.Conv2d))
               or (isinstance(mod, nn.Linear) and isinstance(src, nn.Linear))):
@@ -300,13 +336,19 @@ def _choose_widths(cfg: DistillRunConfig, train, teachers: list[nn.Module], teac
         return saved
     in_channels = train.image_shape[0]
 
+    source_run = cfg.mixed_precision.init_run
+    source = load_student(source_run, cfg.device)[0] if source_run is not None else teachers[0]
+    what = f"the run mixed_precision.init_run={str(source_run)!r}" if source_run is not None else "teachers[0]"
+
     def init(model: nn.Module) -> None:
-        done = set(_init_from_teacher(model, teachers[0]))
+        done = set(_init_from_teacher(model, source))
         missing = [n for n in winograd_layers(model) if n not in done]
         if missing:
-            raise ValueError(f"mixed_precision: the student's Winograd layers {missing} have no 3x3 conv of the same "
-                             "name and shape in teachers[0]; the sensitivity is measured on the student initialised "
-                             "from the teacher, so the student needs the teacher's architecture")
+            raise ValueError(f"mixed_precision: the student's Winograd layers {missing} have no 3x3 conv or Winograd "
+                             f"layer of the same name and shape in {what}; the sensitivity is measured on the student "
+                             "initialised from it, so it needs the student's architecture (a teacher of another "
+                             "width: set mixed_precision.init_run to a finished run of the student's architecture, "
+                             "e.g. its FP32 twin)")
 
     calibration, held_out = _calibration_batches(cfg, train)
     torch.manual_seed(cfg.seed)
@@ -335,7 +377,7 @@ def distill(cfg: DistillRunConfig, progress: bool = True, max_epochs: int | None
         raise ValueError("student.layer_bits must be empty with mixed_precision.enabled (the search chooses the "
                          "widths); allowed: layer_bits with mixed_precision.enabled=false")
     torch.manual_seed(cfg.seed)
-    train, train_loader, test_loader = cfg.data.loaders(cfg.seed)
+    train, train_loader, test_loader = cfg.data.loaders(cfg.seed, cfg.device)
     in_channels, num_classes = train.image_shape[0], train.num_classes
     teachers = [load_teacher(p, cfg.device) for p in cfg.teachers]
     teacher = None if not teachers else teachers[0] if len(teachers) == 1 else EnsembleTeacher(teachers)
@@ -377,7 +419,7 @@ def distill(cfg: DistillRunConfig, progress: bool = True, max_epochs: int | None
             total, terms = objectives[k](logits, y, t_logits, cap.features if cap else None,
                                          t_capture.features if t_capture else None)
             totals.append(total)
-            terms["acc"] = float((logits.argmax(1) == y).float().mean())
+            terms["acc"] = (logits.argmax(1) == y).float().mean().detach()
             for name, value in terms.items():
                 logged[name] = logged.get(name, 0.0) + value / len(outputs)
             if online is not None:
@@ -386,7 +428,7 @@ def distill(cfg: DistillRunConfig, progress: bool = True, max_epochs: int | None
         if online is not None:
             peer_terms = online.peer_losses(outputs)
             loss = loss + cfg.online.weight * peer_terms.sum()
-            logged["online"] = float(peer_terms.detach().mean())
+            logged["online"] = peer_terms.detach().mean()
         return loss, logged
 
     layers = [m for m in winograd_layers(model).values() if m.srbs_enabled]

@@ -161,10 +161,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str, ctx: Distributed
         x, y = x.to(device), y.to(device)
         logits = model(x)
         logits = getattr(logits, "value", logits)  # a Brevitas QuantTensor
-        loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += float((logits.argmax(1) == y).sum())
+        # sums stay on the device until the end (float64: the same values as Python floats)
+        loss = loss + nn.functional.cross_entropy(logits, y, reduction="sum").to(torch.float64)
+        correct = correct + (logits.argmax(1) == y).sum()
         count += len(y)
-    correct, loss, count = ctx.all_reduce_sum([correct, loss, count])
+    correct, loss, count = ctx.all_reduce_sum([float(correct), float(loss), count])
     model.train(was_training)
     return {"acc": correct / max(count, 1), "loss": loss / max(count, 1), "samples": int(count)}
 
@@ -206,6 +207,9 @@ def _load_stats_state(roots: dict[str, nn.Module], saved: dict[str, Any]) -> Non
 
 class Trainer:
     """Epoch loop with hooks, evaluation, JSON-lines metrics and exact resume."""
+
+    #: the progress bar shows the loss every this many steps (each read waits for the device)
+    POSTFIX_EVERY = 25
 
     def __init__(
         self,
@@ -351,13 +355,16 @@ class Trainer:
                 for hook in self.after_step:
                     hook(self.step)
                 batches += 1
-                loss_value = float(loss.detach())
-                for k, v in {"loss": loss_value, **metrics}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                bar.set_postfix(loss=f"{loss_value:.3f}")
+                # metrics stay on the device (float64 sums) until the epoch ends: a float() per
+                # step would make the host wait for the GPU every step
+                for k, v in {"loss": loss.detach(), **metrics}.items():
+                    v = v.detach().to(torch.float64) if isinstance(v, torch.Tensor) else float(v)
+                    sums[k] = sums[k] + v if k in sums else v
+                if self.progress and batches % self.POSTFIX_EVERY == 0:
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             self.epoch += 1
             keys = sorted(sums)
-            totals = self.ctx.all_reduce_sum([sums[k] for k in keys] + [batches])
+            totals = self.ctx.all_reduce_sum([float(sums[k]) for k in keys] + [batches])
             record: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
                                       "lr": self.scheduler.get_last_lr()[0],
                                       "train": {k: totals[i] / max(totals[-1], 1) for i, k in enumerate(keys)},

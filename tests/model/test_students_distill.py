@@ -202,6 +202,21 @@ def test_fp32_student_trains_without_teacher(tmp_path):
     assert info["student"]["precision"] == "fp32" and info["kd"] is False
 
 
+def test_device_resident_data_trains_the_same_student(tmp_path, teacher_dir):
+    """data.device_resident (the GPU path) feeds the same batches: same weights, same metrics."""
+    results = {}
+    for resident in (False, True):
+        cfg = _student_run(tmp_path / str(resident), teacher_dir, prune={"keep": 2, "dense_epochs": 0, "span_epochs": 1},
+                           data={"device_resident": resident, "augment": True})
+        distill(cfg, progress=False)
+        run = tmp_path / str(resident) / "student"
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        results[resident] = (load_file(str(run / "model.safetensors")), [(m["train"], m["test"]) for m in metrics])
+    (w0, m0), (w1, m1) = results[False], results[True]
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert m0 == m1
+
+
 # ----------------------------------------------------------------- mixed precision
 
 
@@ -232,6 +247,35 @@ def test_mixed_precision_chooses_widths_under_the_budget(tmp_path, teacher_dir):
     assert distill(cfg, progress=False)["acc"] == final["acc"]
     with pytest.raises(ValueError, match="mixed_precision.json was measured for another config"):
         distill(replace(cfg, mixed_precision=replace(cfg.mixed_precision, mean_bits=5.0)), progress=False)
+
+
+def test_mixed_precision_of_a_student_narrower_than_its_teacher_measures_on_its_fp32_twin(tmp_path, teacher_dir):
+    """The PYNQ-Z2 student is narrower than the teacher: the sensitivity is measured on the student
+    initialised from a finished run of its own architecture (mixed_precision.init_run)."""
+    narrow = {"widths": [4, "M", 8], "sub_row": 4}
+    mp = {"enabled": True, "mean_bits": 4.0, "candidates": [[3, 3], [4, 4], [6, 6]],
+          "bn_batches": 1, "calibration_batches": 1}
+    with pytest.raises(ValueError, match="mixed_precision.init_run"):
+        distill(_student_run(tmp_path / "a", teacher_dir, student=narrow, init_from_teacher=False,
+                             mixed_precision=mp), progress=False)
+    twin = _student_run(tmp_path / "twin", None, student={**narrow, "precision": "fp32"})
+    distill(twin, progress=False)
+    cfg = _student_run(tmp_path / "b", teacher_dir, student=narrow, init_from_teacher=False,
+                       mixed_precision={**mp, "init_run": str(tmp_path / "twin" / "student")})
+    distill(cfg, progress=False)
+    record = json.loads((tmp_path / "b" / "student" / "mixed_precision.json").read_text())
+    assert set(record["layer_bits"]) == {"features.block1", "features.block2", "classifier.fc"}
+    # the twin's U is what the measured student starts from
+    student = build_student(from_dict(StudentConfig, {**narrow, "w_bits": 4, "a_bits": 4}, "student"), 1, 10)
+    twin_weights = load_file(str(tmp_path / "twin" / "student" / "model.safetensors"))
+    _init_from_teacher(student, build_and_load_twin(twin_weights, narrow))
+    assert torch.equal(student.features.block2.conv.weight, twin_weights["features.block2.conv.weight"])
+
+
+def build_and_load_twin(weights, narrow):
+    twin = build_student(from_dict(StudentConfig, {**narrow, "precision": "fp32"}, "student"), 1, 10)
+    twin.load_state_dict(weights)
+    return twin
 
 
 def test_mixed_precision_budget_below_the_cheapest_assignment_names_the_field(tmp_path, teacher_dir, capsys):
