@@ -24,7 +24,13 @@ from qonnx.util.basic import qonnx_make_model
 import finn.custom_op.fpgadataflow as finn_ops
 import finn.custom_op.fpgadataflow.rtl as finn_rtl_ops
 from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from finn.util.resource_models import _bram18_plan
 from winoforge.hw import winograd_op as wo
+from winoforge.hw.srbs_codegen import INDICES_FILE, PARAMS_FILE, VALUES_FILE
+from winoforge.hw.srbs_estimates import memories
+from winoforge.hw.srbs_folding import choose_folding
+from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights
+from winoforge.hw.srbs_ranges import datatype_output_range, exact_output_range, smallest_datatype
 from winoforge.winograd import WinogradSpec, srbs_mask, winograd_conv2d
 
 PART = "xc7z020clg400-1"
@@ -253,13 +259,13 @@ def test_bad_attribute_is_named_by_the_factory(attr, change):
 @pytest.mark.parametrize("attr, change", BAD, ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD)])
 def test_bad_attribute_is_named_when_the_op_is_created(attr, change):
     # a node built without the factory: FINN's registry must refuse to wrap it
-    attrs = wo.WinogradSRBSParams(**GOOD).to_attributes()
+    attrs = WinogradSRBSParams(**GOOD).to_attributes()
     values = {**GOOD, **change}
-    for key, (field, _, _, _) in wo._ATTRS.items():
+    for key, (field, _, _, _) in ATTRS.items():
         if field in change:
             value = values[field]
             attrs[key] = list(value) if isinstance(value, tuple) else value
-    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=wo.DOMAIN, backend="fpgadataflow", **attrs)
+    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=DOMAIN, backend="fpgadataflow", **attrs)
     with pytest.raises(ValueError, match=rf"attribute {attr}=.* is not allowed"):
         getCustomOp(node)
 
@@ -278,16 +284,16 @@ def test_bad_pos_lists_the_divisors_of_the_winograd_positions():
     with pytest.raises(ValueError, match=re.escape("allowed: 1, 2, 3, 4, 6, 9, 12, 18, 36")):
         wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "m": 4, "pos": 8})
     with pytest.raises(ValueError, match="attribute POS=True is not allowed: must be an integer"):
-        wo.WinogradSRBSParams(**{**GOOD, "pos": True})
+        WinogradSRBSParams(**{**GOOD, "pos": True})
 
 
 def test_pos_round_trips_through_attributes_and_the_node():
-    params = wo.WinogradSRBSParams(**{**GOOD, "pos": 4})
+    params = WinogradSRBSParams(**{**GOOD, "pos": 4})
     attrs = params.to_attributes()
     assert attrs["POS"] == 4
-    assert wo.WinogradSRBSParams.from_attributes(attrs) == params
+    assert WinogradSRBSParams.from_attributes(attrs) == params
     defaults = {k: v for k, v in attrs.items() if k != "POS"}
-    assert wo.WinogradSRBSParams.from_attributes(defaults).pos == 1  # optional, default 1
+    assert WinogradSRBSParams.from_attributes(defaults).pos == 1  # optional, default 1
     inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD, pos=4))
     assert inst.get_nodeattr("POS") == 4 and inst.params() == params
     assert getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD)).get_nodeattr("POS") == 1
@@ -299,7 +305,7 @@ def test_pos_round_trips_through_attributes_and_the_node():
 
 
 def test_missing_required_attribute_is_named():
-    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=wo.DOMAIN, backend="fpgadataflow", m=2)
+    node = helper.make_node("WinogradSRBS", ["x", "U"], ["y"], domain=DOMAIN, backend="fpgadataflow", m=2)
     with pytest.raises(ValueError, match="IFMChannels is missing"):
         getCustomOp(node)
 
@@ -341,7 +347,7 @@ def test_non_integer_weight_is_named_with_its_position():
     U = _small_weights()
     U[1, 2, 3, 0] = 0.5
     with pytest.raises(ValueError, match=r"integers; found 0\.5 at \(o, c, a, b\) = \(1, 2, 3, 0\)"):
-        wo.check_weights(U, wo.WinogradSRBSParams(**SMALL, input_datatype="UINT4", weight_datatype="INT4",
+        check_weights(U, WinogradSRBSParams(**SMALL, input_datatype="UINT4", weight_datatype="INT4",
                                                   output_datatype="INT16"))
 
 
@@ -428,12 +434,12 @@ def test_output_datatype_is_the_exact_range_and_is_reached(case):
     top = np.where(G > 0, G * hi_x, G * lo_x).sum(axis=1)
     bottom = np.where(G > 0, G * lo_x, G * hi_x).sum(axis=1)
     brute = (min(int(bottom.min()), 0), max(int(top.max()), 0))
-    p = wo.WinogradSRBSParams(**params, output_datatype="INT32")
-    assert wo.exact_output_range(U, p) == brute
+    p = WinogradSRBSParams(**params, output_datatype="INT32")
+    assert exact_output_range(U, p) == brute
     model = build_model(U, **params)
     inst = node_of(model)
     odt = inst.get_output_datatype()
-    assert odt == wo.smallest_datatype(*brute)
+    assert odt == smallest_datatype(*brute)
     assert model.get_tensor_datatype("y") == odt
     # the bound is reached: the input that maximises (minimises) one output
     for k, sign in ((int(np.argmax(top)), 1), (int(np.argmin(bottom)), -1)):
@@ -447,7 +453,7 @@ def test_output_datatype_is_the_exact_range_and_is_reached(case):
     y = reference(x, U, m, pad)
     assert odt.allowed(y).all()
     # the datatype-only bound contains the exact range
-    lo_b, hi_b = wo.datatype_output_range(p)
+    lo_b, hi_b = datatype_output_range(p)
     assert lo_b <= brute[0] and brute[1] <= hi_b
 
 
@@ -467,10 +473,10 @@ def test_datatype_bound_holds_when_srbs_channels_differ_per_position():
     x = np.where(coef > 0, 15, 0).transpose(1, 2, 0)[None]
     achieved = int(reference(x, U, 2, 0)[0, 0, 0, 0])
     assert achieved == 2340
-    p = wo.WinogradSRBSParams(m=2, ifm_channels=9, ofm_channels=1, ifm_dim=(4, 4), padding=0, sub_row=9, keep=1,
+    p = WinogradSRBSParams(m=2, ifm_channels=9, ofm_channels=1, ifm_dim=(4, 4), padding=0, sub_row=9, keep=1,
                               simd=9, input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT32")
-    assert wo.datatype_output_range(p)[1] >= achieved
-    assert wo.exact_output_range(U, p)[1] == achieved
+    assert datatype_output_range(p)[1] >= achieved
+    assert exact_output_range(U, p)[1] == achieved
 
 
 def test_minimize_accumulator_width_and_weight_bit_width():
@@ -480,9 +486,9 @@ def test_minimize_accumulator_width_and_weight_bit_width():
     model = build_model(U, **{**SMALL, "ofm_channels": 4, "keep": 1}, weight_datatype="INT8", output_datatype="INT24")
     inst = node_of(model)
     p = inst.params()
-    bound = wo.smallest_datatype(*wo.datatype_output_range(p))
+    bound = smallest_datatype(*datatype_output_range(p))
     assert inst.minimize_accumulator_width(model, datatype_only=True) == bound
-    exact = wo.smallest_datatype(*wo.exact_output_range(U, p))
+    exact = smallest_datatype(*exact_output_range(U, p))
     assert inst.minimize_accumulator_width(model) == exact == model.get_tensor_datatype("y")
     assert exact.bitwidth() <= bound.bitwidth()
     assert inst.minimize_weight_bit_width(model).bitwidth() <= 3
@@ -491,12 +497,12 @@ def test_minimize_accumulator_width_and_weight_bit_width():
     model = model.transform(InferDataTypes())
     inst = node_of(model)
     assert inst.get_input_datatype() == DataType["UINT8"]
-    lo, hi = wo.exact_output_range(U, inst.params())
+    lo, hi = exact_output_range(U, inst.params())
     assert inst.get_output_datatype().allowed(lo) and inst.get_output_datatype().allowed(hi)
 
 
 def test_internal_widths_follow_bit_growth():
-    p = wo.WinogradSRBSParams(**{**GOOD, "output_datatype": "INT11"})
+    p = WinogradSRBSParams(**{**GOOD, "output_datatype": "INT11"})
     widths = p.internal_widths()
     assert widths.input_transform_bits == 7  # UINT4 through F(2,3)'s B^T: [-30, 30]
     assert widths.index_bits == 2
@@ -518,9 +524,9 @@ def estimate_case(draw):
     cout = draw(st.sampled_from([1, 4, 6, 16, 24, 64]))
     size = draw(st.integers(3, 40))
     pes = [d for d in range(1, cout + 1) if cout % d == 0]
-    simds = wo._allowed_simd(cin, sub_row)
+    simds = allowed_simd(cin, sub_row)
     poss = [d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]
-    base = wo.WinogradSRBSParams(
+    base = WinogradSRBSParams(
         m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(size, draw(st.integers(3, 40))),
         padding=draw(st.integers(0, 2)), sub_row=sub_row, keep=keep,
         input_datatype=draw(st.sampled_from(["UINT2", "UINT4", "INT4", "UINT8"])),
@@ -572,20 +578,20 @@ def test_pos_banks_the_weight_memory_with_the_same_bits(case):
     base, _, folding = case
     one = base.replace(**{**folding, "pos": 1})
     p = base.replace(**folding)
-    mem = {m.name: m for m in p._memories()}
-    mem1 = {m.name: m for m in one._memories()}
+    mem = {m.name: m for m in memories(p)}
+    mem1 = {m.name: m for m in memories(one)}
     w, w1 = mem["weight_memory"], mem1["weight_memory"]
     assert w.banks == p.pos and w.depth * p.pos == w1.depth and w.width == w1.width
     assert mem["line_buffer"] == mem1["line_buffer"]  # line buffers do not depend on POS
     res = p.estimate_resources(PART).breakdown["weight_memory"]
     if w.style == "block":
-        assert res["BRAM_18K"] == p.pos * wo._bram18_plan(w.depth, w.width, False)[0]
+        assert res["BRAM_18K"] == p.pos * _bram18_plan(w.depth, w.width, False)[0]
     assert p.op_and_param_counts() == one.op_and_param_counts()  # the folding does not change the work
 
 
 def test_realistic_layer_is_within_ten_percent_of_ideal():
     # 32x32x64 -> 64, F(2,3), PE=8, SIMD=16, keep 2 of 8: 32 multipliers.
-    p = wo.WinogradSRBSParams(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(32, 32), sub_row=8, keep=2, pe=8,
+    p = WinogradSRBSParams(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(32, 32), sub_row=8, keep=2, pe=8,
                               simd=16, input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT16")
     assert p.multipliers == 32
     cycles = p.cycles()
@@ -612,7 +618,7 @@ def test_realistic_layer_is_within_ten_percent_of_ideal():
 def test_first_layer_reaches_ideal_with_parallel_positions():
     # 28x28x1 -> 64, F(2,3): at POS = 1 even PE = 64 needs 196 tiles * 16 positions = 3136 cycles;
     # POS = 16, PE = 16 (256 multipliers) needs 784 -- one input pixel per cycle, the input stream's rate
-    base = wo.WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
+    base = WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
                                  weight_datatype="INT4", output_datatype="INT16")
     assert base.replace(pe=64).exp_cycles() == 3136
     p = base.replace(pos=16, pe=16)
@@ -625,7 +631,7 @@ def test_first_layer_reaches_ideal_with_parallel_positions():
     # more multipliers than the input stream can feed only stall: 1024 multipliers, same cycles
     full = base.replace(pos=16, pe=64)
     assert full.cycles().main == 196 and full.exp_cycles() == 784 == full.cycles().main + full.cycles().stall
-    assert wo.choose_folding(base, 784, PART).multipliers == 256
+    assert choose_folding(base, 784, PART).multipliers == 256
 
 
 def test_ideal_cycles_count_the_actual_non_zeros():
@@ -659,7 +665,7 @@ def test_choose_folding_meets_the_target_with_the_fewest_multipliers(case, where
     slowest = base.replace(pos=1, pe=1, simd=axes["simd"][0]).exp_cycles()
     fastest = base.replace(pos=axes["pos"][-1], pe=axes["pe"][-1], simd=axes["simd"][-1]).exp_cycles()
     target = int(fastest + where * (slowest - fastest))
-    chosen = wo.choose_folding(base, target, PART)
+    chosen = choose_folding(base, target, PART)
     assert chosen.exp_cycles() <= target
     tied = []
     for cand in _foldings(base, axes):
@@ -678,18 +684,18 @@ def test_choose_folding_meets_the_target_with_the_fewest_multipliers(case, where
 
 def test_choose_folding_uses_positions_when_channels_run_out():
     # first layer, 28x28x1 -> 64: SIMD is 1 and PE at most 64, so 784 cycles need POS > 1
-    base = wo.WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
+    base = WinogradSRBSParams(m=2, ifm_channels=1, ofm_channels=64, ifm_dim=(28, 28), input_datatype="UINT8",
                                  weight_datatype="INT4", output_datatype="INT16")
     # 3136 is reachable at POS = 1 (PE = 64), but at 64 multipliers (POS, PE) = (8, 8) is cheaper:
     # its serial output transforms are busy (3 per PE), POS = 1's idle 10 of every 16 cycles
-    at_3136 = wo.choose_folding(base, 3136, PART)
+    at_3136 = choose_folding(base, 3136, PART)
     assert at_3136.multipliers == 64 and (at_3136.pos, at_3136.pe) == (8, 8)
     assert at_3136.estimate_resources(PART).lut < base.replace(pe=64).estimate_resources(PART).lut
-    chosen = wo.choose_folding(base, 784, PART)
+    chosen = choose_folding(base, 784, PART)
     assert chosen.pos > 1 and chosen.multipliers == 256 and chosen.exp_cycles() == 784
     with pytest.raises(ValueError, match=r"target_cycles=783; even full parallelism \(POS=16, PE=64, SIMD=1\) "
                                          r"needs 784 cycles"):
-        wo.choose_folding(base, 783, PART)
+        choose_folding(base, 783, PART)
 
 
 def test_choose_folding_sets_the_node_and_fails_clearly():
@@ -737,7 +743,7 @@ def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row
     inst = node_of(model)
     inst.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
     inst.code_generation_ipgen(model, PART, 10.0)  # what FINN's PrepareIP calls
-    doc = json.loads((tmp_path / wo.PARAMS_FILE).read_text())
+    doc = json.loads((tmp_path / PARAMS_FILE).read_text())
     assert doc["version"] == 2
     assert doc["attributes"]["PE"] == pe and doc["attributes"]["weightDataType"] == wdt
     assert doc["attributes"]["POS"] == pos == doc["derived"]["pos"]
@@ -746,7 +752,7 @@ def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row
     assert doc["derived"]["outstream_width"] == inst.get_outstream_width()
     lanes = simd * keep // sub_row if sub_row else simd
     bits = DataType[wdt].bitwidth()
-    values = _read_memh(tmp_path / wo.VALUES_FILE, pos * pe * lanes, bits, DataType[wdt].signed())
+    values = _read_memh(tmp_path / VALUES_FILE, pos * pe * lanes, bits, DataType[wdt].signed())
     groups = 16 // pos
     depth = groups * (cout // pe) * (cin // simd)
     memory = doc["weight_memory"]
@@ -754,9 +760,9 @@ def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row
     assert (memory["banks"], memory["entries_per_bank_word"]) == (pos, pe * lanes)
     L, K = (sub_row, keep) if sub_row else (1, 1)
     if sub_row:
-        idx = _read_memh(tmp_path / wo.INDICES_FILE, pos * pe * lanes, doc["weight_memory"]["index_bits"], False)
+        idx = _read_memh(tmp_path / INDICES_FILE, pos * pe * lanes, doc["weight_memory"]["index_bits"], False)
     else:
-        assert not (tmp_path / wo.INDICES_FILE).exists()
+        assert not (tmp_path / INDICES_FILE).exists()
         idx = np.zeros_like(values)
     # rebuild U from the words: line (cout fold, position group, cin fold) x bank j x (pe, sub-row, kept entry),
     # bank j holding Winograd position xi = group * POS + j
@@ -786,7 +792,7 @@ def test_prepare_ip_runs_the_code_generation(tmp_path, monkeypatch):
     model = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0))
     code_gen_dir = node_of(model).get_nodeattr("code_gen_dir_ipgen")
     assert code_gen_dir.startswith(str(tmp_path))
-    for name in (wo.VALUES_FILE, wo.INDICES_FILE, wo.PARAMS_FILE):
+    for name in (VALUES_FILE, INDICES_FILE, PARAMS_FILE):
         assert (tmp_path / code_gen_dir / name).is_file()
     with pytest.raises(NotImplementedError, match="no RTL yet"):
         node_of(model).code_generation_ipi()
