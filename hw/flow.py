@@ -188,8 +188,20 @@ def check_build_inputs(onnx_path: str | Path, board: str = "pynq-z2", target_fps
         if target_fps > clock_hz:
             raise ValueError(f"target_fps={target_fps:g} is more than {spec.name} can reach: its "
                              f"{spec.clock_mhz:g} MHz clock allows at most {clock_hz:,.0f} frames per second "
-                             "(one frame per clock cycle), and a real model needs many cycles per frame; "
-                             "a lower target gets the fastest folding the model allows")
+                             "(one frame per clock cycle), and a real model needs many cycles per frame")
+
+
+def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> ValueError | None:
+    """A folding step that found no folding fast enough, said in frames per second (None: another error)."""
+    import re
+
+    needs = re.search(r"no folding reaches .*needs (\d+) cycles", str(err.cause))
+    if err.step != "step_winograd_folding" or not isinstance(err.cause, ValueError) or not needs or not target_fps:
+        return None
+    cycles = int(needs.group(1))
+    return ValueError(f"target_fps={target_fps:g} is more than this model reaches: even fully parallel, a "
+                      f"Winograd layer needs {cycles} cycles per frame, i.e. at most {clock_mhz * 1e6 / cycles:,.0f} "
+                      f"frames per second at {clock_mhz:g} MHz; lower the target")
 
 
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
@@ -198,7 +210,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
                   progress: bool = True) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
     deployment package ``<out_root>/<name>/``.  Returns the package's manifest."""
-    from .build import baseline_steps, make_build_config, run_build, winograd_steps
+    from .build import BuildStepError, baseline_steps, make_build_config, run_build, winograd_steps
     from .finn_env import shims_active, vivado_available
 
     check_build_inputs(onnx_path, board, target_fps, baseline)
@@ -209,7 +221,13 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps)
     steps = baseline_steps() if baseline else winograd_steps(codegen=codegen)
-    result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
+    try:
+        result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
+    except BuildStepError as err:
+        unreachable = _unreachable_target(err, target_fps, 1000.0 / cfg.synth_clk_period_ns)
+        if unreachable is None:
+            raise
+        raise unreachable from err
     package = Path(out_root) / name
     if package.exists():
         shutil.rmtree(package)

@@ -30,7 +30,7 @@ import numpy as np
 from .device import DataflowDriver, IOSpec, SimulatedOverlay
 from .package import Package, load_package
 
-__all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR", "open_overlay",
+__all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR", "open_overlay", "to_accelerator_layout",
            "pynq_allocator"]
 
 #: backend names :meth:`Accelerator.load` accepts
@@ -153,6 +153,20 @@ def pynq_allocator(pynq: Any, overlay: Any) -> Callable[..., np.ndarray]:
     return allocate
 
 
+def to_accelerator_layout(x: np.ndarray, image_shape: tuple[int, ...]) -> tuple[np.ndarray, str | None]:
+    """``(x in the accelerator's NHWC layout, the layout x came in)``: an ``(N, C, H, W)`` array for
+    an ``(H, W, C)`` accelerator is transposed when the shape leaves no doubt (NCHW and NHWC
+    shapes differ); anything else is returned as it is, layout "NHWC" or None (not an image batch)."""
+    if len(image_shape) != 3 or x.ndim != 4:
+        return x, None
+    h, w, c = image_shape
+    if x.shape[1:] == (h, w, c):
+        return x, "NHWC"
+    if x.shape[1:] == (c, h, w):
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), "NCHW"
+    return x, None
+
+
 class Accelerator:
     """A loaded deployment package behind one of the backends; build it with :meth:`load`."""
 
@@ -223,12 +237,18 @@ class Accelerator:
         self.driver.batch_size = value
 
     # -- running
+    #: The layout of the last input checked: "NHWC" (the accelerator's) or "NCHW" (torch's, transposed).
+    last_layout: str | None = None
+
     def check_input(self, x: Any) -> np.ndarray:
         """``x`` as an array after checking shape ``(N, *input_shape)`` and the values' dtype
-        and range; ``ValueError`` naming the expected shape and datatype."""
+        and range; ``ValueError`` naming the expected shape and datatype.  Torch's NCHW
+        ``(N, C, H, W)`` is taken too where it cannot be mistaken for NHWC (``C, H, W`` not
+        all equal) and transposed; :attr:`last_layout` says which layout was used."""
         x = np.asarray(x)
         dt = self.io.idt
         want = f"(N, {', '.join(map(str, self.input_shape))}) {dt.numpy_dtype} array of {dt.allowed_values()}"
+        x, self.last_layout = to_accelerator_layout(x, self.input_shape)
         if x.ndim != len(self.io.ishape_normal) or x.shape[1:] != self.input_shape:
             hint = " (one image? add the batch dimension: x[None])" if x.shape == self.input_shape else ""
             raise ValueError(f"input: shape {x.shape}; expected an {want}{hint}")
@@ -243,8 +263,8 @@ class Accelerator:
 
     def execute(self, x: Any) -> np.ndarray:
         """Outputs of ``N`` inputs: ``x`` of shape ``(N, *ishape_normal[1:])`` (NHWC, the raw
-        integer values of ``io.idt``, e.g. uint8 pixels) -> ``(N, *oshape_normal[1:])`` in the
-        output datatype's exact numpy container."""
+        integer values of ``io.idt``, e.g. uint8 pixels; torch's NCHW too, see :meth:`check_input`)
+        -> ``(N, *oshape_normal[1:])`` in the output datatype's exact numpy container."""
         return self.driver.execute(self.check_input(x))
 
     def predict(self, x: Any) -> np.ndarray:

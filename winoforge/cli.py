@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
 import sys
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +28,136 @@ from winoforge.winograd import (
     direct_conv2d,
     winograd_conv2d,
 )
+
+
+# ------------------------------------------------------------------ argument checking
+# Every option is checked where it is parsed: a bad value ends the command with one line on
+# stderr naming the option (argparse's "argument --keep: ..."), never a traceback.
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: integer >= {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: integer >= {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a finite number > 0") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: a finite number > 0")
+    return value
+
+
+def _readable_file(text: str) -> str:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not readable (permission denied)")
+    return text
+
+
+def _toml_file(text: str) -> str:
+    _readable_file(text)
+    try:
+        tomllib.loads(Path(text).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{text}: not a TOML config (not UTF-8 text)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot be read: {err.strerror}") from None
+    return text
+
+
+def _existing_dir(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return text
+
+
+def _check_writable(text: str, path: Path) -> None:
+    for parent in path.parents:  # the nearest existing folder must take new files
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is not writable")
+            return
+
+
+def _output_file(text: str) -> str:
+    """A file to write; missing folders are created."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file name")
+    _check_writable(text, Path(text))
+    return text
+
+
+def _output_dir(text: str) -> str:
+    """A folder to write into; created if missing."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+    _check_writable(text, path / "x")
+    return text
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _package_name(text: str) -> str:
+    # the package and work folders <root>/<name> are replaced by a build: never a path
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a folder name of letters, digits, "
+                                         "'.', '_' and '-' starting with a letter or digit")
+    return text
+
+
+def _widths(text: str) -> list:
+    widths = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "M":
+            widths.append("M")
+            continue
+        try:
+            width = int(item)
+        except ValueError:
+            width = 0
+        if width < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: item {item!r} is not allowed; allowed: comma-separated "
+                                             "channel counts >= 1 and M (2x2 max pooling), e.g. 16,M,32,M")
+        widths.append(width)
+    if not any(w != "M" for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r} has no convolution; allowed: e.g. 16,M,32,M")
+    return widths
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _counts_table(counts) -> str:
@@ -166,6 +300,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from winoforge.model.recipes import DistillRunConfig, distill
 
     cfg = load_config(DistillRunConfig, args.config, args.set)
+    if args.no_teacher:  # the same run minus everything that needs a teacher, in its own folder
+        from dataclasses import replace
+
+        from winoforge.model.recipes import without_teacher
+
+        cfg = without_teacher(cfg, cfg.student.layer_bits or None)
+        if not any(o.split("=", 1)[0].strip() == "out_dir" for o in args.set):
+            cfg = replace(cfg, out_dir=cfg.out_dir.with_name(cfg.out_dir.name + "_no_teacher"))
     final = distill(cfg)
     if final:
         print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g}, "
@@ -176,15 +318,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_widths(text: str | None):
-    if text is None:
-        return None
-    return [w if w == "M" else int(w) for w in text.split(",")]
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from winoforge.hw.flow import export_run, golden_images, load_student, reference_student
 
+    if args.run is None and not 1 <= args.keep <= args.sub_row:
+        raise ValueError(f"--keep {args.keep} is out of range for --sub-row {args.sub_row}; allowed: 1..{args.sub_row} "
+                         "(non-zeros kept in every sub-row)")
     check = None
     if args.check_images:
         check = golden_images(args.check_images, args.data_dir)[0]
@@ -192,11 +331,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         model, info = load_student(args.run)
         test_acc = info.get("test", {}).get("acc")
         source = f"trained student {args.run} (test accuracy {test_acc if test_acc is not None else float('nan'):.4f})"
-        student = {"run": str(args.run), "torch_test_acc": test_acc, "density": info.get("density"),
+        student = {"run": str(Path(args.run).resolve()), "torch_test_acc": test_acc, "density": info.get("density"),
                    "mean_bits": info.get("mean_bits"), "sha256": info.get("sha256")}
     else:
         calib = golden_images(256, args.data_dir, split="train")[0]
-        model = reference_student(widths=_parse_widths(args.widths), m=args.m, w_bits=args.w_bits,
+        model = reference_student(widths=args.widths, m=args.m, w_bits=args.w_bits,
                                   a_bits=args.a_bits, sub_row=args.sub_row, keep=args.keep, calibration=calib)
         source = (f"reference student (untrained weights, SRBS {args.keep}/{args.sub_row}, W{args.w_bits}A{args.a_bits}, "
                   f"F({args.m},3)): a hardware-cost reference, not an accuracy claim")
@@ -218,8 +357,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from winoforge.hw.build import BuildStepError
-    from winoforge.hw.flow import build_package, golden_images
+    from winoforge.hw.flow import build_package, check_build_inputs, golden_images
 
+    check_build_inputs(args.onnx, args.board, args.target_fps, args.baseline)  # before anything is loaded
     golden = golden_images(args.verify_images, args.data_dir)[1] if args.verify_images else None
     source = Path(args.onnx).with_suffix(".source.json")
     provenance = {"student": json.loads(source.read_text())} if source.is_file() else None
@@ -235,6 +375,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"{args.name}: {manifest['flow']} on {manifest['board']} at {manifest['clock_mhz']:g} MHz -- "
           f"estimated {est['fps']:.0f} FPS (slowest: {est['slowest']}, {est['max_cycles']} cycles); "
           f"LUT {totals.get('LUT', 0):.0f}, BRAM18 {totals.get('BRAM_18K', 0):.0f}, DSP {totals.get('DSP', 0):.0f}")
+    if args.target_fps and est["fps"] < args.target_fps:
+        print(f"  --target-fps {args.target_fps:g} not reached: the fastest folding of this model found gives "
+              f"{est['fps']:.0f} FPS ({est['slowest']} needs {est['max_cycles']} cycles per frame)")
     print(f"  package: {Path(args.out_root) / args.name} ({len(manifest['files'])} files, sha256 in manifest.json)"
           + ("" if manifest["provenance"]["vivado"] else "; no Vivado here: no .bit/.hwh"))
     return 0
@@ -265,15 +408,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BackendError as err:
         print(f"  self-test: not possible: {err}")
     if args.input:
-        x = np.load(args.input, allow_pickle=False)
+        try:
+            x = np.load(args.input, allow_pickle=False)
+            if not isinstance(x, np.ndarray):
+                x.close()
+                raise ValueError("an .npz archive; save one array with np.save")
+        except (ValueError, OSError, EOFError) as err:
+            acc.close()
+            print(f"winoforge run: error: argument --input: {args.input} is not a .npy array ({_one_line(err)})",
+                  file=sys.stderr)
+            return 2
         try:
             y = acc.execute(x)
+            layout = getattr(acc, "last_layout", None)
         except ValueError as err:
+            acc.close()
             print(f"winoforge run: {args.input}: {err}", file=sys.stderr)
             return 1
         out = Path(args.output or Path(args.input).with_suffix(".out.npy"))
         np.save(out, y)
-        print(f"  {args.input}: {len(x)} inputs -> {out} ({y.dtype} {list(y.shape)}); classes "
+        print(f"  {args.input}: {len(x)} inputs{f' ({layout})' if layout else ''} -> {out} ({y.dtype} {list(y.shape)}); classes "
               f"{np.argmax(y, axis=-1)[:16].tolist()}{' ...' if len(x) > 16 else ''}")
     if args.images and acc.input_shape == (28, 28, 1):
         try:
@@ -292,98 +446,120 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="winoforge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="winoforge", description=__doc__)
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the Python traceback of an error instead of its one-line message")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ms = sorted(m for m, _ in SUPPORTED_TILES)
+    count, positive = _int_at_least(0), _int_at_least(1)
 
     p = sub.add_parser("counts", help="multiplications/additions/BOPs: direct, Winograd, SRBS Winograd")
     p.add_argument("--network", choices=sorted(NETWORKS), default="vgg16-cifar10")
     p.add_argument("--m", type=int, choices=ms, default=2, help="Winograd output tile F(m x m, 3x3)")
-    p.add_argument("--sub-row", type=int, default=None)
-    p.add_argument("--keep", type=int, default=None)
-    p.add_argument("--w-bits", type=int, default=8)
-    p.add_argument("--a-bits", type=int, default=8)
+    p.add_argument("--sub-row", type=positive, default=None)
+    p.add_argument("--keep", type=positive, default=None)
+    p.add_argument("--w-bits", type=positive, default=8)
+    p.add_argument("--a-bits", type=positive, default=8)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_counts)
 
     p = sub.add_parser("bits", help="exact bit growth of integer Winograd convolution")
-    p.add_argument("--in-bits", type=int, required=True)
-    p.add_argument("--weight-bits", type=int, required=True)
-    p.add_argument("--cin", type=int, required=True, help="input channels (SRBS layers too: one output can see every channel)")
+    p.add_argument("--in-bits", type=positive, required=True)
+    p.add_argument("--weight-bits", type=positive, required=True)
+    p.add_argument("--cin", type=positive, required=True,
+                   help="input channels (SRBS layers too: one output can see every channel)")
     p.add_argument("--m", type=int, choices=ms, default=2)
     p.add_argument("--unsigned-input", action="store_true")
     p.set_defaults(func=cmd_bits)
 
     p = sub.add_parser("train-teacher", help="train an FP32 teacher (resumes a killed run)")
-    p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
+    p.add_argument("--config", type=_toml_file, default=None, help="TOML file (configs/...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
     p.set_defaults(func=cmd_train_teacher)
 
-    p = sub.add_parser("distill", help="train a quantized (or fp32) Winograd-SRBS student: KD, gradual pruning, mixed precision, online peers")
-    p.add_argument("--config", type=str, default=None, help="TOML file (configs/...)")
+    p = sub.add_parser("distill", help="train a quantized (or fp32) Winograd-SRBS student: KD, gradual pruning, "
+                       "mixed precision, online peers")
+    p.add_argument("--config", type=_toml_file, default=None, help="TOML file (configs/...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--no-teacher", action="store_true",
+                   help="the same run without its teachers (no KD, hints, initialisation from a teacher or width "
+                        "search) -> <out_dir>_no_teacher unless --set out_dir=... is given")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("export", help="export a student to QONNX and check it against torch on real images")
-    p.add_argument("--run", type=str, default=None, help="a finished `winoforge distill` run folder; "
+    p.add_argument("--run", type=_existing_dir, default=None, help="a finished `winoforge distill` run folder; "
                    "without it: the reference (untrained) student described by the options below")
-    p.add_argument("--out", type=str, default="build/student/model.onnx")
-    p.add_argument("--baseline-out", type=str, default=None,
+    p.add_argument("--out", type=_output_file, default="build/student/model.onnx")
+    p.add_argument("--baseline-out", type=_output_file, default=None,
                    help="also export the same network with direct 3x3 convolutions (stock-FINN baseline)")
-    p.add_argument("--check-images", type=int, default=100, help="Fashion-MNIST test images for the check (0: none)")
-    p.add_argument("--data-dir", type=str, default=None)
-    p.add_argument("--widths", type=str, default=None, help="reference student: e.g. 32,32,M,64,64,M")
+    p.add_argument("--check-images", type=count, default=100, help="Fashion-MNIST test images for the check (0: none)")
+    p.add_argument("--data-dir", type=_existing_dir, default=None)
+    p.add_argument("--widths", type=_widths, default=None, help="reference student: e.g. 32,32,M,64,64,M")
     p.add_argument("--m", type=int, choices=[2, 4], default=2)
-    p.add_argument("--w-bits", type=int, default=4)
-    p.add_argument("--a-bits", type=int, default=4)
-    p.add_argument("--sub-row", type=int, default=8)
-    p.add_argument("--keep", type=int, default=2)
+    p.add_argument("--w-bits", type=positive, default=4)
+    p.add_argument("--a-bits", type=positive, default=4)
+    p.add_argument("--sub-row", type=positive, default=8)
+    p.add_argument("--keep", type=positive, default=2)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build", help="FINN build + estimates of an exported model -> bitstreams/<name>/")
-    p.add_argument("--onnx", type=str, default="build/student/model.onnx")
-    p.add_argument("--name", type=str, default="student")
+    p.add_argument("--onnx", type=_readable_file, default="build/student/model.onnx")
+    p.add_argument("--name", type=_package_name, default="student")
     p.add_argument("--board", type=str, default="pynq-z2", help="pynq-z2, zcu104, ultra96-v2")
-    p.add_argument("--target-fps", type=float, default=None, help="folding target (frames per second)")
+    p.add_argument("--target-fps", type=_positive_number, default=None, help="folding target (frames per second)")
     p.add_argument("--baseline", action="store_true", help="stock FINN steps (for a direct-convolution export)")
     p.add_argument("--codegen", action="store_true", help="also run FINN's step_hw_codegen")
-    p.add_argument("--verify-images", type=int, default=1,
+    p.add_argument("--verify-images", type=count, default=1,
                    help="golden images executed after every step (0: no verification)")
-    p.add_argument("--out-root", type=str, default="bitstreams")
-    p.add_argument("--work-root", type=str, default="build/finn", help="FINN work folders: <work-root>/<name>/")
-    p.add_argument("--data-dir", type=str, default=None)
+    p.add_argument("--out-root", type=_output_dir, default="bitstreams")
+    p.add_argument("--work-root", type=_output_dir, default="build/finn", help="FINN work folders: <work-root>/<name>/")
+    p.add_argument("--data-dir", type=_existing_dir, default=None)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run a deployment package on a PYNQ board or the bit-exact simulated device")
-    p.add_argument("package", type=str, help="a package folder (bitstreams/<name>/)")
+    p.add_argument("package", type=_existing_dir, help="a package folder (bitstreams/<name>/)")
     p.add_argument("--backend", choices=["auto", "sim", "pynq"], default="auto",
                    help="auto: the board when the package has a bitfile and a device is present, else sim")
-    p.add_argument("--images", type=int, default=1000, help="Fashion-MNIST test images to classify (0: none)")
-    p.add_argument("--input", type=str, default=None,
-                   help="a .npy of raw inputs in the accelerator's layout (e.g. uint8 NHWC images) to run")
-    p.add_argument("--output", type=str, default=None, help="where to save their outputs (default <input>.out.npy)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per DMA transfer")
-    p.add_argument("--data-dir", type=str, default=None)
+    p.add_argument("--images", type=count, default=1000, help="Fashion-MNIST test images to classify (0: none)")
+    p.add_argument("--input", type=_readable_file, default=None,
+                   help="a .npy of raw inputs (e.g. uint8 images, NHWC (N, 28, 28, 1) or torch's NCHW (N, 1, 28, 28))")
+    p.add_argument("--output", type=_output_file, default=None, help="where to save their outputs (default <input>.out.npy)")
+    p.add_argument("--batch-size", type=positive, default=100, help="images per DMA transfer")
+    p.add_argument("--data-dir", type=_existing_dir, default=None)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="the main demonstration of what exists today")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count, default=0)
     p.add_argument("--core-only", action="store_true", help="only the numpy core (no torch, no FINN)")
-    p.add_argument("--work", type=str, default="build/demo")
-    p.add_argument("--target-fps", type=float, default=5000)
-    p.add_argument("--data-dir", type=str, default=None)
+    p.add_argument("--work", type=_output_dir, default="build/demo")
+    p.add_argument("--target-fps", type=_positive_number, default=5000)
+    p.add_argument("--data-dir", type=_existing_dir, default=None)
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+#: Errors that are the user's input or environment, not a bug in winoforge: one line, no traceback
+#: (``--traceback`` shows it anyway).  ValueError covers the library's validation (config fields,
+#: packages, datatypes); OSError files and folders.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from winoforge._warnings import quiet_third_party
+
+    quiet_third_party()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
-        print(f"winoforge {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        if args.traceback:
+            raise
+        print(f"winoforge {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"winoforge {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
