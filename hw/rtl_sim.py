@@ -1,0 +1,140 @@
+"""The stitched accelerator under Verilator: whole-network runs, cycle figures, FIFO sizing.
+
+* :func:`simulate` -- a batch of images through a stitched design (packed as the DMA
+  delivers them, :mod:`winoforge.runtime.rtl_backend`), with optional random input
+  bubbles and output back-pressure: the integer outputs, steady-state cycles per frame
+  (the distance between the last output words of consecutive images, averaged over
+  the batch), the latency of the first image (its first input word to its last output
+  word), the FIFO occupancy peaks and the simulation speed.
+* :func:`size_fifos` -- FINN's recipe on our harness: stitch with deep FIFOs (each
+  holding a whole frame of its stream), simulate a batch, take each FIFO's maximum
+  occupancy plus a margin, stitch again with those depths and simulate the batch
+  again: it must finish (a deadlock raises) with the same outputs and no slower than
+  ``slack`` times the deep design.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, split_fabric, stitch
+
+__all__ = ["NetworkRun", "simulate", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing"]
+
+#: the input FIFO's depth: the DMA refills it every cycle it has room, so a deep one only
+#: measures how far the DMA can run ahead
+INPUT_FIFO_DEPTH = 32
+#: the Verilog macro that makes the stitched top write its FIFO occupancy report
+FIFO_REPORT_DEFINE = "WF_FIFO_REPORT"
+
+
+@dataclass
+class NetworkRun:
+    outputs: np.ndarray          # (N, *oshape_normal[1:]) integers at the fabric's output
+    images: int
+    cycles: int                  # all cycles of the run
+    cycles_per_frame: float      # steady state over the batch (N >= 2), else the latency
+    latency_cycles: int          # first image: first word in -> last word out
+    fifo_peaks: list[int]
+    wall_s: float
+    cycles_per_s: float
+    options: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"images": self.images, "cycles": self.cycles, "cycles_per_frame": self.cycles_per_frame,
+                "latency_cycles": self.latency_cycles, "fifo_peaks": self.fifo_peaks, "wall_s": self.wall_s,
+                "verilator_cycles_per_s": self.cycles_per_s, **self.options}
+
+
+def fifo_peaks(report: Path, count: int) -> list[int]:
+    """The FIFO occupancy peaks the stitched top wrote (``WF_FIFO <i> <maxcount>`` lines)."""
+    peaks: dict[int, int] = {}
+    for line in report.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == FIFO_REPORT_TAG:
+            peaks[int(parts[1])] = int(parts[2])
+    if sorted(peaks) != list(range(count)):
+        raise RuntimeError(f"the simulation reported FIFO occupancy for {sorted(peaks)}; expected 0..{count - 1}")
+    return [peaks[i] for i in range(count)]
+
+
+def simulate(design: StitchedDesign | str | Path, x: np.ndarray, *, seed: int = 0, bubbles: float = 0.0,
+             backpressure: float = 0.0, build_root: str | Path = "build/verilator") -> NetworkRun:
+    """Run the batch ``x`` (N, *ishape_normal[1:]) of the fabric's integer input through ``design``
+    (its FIFO occupancy report written into the design's folder)."""
+    from winoforge.runtime.rtl_backend import VerilatedFabric
+
+    folder = design.folder if isinstance(design, StitchedDesign) else Path(design)
+    fabric = VerilatedFabric(folder, build_root)
+    fabric.build((FIFO_REPORT_DEFINE,))  # compile outside the timed run
+    n = int(np.asarray(x).shape[0])
+    t0 = time.perf_counter()
+    y, run = fabric.run(x, defines=(FIFO_REPORT_DEFINE,), seed=seed, in_bubble=bubbles, out_stall=backpressure)
+    wall = time.perf_counter() - t0
+    beats_out = len(run.out_cycles) // n
+    last = run.out_cycles[beats_out - 1::beats_out]
+    # the harness offers the first word in cycle 0: the first image's latency is its last word's cycle + 1
+    latency = int(last[0]) + 1
+    per_frame = float(np.mean(np.diff(last))) if n > 1 else float(latency)
+    return NetworkRun(outputs=y, images=n, cycles=run.cycles, cycles_per_frame=per_frame, latency_cycles=latency,
+                      fifo_peaks=fifo_peaks(folder / FIFO_REPORT_FILE, len(fabric.spec["fifo_depths"])),
+                      wall_s=wall, cycles_per_s=run.cycles / wall if wall > 0 else float("inf"),
+                      options={"seed": seed, "bubbles": bubbles, "backpressure": backpressure})
+
+
+def deep_fifo_depths(model) -> list[int]:
+    """One frame of its stream for every FIFO but the input one (:data:`INPUT_FIFO_DEPTH`)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    fabric, _ = split_fabric(model)
+    depths = [INPUT_FIFO_DEPTH]
+    for node in fabric:
+        beats = int(np.prod(getCustomOp(node).get_folded_output_shape()[:-1]))
+        depths.append(max(2, beats + 2))
+    return depths
+
+
+@dataclass
+class FifoSizing:
+    design: StitchedDesign
+    deep: NetworkRun
+    sized: NetworkRun
+    deep_depths: list[int]
+    depths: list[int]
+
+    def summary(self) -> dict:
+        return {"deep_depths": self.deep_depths, "depths": self.depths, "peaks": self.deep.fifo_peaks,
+                "cycles_per_frame_deep": self.deep.cycles_per_frame,
+                "cycles_per_frame_sized": self.sized.cycles_per_frame}
+
+
+def sized_depth(peak: int, margin: float = 0.1, extra: int = 2) -> int:
+    """A FIFO depth for an observed occupancy peak: ``ceil(peak * (1 + margin)) + extra``, >= 2."""
+    return max(2, math.ceil(peak * (1.0 + margin)) + extra)
+
+
+def size_fifos(model, out_dir: str | Path, x: np.ndarray, *, margin: float = 0.1, extra: int = 2,
+               slack: float = 1.02, fpgapart: str = "xc7z020clg400-1", clk_ns: float = 10.0,
+               build_root: str | Path = "build/verilator") -> FifoSizing:
+    """Size the FIFOs of ``model``'s fabric by simulating the batch ``x`` (module docstring) and
+    leave the sized design in ``out_dir``.  Raises if the sized design deadlocks, computes
+    different outputs, or is slower than ``slack`` x the deep design per frame."""
+    out_dir = Path(out_dir)
+    deep_depths = deep_fifo_depths(model)
+    deep_design = stitch(model, out_dir.with_name(out_dir.name + "_deep"), deep_depths, fpgapart=fpgapart,
+                         clk_ns=clk_ns)
+    deep = simulate(deep_design, x, build_root=build_root)
+    depths = [INPUT_FIFO_DEPTH] + [sized_depth(p, margin, extra) for p in deep.fifo_peaks[1:]]
+    design = stitch(model, out_dir, depths, fpgapart=fpgapart, clk_ns=clk_ns)
+    sized = simulate(design, x, build_root=build_root)  # a deadlock raises SimulationError
+    if not np.array_equal(sized.outputs, deep.outputs):
+        raise AssertionError("the FIFO-sized design computes different outputs than the deep one")
+    if sized.cycles_per_frame > slack * deep.cycles_per_frame:
+        raise AssertionError(f"the FIFO-sized design needs {sized.cycles_per_frame:.0f} cycles per frame, more than "
+                             f"{slack} x the deep design's {deep.cycles_per_frame:.0f}; depths {depths}")
+    return FifoSizing(design, deep, sized, deep_depths, depths)
