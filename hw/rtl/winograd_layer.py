@@ -1,0 +1,174 @@
+"""The WinogradSRBS streaming layer in RTL (``winograd_srbs_layer.sv``): its
+parameters from a layer's :class:`~winoforge.hw.winograd_op.WinogradSRBSParams`,
+the top-level wrapper with FINN's port names and stream widths, and the files a
+layer needs (wrapper, sources, ``$readmemh`` weight files).
+
+Widths come from :func:`winoforge.hw.rtl.unit_parameters` (exact ranges from
+``bit_growth``), each capped at the output width: every stage after the input
+codes is a ring operation, so computing modulo ``2^out_bits`` gives the output
+exactly whenever it fits ``outputDataType`` (which holds the exact output range).
+
+Every folding :func:`~winoforge.hw.winograd_op.choose_folding` can return is
+supported (any PE, SIMD, POS, m = 2 and 4, signed or unsigned inputs and
+weights, dense or SRBS); :func:`layer_parameters` refuses, naming the field and
+its allowed values, what the RTL does not build (m = 6, Padding larger than the
+kernel can use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from winoforge.hw.rtl import RTL_DIR, RTL_TILES, unit_parameters
+
+__all__ = [
+    "LAYER_MODULE",
+    "LAYER_SOURCES",
+    "layer_parameters",
+    "stream_widths",
+    "wrapper_source",
+    "LayerFiles",
+    "write_layer",
+]
+
+#: The layer's top module and its sources, dependencies first.
+LAYER_MODULE = "winograd_srbs_layer"
+LAYER_SOURCES = ("winograd_transform_1d.sv", "winograd_transform_2d.sv", "winograd_input_transform.sv",
+                 "winograd_output_transform.sv", "srbs_dot.sv", "winograd_srbs_layer.sv")
+
+
+def _roundup8(bits: int) -> int:
+    return -(-bits // 8) * 8
+
+
+def _refuse(field: str, value, reason: str, allowed: str) -> ValueError:
+    return ValueError(f"WinogradSRBS RTL: {field}={value} is not supported: {reason} (allowed: {allowed})")
+
+
+def layer_parameters(params) -> dict[str, int]:
+    """SystemVerilog parameters of ``winograd_srbs_layer`` for one layer (without
+    the weight file names)."""
+    if params.m not in RTL_TILES:
+        raise _refuse("m", params.m, "no RTL for this tile", ", ".join(map(str, RTL_TILES)))
+    if params.padding > params.t:
+        # rows of a band never lie entirely in padding beyond t: keep the window logic simple
+        raise _refuse("Padding", params.padding, "a band would start below the padded frame",
+                      f"0..{params.t}")
+    idt, wdt, odt = params.input_datatype, params.weight_datatype, params.output_datatype
+    sub_row, keep = (params.sub_row, params.keep) if params.sparse else (1, 1)
+    units = unit_parameters(
+        params.m, idt.bitwidth(), bool(idt.signed()), wdt.bitwidth(), sub_row, keep, params.simd,
+        w_signed=bool(wdt.signed()), cin=params.ifm_channels,
+    )
+    it, dot, ot = units["winograd_input_transform"], units["srbs_dot"], units["winograd_output_transform"]
+    ob = odt.bitwidth()
+    v_w = min(it["OUT_W"], ob)
+    return {
+        "M": params.m, "H": params.ifm_dim[0], "W": params.ifm_dim[1],
+        "CIN": params.ifm_channels, "COUT": params.ofm_channels, "PAD": params.padding,
+        "SIMD": params.simd, "PE": params.pe, "POS": params.pos, "SUBROW": sub_row, "KEEP": keep,
+        "IN_W": idt.bitwidth(), "IN_SIGNED": int(bool(idt.signed())),
+        "W_W": wdt.bitwidth(), "W_SIGNED": int(bool(wdt.signed())),
+        "IDX_W": dot["IDX_W"], "HAS_IDX": int(params.sparse and params.index_bits > 0),
+        "VMID_W": min(it["MID_W"], v_w), "V_W": v_w,
+        "PROD_W": min(dot["PROD_W"], ob), "SUM_W": min(dot["SUM_W"], ob), "ACC_W": min(dot["ACC_W"], ob),
+        "OMID_W": min(ot["MID_W"], ob), "OUT_W": ob, "OE": params.out_stream_elems,
+    }
+
+
+def stream_widths(params) -> tuple[int, int]:
+    """FINN's padded stream widths ``(in, out)`` in bits: ``SIMD * in_bits`` and
+    ``OE * out_bits``, each rounded up to a multiple of 8 (AXI-stream)."""
+    return (_roundup8(params.simd * params.input_datatype.bitwidth()),
+            _roundup8(params.out_stream_elems * params.output_datatype.bitwidth()))
+
+
+def wrapper_source(top: str, params, values_file: str, indices_file: str) -> str:
+    """A top module ``top`` with FINN's ports (``ap_clk``, ``ap_rst_n``,
+    ``in0_V_*``, ``out0_V_*`` at the padded widths) around ``winograd_srbs_layer``."""
+    if not top.isidentifier():
+        raise ValueError(f"top module name {top!r} is not a Verilog identifier")
+    sv = layer_parameters(params)
+    win, wout = stream_widths(params)
+    in_bits = params.simd * params.input_datatype.bitwidth()
+    out_bits = params.out_stream_elems * params.output_datatype.bitwidth()
+    plist = ",\n".join(f"        .{k}({v})" for k, v in sv.items())
+    pad_out = f"{{{wout - out_bits}'b0, data}}" if wout > out_bits else "data"
+    unused = (f"    logic unused_in;\n    assign unused_in = &{{1'b0, in0_V_TDATA[{win - 1}:{in_bits}]}};\n"
+              if win > in_bits else "")
+    for name in (values_file, indices_file):
+        if '"' in name or "\\" in name:
+            raise ValueError(f"weight file name {name!r} must not contain quotes or backslashes")
+    return f"""// {top} -- WinogradSRBS layer (generated by winoforge.hw.rtl.winograd_layer).
+// FINN stream ports: in0_V {win} bits ({params.simd} x {params.input_datatype.name}),
+// out0_V {wout} bits ({params.out_stream_elems} x {params.output_datatype.name}).
+module {top} (
+    input  logic              ap_clk,
+    input  logic              ap_rst_n,
+    input  logic [{win - 1}:0] in0_V_TDATA,
+    input  logic              in0_V_TVALID,
+    output logic              in0_V_TREADY,
+    output logic [{wout - 1}:0] out0_V_TDATA,
+    output logic              out0_V_TVALID,
+    input  logic              out0_V_TREADY
+);
+    logic [{out_bits - 1}:0] data;
+    winograd_srbs_layer #(
+{plist},
+        .VALUES_FILE("{values_file}"),
+        .INDICES_FILE("{indices_file}")
+    ) u_layer (
+        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+        .in_tvalid(in0_V_TVALID), .in_tready(in0_V_TREADY), .in_tdata(in0_V_TDATA[{in_bits - 1}:0]),
+        .out_tvalid(out0_V_TVALID), .out_tready(out0_V_TREADY), .out_tdata(data)
+    );
+    assign out0_V_TDATA = {pad_out};
+{unused}endmodule
+"""
+
+
+@dataclass(frozen=True)
+class LayerFiles:
+    """What :func:`write_layer` wrote: the wrapper, the sources (wrapper last) and
+    the weight files."""
+
+    top: str
+    wrapper: Path
+    sources: list[Path]
+    weight_files: list[Path]
+
+
+def write_layer(params, U: np.ndarray, out_dir: Path | str, top: str, *, weight_path: str = "",
+                copy_sources: bool = True) -> LayerFiles:
+    """Write the layer into ``out_dir``: ``<top>.sv`` (the wrapper), the weight
+    files (``weights_values.memh``, ``weights_indices.memh`` for SRBS), and with
+    ``copy_sources`` the layer's SystemVerilog sources.  ``weight_path`` prefixes
+    the file names inside the wrapper ("" = relative: ``$readmemh`` reads them
+    from the simulator's working directory; an absolute folder for Vivado)."""
+    from winoforge.hw import srbs_codegen as cg
+    from winoforge.hw.srbs_params import check_weights
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    U = check_weights(U, params)
+    values, indices = cg.weight_memory_words(U, params)
+    files = [out / cg.VALUES_FILE]
+    files[0].write_text("\n".join(cg._hex_lines(values, params.weight_datatype.bitwidth())) + "\n")
+    if params.index_bits:
+        files.append(out / cg.INDICES_FILE)
+        files[1].write_text("\n".join(cg._hex_lines(indices, params.index_bits)) + "\n")
+    prefix = (weight_path.rstrip("/") + "/") if weight_path else ""
+    wrapper = out / f"{top}.sv"
+    wrapper.write_text(wrapper_source(top, params, prefix + cg.VALUES_FILE, prefix + cg.INDICES_FILE))
+    sources = []
+    for name in LAYER_SOURCES:
+        src = RTL_DIR / name
+        if copy_sources:
+            dst = out / name
+            dst.write_text(src.read_text())
+            src = dst
+        sources.append(src)
+    return LayerFiles(top, wrapper, [*sources, wrapper], files)
