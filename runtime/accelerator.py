@@ -8,6 +8,8 @@
 * ``backend="sim"``: the same driver against a
   :class:`~winoforge.runtime.device.SimulatedOverlay` whose pipeline is the
   package's bit-exact integer program (``<package>/runtime/program.json``).
+* ``backend="rtl"``: the same driver and simulated DMAs, computed by the package's
+  stitched RTL under Verilator (:mod:`.rtl_backend`; host environment only).
 * ``backend="auto"``: ``pynq`` where the package has a bitfile and ``pynq`` finds a
   device, else ``sim``.
 
@@ -34,7 +36,7 @@ __all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DI
            "pynq_allocator"]
 
 #: backend names :meth:`Accelerator.load` accepts
-BACKENDS = ("auto", "pynq", "sim")
+BACKENDS = ("auto", "pynq", "sim", "rtl")
 #: the package sub-folder holding the simulated device's program
 PROGRAM_DIR = "runtime"
 
@@ -181,14 +183,17 @@ class Accelerator:
     @classmethod
     def load(cls, package_path: str | Path, backend: str = "auto", batch_size: int = 1, timeout_s: float = 10.0,
              *, program_loader: Callable[[Path], ProgramLike] | None = None, strict: bool = False,
-             **overlay_options: Any) -> Accelerator:
+             rtl_options: Mapping[str, Any] | None = None, **overlay_options: Any) -> Accelerator:
         """Verify the package at ``package_path`` and open it on ``backend``.
 
         ``batch_size``: images per DMA transfer; ``timeout_s``: how long to wait for the
         output DMA's done bit.  ``program_loader(folder)``: loads the program from
         ``<package>/runtime`` (default ``winoforge.runtime.program.Program.load``).
         ``strict``: refuse files the manifest does not list.  ``overlay_options``: passed to
-        :class:`SimulatedOverlay` (sim backend only: ``latency_polls``, ``hang``, ``busy``).
+        :class:`SimulatedOverlay` (sim and rtl backends: ``latency_polls``, ``hang``, ``busy``).
+        ``backend="rtl"``: the package's stitched RTL (``rtl/``) under Verilator computes, the host
+        applies the float tail (:mod:`.rtl_backend`); ``rtl_options``: ``seed``, ``in_bubble``,
+        ``out_stall``, ``build_root``.
         Raises :class:`~winoforge.runtime.package.CorruptPackageError`, :class:`BackendError`,
         ``ValueError``.
         """
@@ -204,8 +209,8 @@ class Accelerator:
         if backend == "auto":
             has_bit = package.bitfile is not None
             backend = "pynq" if has_bit and _pynq_device_available() else "sim"
-        if overlay_options and backend != "sim":
-            raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim backend only")
+        if overlay_options and backend not in ("sim", "rtl"):
+            raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim and rtl backends only")
         if backend == "pynq":
             bitfile = _bitfile(package)
             pynq = _import_pynq()
@@ -213,7 +218,12 @@ class Accelerator:
             driver = DataflowDriver(overlay, pynq_allocator(pynq, overlay), io, batch_size=batch_size,
                                     timeout_s=timeout_s)
         else:
-            overlay = SimulatedOverlay(program.run, io, **overlay_options)
+            compute = program.run
+            if backend == "rtl":
+                from .rtl_backend import rtl_compute  # lazily: the harness needs the host environment
+
+                compute = rtl_compute(package.path, program, **dict(rtl_options or {}))
+            overlay = SimulatedOverlay(compute, io, **overlay_options)
             driver = DataflowDriver(overlay, overlay.allocate, io, batch_size=batch_size, timeout_s=timeout_s)
         return cls(package, driver, backend, program, overlay)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .accelerator import BackendError
 from .packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy, packed_bytes
 
 __all__ = ["RTL_DIR", "STITCHED_FILE", "RtlBackendError", "pack_words", "unpack_words", "tail_program",
@@ -41,7 +42,7 @@ RTL_DIR = "rtl"
 STITCHED_FILE = "stitched.json"
 
 
-class RtlBackendError(RuntimeError):
+class RtlBackendError(BackendError):
     """The package has no stitched RTL, or it cannot run here."""
 
 

@@ -440,7 +440,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         correct = int((acc.predict(x) == y).sum())
         print(f"  Fashion-MNIST test images: {correct}/{len(y)} correct ({correct / len(y):.2%}); "
               f"{rate['images_per_s']:.0f} images/s end to end on the {acc.backend} backend"
-              + (" (the simulator's speed on this CPU, not the FPGA's)" if acc.backend == "sim" else ""))
+              + (" (the simulator's speed on this CPU, not the FPGA's)" if acc.backend in ("sim", "rtl") else ""))
     acc.close()
     return status
 
@@ -519,8 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a deployment package on a PYNQ board or the bit-exact simulated device")
     p.add_argument("package", type=_existing_dir, help="a package folder (bitstreams/<name>/)")
-    p.add_argument("--backend", choices=["auto", "sim", "pynq"], default="auto",
-                   help="auto: the board when the package has a bitfile and a device is present, else sim")
+    p.add_argument("--backend", choices=["auto", "sim", "pynq", "rtl"], default="auto",
+                   help="auto: the board when the package has a bitfile and a device is present, else sim; "
+                        "rtl: the package's stitched RTL under Verilator (host environment)")
     p.add_argument("--images", type=count, default=1000, help="Fashion-MNIST test images to classify (0: none)")
     p.add_argument("--input", type=_readable_file, default=None,
                    help="a .npy of raw inputs (e.g. uint8 images, NHWC (N, 28, 28, 1) or torch's NCHW (N, 1, 28, 28))")
