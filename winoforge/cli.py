@@ -283,22 +283,14 @@ def _demo_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_teacher(args: argparse.Namespace) -> int:
+def run_config(args: argparse.Namespace):
+    """The validated run config of a ``train-teacher`` or ``distill`` command line (nothing trained)."""
     # torch/brevitas load only for the commands that train: `counts`/`bits` stay numpy-only
     from winoforge.model.config import load_config
-    from winoforge.model.recipes import TeacherRunConfig, train_teacher
+    from winoforge.model.recipes import DistillRunConfig, TeacherRunConfig
 
-    cfg = load_config(TeacherRunConfig, args.config, args.set)
-    final = train_teacher(cfg)
-    if final:
-        print(f"teacher {cfg.arch}: test accuracy {final['acc']:.4f} -> {cfg.out_dir / 'model.safetensors'}")
-    return 0
-
-
-def cmd_distill(args: argparse.Namespace) -> int:
-    from winoforge.model.config import load_config
-    from winoforge.model.recipes import DistillRunConfig, distill
-
+    if args.command == "train-teacher":
+        return load_config(TeacherRunConfig, args.config, args.set)
     cfg = load_config(DistillRunConfig, args.config, args.set)
     if args.no_teacher:  # the same run minus everything that needs a teacher, in its own folder
         from dataclasses import replace
@@ -308,6 +300,23 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cfg = without_teacher(cfg, cfg.student.layer_bits or None)
         if not any(o.split("=", 1)[0].strip() == "out_dir" for o in args.set):
             cfg = replace(cfg, out_dir=cfg.out_dir.with_name(cfg.out_dir.name + "_no_teacher"))
+    return cfg
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from winoforge.model.recipes import train_teacher
+
+    cfg = run_config(args)
+    final = train_teacher(cfg)
+    if final:
+        print(f"teacher {cfg.arch}: test accuracy {final['acc']:.4f} -> {cfg.out_dir / 'model.safetensors'}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from winoforge.model.recipes import distill
+
+    cfg = run_config(args)
     final = distill(cfg)
     if final:
         print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g}, "
