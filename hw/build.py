@@ -14,9 +14,12 @@ FINN's own steps (by name) with ours (callables ``step(model, cfg) -> model``):
 ``step_convert_to_hw``             FINN: the rest to FINN hardware layers
 ``step_check_supported``           ours: any node left that is not hardware (other than the
                                    float post-processing of the logits) stops the build, named
-``step_minimize_bit_width_initial`` ... ``step_specialize_layers``   FINN
+``step_minimize_bit_width_initial``, ``step_create_dataflow_partition``   FINN
+``step_specialize_layers``         FINN's, with ``Pool``/``GlobalAccPool`` on HLS for FINN's folding
 ``step_winograd_folding``          ours: FINN's ``SetFolding`` for its layers, then PE/SIMD of
                                    every ``WinogradSRBS`` from the same cycle target
+``step_open_rtl_layers``           ours (``open_rtl=True``, the default): pooling, global pooling and
+                                   the classifier -> our RTL layers (``hw/rtl_ops.py``), same folding
 ``step_minimize_bit_width``, ``step_generate_estimate_reports``     FINN
 ``step_check_resources``           ours: the estimate must fit the board, else a clear error
 ``step_hw_codegen``                FINN (optional): HDL of FINN's RTL layers, our weight files
@@ -209,25 +212,72 @@ def step_check_resources(model, cfg):
     return model
 
 
+def _each_dataflow_graph(model, fn):
+    """``fn(graph_model) -> graph_model`` on ``model`` and on every dataflow partition's model
+    (saved back in place)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    for p in model.get_nodes_by_op_type("StreamingDataflowPartition"):
+        path = getCustomOp(p).get_nodeattr("model")
+        fn(ModelWrapper(path)).save(path)
+    return fn(model)
+
+
+def _prefer_hls_pooling(model):
+    from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.graph.node:
+        if node.op_type in ("Pool", "GlobalAccPool"):
+            inst = getCustomOp(node)
+            if not inst.get_nodeattr("preferred_impl_style"):
+                inst.set_nodeattr("preferred_impl_style", "hls")
+    return model
+
+
+def step_specialize_layers(model, cfg):
+    """FINN's ``step_specialize_layers`` with ``Pool`` and ``GlobalAccPool`` kept on their HLS variants
+    (unless a ``preferred_impl_style`` is set): FINN's folding (``SetFolding``) knows only
+    ``Pool_hls``/``GlobalAccPool_hls``; :func:`step_open_rtl_layers` swaps in our RTL afterwards."""
+    from finn.builder.build_dataflow_steps import step_specialize_layers as finn_step
+
+    return finn_step(_each_dataflow_graph(model, _prefer_hls_pooling), cfg)
+
+
+def step_open_rtl_layers(model, cfg):
+    """The open-RTL path (``hw/rtl_ops.py``): after FINN's folding, ``Pool_hls`` -> ``Pool_rtl``,
+    ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl`` and the classifier (``MVAU_hls``/``MVAU_rtl``
+    without activation) -> ``MVAU_lut_rtl``, with FINN's folding; a node our RTL cannot take stops
+    the build, named."""
+    from .rtl_ops import OpenRTLLayers
+
+    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers()))
+
+
 # ------------------------------------------------------------------ step lists
 
 FINN_FRONT = ["step_qonnx_to_finn", "step_tidy_up"]
-FINN_BACK = ["step_minimize_bit_width_initial", "step_create_dataflow_partition", "step_specialize_layers"]
+FINN_BACK = ["step_minimize_bit_width_initial", "step_create_dataflow_partition", step_specialize_layers]
 
 
-def winograd_steps(codegen: bool = False) -> list:
+def winograd_steps(codegen: bool = False, open_rtl: bool = True) -> list:
+    """Our flow.  ``open_rtl``: pooling, global pooling and the classifier become our RTL layers
+    (every layer then plain SystemVerilog, simulated by Verilator); ``False`` keeps FINN's HLS /
+    DSP variants (the vendor path, where Vivado and Vitis HLS exist)."""
     steps = [step_winograd_import, *FINN_FRONT, step_winograd_streamline, step_streamline_head, "step_convert_to_hw",
              step_check_supported,
-             *FINN_BACK, step_winograd_folding, "step_minimize_bit_width", "step_generate_estimate_reports",
-             step_check_resources]
+             *FINN_BACK, step_winograd_folding, *([step_open_rtl_layers] if open_rtl else []),
+             "step_minimize_bit_width", "step_generate_estimate_reports", step_check_resources]
     return steps + (["step_hw_codegen"] if codegen else [])
 
 
-def baseline_steps() -> list:
-    """Stock FINN (``estimate_only_dataflow_steps``), with the same raw-uint8 input import and checks."""
+def baseline_steps(open_rtl: bool = True) -> list:
+    """Stock FINN (``estimate_only_dataflow_steps``), with the same raw-uint8 input import and checks
+    (``open_rtl`` as in :func:`winograd_steps`)."""
     return [step_baseline_import, *FINN_FRONT, "step_streamline", step_streamline_head, "step_convert_to_hw",
             step_check_supported,
-            *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config", "step_minimize_bit_width",
+            *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config",
+            *([step_open_rtl_layers] if open_rtl else []), "step_minimize_bit_width",
             "step_generate_estimate_reports"]
 
 
@@ -275,19 +325,14 @@ def execute_python(model, raw: np.ndarray, scratch: Path) -> dict[str, np.ndarra
     """Execute ``model`` on the raw uint8 image batch ``raw`` (N, C, H, W): returns the output and,
     where a dataflow partition exists, its integer output (key ``"dataflow"``)."""
     import qonnx.core.onnx_exec as oxe
-    from qonnx.core.datatype import DataType
 
     import winoforge.hw.ops  # noqa: F401
+    import winoforge.hw.rtl_ops  # noqa: F401
     import winoforge.hw.winograd_op  # noqa: F401
 
     view = generic_view(model, scratch)
     iname, oname = view.graph.input[0].name, view.graph.output[0].name
-    raw = np.asarray(raw, dtype=np.float32)
-    # as torch's data loader: a float32 division (the exported graph takes x/255)
-    x = raw if view.get_tensor_datatype(iname) == DataType["UINT8"] else raw / np.float32(255.0)
-    shape = view.get_tensor_shape(iname)
-    if list(x.shape[1:]) != list(shape[1:]) and list(x.shape[1:]) == [shape[3], shape[1], shape[2]]:
-        x = x.transpose(0, 2, 3, 1)  # the graph takes NHWC
+    x, shape = _graph_input(view, raw)
     parts = view.get_nodes_by_op_type("StreamingDataflowPartition")
     outs: dict[str, list[np.ndarray]] = {"output": [], "dataflow": []}
     for i in range(0, len(x), shape[0]):
@@ -296,6 +341,43 @@ def execute_python(model, raw: np.ndarray, scratch: Path) -> dict[str, np.ndarra
         if parts:
             outs["dataflow"].append(ctx[parts[0].output[0]])
     return {k: np.concatenate(v) for k, v in outs.items() if v}
+
+
+def _graph_input(view, raw: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The raw uint8 images as ``view``'s input takes them, and that input's shape."""
+    from qonnx.core.datatype import DataType
+
+    iname = view.graph.input[0].name
+    raw = np.asarray(raw, dtype=np.float32)
+    # as torch's data loader: a float32 division (the exported graph takes x/255)
+    x = raw if view.get_tensor_datatype(iname) == DataType["UINT8"] else raw / np.float32(255.0)
+    shape = view.get_tensor_shape(iname)
+    if list(x.shape[1:]) != list(shape[1:]) and list(x.shape[1:]) == [shape[3], shape[1], shape[2]]:
+        x = x.transpose(0, 2, 3, 1)  # the graph takes NHWC
+    return x, shape
+
+
+def first_difference(before, after, raw: np.ndarray, scratch: Path) -> str:
+    """Where two levels first differ on the first batch of ``raw``: the first node of ``after`` (in
+    graph order) whose output tensor also exists at the level ``before``, with the same shape, and
+    holds other values.  An empty string when no shared tensor differs."""
+    import qonnx.core.onnx_exec as oxe
+
+    contexts = []
+    for model in (before, after):
+        view = generic_view(model, scratch)
+        x, shape = _graph_input(view, raw)
+        contexts.append((view, oxe.execute_onnx(view, {view.graph.input[0].name: x[:shape[0]]},
+                                                return_full_exec_context=True)))
+    (_, ctx_a), (view_b, ctx_b) = contexts
+    for node in view_b.graph.node:
+        for name in node.output:
+            a, b = ctx_a.get(name), ctx_b.get(name)
+            if a is None or b is None or np.shape(a) != np.shape(b) or np.array_equal(a, b):
+                continue
+            return (f"; first difference at node {node.name or '(unnamed)'} ({node.op_type}), tensor {name}: "
+                    f"{int((np.asarray(a) != np.asarray(b)).sum())} of {np.size(a)} values differ")
+    return ""
 
 
 # ------------------------------------------------------------------ running
@@ -390,6 +472,7 @@ def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.nda
     from qonnx.core.modelwrapper import ModelWrapper
 
     import winoforge.hw.ops  # noqa: F401  (our domains must be importable for every executor)
+    import winoforge.hw.rtl_ops  # noqa: F401
     import winoforge.hw.winograd_op  # noqa: F401
 
     from .export import HEAD_KEY, output_codes, read_metadata
@@ -409,6 +492,7 @@ def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.nda
         from tqdm import tqdm
 
         iterator = tqdm(resolved, desc=f"build {name}", unit="step")
+    before_path = str(onnx_path)
     for i, (step_name, fn) in enumerate(iterator, start=1):
         t0 = time.perf_counter()
         path = models_dir / f"{i:02d}_{step_name}.onnx"
@@ -421,8 +505,10 @@ def run_build(onnx_path: str | os.PathLike, cfg, steps: Sequence, golden: np.nda
                 got = execute_python(model, golden, scratch)
                 verified, note = _compare(reference, got, head)
                 if not verified:
-                    raise AssertionError(f"Python execution differs from the previous level: {note}")
+                    where = first_difference(ModelWrapper(before_path), model, golden, scratch)
+                    raise AssertionError(f"Python execution differs from the previous level: {note}{where}")
                 reference = {**reference, **got}
+            before_path = str(path)
         except Exception as exc:  # noqa: BLE001 -- re-raised with the step named
             raise BuildStepError(step_name, models_dir, exc) from exc
         records.append(StepRecord(step_name, time.perf_counter() - t0, str(path), verified, note))

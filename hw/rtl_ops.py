@@ -33,7 +33,9 @@ is refused -- the layers are simulated with Verilator (``tests/hw/test_rtl_layer
 
 :class:`OpenRTLLayers` (run by the build after FINN's folding, ``hw/build.py``) replaces
 ``Pool_hls``, ``GlobalAccPool_hls`` and a ``MVAU_hls``/``MVAU_rtl`` without activation by
-these ops, keeping FINN's folding; what they cannot take is refused naming the node.
+these ops, keeping FINN's folding; what they cannot take is refused naming the node.  An MVAU
+with its thresholds inside (``noActivation=0``, the stock-FINN baseline's convolutions) stays
+FINN's ``MVAU_hls``: not yet open RTL.
 """
 
 from __future__ import annotations
@@ -229,7 +231,7 @@ class Pool_rtl(_OpenRTLBackend, Pool):  # noqa: N801 - FINN's naming convention
                 "OUT_W": self.get_output_datatype().bitwidth(), "FUNCTION": POOL_FUNCTIONS[fn],
                 "SHIFT": self.quant_shift() if fn == "QuantAvgPool" else 0, "ACC_W": self.accumulator_bits()}
 
-    def lut_estimation(self):
+    def lut_estimation(self, fpgapart=None):
         per_bit = LUT_PER_ACC_BIT_MAX if self.get_nodeattr("Function") == "MaxPool" else LUT_PER_ACC_BIT_SUM
         return int(LUT_CONTROL + self.get_nodeattr("PE") * self.accumulator_bits() * per_bit)
 
@@ -264,7 +266,7 @@ class GlobalAccPool_rtl(_OpenRTLBackend, GlobalAccPool):  # noqa: N801
                 "IN_W": self.get_input_datatype().bitwidth(), "IN_SIGNED": _signed(self.get_input_datatype()),
                 "OUT_W": self.get_output_datatype().bitwidth()}
 
-    def lut_estimation(self):
+    def lut_estimation(self, fpgapart=None):
         pe, ow = self.get_nodeattr("PE"), self.get_output_datatype().bitwidth()
         folds = self.get_nodeattr("NumChannels") // pe
         memory = pe * ow * math.ceil(folds / 32) if folds > 1 else 0  # RAM32M-style LUTRAM
@@ -334,7 +336,7 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
     def _depth(self) -> int:
         return (self.get_nodeattr("MW") // self.get_nodeattr("SIMD")) * (self.get_nodeattr("MH") // self.get_nodeattr("PE"))
 
-    def lut_estimation(self):
+    def lut_estimation(self, fpgapart=None):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
         xe, we = idt.bitwidth() + (not idt.signed()), wdt.bitwidth() + (not wdt.signed())
@@ -409,6 +411,8 @@ class OpenRTLLayers(Transformation):
             target = self.TARGETS.get(node.op_type)
             if target is None:
                 continue
+            if target == "MVAU_lut_rtl" and getCustomOp(node).get_nodeattr("noActivation") != 1:
+                continue  # an MVAU with its thresholds inside (stock-FINN convolutions) stays FINN's
             cls = _fpgadataflow_rtl.custom_op[target]
             known = set(cls.get_nodeattr_types(cls(node)))
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in known}
