@@ -35,6 +35,8 @@ import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
+from winoforge.model.students import float32_exact_problems
+
 __all__ = ["module_path", "LAYERS_KEY", "HEAD_KEY", "read_metadata", "export_student", "tidy", "winograd_metadata", "ExportCheck",
            "check_export", "head_quantum", "output_codes", "quant_node_codes"]
 
@@ -91,6 +93,9 @@ def export_student(model: nn.Module, path: str | os.PathLike, image_shape: Seque
 
     if len(image_shape) != 3:
         raise ValueError(f"image_shape={tuple(image_shape)} is not allowed; allowed: (C, H, W)")
+    problems = float32_exact_problems(model)
+    if problems:  # a student saved before the builder refused such widths
+        raise ValueError("export refused: " + "; ".join(problems))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()

@@ -32,7 +32,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
-from winoforge.winograd import WinogradSpec
+from winoforge.winograd import WinogradSpec, bit_growth, signed_bits
 
 from .ops import DOMAIN, integer_valued
 
@@ -345,23 +345,55 @@ def _per_channel(value, channels: int, what: str):
     return None
 
 
-def _activation_scale(model, tensor: str):
-    """Scale of the quantized activation ``tensor`` (through MaxPool): a Quant node's scale, or the
-    scalar Mul that follows a MultiThreshold (an activation already converted here)."""
+def _activation_quant(model, tensor: str):
+    """``(scale, DataType of the codes)`` of the quantized activation ``tensor`` (through MaxPool): a
+    Quant node's, or those of a MultiThreshold and the scalar Mul that follows it (an activation
+    already converted here); None where neither."""
     node = model.find_producer(tensor)
     while node is not None and node.op_type in ("MaxPool", "Identity"):
         node = model.find_producer(node.input[0])
     if node is None:
         return None
     if node.op_type == "Quant" and model.get_initializer(node.input[0]) is None:
-        s = model.get_initializer(node.input[1])
-        return None if s is None or s.size != 1 else float(s.ravel()[0])
+        s, bits = model.get_initializer(node.input[1]), model.get_initializer(node.input[3])
+        if s is None or s.size != 1 or bits is None:
+            return None
+        inst = getCustomOp(node)
+        narrow, signed, b = bool(inst.get_nodeattr("narrow")), bool(inst.get_nodeattr("signed")), int(bits.ravel()[0])
+        lo, hi = min_int(signed, narrow, b), max_int(signed, narrow, b)
+        return float(s.ravel()[0]), DataType[f"INT{b}" if signed else f"UINT{b}"], (int(lo), int(hi))
     if node.op_type == "Mul" and model.get_initializer(node.input[1]) is not None:
         prod = model.find_producer(node.input[0])
         s = model.get_initializer(node.input[1])
         if prod is not None and prod.op_type == "MultiThreshold" and s.size == 1:
-            return float(s.ravel()[0])
+            dt = DataType[getCustomOp(prod).get_nodeattr("out_dtype")]
+            return float(s.ravel()[0]), dt, (int(dt.min()), int(dt.max()))
     return None
+
+
+def _activation_scale(model, tensor: str):
+    """Scale of the quantized activation ``tensor`` (see :func:`_activation_quant`)."""
+    quant = _activation_quant(model, tensor)
+    return None if quant is None else quant[0]
+
+
+def _winograd_search_range(model, node) -> tuple[int, int] | None:
+    """Range of the integer output ``Y`` of ``WinogradConv`` ``node``, as the threshold search needs it:
+    the exact range from the bit growth of its input codes (the activation quantizer's range) and its
+    integer weights, over all ``Cin`` channels, symmetric (a negated channel searches ``-Y``)."""
+    quant = _activation_quant(model, node.input[0])
+    U = model.get_initializer(node.input[1])
+    if quant is None or U is None or not U.size:
+        return None
+    _, dt, (xlo, xhi) = quant
+    w = signed_bits(min(int(U.min()), -1), max(int(U.max()), 0))
+    spec = getCustomOp(node).spec
+    if xlo >= 0:
+        g = bit_growth(max(1, xhi.bit_length()), w, U.shape[1], spec, in_signed=False, weight_signed=True)
+    else:
+        g = bit_growth(signed_bits(xlo, xhi), w, U.shape[1], spec, in_signed=True, weight_signed=True)
+    reach = max(abs(int(g.output[0])), abs(int(g.output[1])))
+    return -reach, reach
 
 
 class ExactActivationThresholds(Transformation):
@@ -384,7 +416,6 @@ class ExactActivationThresholds(Transformation):
     """
 
     OPS = ("Mul", "Div", "Add", "Relu")
-    SEARCH = 1 << 23  # |Y| range searched for conv sources: float32 holds Y * unit exactly below 2^24
 
     def apply(self, model):
         for quant in model.get_nodes_by_op_type("Quant"):
@@ -477,8 +508,10 @@ class ExactActivationThresholds(Transformation):
             s_x = _activation_scale(model, producer.input[0])
             if s_x is None or not _is_po2(s_x):
                 return None
-            return {"unit": np.full(channels, s_x), "range": (-self.SEARCH, self.SEARCH),
-                    "negate": ("winograd", producer)}
+            search = _winograd_search_range(model, producer)
+            if search is None:
+                return None
+            return {"unit": np.full(channels, s_x), "range": search, "negate": ("winograd", producer)}
         if producer.op_type == "Conv" and len(producer.input) == 2:
             s_x = _activation_scale(model, producer.input[0])
             wq = model.find_producer(producer.input[1])
@@ -490,7 +523,11 @@ class ExactActivationThresholds(Transformation):
                 return None
             per_out = np.broadcast_to(w_scale.reshape(-1) if w_scale.size > 1 else w_scale.ravel(), (channels,))
             negate = ("conv", wq) if winst.get_nodeattr("signed") and winst.get_nodeattr("narrow") else None
-            return {"unit": s_x * per_out.astype(np.float64), "range": (-self.SEARCH, self.SEARCH), "negate": negate}
+            # |Y| <= max over output channels of sum |weight codes| * max |x|: reached by some input
+            codes = np.abs(np.round(model.get_initializer(wq.input[0]) / w_scale)).reshape(channels, -1)
+            x_range = _activation_quant(model, producer.input[0])[2]
+            reach = int(codes.sum(axis=1).max()) * max(abs(x_range[0]), abs(x_range[1]))
+            return {"unit": s_x * per_out.astype(np.float64), "range": (-reach, reach), "negate": negate}
         return None
 
     @staticmethod

@@ -56,7 +56,7 @@ from torch import nn
 
 __all__ = ["BitPair", "measure_sensitivity", "choose_under_budget", "choose_bit_widths", "mean_bits",
            "MixedPrecisionConfig", "layer_mults", "layer_pairs", "pairs_to_layer_bits", "student_bits",
-           "search_student_bits", "calibrate", "recalibrate_bn"]
+           "search_student_bits", "calibrate", "recalibrate_bn", "exact_candidates"]
 
 BitPair = tuple[int, int]  # (w_bits, a_bits)
 
@@ -354,6 +354,29 @@ def _budget(mp: MixedPrecisionConfig, mults: Mapping[str, int], sources: Mapping
     return costs, budget, name
 
 
+def exact_candidates(model: nn.Module, options: Mapping[str, Sequence[BitPair]]) -> dict[str, list[BitPair]]:
+    """``options`` (per layer, its (w_bits, a_bits) pairs; ``a``: the layer's input width) without
+    the pairs a Winograd layer cannot build exactly at its tile size and channel count
+    (:func:`winoforge.model.students.float32_exact_problem`).  ``ValueError`` naming the layer and
+    the reason when none is left."""
+    from .students import float32_exact_problem
+    from .winograd_layer import QuantWinogradConv2d
+
+    out = {}
+    for name, pairs in options.items():
+        layer = model.quant_layers[name]
+        if not isinstance(layer, QuantWinogradConv2d):
+            out[name] = list(pairs)
+            continue
+        why = {p: float32_exact_problem(name, layer.spec.m, p[1], p[0], layer.in_channels) for p in pairs}
+        out[name] = [p for p in pairs if why[p] is None]
+        if not out[name]:
+            cheapest = min(pairs, key=lambda p: p[0] * p[1])
+            raise ValueError(f"mixed_precision.candidates: none can be built exactly for {why[cheapest]}; "
+                             "allowed: add narrower (w_bits, a_bits) pairs")
+    return out
+
+
 def search_student_bits(
     student_cfg,
     in_channels: int,
@@ -384,7 +407,7 @@ def search_student_bits(
     if mp.loss == "kl" and teacher is None:
         raise ValueError("mixed_precision.loss='kl' needs a teacher; allowed: loss='ce' or give teachers")
     base_cfg = replace(student_cfg, layer_bits={})
-    probe = build_student(base_cfg, in_channels, num_classes)
+    probe = build_student(base_cfg, in_channels, num_classes, check_exact=False)  # a probe, never exported
     sources = act_sources(probe)
     names = list(quant_layer_names(probe))
     mults = layer_mults(probe, image_shape, keep)
@@ -392,11 +415,14 @@ def search_student_bits(
     options = {n: (list(mp.candidates) if sources[n] is not None else [(w, student_cfg.in_bits) for w in weights])
                for n in names}
     reference = {n: (mp.reference if sources[n] is not None else (mp.reference[0], student_cfg.in_bits)) for n in names}
+    options = exact_candidates(probe, options)
     costs, budget, budget_name = _budget(mp, mults, sources, options, student_cfg.in_bits)
 
     def build(pairs: Mapping[str, BitPair]) -> nn.Module:
         cfg = replace(base_cfg, layer_bits=pairs_to_layer_bits(pairs, sources, student_cfg.a_bits))
-        return build_student(cfg, in_channels, num_classes)
+        # the W8A8 reference and the one-layer changes are measurement probes, never exported; the
+        # chosen widths come from the exact candidates only
+        return build_student(cfg, in_channels, num_classes, check_exact=False)
 
     calibration = [x.to(device) for x in calibration]
     held_out = [(x.to(device), y.to(device)) for x, y in held_out]

@@ -32,11 +32,17 @@ from brevitas.quant import (Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFl
                             Uint8ActPerTensorFloat)
 from torch import nn
 
+from winoforge.winograd import WinogradSpec, bit_growth
+
 from .winograd_layer import QuantWinogradConv2d
 from .teachers import VGG_DEFAULT_WIDTHS
 
 __all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names",
-           "act_sources", "quant_layers", "PeerGroup", "AffineBatchNorm2d"]
+           "act_sources", "quant_layers", "PeerGroup", "AffineBatchNorm2d", "FLOAT32_EXACT", "float32_exact_problem",
+           "float32_exact_problems"]
+
+#: float32 (torch, the ONNX export, FINN's tensors) holds every integer of magnitude below this.
+FLOAT32_EXACT = 1 << 24
 
 
 _ACT_QUANT = {"float": Uint8ActPerTensorFloat, "po2": Uint8ActPerTensorFixedPoint}
@@ -95,6 +101,57 @@ class StudentConfig:
         return self.layer_bits.get(name, (self.w_bits, self.a_bits))
 
 
+def _widest_stage(m: int, in_bits: int, weight_bits: int, cin: int) -> tuple[int, tuple[int, int]]:
+    """Largest magnitude over the exact stage ranges (input transform, products, channel sums,
+    output) of a Winograd layer with unsigned ``in_bits`` inputs, and its exact output range."""
+    g = bit_growth(in_bits, weight_bits, cin, WinogradSpec(m), in_signed=False, weight_signed=True)
+    stages = (g.input_transform, g.product, g.accumulator, g.output)
+    return max(max(abs(lo), abs(hi)) for lo, hi in stages), tuple(g.output)
+
+
+def float32_exact_problem(name: str, m: int, in_bits: int, weight_bits: int, cin: int) -> str | None:
+    """Why a Winograd layer (F(m x m, 3x3), unsigned ``in_bits`` input codes, ``weight_bits`` weight
+    codes, ``cin`` input channels) cannot be exact through the float32 stages, or ``None``.
+
+    The float stages (torch's forward, the exported QONNX graph, FINN's float32 tensors, the
+    thresholds after the layer) compute the layer on power-of-two-scaled integers; they are exact
+    while every integer they hold stays below 2^24.  The rule: every stage's exact range from
+    :func:`winoforge.winograd.bit_growth` -- over all inputs and weights of these widths, with all
+    ``cin`` channels (an SRBS layer's kept channels differ between positions) -- stays below 2^24.
+    The message names the layer, its exact output range and what would fit."""
+    worst, out = _widest_stage(m, in_bits, weight_bits, cin)
+    if worst < FLOAT32_EXACT:
+        return None
+    fits = []
+    w_fit = [w for w in range(weight_bits - 1, 1, -1) if _widest_stage(m, in_bits, w, cin)[0] < FLOAT32_EXACT]
+    if w_fit:
+        fits.append(f"weight bits <= {w_fit[0]}")
+    a_fit = [a for a in range(in_bits - 1, 1, -1) if _widest_stage(m, a, weight_bits, cin)[0] < FLOAT32_EXACT]
+    if a_fit:
+        fits.append(f"input activation bits <= {a_fit[0]}")
+    if m != 2 and _widest_stage(2, in_bits, weight_bits, cin)[0] < FLOAT32_EXACT:
+        fits.append("m=2")
+    return (f"layer {name}: F({m}x{m},3x3) with {in_bits}-bit unsigned inputs, {weight_bits}-bit weights and "
+            f"{cin} input channels has the exact output range [{out[0]}, {out[1]}] and intermediates up to "
+            f"{worst}; float32 (torch, the ONNX export, FINN) holds integers exactly only below 2^24 = "
+            f"{FLOAT32_EXACT}, so it cannot be built bit-exact; what fits: "
+            + (", or ".join(fits) if fits else "fewer input channels"))
+
+
+def float32_exact_problems(model: nn.Module) -> list[str]:
+    """:func:`float32_exact_problem` for every Winograd layer of a quantized student built by
+    :func:`build_student` (which records each layer's input width in ``layer_input_bits``)."""
+    problems = []
+    for name, bits in getattr(model, "layer_input_bits", {}).items():
+        layer = model.quant_layers[name]
+        if isinstance(layer, QuantWinogradConv2d):
+            problem = float32_exact_problem(name, layer.spec.m, bits, int(layer.weight_bit_width()),
+                                            layer.in_channels)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
 class AffineBatchNorm2d(nn.BatchNorm2d):
     """``BatchNorm2d`` whose inference is written as ``x * a + b`` with ``a = gamma / sqrt(var + eps)``
     and ``b = beta - mean * a`` in float32: the export then holds exactly these ``Mul`` and ``Add``
@@ -121,10 +178,12 @@ class _Builder:
         self.layers: dict[str, nn.Module] = {}
         self.sources: dict[str, str | None] = {}
         self.current: str | None = None  # the activation the next layer reads; None: the input image
+        self.input_bits: dict[str, int] = {}  # quantized layer -> width of the (unsigned) codes it reads
 
     def conv(self, name: str, cin: int, cout: int) -> QuantWinogradConv2d:
         self.names.append(name)
         self.sources[name] = self.current
+        self.input_bits[name] = self.cfg.in_bits if self.current is None else self.cfg.bits(self.current)[1]
         w, _ = self.cfg.bits(name)
         keep = self.cfg.keep if self.cfg.keep is not None else self.cfg.sub_row
         with warnings.catch_warnings():
@@ -158,6 +217,8 @@ class _Builder:
         model.quant_layer_names = tuple(self.names)
         model.act_sources = dict(self.sources)
         model.quant_layers = dict(self.layers)  # a plain dict: the modules are not registered twice
+        if self.quant:
+            model.layer_input_bits = dict(self.input_bits)
 
 
 class _Block(nn.Sequential):
@@ -259,8 +320,16 @@ class ResNetStudent(nn.Module):
         return self.classifier(getattr(x, "value", x))
 
 
-def build_student(cfg: StudentConfig, in_channels: int, num_classes: int) -> nn.Module:
-    return (VGGStudent if cfg.arch == "vgg" else ResNetStudent)(cfg, in_channels, num_classes)
+def build_student(cfg: StudentConfig, in_channels: int, num_classes: int, check_exact: bool = True) -> nn.Module:
+    """The student of ``cfg``.  ``ValueError`` (before any training) when a Winograd layer's widths
+    cannot be exact through the float32 stages (:func:`float32_exact_problem`), naming each such
+    layer; ``check_exact=False`` only for measurement probes that are never exported (the
+    mixed-precision search's W8A8 reference)."""
+    model = (VGGStudent if cfg.arch == "vgg" else ResNetStudent)(cfg, in_channels, num_classes)
+    problems = float32_exact_problems(model) if check_exact else []
+    if problems:
+        raise ValueError("student configuration refused: " + "; ".join(problems))
+    return model
 
 
 def winograd_layers(model: nn.Module) -> dict[str, QuantWinogradConv2d]:
