@@ -195,8 +195,9 @@ def random_input(inst, rng) -> np.ndarray:
 # --------------------------------------------------------------------------- bench
 
 
-def prepare(layers, root: Path, seed: int) -> tuple[list[dict], list[Path], str]:
-    """Generate every layer's HDL (FINN's ``generate_hdl``), its input beats and expected outputs."""
+def prepare(layers, root: Path, seed: int, mutate: dict | None = None) -> tuple[list[dict], list[Path], str]:
+    """Generate every layer's HDL (FINN's ``generate_hdl``), its input beats and expected outputs.
+    ``mutate``: ``{file name: (line, replacement)}`` applied to the generated sources (a broken line)."""
     from qonnx.custom_op.registry import getCustomOp
 
     from winoforge.hw.rtl_ops import output_stream_beats, stream_beats
@@ -211,6 +212,11 @@ def prepare(layers, root: Path, seed: int) -> tuple[list[dict], list[Path], str]
         inst.generate_hdl(model, "xc7z020clg400-1", 10.0)
         for f in inst.get_rtl_file_list(abspath=True):
             f = Path(f)
+            if mutate and f.name in mutate and f.is_relative_to(root):
+                old, new = mutate[f.name]
+                text = f.read_text()
+                assert old in text, f"{old!r} is not in {f.name}"
+                f.write_text(text.replace(old, new))
             files.setdefault((f.name, hashlib.sha256(f.read_bytes()).hexdigest()), f)
         xs = [random_input(inst, rng) for _ in range(FRAMES)]
         ys = [reference(model, node, x) for x in xs]
@@ -266,7 +272,7 @@ def verilator_env(module, tool):
         yield
 
 
-def simulate(layers, root: Path, seed: int, p_valid=0.6, p_ready=0.6) -> list[dict]:
+def simulate(layers, root: Path, seed: int, p_valid=0.6, p_ready=0.6, mutate=None) -> list[dict]:
     """Build one Verilator model of ``layers`` and run both cocotb tests; returns the instances
     with ``backpressure`` / ``full_rate`` results added."""
     from cocotb_tools.runner import get_runner
@@ -274,7 +280,7 @@ def simulate(layers, root: Path, seed: int, p_valid=0.6, p_ready=0.6) -> list[di
     from winoforge.hw.finn_env import ensure_finn
 
     ensure_finn(root / "finn_build_dir")  # FINN's settings: finn-rtllib's location
-    insts, sources, top = prepare(layers, root / "hdl", seed)
+    insts, sources, top = prepare(layers, root / "hdl", seed, mutate)
     build = root / "sim"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
@@ -362,6 +368,18 @@ def test_cycles_per_frame_match_estimates(fast_bench):
     for inst in ours:
         sim, est = cycles_per_frame(inst), inst["est_cycles"]
         assert abs(sim - est) <= 0.05 * est + 2, f"{inst['name']}: {sim} cycles simulated, {est} estimated"
+
+
+def test_a_broken_rtl_line_fails(verilator_env, tmp_path):
+    """One wrong line in each core (max -> min, an unsigned weight read as signed, the running sum
+    restarted at every pixel) makes the comparison fail for exactly that layer."""
+    layers = [pool_layer("bpool", 4, 2, 2, 3, "INT4"), mvau_layer("bmvau", 8, 4, 2, 4, "UINT4", "UINT3", 5),
+              gap_layer("bgap", 4, 2, 3, "UINT4")]
+    mutate = {"winoforge_pool.sv": ("(x > acc[p])", "(x < acc[p])"),
+              "winoforge_mvau_lut.sv": ("if (W_SIGNED != 0) return WE'($signed(v));", "return WE'($signed(v));"),
+              "winoforge_global_acc_pool.sv": ("(pixel == '0) ? '0 :", "1'b1 ? '0 :")}
+    insts = simulate(layers, tmp_path, seed=5, mutate=mutate)
+    assert set(mismatches(insts, "backpressure")) == {"bpool", "bmvau", "bgap"}
 
 
 @pytest.mark.slow
