@@ -76,7 +76,22 @@ def layer_parameters(params) -> dict[str, int]:
         "VMID_W": min(it["MID_W"], v_w), "V_W": v_w,
         "PROD_W": min(dot["PROD_W"], ob), "SUM_W": min(dot["SUM_W"], ob), "ACC_W": min(dot["ACC_W"], ob),
         "OMID_W": min(ot["MID_W"], ob), "OUT_W": ob, "OE": params.out_stream_elems,
+        "NVB": v_buffer_slots(params),
     }
+
+
+#: Cycles from the window stage's last read of a tile to the PE array's first
+#: read of it, plus one for the slot's release (winograd_srbs_layer.sv).
+WINDOW_TO_PE = 3
+
+
+def v_buffer_slots(params) -> int:
+    """V buffer slots: 2 (double buffer) where a tile's PE work ``(t^2/POS) * cf * sf``
+    covers its ``t * sf`` window reads plus the hand-over; else 3, so the window
+    stage runs two tiles ahead and the window reads alone set the pace."""
+    sf = params.ifm_channels // params.simd
+    pe_work = params.position_groups * (params.ofm_channels // params.pe) * sf
+    return 2 if pe_work >= params.t * sf + WINDOW_TO_PE else 3
 
 
 def stream_widths(params) -> tuple[int, int]:

@@ -18,8 +18,10 @@
 //   window       per tile and input fold: T column reads (one word from each
 //                of T row banks), then SIMD parallel input transforms
 //                V = B^T d B (winograd_input_transform) -> V buffer.
-//   V buffer     two halves (tile k, tile k+1), per Winograd position a bank
-//                of 2*SF words of SIMD*V_W bits.
+//   V buffer     NVB slots (tiles k, k+1[, k+2]), per Winograd position a
+//                bank of NVB*SF words of SIMD*V_W bits.  NVB = 3 lets the
+//                window stage run two tiles ahead where a tile's PE work is
+//                shorter than its T*SF window reads plus the pipeline.
 //   PE array     per tile: output fold f (CF = COUT/PE) -> position group g
 //                (G = T*T/POS) -> input fold s (innermost), one step a cycle;
 //                POS x PE srbs_dot units, weights from the ROM read with
@@ -62,6 +64,7 @@ module winograd_srbs_layer #(
     parameter int OMID_W    = 18,  // output transform: A^T M
     parameter int OUT_W     = 18,
     parameter int OE        = 2,   // output channels per beat (a divisor of COUT, >= PE)
+    parameter int NVB       = 2,   // V buffer slots: 2, or 3 where the window stage is the bottleneck
     parameter     VALUES_FILE  = "weights_values.memh",
     parameter     INDICES_FILE = "weights_indices.memh"
 ) (
@@ -95,7 +98,8 @@ module winograd_srbs_layer #(
     // address widths
     localparam int LB_AW  = (LB_D > 1) ? $clog2(LB_D) : 1;
     localparam int ROW_AW = $clog2(ROWS);
-    localparam int V_AW   = $clog2(2 * SF);
+    localparam int V_AW   = (NVB * SF > 1) ? $clog2(NVB * SF) : 1;
+    localparam int VS_W   = 2;  // slot index width
     localparam int W_AW   = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam int OB_AW  = (OB_D > 1) ? $clog2(OB_D) : 1;
 
@@ -135,8 +139,8 @@ module winograd_srbs_layer #(
 
     // ------------------------------------------------------------------ window stage
     int   w_tr, w_tc, w_s, w_col;
-    logic w_half;
-    logic [1:0] vfull;           // V buffer halves holding a complete tile
+    logic [VS_W - 1:0] w_half;   // V buffer slot being written
+    logic [(1 << VS_W) - 1:0] vfull;  // V buffer slots holding a complete tile (NVB used)
     int   y0, ylo, yhi, need, ylo_next, x0;
     logic band_ok, w_issue, w_last_tile, w_last_band_step;
     logic [T - 1:0] row_ok;
@@ -165,7 +169,7 @@ module winograd_srbs_layer #(
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            w_tr <= 0; w_tc <= 0; w_s <= 0; w_col <= 0; w_half <= 1'b0; lb_base <= '0;
+            w_tr <= 0; w_tc <= 0; w_s <= 0; w_col <= 0; w_half <= '0; lb_base <= '0;
         end else if (w_issue) begin
             if (rel_rows != 0) lb_base <= ROW_AW'((int'(lb_base) + rel_rows) % ROWS);
             if (w_col != T - 1) w_col <= w_col + 1;
@@ -174,7 +178,7 @@ module winograd_srbs_layer #(
                 if (w_s != SF - 1) w_s <= w_s + 1;
                 else begin
                     w_s <= 0;
-                    w_half <= !w_half;
+                    w_half <= (w_half == VS_W'(NVB - 1)) ? '0 : w_half + 1'b1;
                     if (w_tc != TW - 1) w_tc <= w_tc + 1;
                     else begin
                         w_tc <= 0;
@@ -186,7 +190,8 @@ module winograd_srbs_layer #(
     end
 
     // stage A: line-buffer words arrive
-    logic a_valid, a_last, a_half, a_col_ok;
+    logic a_valid, a_last, a_col_ok;
+    logic [VS_W - 1:0] a_half;
     int   a_col, a_s;
     logic [T - 1:0] a_row_ok;
     logic [ROW_AW - 1:0] a_rot;
@@ -234,7 +239,8 @@ module winograd_srbs_layer #(
         );
     end
     // stage C: V written (transform latency 1)
-    logic c_valid, c_last, c_half;
+    logic c_valid, c_last;
+    logic [VS_W - 1:0] c_half;
     int   c_s;
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) c_valid <= 1'b0;
@@ -244,12 +250,13 @@ module winograd_srbs_layer #(
 
     // ------------------------------------------------------------------ V buffer
     int   p_f, p_g, p_s;
-    logic p_half, p_issue, p_last, pipe_en;
+    logic [VS_W - 1:0] p_half;
+    logic p_issue, p_last, pipe_en;
     logic [V_AW - 1:0] v_raddr;
     logic [VWORD - 1:0] v_rd [T2];
     assign v_raddr = V_AW'(int'(p_half) * SF + p_s);
     for (genvar xi = 0; xi < T2; xi++) begin : g_vbuf
-        logic [VWORD - 1:0] mem [2 * SF];
+        logic [VWORD - 1:0] mem [NVB * SF];
         logic [VWORD - 1:0] wdata;
         for (genvar c = 0; c < SIMD; c++) begin : g_lane
             assign wdata[c * V_W +: V_W] = v_lane[c][xi * V_W +: V_W];
@@ -260,10 +267,10 @@ module winograd_srbs_layer #(
         end
     end
     always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) vfull <= 2'b00;
-        else for (int h = 0; h < 2; h++) begin
-            if (c_valid && c_last && c_half == h[0]) vfull[h] <= 1'b1;
-            else if (p_issue && p_last && p_half == h[0]) vfull[h] <= 1'b0;
+        if (!ap_rst_n) vfull <= '0;
+        else for (int h = 0; h < NVB; h++) begin
+            if (c_valid && c_last && c_half == VS_W'(h)) vfull[h] <= 1'b1;
+            else if (p_issue && p_last && p_half == VS_W'(h)) vfull[h] <= 1'b0;
         end
     end
 
@@ -278,7 +285,7 @@ module winograd_srbs_layer #(
     assign w_raddr = W_AW'((p_f * G + p_g) * SF + p_s);
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            p_f <= 0; p_g <= 0; p_s <= 0; p_half <= 1'b0;
+            p_f <= 0; p_g <= 0; p_s <= 0; p_half <= '0;
         end else if (p_issue) begin
             if (p_s != SF - 1) p_s <= p_s + 1;
             else begin
@@ -289,7 +296,7 @@ module winograd_srbs_layer #(
                     if (p_f != CF - 1) p_f <= p_f + 1;
                     else begin
                         p_f <= 0;
-                        p_half <= !p_half;
+                        p_half <= (p_half == VS_W'(NVB - 1)) ? '0 : p_half + 1'b1;
                     end
                 end
             end
