@@ -207,9 +207,16 @@ def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> Valu
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, rtl: bool = False) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
-    deployment package ``<out_root>/<name>/``.  Returns the package's manifest."""
+    deployment package ``<out_root>/<name>/``.  Returns the package's manifest.
+
+    ``rtl=True`` (implies ``codegen``; needs ``golden``): the stitched accelerator with FIFOs sized
+    by simulation on the golden images goes into ``rtl/`` (:func:`winoforge.hw.rtl_sim.package_rtl`),
+    checked bit-exact against the package's integer program, for the runtime's ``rtl`` backend."""
+    if rtl and golden is None:
+        raise ValueError("rtl=True needs golden images (--verify-images >= 1): the FIFOs are sized on them")
+    codegen = codegen or rtl
     from .build import BuildStepError, baseline_steps, make_build_config, run_build, winograd_steps
     from .finn_env import shims_active, vivado_available
 
@@ -250,6 +257,16 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
             raw = raw.transpose(0, 2, 3, 1)
         np.savez(package / "runtime" / "golden.npz", input=raw.astype(np.uint8),
                  output=np.asarray(result.golden_outputs["output"]))
+    rtl_entry = None
+    if rtl:
+        from .rtl_sim import package_rtl
+
+        raw = np.asarray(golden)
+        if raw.ndim == 4 and raw.shape[1] in (1, 3):
+            raw = raw.transpose(0, 2, 3, 1)
+        rtl_entry = package_rtl(result.model, package, work, raw.astype(np.int64), fpgapart=cfg._resolve_fpga_part(),
+                                clk_ns=cfg.synth_clk_period_ns, estimates=result.estimates,
+                                build_root=Path(work_root) / "verilator")
     if codegen:  # FINN's generated HDL and our WinogradSRBS parameter/weight files, per node
         from qonnx.custom_op.registry import getCustomOp
 
@@ -275,7 +292,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "flow": "stock-finn-baseline" if baseline else "winograd-srbs",
         "input": {"name": iname, "shape": result.model.get_tensor_shape(iname), "dtype": "uint8"},
         "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
-        "estimated_fps": result.estimates.get("fps"), "bitfile": None,
+        "estimated_fps": result.estimates.get("fps"), "bitfile": None, "rtl": rtl_entry,
         "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
                     "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
         "provenance": portable_paths({

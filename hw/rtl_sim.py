@@ -11,11 +11,15 @@
   occupancy plus a margin, stitch again with those depths and simulate the batch
   again: it must finish (a deadlock raises) with the same outputs and no slower than
   ``slack`` times the deep design.
+* :func:`package_rtl` -- the sized design into a deployment package (``rtl/``), checked
+  against the package's integer program, with its figures (``reports/rtl_sim.json``).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +28,8 @@ import numpy as np
 
 from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, split_fabric, stitch
 
-__all__ = ["NetworkRun", "simulate", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing"]
+__all__ = ["NetworkRun", "simulate", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
+           "RTL_REPORT"]
 
 #: the input FIFO's depth: the DMA refills it every cycle it has room, so a deep one only
 #: measures how far the DMA can run ahead
@@ -74,12 +79,15 @@ def simulate(design: StitchedDesign | str | Path, x: np.ndarray, *, seed: int = 
     fabric.build((FIFO_REPORT_DEFINE,))  # compile outside the timed run
     n = int(np.asarray(x).shape[0])
     t0 = time.perf_counter()
-    y, run = fabric.run(x, defines=(FIFO_REPORT_DEFINE,), seed=seed, in_bubble=bubbles, out_stall=backpressure)
+    # generous cycle limit from the estimates: a deadlock ends the run long before it
+    est = [int(st["cycles_est"]) for st in fabric.spec["stages"]]
+    limit = int((n + 2) * max(est) * 4 / (1 - max(bubbles, backpressure)) + 4 * sum(est) + 100_000)
+    y, run = fabric.run(x, defines=(FIFO_REPORT_DEFINE,), seed=seed, in_bubble=bubbles, out_stall=backpressure,
+                        max_cycles=limit)
     wall = time.perf_counter() - t0
     beats_out = len(run.out_cycles) // n
     last = run.out_cycles[beats_out - 1::beats_out]
-    # the harness offers the first word in cycle 0: the first image's latency is its last word's cycle + 1
-    latency = int(last[0]) + 1
+    latency = int(last[0] - run.in_cycles[0]) + 1
     per_frame = float(np.mean(np.diff(last))) if n > 1 else float(latency)
     return NetworkRun(outputs=y, images=n, cycles=run.cycles, cycles_per_frame=per_frame, latency_cycles=latency,
                       fifo_peaks=fifo_peaks(folder / FIFO_REPORT_FILE, len(fabric.spec["fifo_depths"])),
@@ -138,3 +146,51 @@ def size_fifos(model, out_dir: str | Path, x: np.ndarray, *, margin: float = 0.1
         raise AssertionError(f"the FIFO-sized design needs {sized.cycles_per_frame:.0f} cycles per frame, more than "
                              f"{slack} x the deep design's {deep.cycles_per_frame:.0f}; depths {depths}")
     return FifoSizing(design, deep, sized, deep_depths, depths)
+
+
+#: what a package records of its stitched RTL (``reports/rtl_sim.json``)
+RTL_REPORT = "reports/rtl_sim.json"
+
+
+def _fabric_reference(package: Path, x: np.ndarray, tensor: str) -> np.ndarray:
+    """The package's integer program at the fabric's output tensor for the inputs ``x``."""
+    from winoforge.runtime.program import Program
+
+    return Program.load(package / "runtime").run(x, return_all=True)[tensor]
+
+
+def package_rtl(model, package: str | Path, work: str | Path, x: np.ndarray, *, fpgapart: str, clk_ns: float,
+                estimates: dict | None = None, build_root: str | Path = "build/verilator") -> dict:
+    """Stitch ``model``'s fabric, size its FIFOs on the images ``x`` (NHWC, the accelerator's
+    raw input; at least two frames are simulated), check the sized design against the package's
+    integer program (``np.array_equal``), and put it into ``<package>/rtl/`` with its figures in
+    :data:`RTL_REPORT`.  Returns the manifest's ``rtl`` entry."""
+    from winoforge.runtime.rtl_backend import RTL_DIR, STITCHED_FILE
+
+    package, work = Path(package), Path(work)
+    x = np.asarray(x)
+    if len(x) < 2:
+        x = np.concatenate([x, x])[:2]
+    sizing = size_fifos(model, work / "stitched", x, fpgapart=fpgapart, clk_ns=clk_ns, build_root=build_root)
+    want = _fabric_reference(package, x, sizing.design.fabric_output)
+    if not np.array_equal(sizing.sized.outputs, want):
+        raise AssertionError(f"the stitched RTL differs from the package's integer program at "
+                             f"{sizing.design.fabric_output} in {int((sizing.sized.outputs != want).sum())} values")
+    dest = package / RTL_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in [*sizing.design.sources, STITCHED_FILE, *sorted(p.name for p in sizing.design.folder.iterdir()
+                                                                 if p.suffix in (".dat", ".memh", ".mem", ".hex"))]:
+        shutil.copy2(sizing.design.folder / name, dest / name)
+    est_cycles = (estimates or {}).get("max_cycles")
+    report = {"images": int(len(x)), "fabric_output": sizing.design.fabric_output, "tail_on_host": sizing.design.tail,
+              "fifo": sizing.summary(), "sim": sizing.sized.summary(),
+              "cycles_per_frame_est": est_cycles,
+              "layers": [{"name": s.name, "op_type": s.op_type, "cycles_est": s.cycles_est}
+                         for s in sizing.design.stages],
+              "equal_to_program": True}
+    (package / RTL_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return {"folder": RTL_DIR, "top": sizing.design.top, "report": RTL_REPORT,
+            "fabric_output": sizing.design.fabric_output, "tail_on_host": sizing.design.tail,
+            "cycles_per_frame_sim": sizing.sized.cycles_per_frame, "latency_cycles_sim": sizing.sized.latency_cycles}

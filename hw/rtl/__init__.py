@@ -48,6 +48,7 @@ __all__ = [
     "transform_latency",
     "srbs_dot_latency",
     "yosys_counts",
+    "synth_counts",
 ]
 
 #: Folder of the SystemVerilog sources (shipped as package data).
@@ -195,6 +196,19 @@ def srbs_dot_latency(params: dict) -> int:
     return int(params["MUL_REG"]) + tree + 1
 
 
+#: LUTs (of a SLICEM) per distributed-RAM cell, longest prefix first
+_LUTRAM_LUTS = {"RAM32M16": 8, "RAM64M8": 8, "RAM32M": 4, "RAM64M": 4, "RAM128X1D": 4, "RAM256X1S": 4,
+                "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1S": 2, "RAM32X1S": 1, "RAM64X1S": 1}
+
+
+def _lutram_luts(cells: dict) -> int:
+    total = 0
+    for name, n in cells.items():
+        lut = next((v for prefix, v in _LUTRAM_LUTS.items() if name.startswith(prefix)), 0)
+        total += n * lut
+    return total
+
+
 def _count(cells: dict, prefixes: tuple[str, ...]) -> int:
     return sum(n for name, n in cells.items() if name.startswith(prefixes))
 
@@ -204,7 +218,7 @@ def yosys_counts(unit: str, params: dict, family: str = "xc7", *, yosys: str | N
     ``synth_xilinx -family <family> -flatten -noiopad -noclkbuf`` (I/O and clock
     buffers not counted).
 
-    Returns ``LUT`` (LUT1..LUT6), ``MUXF`` (MUXF7/MUXF8), ``SRL`` (SRL16E/SRLC32E,
+    Returns ``LUT`` (LUT1..LUT6), ``LUTRAM`` (LUTs used as distributed RAM: RAM32M = 4...), ``MUXF`` (MUXF7/MUXF8), ``SRL`` (SRL16E/SRLC32E,
     LUTs used as shift registers), ``FF`` (FDRE/FDSE/FDCE/FDPE), ``DSP``
     (DSP48E1/DSP48E2), ``CARRY`` (CARRY4/CARRY8), ``BRAM`` (RAMB18/RAMB36) and
     ``cells``, every cell type with its count.  Yosys's LUT packing reports more
@@ -212,26 +226,35 @@ def yosys_counts(unit: str, params: dict, family: str = "xc7", *, yosys: str | N
     ``RuntimeError`` if Yosys fails.
     """
     _check_unit(unit)
+    return synth_counts(sources(unit), unit, params, family, yosys=yosys)
+
+
+def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7", *, yosys: str | None = None,
+                 cwd: str | Path | None = None, defines: tuple[str, ...] = ()) -> dict:
+    """Yosys counts (see :func:`yosys_counts`) of module ``top`` read from ``files`` with
+    SystemVerilog ``params``; ``cwd``: where ``$readmemh`` files named relatively are found."""
     if family not in YOSYS_FAMILIES:
         raise ValueError(f"family {family!r} not allowed; allowed: {', '.join(YOSYS_FAMILIES)}")
     exe = yosys or shutil.which("yosys")
     if exe is None:
         raise FileNotFoundError("yosys is not on PATH")
-    chparam = " ".join(f"-set {name} {int(value)}" for name, value in params.items())
+    chparam = " ".join(f"-set {name} {int(value)}" for name, value in (params or {}).items())
     with tempfile.TemporaryDirectory(prefix="winoforge_yosys_") as tmp:
         stat_file = Path(tmp) / "stat.json"
         script = "; ".join([
-            "read_verilog -sv " + " ".join(str(p) for p in sources(unit)),
-            *([f"chparam {chparam} {unit}"] if chparam else []),
-            f"synth_xilinx -family {family} -top {unit} -flatten -noiopad -noclkbuf",
+            "read_verilog -sv " + " ".join(f"-D{d}" for d in defines) + " " + " ".join(str(Path(p).resolve())
+                                                                                  for p in files),
+            *([f"chparam {chparam} {top}"] if chparam else []),
+            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
             f"tee -q -o {stat_file} stat -json",
         ])
-        run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=tmp)
+        run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=str(cwd or tmp))
         if run.returncode != 0 or not stat_file.exists():
-            raise RuntimeError(f"yosys failed for {unit} {params}:\n{run.stdout[-4000:]}{run.stderr[-4000:]}")
+            raise RuntimeError(f"yosys failed for {top} {params or ''}:\n{run.stdout[-4000:]}{run.stderr[-4000:]}")
         cells = dict(json.loads(stat_file.read_text())["design"]["num_cells_by_type"])
     return {
         "LUT": _count(cells, ("LUT",)),
+        "LUTRAM": _lutram_luts(cells),
         "MUXF": _count(cells, ("MUXF",)),
         "SRL": _count(cells, ("SRL",)),
         "FF": _count(cells, ("FDRE", "FDSE", "FDCE", "FDPE")),

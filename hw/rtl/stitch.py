@@ -74,6 +74,7 @@ class Stage:
     out_width: int
     ports: dict        # clk, rst, s_axis, m_axis names
     cycles_est: int
+    files: list = field(default_factory=list)   # this layer's sources (names in the folder), compile order
 
 
 @dataclass
@@ -309,13 +310,12 @@ def stitch(model, out_dir: str | Path, fifo_depths: int | list[int] = 32, *, fpg
     for node in fabric:
         files, data = _layer_sources(model, node, fpgapart, clk_ns)
         folder = getCustomOp(node).get_nodeattr("code_gen_dir_ipgen")
-        for f in files:
-            name = _copy_flat(f, out, [str(folder)], seen)
-            if name not in sources:
-                sources.append(name)
+        names = [_copy_flat(f, out, [str(folder)], seen) for f in files]
+        sources.extend(n for n in names if n not in sources)
         for f in data:
             _copy_flat(f, out, [], seen)
         stages.append(_stage(model, node))
+        stages[-1].files = names
     first, last = getCustomOp(fabric[0]), getCustomOp(fabric[-1])
     io = {"idt": first.get_input_datatype().name, "odt": last.get_output_datatype().name,
           "ishape_folded": [int(d) for d in first.get_folded_input_shape()],

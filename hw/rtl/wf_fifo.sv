@@ -22,19 +22,20 @@ module wf_fifo #(
   output logic [31:0]      maxcount
 );
   localparam int AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+  localparam int CW = $clog2(DEPTH + 1);
 
   logic [WIDTH-1:0] mem [DEPTH];
   logic [AW-1:0] wp, rp;
-  logic [31:0] cnt, peak;
+  logic [CW-1:0] cnt, peak;
 
   wire push = ivld && irdy;
   wire pop  = ovld && ordy;
 
-  assign irdy = (cnt != DEPTH);
+  assign irdy = (cnt != CW'(DEPTH));
   assign ovld = (cnt != 0);
   assign odat = mem[rp];
-  assign count = cnt;
-  assign maxcount = peak;
+  assign count = 32'(cnt);
+  assign maxcount = 32'(peak);
 
   always_ff @(posedge clk) begin
     if (push) mem[wp] <= idat;
@@ -49,8 +50,9 @@ module wf_fifo #(
     end else begin
       if (push) wp <= (wp == AW'(DEPTH - 1)) ? '0 : wp + 1'b1;
       if (pop) rp <= (rp == AW'(DEPTH - 1)) ? '0 : rp + 1'b1;
-      cnt <= cnt + (push ? 32'd1 : 32'd0) - (pop ? 32'd1 : 32'd0);
-      if (push && !pop && cnt + 1 > peak) peak <= cnt + 1;
+      if (push && !pop) cnt <= cnt + 1'b1;
+      else if (pop && !push) cnt <= cnt - 1'b1;
+      if (push && !pop && cnt + 1'b1 > peak) peak <= cnt + 1'b1;
     end
   end
 endmodule
