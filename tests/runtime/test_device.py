@@ -16,6 +16,7 @@ import pytest
 from winoforge.runtime import (Accelerator, BackendError, CorruptPackageError, DataflowDriver, DeviceError,
                                DeviceTimeoutError, IOSpec, SimulatedBusError, SimulatedMemory, SimulatedOverlay,
                                load_package, verify_package)
+from winoforge.runtime.accelerator import to_accelerator_layout
 from winoforge.runtime.device import ADDR_HI, ADDR_LO, AP_CTRL, AP_DONE, AP_IDLE, NUM_REPS
 
 pytestmark = pytest.mark.portable
@@ -325,8 +326,8 @@ def test_accelerator_refuses_bad_inputs(tmp_path):
     expected = r"expected an \(N, 4, 4, 2\) uint8 array of integers 0..255"
     with pytest.raises(ValueError, match=rf"input: shape \(4, 4, 2\); {expected} \(one image\? add the batch"):
         acc.execute(np.zeros((4, 4, 2), np.uint8))
-    with pytest.raises(ValueError, match=rf"input: shape \(1, 2, 4, 4\); {expected}$"):
-        acc.execute(np.zeros((1, 2, 4, 4), np.uint8))  # NCHW
+    with pytest.raises(ValueError, match=rf"input: shape \(1, 4, 2, 4\); {expected}$"):
+        acc.execute(np.zeros((1, 4, 2, 4), np.uint8))  # neither NHWC nor NCHW
     with pytest.raises(ValueError, match=rf"input: dtype float32; {expected} -- the accelerator takes the raw"):
         acc.execute(np.zeros((1, 4, 4, 2), np.float32))
     for value, dtype in [(300, np.int16), (-1, np.int8)]:
@@ -337,6 +338,17 @@ def test_accelerator_refuses_bad_inputs(tmp_path):
             acc.execute(x)
     with pytest.raises(ValueError, match="input: dtype <U1"):
         acc.execute(np.full((1, 4, 4, 2), "a"))
+
+
+def test_accelerator_takes_torchs_nchw_when_the_shape_leaves_no_doubt(tmp_path):
+    acc = load(write_package(tmp_path / "pkg"), backend="sim")
+    x = inputs(IO_A, 3)  # NHWC (3, 4, 4, 2)
+    nhwc = acc.execute(x)
+    assert acc.last_layout == "NHWC"
+    assert np.array_equal(acc.execute(x.transpose(0, 3, 1, 2)), nhwc) and acc.last_layout == "NCHW"
+    square = np.zeros((1, 3, 3, 3), np.uint8)  # C == H == W: NHWC, the accelerator's own layout
+    same, layout = to_accelerator_layout(square, (3, 3, 3))
+    assert same is square and layout == "NHWC"
 
 
 def test_backend_selection_without_a_board(tmp_path, monkeypatch):
