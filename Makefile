@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo test test-host test-board bench bench-hw export estimate run notebooks demo-package clean
+.PHONY: help setup setup-host setup-board demo test test-host test-board bench bench-hw bench-rtl export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_layer_speed.py
 	$(PY) benchmarks/hw_estimates.py
 	$(PY) benchmarks/runtime_speed.py
+	$(PY) benchmarks/rtl.py
 
 bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
 	$(PY) benchmarks/hw_estimates.py
@@ -80,6 +81,20 @@ estimate: export ## FINN builds (ours and stock baseline) to estimates -> bitstr
 PACKAGE ?= notebooks/packages/fmnist-tiny
 run: setup-board ## run PACKAGE on a PYNQ board or the simulated device (board environment): self-test + test images
 	$(PY_BOARD) -m winoforge.cli run $(PACKAGE)
+
+# The open hardware path: a package built with `winoforge build ... --rtl` carries its stitched RTL (rtl/).
+SIM_IMAGES ?= 1000
+sim: setup-host ## PACKAGE's stitched RTL on SIM_IMAGES real test images under Verilator, bit-exact check + cycles
+	$(PY) -m winoforge.hw.rtl_sim $(PACKAGE) --images $(SIM_IMAGES)
+
+synth: setup-host ## Yosys synth_xilinx of every layer and FIFO of PACKAGE's stitched RTL, next to the estimates
+	$(PY) -m winoforge.hw.rtl_synth $(PACKAGE)
+
+bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Vitis HLS on PATH; stops first without)
+	$(PY) -m winoforge.hw.bitfile $(PACKAGE)
+
+bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
+	$(PY) benchmarks/rtl.py
 
 notebooks: setup-board ## execute notebooks/*.ipynb in the board environment (outputs in build/notebooks/)
 	mkdir -p build/notebooks

@@ -69,20 +69,23 @@ def fifo_peaks(report: Path, count: int) -> list[int]:
 
 
 def simulate(design: StitchedDesign | str | Path, x: np.ndarray, *, seed: int = 0, bubbles: float = 0.0,
-             backpressure: float = 0.0, build_root: str | Path = "build/verilator") -> NetworkRun:
-    """Run the batch ``x`` (N, *ishape_normal[1:]) of the fabric's integer input through ``design``
-    (its FIFO occupancy report written into the design's folder)."""
+             backpressure: float = 0.0, build_root: str | Path = "build/verilator",
+             fifo_report: bool = True) -> NetworkRun:
+    """Run the batch ``x`` (N, *ishape_normal[1:]) of the fabric's integer input through ``design``;
+    ``fifo_report``: the FIFO occupancy report is written into the design's folder and read back
+    (off for a package's design, whose files must not change)."""
     from winoforge.runtime.rtl_backend import VerilatedFabric
 
     folder = design.folder if isinstance(design, StitchedDesign) else Path(design)
     fabric = VerilatedFabric(folder, build_root)
-    fabric.build((FIFO_REPORT_DEFINE,))  # compile outside the timed run
+    defines = (FIFO_REPORT_DEFINE,) if fifo_report else ()
+    fabric.build(defines)  # compile outside the timed run
     n = int(np.asarray(x).shape[0])
     t0 = time.perf_counter()
     # generous cycle limit from the estimates: a deadlock ends the run long before it
     est = [int(st["cycles_est"]) for st in fabric.spec["stages"]]
     limit = int((n + 2) * max(est) * 4 / (1 - max(bubbles, backpressure)) + 4 * sum(est) + 100_000)
-    y, run = fabric.run(x, defines=(FIFO_REPORT_DEFINE,), seed=seed, in_bubble=bubbles, out_stall=backpressure,
+    y, run = fabric.run(x, defines=defines, seed=seed, in_bubble=bubbles, out_stall=backpressure,
                         max_cycles=limit)
     wall = time.perf_counter() - t0
     beats_out = len(run.out_cycles) // n
@@ -90,7 +93,8 @@ def simulate(design: StitchedDesign | str | Path, x: np.ndarray, *, seed: int = 
     latency = int(last[0] - run.in_cycles[0]) + 1
     per_frame = float(np.mean(np.diff(last))) if n > 1 else float(latency)
     return NetworkRun(outputs=y, images=n, cycles=run.cycles, cycles_per_frame=per_frame, latency_cycles=latency,
-                      fifo_peaks=fifo_peaks(folder / FIFO_REPORT_FILE, len(fabric.spec["fifo_depths"])),
+                      fifo_peaks=fifo_peaks(folder / FIFO_REPORT_FILE, len(fabric.spec["fifo_depths"]))
+                      if fifo_report else [],
                       wall_s=wall, cycles_per_s=run.cycles / wall if wall > 0 else float("inf"),
                       options={"seed": seed, "bubbles": bubbles, "backpressure": backpressure})
 
@@ -194,3 +198,62 @@ def package_rtl(model, package: str | Path, work: str | Path, x: np.ndarray, *, 
     return {"folder": RTL_DIR, "top": sizing.design.top, "report": RTL_REPORT,
             "fabric_output": sizing.design.fabric_output, "tail_on_host": sizing.design.tail,
             "cycles_per_frame_sim": sizing.sized.cycles_per_frame, "latency_cycles_sim": sizing.sized.latency_cycles}
+
+
+def run_package(package: str | Path, images: int = 1000, *, seed: int = 0, bubbles: float = 0.0,
+                backpressure: float = 0.0, data_dir: str | Path | None = None,
+                build_root: str | Path = "build/verilator") -> dict:
+    """The first ``images`` Fashion-MNIST test images through a package's stitched RTL, compared
+    with ``np.array_equal`` to its integer program at the fabric's output; figures as a dict."""
+    from winoforge.runtime.idx import fashion_mnist_arrays
+    from winoforge.runtime.package import load_package
+    from winoforge.runtime.rtl_backend import RTL_DIR, STITCHED_FILE
+
+    package = load_package(package).path  # every sha256 checked first
+    if not (package / RTL_DIR / STITCHED_FILE).is_file():
+        raise FileNotFoundError(f"{package} has no stitched RTL ({RTL_DIR}/{STITCHED_FILE}); build it with "
+                                "`winoforge build ... --rtl`")
+    spec = json.loads((package / RTL_DIR / STITCHED_FILE).read_text())
+    x, _ = fashion_mnist_arrays(data_dir, "test")
+    x = np.asarray(x[:images], dtype=np.int64).reshape(-1, *spec["io"]["ishape_normal"][1:])
+    want = _fabric_reference(package, x, spec["fabric_output"])
+    run = simulate(package / RTL_DIR, x, seed=seed, bubbles=bubbles, backpressure=backpressure,
+                   build_root=build_root, fifo_report=False)
+    mismatches = int(np.sum(run.outputs != want))
+    est = json.loads((package / "reports" / "estimates.json").read_text())
+    return {"package": str(package), "images": len(x), "mismatches": mismatches,
+            "equal": mismatches == 0 and run.outputs.shape == want.shape,
+            "cycles_per_frame_est": est.get("max_cycles"), **run.summary()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m winoforge.hw.rtl_sim PACKAGE --images N`` (``make sim``)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m winoforge.hw.rtl_sim",
+                                description="a package's stitched RTL on real test images under Verilator")
+    p.add_argument("package")
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--bubbles", type=float, default=0.0, help="input bubble probability per cycle")
+    p.add_argument("--backpressure", type=float, default=0.0, help="output stall probability per cycle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="JSON report (default build/rtl_sim/<package>.json)")
+    args = p.parse_args(argv)
+    try:
+        report = run_package(args.package, args.images, seed=args.seed, bubbles=args.bubbles,
+                             backpressure=args.backpressure)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"make sim: {err}")
+        return 1
+    out = Path(args.out or Path("build") / "rtl_sim" / f"{Path(args.package).name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['images']} test images through the verilated accelerator: {report['mismatches']} mismatches "
+          f"against the integer program; {report['cycles_per_frame']:.0f} cycles/frame simulated "
+          f"(estimated {report['cycles_per_frame_est']}), latency {report['latency_cycles']} cycles; "
+          f"Verilator {report['verilator_cycles_per_s'] / 1e6:.2f} M cycles/s -> {out}")
+    return 0 if report["equal"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -92,3 +92,56 @@ def write_report(design_folder: str | Path, out: str | Path, family: str, estima
     report = synth_design(design_folder, family, estimates)
     Path(out).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+#: where a package keeps its Yosys report
+SYNTH_REPORT = "reports/yosys.json"
+
+
+def synth_package(package: str | Path) -> dict:
+    """Synthesize a package's stitched RTL for its part's family, write :data:`SYNTH_REPORT`
+    into the package and re-write its manifest (every sha256 checked before, listed after)."""
+    from winoforge.runtime.package import load_package, write_manifest
+    from winoforge.runtime.rtl_backend import RTL_DIR
+
+    pkg = load_package(package)
+    folder = pkg.path / RTL_DIR
+    if not (folder / "stitched.json").is_file():
+        raise FileNotFoundError(f"{pkg.path} has no stitched RTL ({RTL_DIR}/stitched.json); build it with "
+                                "`winoforge build ... --rtl`")
+    estimates = json.loads((pkg.path / "reports" / "estimates.json").read_text())
+    report = synth_design(folder, yosys_family(pkg.manifest["fpga_part"]), estimates)
+    (pkg.path / SYNTH_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    info = {k: v for k, v in pkg.manifest.items() if k not in ("files", "format_version")}
+    info["yosys"] = SYNTH_REPORT
+    write_manifest(pkg.path, info)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m winoforge.hw.rtl_synth PACKAGE`` (``make synth``)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m winoforge.hw.rtl_synth",
+                                description="Yosys synth_xilinx of every layer and FIFO of a package's stitched RTL")
+    p.add_argument("package")
+    args = p.parse_args(argv)
+    try:
+        report = synth_package(args.package)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"make synth: {err}")
+        return 1
+    print(f"{'layer':40s} {'yosys lut/ff/bram/dsp':>24s}   {'estimate lut/ff/bram/dsp':>24s}")
+    fmt = lambda d: "/".join("-" if d is None or d.get(k) is None else f"{d[k]:.0f}" for k in RESOURCE_KEYS)  # noqa: E731
+    for lay in report["layers"]:
+        ys = fmt(lay["yosys"]) if lay["yosys"] else "not read: " + lay["yosys_error"][-40:]
+        print(f"{lay['name']:40s} {ys:>24s}   {fmt(lay['est']):>24s}")
+    net = report["network"]
+    print(f"{'network (layers + FIFOs)':40s} {fmt(net['yosys']):>24s}   {fmt(net['est']):>24s}"
+          + ("" if net["complete"] else f"  -- without {', '.join(net['layers_without_yosys_counts'])} and "
+                                        f"{net['width_converters_not_counted']} width converter(s)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -317,6 +317,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from winoforge.model.recipes import distill
 
     cfg = run_config(args)
+    for i, teacher in enumerate(cfg.teachers):  # before any data is loaded
+        if not (Path(teacher) / "model.json").is_file():
+            raise ValueError(f"teachers[{i}]={str(teacher)!r} holds no finished teacher run (no model.json); train it "
+                             "first (`winoforge train-teacher --config configs/fmnist_teacher_vgg.toml`) or use "
+                             "--no-teacher")
     final = distill(cfg)
     if final:
         print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g}, "
@@ -375,7 +380,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         manifest = build_package(args.onnx, args.name, board=args.board, target_fps=args.target_fps,
                                  out_root=args.out_root, work_root=args.work_root, golden=golden,
-                                 codegen=args.codegen, baseline=args.baseline, provenance=provenance)
+                                 codegen=args.codegen, baseline=args.baseline, provenance=provenance,
+                                 rtl=args.rtl)
     except BuildStepError as err:
         print(f"winoforge build: {err}", file=sys.stderr)
         return 1
@@ -519,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-fps", type=_positive_number, default=None, help="folding target (frames per second)")
     p.add_argument("--baseline", action="store_true", help="stock FINN steps (for a direct-convolution export)")
     p.add_argument("--codegen", action="store_true", help="also run FINN's step_hw_codegen")
+    p.add_argument("--rtl", action="store_true", help="also stitch the RTL, size its FIFOs in Verilator on the "
+                   "golden images and put it into the package (rtl/) for `winoforge run --backend rtl`")
     p.add_argument("--verify-images", type=count, default=1,
                    help="golden images executed after every step (0: no verification)")
     p.add_argument("--out-root", type=_output_dir, default="bitstreams")
