@@ -125,9 +125,13 @@ module srbs_dot #(
     //      bits; node i of level d at tree[(d*LEAVES + i)*SUM_W +: TW_d]
     // (split_var: the levels of one vector are not a combinational loop)
     logic [(LEVELS + 1) * LEAVES * SUM_W - 1:0] tree /*verilator split_var*/;
-    logic [LEVELS:0] tvalid /*verilator split_var*/;
-    logic [LEVELS:0] tfirst /*verilator split_var*/;
-    logic [LEVELS:0] tlast /*verilator split_var*/;
+    // one spare top bit each: split_var needs at least 2 bits (a single lane has no tree)
+    logic [LEVELS + 1:0] tvalid /*verilator split_var*/;
+    logic [LEVELS + 1:0] tfirst /*verilator split_var*/;
+    logic [LEVELS + 1:0] tlast /*verilator split_var*/;
+    logic unused_spare;
+    assign {tvalid[LEVELS + 1], tfirst[LEVELS + 1], tlast[LEVELS + 1]} = '0;
+    assign unused_spare = &{1'b0, tvalid[LEVELS + 1], tfirst[LEVELS + 1], tlast[LEVELS + 1]};
 
     // level 0: the products, zero-padded to a power of two
     localparam int TW0 = (PROD_W < SUM_W) ? PROD_W : SUM_W;

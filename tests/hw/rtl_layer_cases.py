@@ -73,13 +73,14 @@ class CompiledLayer:
         return y.reshape(x.shape[0], ho, wo, p.ofm_channels), res
 
 
-def compile_layer(params: WinogradSRBSParams, folder: Path, U: np.ndarray | None = None) -> CompiledLayer:
+def compile_layer(params: WinogradSRBSParams, folder: Path, U: np.ndarray | None = None, *,
+                  cache_dir: Path | None = None) -> CompiledLayer:
     """Build the harness for ``params`` (weights are read at run time from the
     working directory; ``U`` only seeds the wrapper folder)."""
     rng = np.random.default_rng(0)
     U = random_weights(params, rng) if U is None else U
     files = write_layer(params, U, folder, "layer_top")
-    design = build("layer_top", files.sources, cache_dir=folder.parent / "verilator_cache")
+    design = build("layer_top", files.sources, cache_dir=cache_dir or folder.parent / "verilator_cache")
     return CompiledLayer(params, design, folder)
 
 

