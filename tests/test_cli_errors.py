@@ -69,6 +69,7 @@ CASES = [
     (["distill", "--config", "{d}/missing.toml"], "--config"),
     (["distill", "--config", CONFIG, "--set", "teachers=[]"], "teacher"),
     (["distill", "--config", CONFIG, "--set", "prune.keep=9"], "prune.keep"),
+    (["distill", "--config", CONFIG, "--set", "teachers=['{d}/empty_dir']"], "teachers[0]"),
     (["distill", "--config", "configs/fmnist_distill_w4a4_mixed.toml", "--no-teacher"], "layer_bits"),
     (["export", "--keep", "9", "--sub-row", "8", "--check-images", "0"], "--keep"),
     (["export", "--widths", "16,X"], "--widths"),
