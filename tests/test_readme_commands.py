@@ -42,7 +42,7 @@ def readme_commands(text: str | None = None) -> list[list[str]]:
     commands = []
     for line in lines:
         words = shlex.split(line, comments=True)
-        if words[:1] == ["winoforge"] and "..." not in line:
+        if words[:1] == ["winoforge"] and "..." not in words:
             commands.append(words[1:])
     return commands
 
@@ -53,7 +53,7 @@ def test_readme_has_the_commands_of_every_stage():
 
 
 def test_readme_parser_skips_prose():
-    text = "```bash\nwinoforge a --x 1   # c\nwinoforge b \\\n  --y 2\ntorchrun x\nwinoforge c ...\n```\n`winoforge d` `winoforge e --z`"
+    text = "```bash\nwinoforge a --x 1   # c -> runs/.../\nwinoforge b \\\n  --y 2\ntorchrun x\nwinoforge c ...\n```\n`winoforge d` `winoforge e --z`"
     assert readme_commands(text) == [["a", "--x", "1"], ["b", "--y", "2"], ["e", "--z"]]
 
 
