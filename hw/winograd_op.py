@@ -13,16 +13,17 @@ Two registered ops (see :func:`register`, called once when this module is import
 * ``WinogradSRBS`` in ``finn.custom_op.fpgadataflow`` -- the generic HW layer;
 * ``WinogradSRBS_rtl`` in ``finn.custom_op.fpgadataflow.rtl`` -- what FINN's
   ``SpecializeLayers`` turns it into.  Unlike FINN's own ``*_rtl`` layers it keeps a
-  Python execution mode (``exec_mode`` "" or "python"); "rtlsim" raises until the
-  RTL exists.  FINN's ``step_hw_codegen`` runs ``PrepareIP``, which for every node
+  Python execution mode (``exec_mode`` "" or "python"); "rtlsim" (FINN's XSim)
+  raises: the RTL is simulated with Verilator by :mod:`winoforge.hw.rtl`.  FINN's ``step_hw_codegen`` runs ``PrepareIP``, which for every node
   in the ``.rtl`` domain with ``backend="fpgadataflow"`` creates
   ``code_gen_dir_ipgen`` with ``make_build_dir("code_gen_ipgen_<name>_")`` (only
   if the attribute is empty or not an existing directory -- an existing one is
   taken as cached and nothing is generated) and calls
   ``code_generation_ipgen(model, fpgapart, clk)``, which ``RTLBackend`` forwards to
-  :meth:`WinogradSRBS_rtl.generate_hdl`.  That writes the parameters the future
-  RTL consumes (packed SRBS weights as ``$readmemh`` files and a JSON of every
-  parameter); it writes no Verilog.
+  :meth:`WinogradSRBS_rtl.generate_hdl`.  That writes the layer's SystemVerilog
+  (``hw/rtl/winograd_srbs_layer.sv`` and a top module named after the node with
+  FINN's ports), its packed SRBS weights as ``$readmemh`` files and a JSON of
+  every parameter.
 
 Importing the FINN modules used here needs no shim: ``finn.custom_op.fpgadataflow``
 (and ``.rtl``) import without ``FINN_BUILD_DIR``, ``XILINX_VIVADO`` or the
@@ -40,6 +41,7 @@ output ranges in :mod:`~winoforge.hw.srbs_ranges`, its estimates in
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 from onnx import NodeProto, helper
@@ -52,7 +54,7 @@ import finn.custom_op.fpgadataflow.rtl as _fpgadataflow_rtl
 from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-from .srbs_codegen import INDICES_FILE, PARAMS_FILE, VALUES_FILE, write_layer_parameters
+from .srbs_codegen import INDICES_FILE, PARAMS_FILE, VALUES_FILE, weight_files, write_layer_parameters
 from .srbs_estimates import CycleEstimate, InternalWidths, ResourceEstimate
 from .srbs_folding import choose_folding
 from .srbs_params import (
@@ -340,8 +342,9 @@ class WinogradSRBS(HWCustomOp):
         params = self.params()
         if mode == "rtlsim":
             raise NotImplementedError(
-                f"{OP_TYPE} node {self.onnx_node.name}: exec_mode='rtlsim' needs the layer's RTL, which does "
-                "not exist yet; use exec_mode '' or 'python' (bit-exact Python model)"
+                f"{OP_TYPE} node {self.onnx_node.name}: exec_mode='rtlsim' is FINN's XSim simulation (Vivado); "
+                "use exec_mode '' or 'python' (bit-exact Python model), or simulate the generated RTL with "
+                "Verilator (winoforge.hw.rtl)"
             )
         node = self.onnx_node
         y = winograd_srbs_reference(context[node.input[0]], context[node.input[1]], params)
@@ -414,26 +417,55 @@ class WinogradSRBS(HWCustomOp):
 
 
 class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming convention
-    """The specialised layer.  Executes in Python like :class:`WinogradSRBS` (FINN's
-    ``RTLBackend.execute_node`` knows only rtlsim); its code generation writes the
-    parameters of the future RTL, no HDL."""
+    """The specialised layer: the RTL of ``hw/rtl/winograd_srbs_layer.sv``
+    (:mod:`winoforge.hw.rtl.winograd_layer`).  Executes in Python like
+    :class:`WinogradSRBS` (FINN's ``RTLBackend.execute_node`` knows only rtlsim,
+    which needs Vivado's XSim; the open flow simulates the HDL with Verilator)."""
 
     def execute_node(self, context, graph):
         return WinogradSRBS.execute_node(self, context, graph)
 
     def generate_hdl(self, model, fpgapart, clk):
-        """Write the layer's parameters into ``code_gen_dir_ipgen``: see
-        :func:`winoforge.hw.srbs_codegen.write_layer_parameters`."""
+        """Write into ``code_gen_dir_ipgen``: the weights and ``params.json``
+        (:func:`winoforge.hw.srbs_codegen.write_layer_parameters`), the top module
+        ``<node name>.sv`` with FINN's ports and padded stream widths (its
+        ``$readmemh`` paths absolute, as FINN's IPI flow needs) and the layer's
+        SystemVerilog sources; sets ``gen_top_module``."""
+        from winoforge.hw.rtl.winograd_layer import write_hdl
+
         write_layer_parameters(self, model, fpgapart, clk)
+        code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen")).resolve()
+        top = self.get_verilog_top_module_name()
+        write_hdl(self.params(), code_gen_dir, top, weight_path=str(code_gen_dir))
+        self.set_nodeattr("gen_top_module", top)
+
+    def _top(self) -> str:
+        top = self.get_nodeattr("gen_top_module")
+        if not top:
+            raise ValueError(f"{OP_TYPE}_rtl node {self.onnx_node.name}: no HDL generated yet (run generate_hdl, "
+                             "FINN's step_hw_codegen / PrepareIP)")
+        return top
 
     def get_rtl_file_list(self, abspath=False):
-        raise NotImplementedError(
-            f"{OP_TYPE}_rtl has no RTL yet: code generation writes only its parameters "
-            f"({VALUES_FILE}, {INDICES_FILE}, {PARAMS_FILE})"
-        )
+        """The layer's sources, the generated top module last."""
+        from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES
+
+        folder = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
+        return [folder + name for name in (*LAYER_SOURCES, self._top() + ".sv")]
+
+    def get_all_meminit_filenames(self, abspath=False):
+        """The ``$readmemh`` files (values; indices for SRBS layers)."""
+        folder = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
+        names = weight_files(self._top())
+        return [folder + n for n in (names if self.params().index_bits else names[:1])]
 
     def code_generation_ipi(self):
-        raise NotImplementedError(f"{OP_TYPE}_rtl has no RTL yet: it cannot be stitched into a Vivado design")
+        """TCL for FINN's IPI stitching, as FINN's RTL layers: add the sources and
+        memory files, instantiate the top module as a block-design cell."""
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd += [f"add_files -norecurse {f}" for f in self.get_all_meminit_filenames(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
+        return cmd
 
 
 # --------------------------------------------------------------------------- registration

@@ -31,6 +31,8 @@ __all__ = [
     "stream_widths",
     "wrapper_source",
     "LayerFiles",
+    "write_hdl",
+    "write_weights",
     "write_layer",
 ]
 
@@ -156,28 +158,21 @@ class LayerFiles:
     weight_files: list[Path]
 
 
-def write_layer(params, U: np.ndarray, out_dir: Path | str, top: str, *, weight_path: str = "",
-                copy_sources: bool = True) -> LayerFiles:
-    """Write the layer into ``out_dir``: ``<top>.sv`` (the wrapper), the weight
-    files (``weights_values.memh``, ``weights_indices.memh`` for SRBS), and with
-    ``copy_sources`` the layer's SystemVerilog sources.  ``weight_path`` prefixes
-    the file names inside the wrapper ("" = relative: ``$readmemh`` reads them
-    from the simulator's working directory; an absolute folder for Vivado)."""
-    from winoforge.hw import srbs_codegen as cg
-    from winoforge.hw.srbs_params import check_weights
+def write_hdl(params, out_dir: Path | str, top: str, *, weight_path: str = "",
+              copy_sources: bool = True) -> list[Path]:
+    """Write ``<top>.sv`` (the wrapper; its ``$readmemh`` files are
+    :func:`~winoforge.hw.srbs_codegen.weight_files` ``(top)``, prefixed with
+    ``weight_path``: "" = relative, read from the simulator's working directory,
+    or an absolute folder) and, with ``copy_sources``, the layer's sources into
+    ``out_dir``.  Returns the sources, wrapper last."""
+    from winoforge.hw.srbs_codegen import weight_files
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    U = check_weights(U, params)
-    values, indices = cg.weight_memory_words(U, params)
-    files = [out / cg.VALUES_FILE]
-    files[0].write_text("\n".join(cg._hex_lines(values, params.weight_datatype.bitwidth())) + "\n")
-    if params.index_bits:
-        files.append(out / cg.INDICES_FILE)
-        files[1].write_text("\n".join(cg._hex_lines(indices, params.index_bits)) + "\n")
     prefix = (weight_path.rstrip("/") + "/") if weight_path else ""
+    values_file, indices_file = weight_files(top)
     wrapper = out / f"{top}.sv"
-    wrapper.write_text(wrapper_source(top, params, prefix + cg.VALUES_FILE, prefix + cg.INDICES_FILE))
+    wrapper.write_text(wrapper_source(top, params, prefix + values_file, prefix + indices_file))
     sources = []
     for name in LAYER_SOURCES:
         src = RTL_DIR / name
@@ -186,4 +181,29 @@ def write_layer(params, U: np.ndarray, out_dir: Path | str, top: str, *, weight_
             dst.write_text(src.read_text())
             src = dst
         sources.append(src)
-    return LayerFiles(top, wrapper, [*sources, wrapper], files)
+    return [*sources, wrapper]
+
+
+def write_weights(params, U: np.ndarray, out_dir: Path | str, top: str) -> list[Path]:
+    """The ``$readmemh`` files of weights ``U`` for the layer ``top`` in ``out_dir``."""
+    from winoforge.hw import srbs_codegen as cg
+    from winoforge.hw.srbs_params import check_weights
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    U = check_weights(U, params)
+    values, indices = cg.weight_memory_words(U, params)
+    values_file, indices_file = cg.weight_files(top)
+    files = [out / values_file]
+    files[0].write_text("\n".join(cg._hex_lines(values, params.weight_datatype.bitwidth())) + "\n")
+    if params.index_bits:
+        files.append(out / indices_file)
+        files[1].write_text("\n".join(cg._hex_lines(indices, params.index_bits)) + "\n")
+    return files
+
+
+def write_layer(params, U: np.ndarray, out_dir: Path | str, top: str, *, weight_path: str = "",
+                copy_sources: bool = True) -> LayerFiles:
+    """:func:`write_hdl` and :func:`write_weights` into ``out_dir``."""
+    sources = write_hdl(params, out_dir, top, weight_path=weight_path, copy_sources=copy_sources)
+    return LayerFiles(top, sources[-1], sources, write_weights(params, U, out_dir, top))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from winoforge.hw.rtl.verilator import VerilatedDesign, build, pack_beats, steady_state_interval, unpack_beats
-from winoforge.hw.rtl.winograd_layer import write_layer
+from winoforge.hw.rtl.winograd_layer import write_layer, write_weights
 from winoforge.hw.srbs_params import WinogradSRBSParams, winograd_srbs_reference
 from winoforge.hw.srbs_ranges import datatype_output_range, smallest_datatype
 
@@ -61,7 +61,7 @@ class CompiledLayer:
         """``(y (N, Ho, Wo, Cout) int64, SimResult)``: ``x`` through the layer with
         weights ``U``."""
         p = self.params
-        write_layer(p, U, case_dir, "layer_top", copy_sources=False)
+        write_weights(p, U, case_dir, "layer_top")
         folded = x.reshape(x.shape[0], *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
         words = pack_beats(folded, p.input_datatype.bitwidth())
         oe = p.out_stream_elems

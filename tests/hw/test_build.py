@@ -58,8 +58,9 @@ def test_winograd_build_is_bit_exact_through_every_step(exported, data):
     assert "model.onnx" in manifest["files"] and manifest["provenance"]["vivado"] is False
     # code generation: FINN's RTL layers get HDL, ours its packed SRBS weights and parameters
     hdl = [f for f in manifest["files"] if f.startswith("hdl/WinogradSRBS_rtl_1/")]
-    assert {"hdl/WinogradSRBS_rtl_1/params.json", "hdl/WinogradSRBS_rtl_1/weights_values.memh",
-            "hdl/WinogradSRBS_rtl_1/weights_indices.memh"} <= set(hdl)
+    assert {"hdl/WinogradSRBS_rtl_1/params.json", "hdl/WinogradSRBS_rtl_1/WinogradSRBS_rtl_1_weights_values.memh",
+            "hdl/WinogradSRBS_rtl_1/WinogradSRBS_rtl_1_weights_indices.memh",
+            "hdl/WinogradSRBS_rtl_1/WinogradSRBS_rtl_1.sv"} <= set(hdl)
     assert any(f.startswith("hdl/Thresholding_rtl_0/") and f.endswith(".v") for f in manifest["files"])
     # every intermediate model is kept
     assert len(list((root / "build" / "wino" / "intermediate_models").glob("[0-9][0-9]_*.onnx"))) == len(steps)

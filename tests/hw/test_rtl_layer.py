@@ -204,3 +204,53 @@ def test_random_layers_bit_exact(rtl_root, shape):
         if case == 0:
             est = p.cycles()
             assert abs(fig["interval"] - est.interval) <= 0.05 * est.interval, (p, fig, est)
+
+
+# ---- the node's generated HDL (FINN's PrepareIP -> generate_hdl) against the node's Python execution
+def test_generated_hdl_of_a_node_is_bit_exact_with_its_execution(tmp_path, monkeypatch, rtl_root):
+    import finn.util.settings
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw import winograd_op as wo
+
+    monkeypatch.setenv("FINN_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("FINN_SETTINGS", str(tmp_path / "no-settings.yaml"))
+    monkeypatch.setattr(finn.util.settings, "_SETTINGS", None)
+    kw = dict(m=2, ifm_channels=8, ofm_channels=6, ifm_dim=(6, 5), input_datatype="UINT3",
+              weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=4, pos=2, batch_size=2)
+    rng = np.random.default_rng(5)
+    p0 = make_params(**{k: v for k, v in kw.items() if k != "batch_size"})
+    U = random_weights(p0, rng)
+    node = wo.make_winograd_srbs_node("x", "U", "y", weights=U, name="WinogradSRBS_0", **kw)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 5, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = ModelWrapper(helper.make_model(graph))
+    model.set_initializer("U", U.astype(np.float32))
+    model.set_tensor_datatype("x", DataType["UINT3"])
+    model = model.transform(SpecializeLayers("xc7z020clg400-1")).transform(PrepareIP("xc7z020clg400-1", 10.0))
+    inst = getCustomOp(model.graph.node[0])
+    assert model.graph.node[0].op_type == "WinogradSRBS_rtl"
+    files = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
+    intf = inst.get_verilog_top_module_intf_names()
+    top = inst.get_nodeattr("gen_top_module")
+    src = files[-1].read_text()
+    for port, width in (*intf["s_axis"], *intf["m_axis"]):
+        assert f"[{width - 1}:0] {port}_TDATA" in src  # FINN's names and padded widths
+    x = rng.integers(0, 8, size=(2, 6, 5, 8))
+    y_py = execute_onnx(model, {"x": x.astype(np.float32)})["y"]
+    p = inst.params()
+    design = build(top, files, cache_dir=rtl_root[0])
+    folded = x.reshape(inst.get_folded_input_shape())
+    res = design.run(pack_beats(folded, p.input_datatype.bitwidth(), intf["s_axis"][0][1]),
+                     int(np.prod(inst.get_folded_output_shape()[:-1])), seed=2, in_bubble=0.3, out_stall=0.3)
+    odt = inst.get_output_datatype()
+    y = unpack_beats(res.outputs, odt.bitwidth(), bool(odt.signed()), p.out_stream_elems)
+    assert np.array_equal(y.reshape(y_py.shape), y_py.astype(np.int64))
+    tcl = inst.code_generation_ipi()
+    assert tcl[-1].startswith(f"create_bd_cell -type module -reference {top} ")

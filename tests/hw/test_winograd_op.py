@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ import finn.custom_op.fpgadataflow.rtl as finn_rtl_ops
 from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 from finn.util.resource_models import _bram18_plan
 from winoforge.hw import winograd_op as wo
-from winoforge.hw.srbs_codegen import INDICES_FILE, PARAMS_FILE, VALUES_FILE
+from winoforge.hw.srbs_codegen import PARAMS_FILE, weight_files
 from winoforge.hw.srbs_estimates import memories
 from winoforge.hw.srbs_folding import choose_folding
 from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights
@@ -752,7 +753,8 @@ def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row
     assert doc["derived"]["outstream_width"] == inst.get_outstream_width()
     lanes = simd * keep // sub_row if sub_row else simd
     bits = DataType[wdt].bitwidth()
-    values = _read_memh(tmp_path / VALUES_FILE, pos * pe * lanes, bits, DataType[wdt].signed())
+    values_file, indices_file = weight_files(inst.onnx_node.name)
+    values = _read_memh(tmp_path / values_file, pos * pe * lanes, bits, DataType[wdt].signed())
     groups = 16 // pos
     depth = groups * (cout // pe) * (cin // simd)
     memory = doc["weight_memory"]
@@ -760,9 +762,9 @@ def test_generate_hdl_writes_the_packed_weights_and_parameters(tmp_path, sub_row
     assert (memory["banks"], memory["entries_per_bank_word"]) == (pos, pe * lanes)
     L, K = (sub_row, keep) if sub_row else (1, 1)
     if sub_row:
-        idx = _read_memh(tmp_path / INDICES_FILE, pos * pe * lanes, doc["weight_memory"]["index_bits"], False)
+        idx = _read_memh(tmp_path / indices_file, pos * pe * lanes, doc["weight_memory"]["index_bits"], False)
     else:
-        assert not (tmp_path / INDICES_FILE).exists()
+        assert not (tmp_path / indices_file).exists()
         idx = np.zeros_like(values)
     # rebuild U from the words: line (cout fold, position group, cin fold) x bank j x (pe, sub-row, kept entry),
     # bank j holding Winograd position xi = group * POS + j
@@ -792,7 +794,11 @@ def test_prepare_ip_runs_the_code_generation(tmp_path, monkeypatch):
     model = model.transform(SpecializeLayers(PART)).transform(PrepareIP(PART, 10.0))
     code_gen_dir = node_of(model).get_nodeattr("code_gen_dir_ipgen")
     assert code_gen_dir.startswith(str(tmp_path))
-    for name in (VALUES_FILE, INDICES_FILE, PARAMS_FILE):
+    inst = node_of(model)
+    for name in (*weight_files(inst.onnx_node.name), PARAMS_FILE):
         assert (tmp_path / code_gen_dir / name).is_file()
-    with pytest.raises(NotImplementedError, match="no RTL yet"):
-        node_of(model).code_generation_ipi()
+    top = inst.get_nodeattr("gen_top_module")
+    assert top == inst.onnx_node.name and (tmp_path / code_gen_dir / f"{top}.sv").is_file()
+    tcl = inst.code_generation_ipi()
+    assert tcl[-1] == f"create_bd_cell -type module -reference {top} {inst.onnx_node.name}"
+    assert all(Path(line.split()[-1]).is_file() for line in tcl[:-1])
