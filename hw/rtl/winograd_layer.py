@@ -34,6 +34,7 @@ __all__ = [
     "write_hdl",
     "write_weights",
     "write_layer",
+    "layer_yosys_counts",
 ]
 
 #: The layer's top module and its sources, dependencies first.
@@ -207,3 +208,15 @@ def write_layer(params, U: np.ndarray, out_dir: Path | str, top: str, *, weight_
     """:func:`write_hdl` and :func:`write_weights` into ``out_dir``."""
     sources = write_hdl(params, out_dir, top, weight_path=weight_path, copy_sources=copy_sources)
     return LayerFiles(top, sources[-1], sources, write_weights(params, U, out_dir, top))
+
+
+def layer_yosys_counts(params, U: np.ndarray, family: str = "xc7") -> dict:
+    """Yosys ``synth_xilinx`` counts of the whole layer with weights ``U``
+    (:func:`winoforge.hw.rtl.synth_counts`)."""
+    import tempfile
+
+    from winoforge.hw.rtl import synth_counts
+
+    with tempfile.TemporaryDirectory(prefix="winoforge_layer_") as tmp:
+        files = write_layer(params, U, tmp, "layer_top")
+        return synth_counts(files.sources, "layer_top", family=family, cwd=tmp)

@@ -65,8 +65,8 @@ module winograd_srbs_layer #(
     parameter int OUT_W     = 18,
     parameter int OE        = 2,   // output channels per beat (a divisor of COUT, >= PE)
     parameter int NVB       = 2,   // V buffer slots: 2, or 3 where the window stage is the bottleneck
-    parameter     VALUES_FILE  = "weights_values.memh",
-    parameter     INDICES_FILE = "weights_indices.memh"
+    parameter     VALUES_FILE  = "",  // $readmemh files (the wrapper names them)
+    parameter     INDICES_FILE = ""
 ) (
     input  logic                     ap_clk,
     input  logic                     ap_rst_n,
@@ -160,7 +160,7 @@ module winograd_srbs_layer #(
         lb_raddr = col_ok ? LB_AW'(x0 * SF + w_s) : '0;
         for (int k = 0; k < T; k++) row_ok[k] = (y0 + k >= 0) && (y0 + k < H);
         // bank of window row k = (lb_base + k - (ylo - y0)) mod ROWS, for valid rows
-        rot = ROW_AW'(((ylo - y0 > T) ? 0 : (int'(lb_base) + ROWS - (ylo - y0)) % ROWS));
+        rot = ROW_AW'(((ylo - y0 > T) ? 0 : (32'(lb_base) + ROWS - (ylo - y0)) % ROWS));
         w_last_tile      = (w_s == SF - 1) && (w_col == T - 1);
         w_last_band_step = w_last_tile && (w_tc == TW - 1);
         rel_rows = 0;
@@ -171,7 +171,7 @@ module winograd_srbs_layer #(
         if (!ap_rst_n) begin
             w_tr <= 0; w_tc <= 0; w_s <= 0; w_col <= 0; w_half <= '0; lb_base <= '0;
         end else if (w_issue) begin
-            if (rel_rows != 0) lb_base <= ROW_AW'((int'(lb_base) + rel_rows) % ROWS);
+            if (rel_rows != 0) lb_base <= ROW_AW'((32'(lb_base) + rel_rows) % ROWS);
             if (w_col != T - 1) w_col <= w_col + 1;
             else begin
                 w_col <= 0;
@@ -206,7 +206,7 @@ module winograd_srbs_layer #(
         for (int k = 0; k < T; k++) begin
             col_val[k] = '0;
             for (int r = 0; r < ROWS; r++)
-                if (a_col_ok && a_row_ok[k] && int'(a_rot) + k - ((int'(a_rot) + k >= ROWS) ? ROWS : 0) == r)
+                if (a_col_ok && a_row_ok[k] && 32'(a_rot) + k - ((32'(a_rot) + k >= ROWS) ? ROWS : 0) == r)
                     col_val[k] = lb_rd[r];
         end
     end
@@ -254,7 +254,7 @@ module winograd_srbs_layer #(
     logic p_issue, p_last, pipe_en;
     logic [V_AW - 1:0] v_raddr;
     logic [VWORD - 1:0] v_rd [T2];
-    assign v_raddr = V_AW'(int'(p_half) * SF + p_s);
+    assign v_raddr = V_AW'(32'(p_half) * SF + p_s);
     for (genvar xi = 0; xi < T2; xi++) begin : g_vbuf
         logic [VWORD - 1:0] mem [NVB * SF];
         logic [VWORD - 1:0] wdata;
@@ -262,7 +262,7 @@ module winograd_srbs_layer #(
             assign wdata[c * V_W +: V_W] = v_lane[c][xi * V_W +: V_W];
         end
         always_ff @(posedge ap_clk) begin
-            if (c_valid) mem[V_AW'(int'(c_half) * SF + c_s)] <= wdata;
+            if (c_valid) mem[V_AW'(32'(c_half) * SF + c_s)] <= wdata;
             if (pipe_en) v_rd[xi] <= mem[v_raddr];
         end
     end
@@ -307,11 +307,15 @@ module winograd_srbs_layer #(
     logic [NE * W_W - 1:0]   wrom [WDEPTH];
     logic [NE * W_W - 1:0]   d_w;
     logic [NE * IDX_W - 1:0] d_idx;
-    initial $readmemh(VALUES_FILE, wrom);
+    if (VALUES_FILE != "") begin : g_wrom_init
+        initial $readmemh(VALUES_FILE, wrom);
+    end
     always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
     if (HAS_IDX != 0) begin : g_idx
         logic [NE * IDX_W - 1:0] irom [WDEPTH];
-        initial $readmemh(INDICES_FILE, irom);
+        if (INDICES_FILE != "") begin : g_irom_init
+            initial $readmemh(INDICES_FILE, irom);
+        end
         always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
     end else begin : g_no_idx
         assign d_idx = '0;
@@ -424,7 +428,7 @@ module winograd_srbs_layer #(
     assign r_ok     = bfull[r_half];
     assign r_rows   = (HO - r_tr * M < M) ? HO - r_tr * M : M;
     assign r_last   = (r_k == OBEATS - 1) && (r_xd * M + r_xm == WO - 1) && (r_i == r_rows - 1);
-    assign ob_raddr = OB_AW'((int'(r_half) * TW + r_xd) * OBEATS + r_k);
+    assign ob_raddr = OB_AW'((32'(r_half) * TW + r_xd) * OBEATS + r_k);
 
     logic [OUT_W - 1:0] ob_rd [M][M][OE];
     for (genvar i = 0; i < M; i++) begin : g_obi
@@ -436,14 +440,14 @@ module winograd_srbs_layer #(
                 logic [OUT_W - 1:0] wdata;
                 if (OE == PE) begin : g_direct
                     assign we    = ow_fire;
-                    assign waddr = OB_AW'((int'(ow_half) * TW + ow_tc) * OBEATS + ow_f);
+                    assign waddr = OB_AW'((32'(ow_half) * TW + ow_tc) * OBEATS + ow_f);
                     assign wdata = y[e][(i * M + j) * OUT_W +: OUT_W];
                 end else begin : g_rotate
                     int pe_src;
                     always_comb begin
                         pe_src = (e >= woff) ? e - woff : e - woff + OE;
                         we     = ow_fire && (pe_src < PE);
-                        waddr  = OB_AW'((int'(ow_half) * TW + ow_tc) * OBEATS + wbase + ((e >= woff) ? 0 : 1));
+                        waddr  = OB_AW'((32'(ow_half) * TW + ow_tc) * OBEATS + wbase + ((e >= woff) ? 0 : 1));
                         wdata  = '0;
                         for (int p = 0; p < PE; p++) if (pe_src == p) wdata = y[p][(i * M + j) * OUT_W +: OUT_W];
                     end
