@@ -105,6 +105,11 @@ def _config_key(cfg) -> dict[str, Any]:
     return key
 
 
+def _with(args: argparse.Namespace, **changes) -> argparse.Namespace:
+    """A copy of the parsed arguments with ``changes``."""
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
 def _scale(epochs: int, factor: float, minimum: int = 1) -> int:
     return max(minimum, round(epochs * factor))
 
@@ -256,9 +261,32 @@ def estimate_seconds(task: Task, rates: dict[str, float]) -> float:
     return RUN_OVERHEAD_S + steps / rates[kind]
 
 
+#: step rates (steps/s) for ranking runs before any rate is measured: quantized steps cost ~3x
+DEFAULT_RATES = {"quant": 1.0, "fp32": 3.0}
+
+
+def priorities(tasks: Sequence[Task], seconds: dict[str, float]) -> dict[str, float]:
+    """Each task's critical path: its own time plus the longest chain of runs that need it (the
+    teacher first, then the FP32 twins the mixed runs wait for, then the longest runs)."""
+    needed_by: dict[str, list[str]] = {t.key: [] for t in tasks}
+    for t in tasks:
+        for n in t.needs:
+            needed_by[n].append(t.key)
+    memo: dict[str, float] = {}
+
+    def rank(key: str) -> float:
+        if key not in memo:
+            memo[key] = seconds[key] + max((rank(k) for k in needed_by[key]), default=0.0)
+        return memo[key]
+
+    return {t.key: rank(t.key) for t in tasks}
+
+
 def makespan(tasks: Sequence[Task], jobs: int, seconds: dict[str, float]) -> float:
     """Wall time of list scheduling ``tasks`` on ``jobs`` slots: a task starts when a slot is
-    free and what it needs has finished, the longest ready task first (what :func:`execute` does)."""
+    free and what it needs has finished, the longest critical path first (what :func:`execute`
+    does)."""
+    rank = priorities(tasks, seconds)
     done_at: dict[str, float] = {}
     pending = list(tasks)
     slots = [0.0] * jobs
@@ -269,7 +297,7 @@ def makespan(tasks: Sequence[Task], jobs: int, seconds: dict[str, float]) -> flo
             t_next = min(v for v in done_at.values() if v > t_free)
             slots[slots.index(t_free)] = t_next
             continue
-        task = max(ready, key=lambda t: seconds[t.key])
+        task = max(ready, key=lambda t: (rank[t.key], t.key))
         pending.remove(task)
         start = t_free
         slots[slots.index(t_free)] = done_at[task.key] = start + seconds[task.key]
@@ -297,17 +325,20 @@ def _threads(args) -> int:
     return 1 if args.device.startswith("cuda") else max(1, (os.cpu_count() or 1) // args.jobs)
 
 
-def execute(args, tasks: list[Task], deadline: float | None, on_done=None) -> dict[str, dict[str, Any]]:
+def execute(args, tasks: list[Task], deadline: float | None, on_done=None, rates: dict[str, float] | None = None,
+            prestarted: dict[str, tuple[Any, Path, float]] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``tasks`` in up to ``args.jobs`` processes (spawned: CUDA cannot fork), a task once
-    what it needs has finished, the one with the most steps first.  Returns per task key
+    what it needs has finished, the longest critical path first (``prestarted``: processes
+    already running some of them, from :func:`start_task`).  Returns per task key
     ``{"status": "done" | "reused" | "failed" | "not_run", ...}``; at ``deadline`` (a
     ``time.monotonic()`` value) running processes are stopped and the rest left not run."""
     from winoforge.model.config import to_dict
 
     ctx = mp.get_context("spawn")
     status: dict[str, dict[str, Any]] = {}
-    running: dict[str, tuple[Any, Path, float]] = {}
-    pending = {t.key: t for t in tasks}
+    running: dict[str, tuple[Any, Path, float]] = dict(prestarted or {})
+    pending = {t.key: t for t in tasks if t.key not in running}
+    rank = priorities(tasks, {t.key: estimate_seconds(t, rates or DEFAULT_RATES) for t in tasks})
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -326,18 +357,11 @@ def execute(args, tasks: list[Task], deadline: float | None, on_done=None) -> di
             del pending[key]
         ready = [t for t in pending.values() if all(status.get(n, {}).get("status") in ("done", "reused")
                                                      for n in t.needs)]
-        ready.sort(key=lambda t: (-t.steps, t.key))
+        ready.sort(key=lambda t: (-rank[t.key], t.key))
         while ready and len(running) < args.jobs and (deadline is None or time.monotonic() < deadline):
             task = ready.pop(0)
             del pending[task.key]
-            task.config.out_dir.mkdir(parents=True, exist_ok=True)
-            result = task.config.out_dir / "bench_result.json"
-            result.unlink(missing_ok=True)
-            proc = ctx.Process(target=worker, args=(task.kind, to_dict(task.config), args.device, _threads(args),
-                                                     str(result)), name=task.key)
-            proc.start()
-            running[task.key] = (proc, result, time.monotonic())
-            print(f"start {task.key} ({task.steps} steps) -> {task.config.out_dir}", flush=True)
+            running[task.key] = start_task(args, task)
         for key, (proc, result, started) in list(running.items()):
             if proc.is_alive():
                 continue
@@ -376,6 +400,20 @@ def execute(args, tasks: list[Task], deadline: float | None, on_done=None) -> di
     return status
 
 
+def start_task(args, task: Task) -> tuple[Any, Path, float]:
+    """Start ``task`` in a spawned worker process: ``(process, result file, start time)``."""
+    from winoforge.model.config import to_dict
+
+    task.config.out_dir.mkdir(parents=True, exist_ok=True)
+    result = task.config.out_dir / "bench_result.json"
+    result.unlink(missing_ok=True)
+    proc = mp.get_context("spawn").Process(target=worker, name=task.key, args=(
+        task.kind, to_dict(task.config), args.device, _threads(args), str(result)))
+    proc.start()
+    print(f"start {task.key} ({task.steps} steps) -> {task.config.out_dir}", flush=True)
+    return proc, result, time.monotonic()
+
+
 def _record_wall(run_dir: Path, wall_s: float) -> None:
     (run_dir / "bench_wall.json").write_text(json.dumps({"wall_s": wall_s}) + "\n")
 
@@ -388,8 +426,9 @@ def _wall(run_dir: Path) -> float | None:
 # ------------------------------------------------------------------ the rate probe
 
 
-def measure_rates(args) -> dict[str, Any]:
-    """Per-process training steps/s of each kind of run with all ``jobs`` processes busy: the
+def measure_rates(args, workers: int) -> dict[str, Any]:
+    """Per-process training steps/s of each kind of run with ``workers`` probe processes (plus the
+    teacher, when it runs beside them: all ``jobs`` busy): the
     real recipes with KD from an untrained teacher of the real architecture (the trained one
     does not exist yet; its weights do not change the step time), 2 short epochs of
     ``probe_steps`` steps each, the second one timed (the first pays for start-up)."""
@@ -398,7 +437,7 @@ def measure_rates(args) -> dict[str, Any]:
     from winoforge.model.teachers import build_teacher
 
     probe_dir = args.work_dir / "rate-probe"
-    sub = replace(args, quick=False, train_subset=None, test_subset=None)
+    sub = _with(args, quick=False, train_subset=None, test_subset=None)
     tcfg = teacher_config(args)
     teacher_dir = probe_dir / "untrained-teacher"
     if not (teacher_dir / "model.json").is_file():
@@ -415,7 +454,7 @@ def measure_rates(args) -> dict[str, Any]:
     jobs = []
     ctx = mp.get_context("spawn")
     names = sorted(kinds)
-    for i in range(args.jobs):
+    for i in range(max(workers, len(names))):  # every kind at least once
         name = names[i % len(names)]
         cfg = kinds[name]
         cfg = replace(cfg, out_dir=probe_dir / f"{name.replace('/', '-')}-{i}",
@@ -755,8 +794,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     deadline = None if args.deadline_s is None else time.monotonic() + args.deadline_s
     rates, factor, planned_s = None, args.epochs, None
+    prestarted: dict[str, tuple[Any, Path, float]] = {}
     if args.budget_s is not None:
-        rates = measure_rates(args)
+        # the teacher's schedule does not depend on the students' factor: it starts now,
+        # beside the rate probe, since every KD run waits for it
+        teacher_task = plan(_with(args, teacher_only=True), 1.0)[0]
+        if not finished(teacher_task.config.out_dir, teacher_task.config.optim.epochs):
+            prestarted["teacher"] = start_task(args, teacher_task)
+        rates = measure_rates(args, workers=max(1, args.jobs - len(prestarted)))
         remaining = args.budget_s - (time.perf_counter() - start)
         factor, planned_s = choose_factor(args, rates["rates"], remaining)
         print(f"rates (steps/s per process, {args.jobs} jobs): {rates['by_kind']}; epochs x{factor:g}, "
@@ -800,7 +845,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def write(status):
         path.write_text(json.dumps(result_of(status), indent=2) + "\n")
 
-    status = execute(args, tasks, deadline, on_done=write)
+    status = execute(args, tasks, deadline, on_done=write, rates=rates["rates"] if rates else None,
+                     prestarted=prestarted)
     result = result_of(status)
     if args.teacher_only:
         if result["teacher"]:
