@@ -25,14 +25,11 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from winoforge.winograd import WinogradSpec, accumulator_bits, winograd_conv2d
+from winoforge.winograd import FLOAT32_EXACT, WinogradSpec, accumulator_bits, winograd_conv2d
 
 __all__ = ["DOMAIN", "WinogradConv", "custom_op", "FLOAT32_EXACT"]
 
 DOMAIN = "winoforge.hw.ops"
-
-#: Integers of magnitude below this are exact in float32.
-FLOAT32_EXACT = 1 << 24
 
 
 def integer_valued(a: np.ndarray) -> bool:

@@ -28,7 +28,7 @@ from fractions import Fraction
 import numpy as np
 from qonnx.core.datatype import BaseDataType, DataType
 
-from winoforge.winograd import WinogradSpec, index_bits, winograd_conv2d
+from winoforge.winograd import FLOAT32_EXACT, WinogradSpec, index_bits, winograd_conv2d
 
 from . import srbs_estimates as _estimates
 from .srbs_estimates import CycleEstimate, InternalWidths, ResourceEstimate
@@ -57,10 +57,10 @@ OP_TYPE = "WinogradSRBS"
 DOMAIN = "finn.custom_op.fpgadataflow"
 RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 
-#: float32 carries every integer of magnitude below 2^24 exactly.
-FLOAT32_EXACT_LIMIT = 2**24
+#: float32 carries every integer of magnitude below 2^24 exactly (the one rule: winograd.bits).
+FLOAT32_EXACT_LIMIT = FLOAT32_EXACT
 #: widest input / weight code: a float32 carrier holds 24-bit integers exactly.
-MAX_CODE_BITS = 24
+MAX_CODE_BITS = FLOAT32_EXACT.bit_length() - 1
 
 
 # --------------------------------------------------------------------------- validation

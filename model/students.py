@@ -32,7 +32,7 @@ from brevitas.quant import (Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFl
                             Uint8ActPerTensorFloat)
 from torch import nn
 
-from winoforge.winograd import WinogradSpec, bit_growth
+from winoforge.winograd import FLOAT32_EXACT, WinogradSpec, bit_growth
 
 from .winograd_layer import QuantWinogradConv2d
 from .teachers import VGG_DEFAULT_WIDTHS
@@ -40,9 +40,6 @@ from .teachers import VGG_DEFAULT_WIDTHS
 __all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "winograd_layers", "quant_layer_names",
            "act_sources", "quant_layers", "PeerGroup", "AffineBatchNorm2d", "FLOAT32_EXACT", "float32_exact_problem",
            "float32_exact_problems"]
-
-#: float32 (torch, the ONNX export, FINN's tensors) holds every integer of magnitude below this.
-FLOAT32_EXACT = 1 << 24
 
 
 _ACT_QUANT = {"float": Uint8ActPerTensorFloat, "po2": Uint8ActPerTensorFixedPoint}
@@ -105,8 +102,7 @@ def _widest_stage(m: int, in_bits: int, weight_bits: int, cin: int) -> tuple[int
     """Largest magnitude over the exact stage ranges (input transform, products, channel sums,
     output) of a Winograd layer with unsigned ``in_bits`` inputs, and its exact output range."""
     g = bit_growth(in_bits, weight_bits, cin, WinogradSpec(m), in_signed=False, weight_signed=True)
-    stages = (g.input_transform, g.product, g.accumulator, g.output)
-    return max(max(abs(lo), abs(hi)) for lo, hi in stages), tuple(g.output)
+    return g.widest, tuple(g.output)
 
 
 def float32_exact_problem(name: str, m: int, in_bits: int, weight_bits: int, cin: int) -> str | None:
@@ -115,9 +111,13 @@ def float32_exact_problem(name: str, m: int, in_bits: int, weight_bits: int, cin
 
     The float stages (torch's forward, the exported QONNX graph, FINN's float32 tensors, the
     thresholds after the layer) compute the layer on power-of-two-scaled integers; they are exact
-    while every integer they hold stays below 2^24.  The rule: every stage's exact range from
+    while every integer they hold stays below 2^24.  The rule (``BitGrowth.float32_exact``, one
+    home in :mod:`winoforge.winograd.bits`): every stage's exact range from
     :func:`winoforge.winograd.bit_growth` -- over all inputs and weights of these widths, with all
     ``cin`` channels (an SRBS layer's kept channels differ between positions) -- stays below 2^24.
+    That covers every partial sum of every summation order too (torch's GEMMs, onnxruntime's
+    convolutions): a partial sum is the stage's value with the other weights set to 0, a legal
+    code.  ``tests/hw/test_exactness_sweep.py`` drives accepted layers to their witnesses.
     The message names the layer, its exact output range and what would fit."""
     worst, out = _widest_stage(m, in_bits, weight_bits, cin)
     if worst < FLOAT32_EXACT:

@@ -4,7 +4,7 @@ Every later stage (torch students, ONNX export, the FINN WinogradSRBS op, the
 RTL, the runtime) checks itself against these functions.
 """
 
-from .bits import BitGrowth, accumulator_bits, bit_growth, signed_bits, value_range
+from .bits import FLOAT32_EXACT, BitGrowth, accumulator_bits, bit_growth, signed_bits, value_range
 from .conv import (
     assemble_tiles,
     direct_conv2d,
@@ -36,6 +36,7 @@ __all__ = [
     "accumulator_bits",
     "signed_bits",
     "value_range",
+    "FLOAT32_EXACT",
     "srbs_mask",
     "is_srbs",
     "check_srbs_params",

@@ -54,7 +54,13 @@ __all__ = [
     "accumulator_bits",
     "output_extreme",
     "EXACT_OUTPUT_MAX_TERMS",
+    "FLOAT32_EXACT",
 ]
+
+#: float32 holds every integer of magnitude below this exactly (a 24-bit significand).  The one
+#: home of the rule "a Winograd layer is exact through the float32 stages (torch, the ONNX export,
+#: FINN's tensors) when every stage of :func:`bit_growth` stays below it" (``BitGrowth.float32_exact``).
+FLOAT32_EXACT = 1 << 24
 
 #: Outputs mixing at most this many Winograd positions get an exact range from
 #: the search of :func:`output_extreme` (a weight pattern is an int64 bit mask).
@@ -370,6 +376,20 @@ class BitGrowth:
     @property
     def output_bits(self) -> int:
         return signed_bits(*self.output)
+
+    @property
+    def widest(self) -> int:
+        """Largest magnitude over every stage's exact range."""
+        stages = (self.input_range, self.input_transform, self.product, self.accumulator, self.output)
+        return max(max(abs(lo), abs(hi)) for lo, hi in stages)
+
+    @property
+    def float32_exact(self) -> bool:
+        """Every integer of every stage is exact in float32 -- and so is every partial sum of every
+        summation order: a partial sum over some channels and positions is the stage's value with
+        the other weights (or input entries) set to 0, a legal code, so it lies in the same exact
+        range.  Products by the transforms' power-of-two coefficients are exact as well."""
+        return self.widest < FLOAT32_EXACT
 
     @property
     def total_bits(self) -> int:

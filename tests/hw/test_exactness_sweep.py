@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -16,7 +17,8 @@ from winoforge.hw.transforms import _winograd_search_range
 from winoforge.model.mixed_precision import exact_candidates
 from winoforge.model.students import (FLOAT32_EXACT, StudentConfig, build_student, float32_exact_problem,
                                       float32_exact_problems)
-from winoforge.winograd import WinogradSpec, bit_growth
+from winoforge.winograd import WinogradSpec, bit_growth, winograd_conv2d
+from winoforge.winograd.bits import output_extreme, value_range
 
 # The found case (configs/fmnist_distill_w4a4_mixed.toml, m = 4): block1 W8 on the 8-bit image,
 # block2 W4A6, block3 W6A3, block4 W3A3 (layer_bits keep (weight, output activation) widths).
@@ -110,3 +112,61 @@ def test_the_threshold_search_covers_the_exact_range_past_2_23():
     lo, hi = _winograd_search_range(model, model.graph.node[1])
     g = bit_growth(8, 5, 1, WinogradSpec(4), in_signed=False, weight_signed=True)
     assert hi == -lo == max(abs(g.output[0]), abs(g.output[1])) > 1 << 23
+
+
+# ------------------------------------------------------------------ float stages at the witnesses
+
+
+def _witness(m: int, in_bits: int, w_bits: int, maximize: bool | None = None):
+    """``(value, d, u)``: the tile and narrow-range weights that reach the largest output magnitude
+    of one channel of F(m,3) (``maximize`` None: whichever extreme is larger), from the exact
+    branch and bound of :func:`winoforge.winograd.bits.output_extreme`."""
+    spec, q = WinogradSpec(m), (1 << (w_bits - 1)) - 1
+    x_range = value_range(in_bits, False)
+    found = [(output_extreme(spec, x_range, (-q, q), i, j, mx), mx) for i in range(m) for j in range(m)
+             for mx in ((True, False) if maximize is None else (maximize,))]
+    (value, d, u), _ = max(found, key=lambda f: abs(f[0][0]))
+    return value, d, u
+
+
+def _witness_images(m: int, d_list, size: int, channels: int) -> np.ndarray:
+    """One image per tile ``d`` (uint8 codes): ``d`` in every channel at every tile of the padded
+    grid that lies inside the image, two tiles apart (tiles overlap by two pixels)."""
+    t = m + 2
+    out = np.zeros((len(d_list), channels, size, size), np.int64)
+    for n, d in enumerate(d_list):
+        for r in range(m - 1, size - t + 1, 2 * m):
+            for c in range(m - 1, size - t + 1, 2 * m):
+                out[n, :, r:r + t, c:c + t] = d
+    return out
+
+
+@pytest.mark.parametrize("in_bits,w_bits,cin", [(8, 5, 1), (4, 4, 32), (5, 4, 16), (8, 3, 4), (8, 4, 2)])
+def test_float_stages_are_exact_at_the_witnesses_of_accepted_f43_layers(in_bits, w_bits, cin):
+    """Partial sums: an accepted F(4,3) layer driven to its exact output extremes computes them
+    exactly in float32 in torch's GEMM kernels and in the export's convolutions (any summation
+    order: a partial sum is the output with some weights at 0, so it lies in the checked range)."""
+    from winoforge.model.winograd_layer import winograd_conv2d_onnx, winograd_conv2d_torch
+
+    assert float32_exact_problem("L", 4, in_bits, w_bits, cin) is None
+    top, d_hi, u_hi = _witness(4, in_bits, w_bits, True)
+    bottom, d_lo, u_lo = _witness(4, in_bits, w_bits, False)
+    x = _witness_images(4, [d_hi, d_lo], 16, cin)
+    U = np.stack([np.broadcast_to(u, (cin, 6, 6)) for u in (u_hi, u_lo, -u_hi, u_lo)])
+    ref = winograd_conv2d(x, U, WinogradSpec(4), (1, 1))
+    assert ref.max() == cin * top and ref.min() == cin * bottom  # the witnesses reach the extremes
+    for fn in (winograd_conv2d_torch, winograd_conv2d_onnx):
+        y = fn(torch.from_numpy(x).float(), torch.from_numpy(U).float(), WinogradSpec(4), 1).numpy()
+        assert y.dtype == np.float32 and np.array_equal(y, ref.astype(np.float32)) and np.array_equal(y, ref)
+
+
+def test_a_layer_just_past_the_rule_breaks_float32_at_its_witness():
+    """The rule is not vacuous: F(4,3) W6 on the 8-bit image (refused) loses exactness in torch."""
+    from winoforge.model.winograd_layer import winograd_conv2d_torch
+
+    assert float32_exact_problem("L", 4, 8, 6, 1) is not None
+    _, d, u = _witness(4, 8, 6)
+    x = _witness_images(4, [d], 16, 1)
+    ref = winograd_conv2d(x, u[None, None], WinogradSpec(4), (1, 1))
+    y = winograd_conv2d_torch(torch.from_numpy(x).float(), torch.from_numpy(u[None, None]).float(), WinogradSpec(4), 1)
+    assert np.abs(ref).max() >= FLOAT32_EXACT and not np.array_equal(y.numpy(), ref)
