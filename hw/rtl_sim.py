@@ -28,7 +28,7 @@ import numpy as np
 
 from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, split_fabric, stitch
 
-__all__ = ["NetworkRun", "simulate", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
+__all__ = ["NetworkRun", "simulate", "simulate_layers", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
            "RTL_REPORT"]
 
 #: the input FIFO's depth: the DMA refills it every cycle it has room, so a deep one only
@@ -97,6 +97,29 @@ def simulate(design: StitchedDesign | str | Path, x: np.ndarray, *, seed: int = 
                       if fifo_report else [],
                       wall_s=wall, cycles_per_s=run.cycles / wall if wall > 0 else float("inf"),
                       options={"seed": seed, "bubbles": bubbles, "backpressure": backpressure})
+
+
+def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inputs: list[str],
+                    outputs: list[str], *, build_root: str | Path = "build/verilator") -> list[dict]:
+    """Each layer of ``design`` alone under the harness on its own input tensor (``tensors[inputs[i]]``,
+    N >= 2 frames, from the integer program): ``[{name, cycles_sim (steady state), equal}]`` with
+    ``equal`` its output against ``tensors[outputs[i]]`` (``np.array_equal``)."""
+    from winoforge.runtime.rtl_backend import VerilatedFabric
+
+    rows = []
+    for st, tin, tout in zip(design.stages, inputs, outputs):
+        spec = {"top": st.name, "sources": list(st.files), "in_width": st.in_width, "out_width": st.out_width,
+                "io": st.io}
+        fabric = VerilatedFabric(design.folder, build_root, spec=spec)
+        x = tensors[tin]
+        limit = int((len(x) + 2) * st.cycles_est * 4 + 100_000)
+        y, run = fabric.run(x, max_cycles=limit)
+        beats = len(run.out_cycles) // len(x)
+        last = run.out_cycles[beats - 1::beats]
+        rows.append({"name": st.name, "op_type": st.op_type, "cycles_sim": float(np.mean(np.diff(last))),
+                     "cycles_est": st.cycles_est, "cycles_ideal": st.cycles_ideal,
+                     "equal": bool(np.array_equal(y, tensors[tout])), "verilator_cycles_per_s": run.cycles_per_s})
+    return rows
 
 
 def deep_fifo_depths(model) -> list[int]:

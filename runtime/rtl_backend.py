@@ -104,15 +104,18 @@ def tail_program(program: Any, tensor: str, fabric_io: dict) -> Any:
 class VerilatedFabric:
     """The stitched design in ``folder`` (``stitched.json`` + sources) behind the native harness."""
 
-    def __init__(self, folder: str | Path, build_root: str | Path | None = None):
+    def __init__(self, folder: str | Path, build_root: str | Path | None = None, spec: dict | None = None):
+        """``spec``: instead of ``stitched.json``, one module of the folder (``top``, ``sources``,
+        ``in_width``, ``out_width``, ``io``), e.g. a single layer of the stitched design."""
         self.folder = Path(folder)
         path = self.folder / STITCHED_FILE
-        if not path.is_file():
+        if spec is None and not path.is_file():
             raise RtlBackendError(f"{self.folder} holds no stitched design ({STITCHED_FILE} missing); build the "
                                   "package with RTL: `winoforge build ... --rtl`")
-        self.spec = json.loads(path.read_text())
+        self.spec = spec if spec is not None else json.loads(path.read_text())
         self.io = self.spec["io"]
-        self.build_root = Path(build_root) if build_root else Path("build") / "verilator"
+        # absolute: the harness builds in a folder below it with that folder as working directory
+        self.build_root = (Path(build_root) if build_root else Path("build") / "verilator").resolve()
         self._built: dict = {}
 
     def build(self, defines: tuple[str, ...] = ()):

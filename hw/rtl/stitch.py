@@ -75,6 +75,8 @@ class Stage:
     ports: dict        # clk, rst, s_axis, m_axis names
     cycles_est: int
     files: list = field(default_factory=list)   # this layer's sources (names in the folder), compile order
+    io: dict = field(default_factory=dict)      # idt/odt, normal and folded shapes of this layer alone
+    cycles_ideal: int | None = None             # WinogradSRBS: non-zero multiplies / multipliers
 
 
 @dataclass
@@ -204,7 +206,17 @@ def _stage(model, node) -> Stage:
     return Stage(name=node.name, op_type=node.op_type, in_bits=int(inst.get_instream_width()),
                  out_bits=int(inst.get_outstream_width()), in_width=int(inst.get_instream_width_padded()),
                  out_width=int(inst.get_outstream_width_padded()), ports=ports,
-                 cycles_est=int(inst.get_exp_cycles()))
+                 cycles_est=int(inst.get_exp_cycles()), io=_node_io(inst),
+                 cycles_ideal=int(inst.ideal_cycles()) if hasattr(inst, "ideal_cycles") else None)
+
+
+def _node_io(inst) -> dict:
+    """A layer's stream io in the runtime's io-spec form (datatypes, normal/folded shapes)."""
+    return {"idt": inst.get_input_datatype().name, "odt": inst.get_output_datatype().name,
+            "ishape_folded": [int(d) for d in inst.get_folded_input_shape()],
+            "oshape_folded": [int(d) for d in inst.get_folded_output_shape()],
+            "ishape_normal": [int(d) for d in inst.get_normal_input_shape()],
+            "oshape_normal": [int(d) for d in inst.get_normal_output_shape()]}
 
 
 def _fifo_sv(i: int, depth: int, width: int, src: str, dst: str) -> str:
@@ -316,12 +328,9 @@ def stitch(model, out_dir: str | Path, fifo_depths: int | list[int] = 32, *, fpg
             _copy_flat(f, out, [], seen)
         stages.append(_stage(model, node))
         stages[-1].files = names
-    first, last = getCustomOp(fabric[0]), getCustomOp(fabric[-1])
-    io = {"idt": first.get_input_datatype().name, "odt": last.get_output_datatype().name,
-          "ishape_folded": [int(d) for d in first.get_folded_input_shape()],
-          "oshape_folded": [int(d) for d in last.get_folded_output_shape()],
-          "ishape_normal": [int(d) for d in first.get_normal_input_shape()],
-          "oshape_normal": [int(d) for d in last.get_normal_output_shape()]}
+    first, last = stages[0].io, stages[-1].io
+    io = {**{k: first[k] for k in ("idt", "ishape_folded", "ishape_normal")},
+          **{k: last[k] for k in ("odt", "oshape_folded", "oshape_normal")}}
     (out / f"{top}.sv").write_text(_top_sv(top, stages, depths))
     sources.append(f"{top}.sv")
     design = StitchedDesign(folder=out, top=top, sources=sources, stages=stages, fifo_depths=depths,
