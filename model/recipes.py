@@ -27,6 +27,7 @@ from .config import to_dict
 from .data import DeviceLoader, load_dataset, make_loader, default_augment
 from .losses import (DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair,
                      OnlineDistillation, infer_channels)
+from .pretrained import PREFIX, allowed_names
 from .mixed_precision import MixedPrecisionConfig, search_student_bits, student_bits
 from .pruning import CubicSchedule, scheduled_keep
 from .students import PeerGroup, StudentConfig, build_student, winograd_layers
@@ -34,7 +35,8 @@ from .teachers import TEACHERS, build_teacher
 from .train import DistributedContext, OptimConfig, Trainer, evaluate
 from .winograd_layer import QuantWinogradConv2d
 
-__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher", "load_student",
+__all__ = ["DataConfig", "TeacherRunConfig", "train_teacher", "save_model", "load_teacher", "teacher_run_dir",
+           "load_student",
            "PruneConfig", "OnlineConfig", "DistillRunConfig", "distill", "without_teacher"]
 
 
@@ -106,8 +108,9 @@ def save_model(model: nn.Module, out_dir: Path, info: dict[str, Any]) -> Path:
 
 
 def load_teacher(run_dir: str | Path, device: str = "cpu") -> nn.Module:
-    """A finished teacher run's model (checksum verified), in eval mode."""
-    run_dir = Path(run_dir)
+    """A finished teacher run's model (checksum verified), in eval mode.  ``run_dir`` may name a
+    shipped model, ``"pretrained:fmnist-vgg-teacher"`` (:mod:`winoforge.model.pretrained`)."""
+    run_dir = teacher_run_dir(run_dir)
     info = json.loads((run_dir / "model.json").read_text())
     weights = run_dir / "model.safetensors"
     if sha256_file(weights) != info["sha256"]:
@@ -115,6 +118,23 @@ def load_teacher(run_dir: str | Path, device: str = "cpu") -> nn.Module:
     model = build_teacher(info["arch"], info["in_channels"], info["num_classes"], **info["arch_options"])
     model.load_state_dict(load_file(str(weights)))
     return model.to(device).eval()
+
+
+def teacher_run_dir(spec: str | Path, index: int | None = None) -> Path:
+    """The run folder a ``teachers`` entry names: a path, or ``"pretrained:NAME"`` resolved (sha256
+    checked) by the model registry.  Refuses, naming ``teachers[index]``, one that holds no finished run."""
+    from .pretrained import resolve_run
+
+    where = f"teachers[{index}]={str(spec)!r}" if index is not None else repr(str(spec))
+    try:
+        run = resolve_run(spec)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{where}: {' '.join(str(err).split())}") from None
+    if not (run / "model.json").is_file():
+        raise ValueError(f"{where} holds no finished teacher run (no model.json); train it first (`winoforge "
+                         "train-teacher --config configs/fmnist_teacher_vgg.toml`), name a shipped one "
+                         "(\"pretrained:fmnist-vgg-teacher\") or use --no-teacher")
+    return run
 
 
 def load_student(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -214,7 +234,8 @@ class DistillRunConfig:
     out_dir: Path = Path("runs/student")
     seed: int = 0
     device: str = "cpu"
-    teachers: list[Path] = field(default_factory=list)  # finished teacher runs; several = an ensemble; none = no KD
+    # finished teacher runs, or "pretrained:NAME" (a shipped model); several = an ensemble; none = no KD
+    teachers: list[Path] = field(default_factory=list)
     student: StudentConfig = field(default_factory=StudentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -237,6 +258,12 @@ class DistillRunConfig:
                 raise ValueError("prune.dense_epochs + prune.span_epochs must not exceed optim.epochs")
         if self.hint_weights and len(self.hint_weights) != len(self.hints):
             raise ValueError("hint_weights must have one weight per hint pair (or be empty)")
+        for i, teacher in enumerate(self.teachers):
+            if str(teacher).startswith(PREFIX):  # a registry name: unknown ones refused where the config is made
+                name = str(teacher)[len(PREFIX):]
+                if name not in allowed_names():
+                    raise ValueError(f"teachers[{i}]={str(teacher)!r} names no pretrained model; allowed: "
+                                     + ", ".join(PREFIX + n for n in allowed_names()))
         if self.hints and not self.teachers:
             raise ValueError("hints need at least one teacher")
         if self.mixed_precision.enabled:

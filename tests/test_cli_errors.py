@@ -111,6 +111,27 @@ CASES = [
     (["demo", "--seed", "-1"], "--seed"),
     (["demo", "--work", "{d}/a_file"], "--work"),
     (["demo", "--data-dir", "{d}/missing_data"], "--data-dir"),
+    (["demo", "--pretrained", "Bad Name"], "--pretrained"),
+    (["demo", "--pretrained", "resnet50"], "allowed: fmnist-vgg-teacher"),
+    (["demo", "--models-dir", "{d}/empty_dir"], "is not in"),
+    (["demo", "--models-dir", "{d}/missing_models"], "--models-dir"),
+    (["demo", "--widths", "8,Y"], "--widths"),
+    (["demo", "--images", "0"], "--images"),
+    (["demo", "--board", "de10-nano", "--widths", "4,M", "--images", "1"], "board"),
+    (["demo", "--report", "{d}/empty_dir"], "--report"),
+    (["export", "--pretrained", "resnet50", "--check-images", "0"], "allowed: fmnist-vgg-teacher"),
+    (["export", "--pretrained", "fmnist-vgg-teacher", "--run", "{d}/empty_dir"], "--run"),
+    (["export", "--models-dir", "{d}/missing_models"], "--models-dir"),
+    (["models", "remove"], "action"),
+    (["models", "add", "{d}/missing_run"], "run_dir"),
+    (["models", "add", "{d}/empty_dir", "--name", "x", "--command", "c", "--trained-on", "t"], "model.json"),
+    (["models", "add", "{d}/empty_dir", "--name", "Bad Name"], "--name"),
+    (["models", "add", "{d}/empty_dir", "--name", "x", "--command", " ", "--trained-on", "t"], "command"),
+    (["models", "add", "{d}/empty_dir", "--name", "x", "--command", "c", "--trained-on", ""], "--trained-on"),
+    (["models", "add", "{d}/empty_dir", "--commit", "xyz"], "--commit"),
+    (["models", "add", "{d}/empty_dir", "--name", "x", "--command", "c", "--trained-on", "t", "--notes", "n",
+      "--models-dir", "{d}/a_file"], "--models-dir"),
+    (["models", "list", "--notes", "n"], "--notes"),
 ]
 
 
@@ -145,6 +166,7 @@ def test_every_option_of_every_subcommand_is_exercised():
     parser = cli.build_parser()
     covered = {(a[0], opt) for a, _ in CASES for opt in a[1:] if opt.startswith("--")}
     covered |= {(a[0], "package") for a, _ in CASES if a[0] == "run"}
+    covered |= {("models", "action"), ("models", "run_dir")}  # the cases "models remove", "models add <missing>"
     missing = []
     for name, sub in subcommands(parser).items():
         for action in sub._actions:  # noqa: SLF001

@@ -134,6 +134,19 @@ def _package_name(text: str) -> str:
     return text
 
 
+def _model_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a model name of lower-case letters, "
+                                         "digits, '.', '_' and '-' (see `winoforge models list`)")
+    return text
+
+
+def _git_commit(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{7,40}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a git commit hash (7-40 hex digits)")
+    return text
+
+
 def _widths(text: str) -> list:
     widths = []
     for item in text.split(","):
@@ -214,7 +227,16 @@ def cmd_bits(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """What exists today: the exact Winograd/SRBS core, end to end on random data."""
+    """The exact Winograd/SRBS core on random data, then the trained student (model registry)
+    through export, both FINN builds and the simulated device on the test set."""
+    if not args.core_only:  # a missing model or an unknown board stops the demo before any work, named
+        from winoforge.hw.boards import get_board
+
+        get_board(args.board)
+        if args.widths is None:
+            from winoforge.model.pretrained import read_card
+
+            read_card(args.pretrained, args.models_dir)
     rng = np.random.default_rng(args.seed)
     print("winoforge demo -- the Winograd/SRBS core, then export, FINN builds and the runtime (training: see README)\n")
     x = rng.integers(0, 256, size=(2, 16, 28, 28))  # 8-bit unsigned activations
@@ -247,40 +269,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_hardware(args: argparse.Namespace) -> int:
-    """A small student through export, its check, and both FINN builds (ours and the baseline)."""
-    from winoforge.hw.baseline import direct_baseline
-    from winoforge.hw.flow import build_package, export_run, golden_images, reference_student
-    from winoforge.runtime import Accelerator
+    """The student through export (checked), both FINN builds (ours and the stock-FINN baseline of
+    the same weights) and the simulated device on ``--images`` test images (winoforge.hw.demo)."""
+    from winoforge.hw.demo import demo_student, run_demo
 
-    print("\nhardware flow on a small reference student (widths 16,M,32,M, W4A4, F(2,3), SRBS 2/8; "
-          "untrained weights -- a hardware-cost reference)")
-    try:
-        x, raw, _ = golden_images(64, args.data_dir)
-    except FileNotFoundError as err:
-        print(f"  skipped: {err}")
-        return 0
-    net = reference_student(widths=[16, "M", 32, "M"], calibration=x)
-    work = Path(args.work)
-    for label, model, name in (("Winograd-SRBS", net, "demo"), ("direct (baseline)", direct_baseline(net), "demo-baseline")):
-        report = export_run(model, work / name / "model.onnx", check_images=x[:16], progress=False)
-        print(f"  export {label}: {report['nodes']} ONNX nodes; integer codes equal torch on "
-              f"{report['images']} Fashion-MNIST images: {report['exact']}")
-        manifest = build_package(work / name / "model.onnx", name, target_fps=args.target_fps,
-                                 out_root=work / "bitstreams", work_root=work / "build", golden=raw[:4],
-                                 baseline=name.endswith("baseline"), progress=False)
-        est = json.loads((work / "bitstreams" / name / "reports" / "estimates.json").read_text())
-        steps = json.loads((work / "bitstreams" / name / "reports" / "build_steps.json").read_text())
-        print(f"  FINN build {label}: {len(steps)} steps, each bit-exact with the previous level: "
-              f"{all(s['verified'] for s in steps)}; estimated {est['fps']:.0f} FPS on {manifest['board']}, "
-              f"LUT {est['totals'].get('LUT', 0):.0f}, DSP {est['totals'].get('DSP', 0):.0f} "
-              f"-> {work / 'bitstreams' / name}")
-        with Accelerator.load(work / "bitstreams" / name, backend="sim") as acc:
-            test = acc.self_test()
-        print(f"  runtime ({acc.backend} backend: FINN's DMA protocol on a simulated device): {test['images']} "
-              f"golden images bit-exact with the build: {test['equal']}")
-        if not test["equal"]:
-            return 1
-    return 0
+    student = demo_student(args.pretrained, args.widths, args.models_dir, args.data_dir)
+    print(f"\nhardware flow on the {student.label}")
+    r = run_demo(student, work=args.work, images=args.images, target_fps=args.target_fps, board=args.board,
+                 data_dir=args.data_dir, report=args.report)
+    print(f"  simulated device (FINN's DMA protocol, the accelerator's integer program), {r['images']} Fashion-MNIST "
+          f"test images: accuracy {r['accuracy']:.2%} (torch {r['torch_accuracy']:.2%}); images whose integer "
+          f"logit codes differ from torch's: {r['mismatches']}")
+    if not student.trained:
+        print("  (UNTRAINED reference student: the accuracy above means nothing; the FPS and resources are its "
+              "hardware cost)")
+    print(f"  estimated on {r['board']}: WinogradSRBS {r['fps_est']:,.0f} FPS, LUT {r['lut']:,.0f}, DSP "
+          f"{r['dsp']:.0f} | stock FINN {r['baseline_fps_est']:,.0f} FPS, LUT {r['baseline_lut']:,.0f}, DSP "
+          f"{r['baseline_dsp']:.0f}  ({r['seconds']:.0f} s)")
+    if args.report:
+        print(f"  -> {args.report}, {r['confusion_plot']}")
+    return 0 if r["mismatches"] == 0 else 1
 
 
 def run_config(args: argparse.Namespace):
@@ -314,14 +322,11 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from winoforge.model.recipes import distill
+    from winoforge.model.recipes import distill, teacher_run_dir
 
     cfg = run_config(args)
-    for i, teacher in enumerate(cfg.teachers):  # before any data is loaded
-        if not (Path(teacher) / "model.json").is_file():
-            raise ValueError(f"teachers[{i}]={str(teacher)!r} holds no finished teacher run (no model.json); train it "
-                             "first (`winoforge train-teacher --config configs/fmnist_teacher_vgg.toml`) or use "
-                             "--no-teacher")
+    for i, teacher in enumerate(cfg.teachers):  # before any data is loaded (pretrained: names checked by sha256)
+        teacher_run_dir(teacher, i)
     final = distill(cfg)
     if final:
         print(f"student: test accuracy {final['acc']:.4f} at SRBS density {final['density']:g}, "
@@ -335,6 +340,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from winoforge.hw.flow import export_run, golden_images, load_student, reference_student
 
+    if args.pretrained is not None:
+        from winoforge.model.pretrained import resolve
+
+        args.run = str(resolve(args.pretrained, args.models_dir))
     if args.run is None and not 1 <= args.keep <= args.sub_row:
         raise ValueError(f"--keep {args.keep} is out of range for --sub-row {args.sub_row}; allowed: 1..{args.sub_row} "
                          "(non-zeros kept in every sub-row)")
@@ -347,6 +356,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         source = f"trained student {args.run} (test accuracy {test_acc if test_acc is not None else float('nan'):.4f})"
         student = {"run": str(Path(args.run).resolve()), "torch_test_acc": test_acc, "density": info.get("density"),
                    "mean_bits": info.get("mean_bits"), "sha256": info.get("sha256")}
+        if args.pretrained is not None:
+            source = f"pretrained student {args.pretrained} ({source.split('(', 1)[1]}"
+            student.update(run=None, pretrained=args.pretrained)
     else:
         calib = golden_images(256, args.data_dir, split="train")[0]
         model = reference_student(widths=args.widths, m=args.m, w_bits=args.w_bits,
@@ -460,6 +472,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The model registry (winoforge.model.pretrained): list the models, or import a finished run."""
+    from winoforge.model.pretrained import add_model, list_models, models_dir
+
+    if args.action == "add":
+        if args.run_dir is None:
+            raise ValueError("models add needs RUN_DIR (a finished train-teacher/distill run folder)")
+        missing = [o for o, v in (("--name", args.name), ("--command", args.train_command),
+                                  ("--trained-on", args.trained_on)) if not v]
+        if missing:
+            raise ValueError(f"models add needs {', '.join(missing)}")
+        card = add_model(args.run_dir, args.name, args.train_command, args.trained_on, commit=args.commit,
+                         root=args.models_dir, notes=args.notes)
+        acc = card["test_accuracy"]
+        target = card.get("target_accuracy")
+        print(f"{card['name']} ({card['kind']}): test accuracy {acc if acc is not None else float('nan'):.4f}"
+              + (f" (target {target:.3f}: {'met' if card['target_met'] else 'NOT met'})" if "target_met" in card else "")
+              + f", {card['epochs']} epochs, sha256 {card['sha256'][:16]}... -> "
+              f"{models_dir(args.models_dir) / card['weights']} + {card['name']}.json")
+        return 0
+    if args.run_dir is not None or any((args.name, args.train_command, args.trained_on, args.commit, args.notes)):
+        raise ValueError("models list takes no RUN_DIR, --name, --command, --trained-on, --commit or --notes")
+    print(f"models in {models_dir(args.models_dir)}:")
+    for row in list_models(args.models_dir):
+        if not row["present"]:
+            state = "not present (not trained/imported yet)"
+        elif row.get("sha256_ok"):
+            acc = row.get("test_accuracy")
+            state = (f"test accuracy {acc:.4f}, " if acc is not None else "") + f"{row.get('epochs')} epochs, sha256 ok"
+        else:
+            state = f"REFUSED: {row['error']}"
+        print(f"  {row['name']:<28}{row.get('kind', '?'):<9}{state}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="winoforge", description=__doc__)
     parser.add_argument("--traceback", action="store_true",
@@ -503,8 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("export", help="export a student to QONNX and check it against torch on real images")
-    p.add_argument("--run", type=_existing_dir, default=None, help="a finished `winoforge distill` run folder; "
-                   "without it: the reference (untrained) student described by the options below")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--run", type=_existing_dir, default=None, help="a finished `winoforge distill` run folder; "
+                        "without it (and --pretrained): the reference (untrained) student described by the options "
+                        "below")
+    source.add_argument("--pretrained", type=_model_name, default=None, help="a shipped student by name "
+                        "(`winoforge models list`), e.g. fmnist-vgg-pynqz2-srbs75; its sha256 is checked")
+    p.add_argument("--models-dir", type=_existing_dir, default=None, help="the models folder (default: models/)")
     p.add_argument("--out", type=_output_file, default="build/student/model.onnx")
     p.add_argument("--baseline-out", type=_output_file, default=None,
                    help="also export the same network with direct 3x3 convolutions (stock-FINN baseline)")
@@ -547,13 +599,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=_existing_dir, default=None)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="the main demonstration of what exists today")
+    p = sub.add_parser("demo", help="the main demonstration: the Winograd/SRBS core, then the trained PYNQ-Z2 "
+                       "student exported, built (ours and stock FINN) and run on the simulated device")
     p.add_argument("--seed", type=count, default=0)
     p.add_argument("--core-only", action="store_true", help="only the numpy core (no torch, no FINN)")
+    p.add_argument("--pretrained", type=_model_name, default="fmnist-vgg-pynqz2-srbs75",
+                   help="the student (model registry, `winoforge models list`)")
+    p.add_argument("--widths", type=_widths, default=None, help="instead: the UNTRAINED reference student of "
+                   "these VGG widths (e.g. 32,32,M,64,64,M,128,128,M), a hardware-cost reference only")
+    p.add_argument("--models-dir", type=_existing_dir, default=None, help="the models folder (default: models/)")
+    p.add_argument("--images", type=_int_at_least(1), default=10000, help="Fashion-MNIST test images run on the "
+                   "simulated device (at most 10000)")
+    p.add_argument("--board", type=str, default="pynq-z2", help="pynq-z2, zcu104, ultra96-v2")
+    p.add_argument("--report", type=_output_file, default="benchmarks/results/demo_report.json",
+                   help="the report (JSON); the confusion-matrix plot goes beside it")
     p.add_argument("--work", type=_output_dir, default="build/demo")
-    p.add_argument("--target-fps", type=_positive_number, default=5000)
+    p.add_argument("--target-fps", type=_positive_number, default=2500, help="folding target of both builds")
     p.add_argument("--data-dir", type=_existing_dir, default=None)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="the model registry: `models list`, or `models add RUN_DIR --name ...` to "
+                       "import a finished run into models/ with its model card")
+    p.add_argument("action", choices=["list", "add"])
+    p.add_argument("run_dir", nargs="?", type=_existing_dir, default=None, help="add: a finished run folder")
+    p.add_argument("--name", type=_model_name, default=None, help="add: the registry name, e.g. fmnist-vgg-teacher")
+    p.add_argument("--command", dest="train_command", type=str, default=None,
+                   help="add: the command line that reproduces the run")
+    p.add_argument("--trained-on", type=str, default=None, help="add: where and on what it trained")
+    p.add_argument("--commit", type=_git_commit, default=None,
+                   help="add: the git commit it was trained at (default: HEAD, recorded as the import commit)")
+    p.add_argument("--notes", type=str, default=None, help="add: free text for the card (e.g. what was tried)")
+    p.add_argument("--models-dir", type=_output_dir, default=None, help="the models folder (default: models/)")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

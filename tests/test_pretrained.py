@@ -1,0 +1,103 @@
+"""The model registry (winoforge.model.pretrained): cards, sha256 checks, names, `pretrained:` teachers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from winoforge.cli import main
+from winoforge.model import pretrained
+from winoforge.model.pretrained import Pretrained, allowed_names, list_models, load_pretrained, resolve
+
+
+def test_cards_record_what_the_issue_asks(tiny_models):
+    for name, kind in (("fmnist-vgg-teacher", "teacher"), ("fmnist-vgg-pynqz2-srbs75", "student")):
+        card = json.loads((tiny_models / f"{name}.json").read_text())
+        assert card["kind"] == kind and card["weights"] == f"{name}.safetensors"
+        for key in ("config", "data", "epochs", "test_accuracy", "sha256", "command", "git_commit", "trained_on",
+                    "training_seconds", "model"):
+            assert card[key] is not None, key
+        assert card["epochs"] == 1 and 0 <= card["test_accuracy"] <= 1
+        assert card["target_met"] is False  # a 1-epoch toy is far below the shipped model's target, and says so
+        assert pretrained.sha256_file(tiny_models / card["weights"]) == card["sha256"]
+    student = json.loads((tiny_models / "fmnist-vgg-pynqz2-srbs75.json").read_text())
+    assert student["config"]["teachers"] == ["pretrained:fmnist-vgg-teacher"] and student["model"]["kd"] is True
+
+
+def test_load_pretrained_gives_the_trained_weights(tiny_models):
+    from safetensors.torch import load_file
+
+    model, card = load_pretrained("fmnist-vgg-pynqz2-srbs75", root=tiny_models)
+    saved = load_file(str(tiny_models / "fmnist-vgg-pynqz2-srbs75.safetensors"))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    teacher, card = load_pretrained("fmnist-vgg-teacher", root=tiny_models)
+    assert card["kind"] == "teacher" and teacher(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_changed_weights_file_is_refused_naming_it(tiny_models, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models, ignore=shutil.ignore_patterns(".runs"))
+    run = resolve("fmnist-vgg-teacher", models)  # intact: resolves
+    weights = models / "fmnist-vgg-teacher.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 1
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match=r"fmnist-vgg-teacher\.safetensors does not match its sha256"):
+        load_pretrained("fmnist-vgg-teacher", root=models)
+    # a folder resolved before the change is refused by the loader too (same digest in its model.json)
+    from winoforge.model.recipes import load_teacher
+
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        load_teacher(run)
+    row = {r["name"]: r for r in list_models(models)}["fmnist-vgg-teacher"]
+    assert row["sha256_ok"] is False and "fmnist-vgg-teacher.safetensors" in row["error"]
+
+
+def test_names_resolve_and_unknown_ones_are_refused_naming_the_allowed(tiny_models, tmp_path):
+    assert Pretrained.from_name("fmnist-vgg-teacher") is Pretrained.FMNIST_VGG_TEACHER
+    assert Pretrained.FMNIST_VGG_PYNQZ2_SRBS75.info.config == "configs/fmnist_distill_w4a4_srbs25_pynqz2.toml"
+    run = resolve("fmnist-vgg-pynqz2-srbs75", tiny_models)
+    assert (run / "model.json").is_file() and (run / "model.safetensors").is_file()
+    for bad in ("resnet50", "fmnist-vgg-teacher2"):
+        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75"):
+            resolve(bad, tiny_models)
+        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75"):
+            Pretrained.from_name(bad)
+    # a shipped name whose files are absent: refused, naming the model and how to get it
+    with pytest.raises(FileNotFoundError, match="'fmnist-vgg-teacher' is not in .*winoforge models add"):
+        resolve("fmnist-vgg-teacher", tmp_path / "empty")
+    assert allowed_names(tmp_path / "empty") == ["fmnist-vgg-teacher", "fmnist-vgg-pynqz2-srbs75"]
+
+
+def test_pretrained_teachers_in_a_distill_config(tiny_models, monkeypatch):
+    from winoforge.model.config import load_config
+    from winoforge.model.recipes import DistillRunConfig, load_teacher, teacher_run_dir
+
+    monkeypatch.setenv(pretrained.ENV_VAR, str(tiny_models))
+    config = "configs/fmnist_distill_w4a4_srbs25_pynqz2.toml"
+    cfg = load_config(DistillRunConfig, config, ['teachers=["pretrained:fmnist-vgg-teacher"]'])
+    assert str(cfg.teachers[0]) == "pretrained:fmnist-vgg-teacher"
+    assert load_teacher(cfg.teachers[0])(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    assert teacher_run_dir(cfg.teachers[0]) == tiny_models / ".runs" / "fmnist-vgg-teacher"
+    with pytest.raises(ValueError, match=r"teachers\[0\]='pretrained:nope' names no pretrained model; allowed: "
+                                         "pretrained:fmnist-vgg-teacher"):
+        load_config(DistillRunConfig, config, ['teachers=["pretrained:nope"]'])
+
+
+def test_models_cli(tiny_models, tmp_path, capsys):
+    assert main(["models", "list", "--models-dir", str(tiny_models)]) == 0
+    out = capsys.readouterr().out
+    assert "fmnist-vgg-teacher" in out and "sha256 ok" in out
+    run = resolve("fmnist-vgg-teacher", tiny_models)
+    target = tmp_path / "mine"
+    assert main(["models", "add", str(run), "--name", "my-teacher", "--command", "winoforge train-teacher ...",
+                 "--trained-on", "a laptop", "--commit", "abc1234", "--models-dir", str(target)]) == 0
+    card = json.loads((target / "my-teacher.json").read_text())
+    assert card["git_commit"] == "abc1234" and card["git_commit_source"] == "given when imported"
+    assert "my-teacher" in allowed_names(target)
+    assert main(["models", "add", str(run), "--name", "my-teacher", "--models-dir", str(target)]) == 2
+    assert "--command, --trained-on" in capsys.readouterr().err
