@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -69,18 +70,20 @@ def tiny_models(tmp_path_factory):
     from winoforge.cli import main
     from winoforge.model.pretrained import ENV_VAR, add_model
 
+    configs = Path(__file__).resolve().parents[1] / "configs"
     root = tmp_path_factory.mktemp("tiny_models")
     models, runs = root / "models", root / "runs"
     tiny = ["--set", "data.name=synthetic", "--set", "data.train_subset=256", "--set", "data.test_subset=128",
             "--set", "optim.epochs=1", "--set", "optim.warmup_epochs=0"]
-    assert main(["train-teacher", "--config", "configs/fmnist_teacher_vgg.toml", "--set", f"out_dir={runs / 't'}",
-                 "--set", 'arch_options={widths=[8,"M",16,"M"]}', *tiny]) == 0
+    assert main(["train-teacher", "--config", str(configs / "fmnist_teacher_vgg.toml"),
+                 "--set", f"out_dir={runs / 't'}", "--set", 'arch_options={widths=[8,"M",16,"M"]}', *tiny]) == 0
     add_model(runs / "t", "fmnist-vgg-teacher", "winoforge train-teacher (tiny test)", "this test", root=models)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ENV_VAR, str(models))
-        assert main(["distill", "--config", "configs/fmnist_distill_w4a4_srbs25_pynqz2.toml",
+        assert main(["distill", "--config", str(configs / "fmnist_distill_w4a4_srbs25_pynqz2.toml"),
                      "--set", f"out_dir={runs / 's'}", "--set", 'teachers=["pretrained:fmnist-vgg-teacher"]',
-                     "--set", "hints=[]", "--set", "hint_weights=[]", "--set", "distill.hint_weight=0", "--set", 'student.widths=[8,"M",16,"M"]',
+                     "--set", "hints=[]", "--set", "hint_weights=[]", "--set", "distill.hint_weight=0",
+                     "--set", 'student.widths=[8,"M",16,"M"]',
                      "--set", "prune.dense_epochs=0", "--set", "prune.span_epochs=1", *tiny]) == 0
     add_model(runs / "s", "fmnist-vgg-pynqz2-srbs75", "winoforge distill (tiny test)", "this test", root=models)
     return models

@@ -17,7 +17,9 @@ from winoforge.runtime.idx import FASHION_MNIST_DIR, fashion_mnist_arrays
 pytestmark = pytest.mark.portable
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-PACKAGE = NOTEBOOKS / "packages" / "fmnist-tiny"
+# the notebook's own choice: the registry student's package (`make demo-package`) once built, else the tiny one
+PACKAGE = next(p for p in (NOTEBOOKS / "packages" / "fmnist-vgg-pynqz2-srbs75", NOTEBOOKS / "packages" / "fmnist-tiny")
+               if (p / "manifest.json").is_file())
 
 
 def _need_fashion_mnist() -> None:
@@ -52,6 +54,7 @@ def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     text = _text(nb)
     assert "'equal': True" in text and "backend='sim'" in text
+    assert f"package packages/{PACKAGE.name}: student" in text  # the notebook says which package it opened
     reported = float(re.search(r"300 test images: accuracy ([0-9.]+)%", text).group(1)) / 100
     # the same images through the runtime here: the notebook printed the measured accuracy
     images, labels = fashion_mnist_arrays(split="test")
