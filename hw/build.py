@@ -358,25 +358,25 @@ def _graph_input(view, raw: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 
 def first_difference(before, after, raw: np.ndarray, scratch: Path) -> str:
-    """Where two levels first differ on the first batch of ``raw``: the first node of ``after`` (in
-    graph order) whose output tensor also exists at the level ``before``, with the same shape, and
-    holds other values.  An empty string when no shared tensor differs."""
+    """Where two levels first differ on ``raw``: for the first batch (in order) on which any tensor
+    of both levels differs, the first node of ``after`` (in graph order) whose output tensor also
+    exists at the level ``before``, with the same shape, and holds other values.  An empty string
+    when no shared tensor differs on any image."""
     import qonnx.core.onnx_exec as oxe
 
-    contexts = []
-    for model in (before, after):
-        view = generic_view(model, scratch)
-        x, shape = _graph_input(view, raw)
-        contexts.append((view, oxe.execute_onnx(view, {view.graph.input[0].name: x[:shape[0]]},
-                                                return_full_exec_context=True)))
-    (_, ctx_a), (view_b, ctx_b) = contexts
-    for node in view_b.graph.node:
-        for name in node.output:
-            a, b = ctx_a.get(name), ctx_b.get(name)
-            if a is None or b is None or np.shape(a) != np.shape(b) or np.array_equal(a, b):
-                continue
-            return (f"; first difference at node {node.name or '(unnamed)'} ({node.op_type}), tensor {name}: "
-                    f"{int((np.asarray(a) != np.asarray(b)).sum())} of {np.size(a)} values differ")
+    views = [generic_view(model, scratch) for model in (before, after)]
+    inputs = [_graph_input(view, raw) for view in views]
+    for start in range(0, len(raw), inputs[1][1][0]):
+        ctx_a, ctx_b = (oxe.execute_onnx(view, {view.graph.input[0].name: x[start:start + shape[0]]},
+                                         return_full_exec_context=True) for view, (x, shape) in zip(views, inputs))
+        for node in views[1].graph.node:
+            for name in node.output:
+                a, b = ctx_a.get(name), ctx_b.get(name)
+                if a is None or b is None or np.shape(a) != np.shape(b) or np.array_equal(a, b):
+                    continue
+                images = f"image {start}" if inputs[1][1][0] == 1 else f"images {start}.."
+                return (f"; first difference at node {node.name or '(unnamed)'} ({node.op_type}), tensor {name}: "
+                        f"{int((np.asarray(a) != np.asarray(b)).sum())} of {np.size(a)} values differ ({images})")
     return ""
 
 

@@ -3,6 +3,9 @@ refused up front, named; the threshold search covers the layer's exact range."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +173,244 @@ def test_a_layer_just_past_the_rule_breaks_float32_at_its_witness():
     ref = winograd_conv2d(x, u[None, None], WinogradSpec(4), (1, 1))
     y = winograd_conv2d_torch(torch.from_numpy(x).float(), torch.from_numpy(u[None, None]).float(), WinogradSpec(4), 1)
     assert np.abs(ref).max() >= FLOAT32_EXACT and not np.array_equal(y.numpy(), ref)
+
+
+# ------------------------------------------------------------------ the sweep: student -> export -> FINN -> runtime
+
+
+@dataclass(frozen=True)
+class Case:
+    """A tiny VGG student: ``widths`` (channels, "M" = 2x2 max-pool), ``bits`` = (weight, activation)
+    widths per conv block, SRBS ``sub_row``/``keep``, ``size`` x ``size`` images of ``channels``
+    channels, and how the weights and inputs are chosen (``drive``): "witness" (every Winograd
+    layer's weights at its exact output witness, the images carrying the first layer's witness
+    tiles, BatchNorm gains that push the deeper activations to 0 or their maximum), "random"
+    (initial weights, random images) or "trained" (a few Adam steps on synthetic data)."""
+
+    m: int
+    widths: tuple
+    bits: tuple
+    sub_row: int | None = None
+    keep: int | None = None
+    size: int = 14
+    channels: int = 1
+    drive: str = "witness"
+    seed: int = 0
+
+    def config(self) -> StudentConfig:
+        convs = [f"features.block{i + 1}" for i in range(len(self.bits))]
+        return StudentConfig(m=self.m, widths=list(self.widths), layer_bits=dict(zip(convs, self.bits)),
+                             sub_row=self.sub_row, keep=self.keep, weight_quant="po2", act_quant="po2")
+
+    def layer_inputs(self):
+        """``(name, input bits, cin, weight bits)`` of every Winograd layer, independently of the student."""
+        cins = [self.channels] + [w for w in self.widths if w != "M"]
+        ins = [8] + [a for _, a in self.bits]
+        return [(f"features.block{i + 1}", ins[i], cins[i], w) for i, (w, _) in enumerate(self.bits)]
+
+
+def _drive_to_witnesses(model, case: Case) -> list[np.ndarray]:
+    """Weights at each layer's witness (output channels alternate the max and min witness); the
+    first layer's witness tiles ``d`` for the images; large BatchNorm gains."""
+    from winoforge.model.students import winograd_layers
+
+    tiles = []
+    for (name, in_bits, _, w_bits), layer in zip(case.layer_inputs(), winograd_layers(model).values()):
+        hi, lo = _witness(case.m, in_bits, w_bits, True), _witness(case.m, in_bits, w_bits, False)
+        codes = np.stack([(hi, lo)[k % 2][2] for k in range(layer.out_channels)])[:, None]
+        codes = np.broadcast_to(codes, layer.weight.shape)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(codes * 2.0 ** (1 - w_bits)))
+        if not tiles:
+            tiles = [hi[1], lo[1]]
+    return tiles
+
+
+def _train_briefly(model, case: Case, steps: int = 12):
+    """A few Adam steps of cross-entropy on synthetic images (label: the brightest quadrant)."""
+    from winoforge.model.students import winograd_layers
+
+    gen = torch.Generator().manual_seed(case.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        x = torch.rand(16, case.channels, case.size, case.size, generator=gen)
+        h = case.size // 2
+        quads = torch.stack([x[..., :h, :h].mean((1, 2, 3)), x[..., :h, h:].mean((1, 2, 3)),
+                             x[..., h:, :h].mean((1, 2, 3)), x[..., h:, h:].mean((1, 2, 3))], 1)
+        loss = torch.nn.functional.cross_entropy(model(x), quads.argmax(1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for layer in winograd_layers(model).values():
+            layer.apply_mask_()
+
+
+def _student(case: Case):
+    """The student of ``case`` with its weights driven, and the raw uint8 images (N, C, H, W) it is
+    calibrated, checked and built on."""
+    from winoforge.model.students import winograd_layers
+
+    torch.manual_seed(case.seed)
+    rng = np.random.default_rng(case.seed)
+    model = build_student(case.config(), case.channels, 10)
+    raw = [rng.integers(0, 256, (2, case.channels, case.size, case.size)), np.full((1, case.channels, case.size,
+                                                                                      case.size), 255)]
+    if case.drive == "witness":
+        # the witness tiles at full and lower intensities: outputs spread over the top of the range
+        tiles = [d * v // 255 for d in _drive_to_witnesses(model, case) for v in (255, 220, 185, 150)]
+        raw.insert(0, _witness_images(case.m, tiles, case.size, case.channels))
+    for layer in winograd_layers(model).values():
+        layer.update_mask(case.keep)
+    raw = np.concatenate(raw).astype(np.float32)
+    if case.drive == "trained":
+        _train_briefly(model, case)
+    model.train()
+    with torch.no_grad():  # BatchNorm statistics from the images themselves
+        model(torch.from_numpy(raw / 255))
+    if case.drive == "witness":
+        _spread_or_saturate(model, case, raw)
+    return model.eval(), raw
+
+
+def _spread_or_saturate(model, case: Case, raw: np.ndarray) -> None:
+    """BatchNorm after each witness layer: in output channels 0, 1 (mod 4) the activation's
+    codes span the layer's exact output range (thresholds up to the witness extremes, where the
+    threshold search must reach), in channels 2, 3 a gain of 8 drives the next layer's inputs to
+    0 or the activation's maximum."""
+    scales = {}
+    blocks = [getattr(model.features, f"block{i + 1}") for i in range(len(case.bits))]
+    hooks = [b.conv.register_forward_hook(lambda mod, inp, out, i=i: scales.__setitem__(i, float(inp[0].scale)))
+             for i, b in enumerate(blocks)]
+    model.eval()
+    with torch.no_grad():
+        model(torch.from_numpy(raw[:1] / 255))
+    for h in hooks:
+        h.remove()
+    for i, ((_, in_bits, cin, w_bits), block) in enumerate(zip(case.layer_inputs(), blocks)):
+        reach = [cin * _witness(case.m, in_bits, w_bits, mx)[0] for mx in (True, False)]
+        with torch.no_grad():
+            top = float(block.relu(torch.full((1, 1, 1, 1), 1e9)).value.max())
+            s_w = block.conv.weight_scale().double().numpy()
+            bn = block.bn
+            for k in range(bn.num_features):
+                if k % 4 < 2:
+                    bn.running_mean[k], bn.running_var[k], bn.bias[k] = 0.0, 1.0 - bn.eps, 0.0
+                    bn.weight[k] = top / (scales[i] * s_w[k] * reach[k % 2])
+                else:
+                    bn.weight[k] = 8.0
+
+
+def run_case(case: Case, root) -> dict:
+    """Either ``build_student`` refuses ``case`` -- exactly when a layer's stages do not fit float32,
+    naming each such layer -- or the student exports, builds and runs bit-exactly: torch == QONNX
+    (every activation's codes and the logits' codes), every build step's Python execution == the
+    level before it, the runtime's simulated device == the build's output == torch."""
+    from pathlib import Path
+
+    from winoforge.hw.export import HEAD_KEY, output_codes, read_metadata
+    from winoforge.hw.flow import build_package, export_run
+    from winoforge.runtime import Accelerator
+
+    unfit = [name for name, in_bits, cin, w in case.layer_inputs() if not _stages_fit(case.m, in_bits, w, cin)]
+    if unfit:
+        with pytest.raises(ValueError, match="student configuration refused") as info:
+            build_student(case.config(), case.channels, 10)
+        assert [p.split(":")[0] for p in str(info.value).split("refused: ")[1].split("; ")] == \
+            [f"layer {name}" for name in unfit]
+        return {"refused": unfit}
+    model, raw = _student(case)
+    root = Path(root)
+    export_run(model, root / "m.onnx", image_shape=(case.channels, case.size, case.size),
+               check_images=raw / 255, progress=False)  # raises unless torch == QONNX, code for code
+    build_package(root / "m.onnx", "p", target_fps=1000, out_root=root / "bits", work_root=root / "build",
+                  golden=raw, progress=False)
+    steps = json.loads((root / "bits" / "p" / "reports" / "build_steps.json").read_text())
+    assert steps and all(s["verified"] for s in steps), steps
+    acc = Accelerator.load(root / "bits" / "p", backend="sim")
+    assert acc.self_test()["equal"]
+    head = read_metadata(ModelWrapper(str(root / "m.onnx")), HEAD_KEY)
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(raw / 255)).numpy()
+    device = acc.execute(raw.transpose(0, 2, 3, 1).astype(np.uint8))
+    assert np.array_equal(output_codes(head, device), output_codes(head, torch_logits))
+    return {"refused": [], "model": model, "raw": raw, "steps": steps}
+
+
+def _first_layer_outputs(model, raw) -> np.ndarray:
+    """The exact integer output of the first Winograd layer on ``raw`` (int64 reference)."""
+    from winoforge.model.students import winograd_layers
+
+    layer = next(iter(winograd_layers(model).values()))
+    with torch.no_grad():
+        codes = model.input_quant(torch.from_numpy(raw / 255)).int().numpy().astype(np.int64)
+    return winograd_conv2d(codes, layer.int_weight().numpy(), layer.spec, (1, 1))
+
+
+def test_the_found_regime_builds_bit_exact_past_2_23(tmp_path, monkeypatch):
+    """The found case's regime as a regression test through the FINN build: F(4,3) W5 on the 8-bit
+    image (accepted) with weights and image tiles at the layer's exact output witnesses, so its
+    accumulator passes 2^23 -- where step_winograd_import used to differ -- on a 14x14 image
+    (cropped tiles), its activation read by the classifier (so a wrong code reaches the output).
+    With the old fixed search bound 2^23 patched back in, the same build fails at
+    step_winograd_import, naming the activation after the layer."""
+    import winoforge.hw.transforms as transforms
+    from winoforge.hw.build import BuildStepError, make_build_config, run_build, winograd_steps
+
+    case = Case(m=4, widths=(4,), bits=((5, 4),), size=14, drive="witness")
+    out = run_case(case, tmp_path)
+    y = _first_layer_outputs(out["model"], out["raw"])
+    reach = max(abs(v) for v in bit_growth(8, 5, 1, WinogradSpec(4), in_signed=False).output)
+    assert (1 << 23) < np.abs(y).max() <= reach < FLOAT32_EXACT
+
+    monkeypatch.setattr(transforms, "_winograd_search_range", lambda model, node: (-(1 << 23), 1 << 23))
+    cfg = make_build_config(tmp_path / "old", "pynq-z2", 1000)
+    with pytest.raises(BuildStepError, match="step_winograd_import.*differs from the previous level") as info:
+        run_build(tmp_path / "m.onnx", cfg, winograd_steps()[:1], golden=out["raw"], progress=False)
+    assert "first difference at node features_block1_relu_act_quant" in str(info.value)  # the activation after it
+
+
+def test_first_difference_names_the_node_where_two_levels_differ(tmp_path):
+    """A build whose verification finds a mismatch names the first node where the levels differ:
+    here one threshold of the second layer's activation, corrupted after step_tidy_up."""
+    from winoforge.hw.build import BuildStepError, first_difference, make_build_config, run_build, winograd_steps
+    from winoforge.hw.flow import export_run
+
+    model, raw = _student(Case(m=2, widths=(4, 4), bits=((4, 4), (4, 4)), size=8, drive="random"))
+    export_run(model, tmp_path / "m.onnx", image_shape=(1, 8, 8), progress=False)
+
+    def step_corrupt(model, cfg):  # every threshold of channel 0 of the last MultiThreshold far down
+        node = model.get_nodes_by_op_type("MultiThreshold")[-1]
+        T = model.get_initializer(node.input[1]).copy()
+        T[0] = -1e6
+        model.set_initializer(node.input[1], T)
+        step_corrupt.node = node.name
+        return model
+
+    steps = winograd_steps()[:3] + [step_corrupt]
+    with pytest.raises(BuildStepError, match="step_corrupt.*differs from the previous level") as info:
+        run_build(tmp_path / "m.onnx", make_build_config(tmp_path / "b", "pynq-z2", 1000), steps, golden=raw,
+                  progress=False)
+    assert f"first difference at node {step_corrupt.node} (MultiThreshold)" in str(info.value)
+    models = sorted(info.value.models_dir.glob("[0-9][0-9]_*.onnx"))
+    assert [p.name[3:] for p in models] == ["step_winograd_import.onnx", "step_qonnx_to_finn.onnx",
+                                            "step_tidy_up.onnx", "step_corrupt.onnx"]
+    same = first_difference(ModelWrapper(str(models[2])), ModelWrapper(str(models[2])), raw, tmp_path / "s")
+    assert same == ""
+    where = first_difference(ModelWrapper(str(models[2])), ModelWrapper(str(models[3])), raw, tmp_path / "s")
+    assert where.startswith(f"; first difference at node {step_corrupt.node} (MultiThreshold)")
+
+
+FAST_CASES = [
+    # m=2, mixed widths (8-bit weights on the image), SRBS 2 of 4 on 6 channels (not a multiple of
+    # 4: the dense fallback) and on 4 channels, 7x7 input
+    Case(m=2, widths=(6, 4, "M", 4), bits=((8, 6), (3, 8), (4, 3)), sub_row=4, keep=2, size=7, drive="witness"),
+    # refused before training, both layers named: F(4,3) W8 on the image, A8 into a W6 layer
+    Case(m=4, widths=(4, 8), bits=((8, 8), (6, 4)), size=14),
+]
+
+
+@pytest.mark.parametrize("case", FAST_CASES, ids=["m2-mixed-srbs-7x7", "m4-refused"])
+def test_sweep_examples(case, tmp_path):
+    out = run_case(case, tmp_path)
+    assert bool(out["refused"]) == (case.m == 4)
