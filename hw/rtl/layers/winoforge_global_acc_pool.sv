@@ -41,8 +41,8 @@ module winoforge_global_acc_pool #(
     wire last_pixel = (pixel == PW'(PIXELS - 1));
 
     function automatic logic [OUT_W-1:0] extend(input logic [IN_W-1:0] v);
-        if (IN_SIGNED != 0) return OUT_W'($signed(v));
-        return OUT_W'({1'b0, v});
+        if (IN_SIGNED != 0) extend = OUT_W'($signed(v));
+        else extend = OUT_W'({1'b0, v});
     endfunction
 
     always_comb begin

@@ -22,7 +22,7 @@ module winoforge_mvau_lut #(
     parameter int W_W = 4,
     parameter int W_SIGNED = 1,
     parameter int ACC_W = 16,
-    parameter string WEIGHTS_FILE = "weights.memh"
+    parameter WEIGHTS_FILE = ""
 ) (
     input  logic                  ap_clk,
     input  logic                  ap_rst_n,
@@ -44,7 +44,8 @@ module winoforge_mvau_lut #(
     localparam int PW = XE + WE;
 
     logic [PE*SIMD*W_W-1:0] rom [DEPTH];
-    initial $readmemh(WEIGHTS_FILE, rom);
+    // the default (no file) lets a frontend elaborate the core before the wrapper sets the file
+    initial if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, rom);
 
     // ---- issue stage
     logic [SW-1:0] sf;
@@ -76,12 +77,12 @@ module winoforge_mvau_lut #(
     logic signed [ACC_W-1:0] nxt [PE];
 
     function automatic logic signed [XE-1:0] xval(input logic [IN_W-1:0] v);
-        if (IN_SIGNED != 0) return XE'($signed(v));
-        return XE'($signed({1'b0, v}));
+        if (IN_SIGNED != 0) xval = XE'($signed(v));
+        else xval = XE'($signed({1'b0, v}));
     endfunction
     function automatic logic signed [WE-1:0] wval(input logic [W_W-1:0] v);
-        if (W_SIGNED != 0) return WE'($signed(v));
-        return WE'($signed({1'b0, v}));
+        if (W_SIGNED != 0) wval = WE'($signed(v));
+        else wval = WE'($signed({1'b0, v}));
     endfunction
 
     always_comb begin
@@ -90,7 +91,15 @@ module winoforge_mvau_lut #(
             sum = s1_first ? '0 : acc[p];
             for (int s = 0; s < SIMD; s++) begin
                 logic signed [PW-1:0] prod;
-                prod = xval(s1_x[s*IN_W +: IN_W]) * wval(s1_w[(p*SIMD + s)*W_W +: W_W]);
+                logic signed [XE-1:0] xs;
+                logic signed [WE-1:0] ws;
+                xs = xval(s1_x[s*IN_W +: IN_W]);
+                ws = wval(s1_w[(p*SIMD + s)*W_W +: W_W]);
+                // shift-and-add (two's complement: the weight's top bit weighs -2^(WE-1)), so no
+                // tool infers a DSP multiplier from a '*' (Yosys 0.23 ignores use_dsp = "no")
+                prod = '0;
+                for (int b = 0; b < WE; b++)
+                    if (ws[b]) prod = (b == WE - 1) ? prod - (PW'(xs) <<< b) : prod + (PW'(xs) <<< b);
                 sum = sum + ACC_W'(prod);
             end
             nxt[p] = sum;

@@ -39,8 +39,8 @@ module winoforge_pool #(
     wire in_fire = in_valid && in_ready;
 
     function automatic logic signed [ACC_W-1:0] extend(input logic [IN_W-1:0] v);
-        if (IN_SIGNED != 0) return ACC_W'($signed(v));
-        return ACC_W'($signed({1'b0, v}));
+        if (IN_SIGNED != 0) extend = ACC_W'($signed(v));
+        else extend = ACC_W'($signed({1'b0, v}));
     endfunction
 
     always_comb begin
