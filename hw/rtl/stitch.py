@@ -161,14 +161,14 @@ def _layer_sources(model, node, fpgapart: str, clk_ns: float) -> tuple[list[Path
         try:
             inst.generate_hdl(model, fpgapart, clk_ns)
         except NotImplementedError as err:
-            raise StitchError(f"node {node.name} (op type {node.op_type}) has no RTL yet: {err}") from None
+            raise StitchError(f"node {node.name} (op type {node.op_type}): {err}") from None
         folder = inst.get_nodeattr("code_gen_dir_ipgen")
     folder = Path(folder)
     if hasattr(inst, "get_rtl_file_list"):
         try:
             files = [Path(p) for p in inst.get_rtl_file_list(abspath=True)]
         except NotImplementedError as err:
-            raise StitchError(f"node {node.name} (op type {node.op_type}) has no RTL yet: {err}") from None
+            raise StitchError(f"node {node.name} (op type {node.op_type}): {err}") from None
     else:
         files = sorted(p for p in folder.glob("*") if p.suffix in _SOURCE_SUFFIXES)
     data = sorted(p for p in folder.glob("*") if p.suffix in _DATA_SUFFIXES)

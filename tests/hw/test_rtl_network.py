@@ -227,3 +227,30 @@ def test_make_bitfile_without_vivado_fails_first_with_its_message(tmp_path):
     assert run.returncode != 0
     assert "needs Xilinx Vivado and Vitis HLS on PATH" in run.stderr
     assert not (tmp_path / "no-such-package").exists()
+
+
+@pytest.mark.slow
+def test_whole_tiny_network_end_to_end_through_the_rtl_backend(tmp_path, fmnist):
+    """The committed tiny student built with its stitched RTL (every layer in RTL, FIFOs sized in
+    Verilator), then run as a package through backend rtl with bubbles and back-pressure: the
+    float outputs equal backend sim's (np.array_equal), the golden self-test passes."""
+    pytest.importorskip("finn")
+    from winoforge.hw.flow import build_package
+    from winoforge.runtime import Accelerator
+
+    _, raw, _ = fmnist
+    manifest = build_package(TINY_ONNX, "tiny", out_root=tmp_path / "pkgs", work_root=tmp_path / "finn",
+                             golden=raw[:2], rtl=True, progress=False)
+    pkg = tmp_path / "pkgs" / "tiny"
+    assert manifest["rtl"]["tail_on_host"] == ["ElementwiseMul_hls_0", "ElementwiseAdd_hls_0"]
+    assert manifest["rtl"]["cycles_per_frame_sim"] == pytest.approx(
+        __import__("json").loads((pkg / "reports" / "estimates.json").read_text())["max_cycles"], rel=0.05)
+    x = raw[2:5].transpose(0, 2, 3, 1).astype(np.uint8)
+    with Accelerator.load(pkg, backend="sim", batch_size=3) as sim:
+        want = sim.execute(x)
+    options = {"in_bubble": 0.3, "out_stall": 0.3, "seed": 11, "build_root": tmp_path / "verilator"}
+    with Accelerator.load(pkg, backend="rtl", batch_size=3, rtl_options=options) as acc:
+        got = acc.execute(x)
+        assert acc.self_test()["equal"]
+    assert got.dtype == want.dtype == np.float32
+    assert np.array_equal(got, want)
