@@ -207,13 +207,21 @@ def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> Valu
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
-                  progress: bool = True, rtl: bool = False) -> dict[str, Any]:
+                  progress: bool = True, rtl: bool = False, open_rtl: bool = True) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
     deployment package ``<out_root>/<name>/``.  Returns the package's manifest.
 
     ``rtl=True`` (implies ``codegen``; needs ``golden``): the stitched accelerator with FIFOs sized
     by simulation on the golden images goes into ``rtl/`` (:func:`winoforge.hw.rtl_sim.package_rtl`),
-    checked bit-exact against the package's integer program, for the runtime's ``rtl`` backend."""
+    checked bit-exact against the package's integer program, for the runtime's ``rtl`` backend.
+
+    ``open_rtl=False`` (``winoforge build --vendor-layers``): pooling, global pooling and the
+    classifier keep FINN's HLS/DSP variants (the vendor path, for Vivado + Vitis HLS) instead of
+    our RTL layers (:func:`winoforge.hw.build.step_open_rtl_layers`); the manifest's ``layers``
+    says which.  Such a build has no vendor-free RTL to stitch, so ``rtl=True`` is refused."""
+    if rtl and not open_rtl:
+        raise ValueError("--rtl needs the open-RTL layers: drop --vendor-layers (open_rtl=False keeps FINN's "
+                         "HLS/DSP pooling and classifier, which Verilator cannot simulate)")
     if rtl and golden is None:
         raise ValueError("rtl=True needs golden images (--verify-images >= 1): the FIFOs are sized on them")
     codegen = codegen or rtl
@@ -227,7 +235,8 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     if work.exists():
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps)
-    steps = baseline_steps() if baseline else winograd_steps(codegen=codegen)
+    steps = (baseline_steps(open_rtl=open_rtl) if baseline
+             else winograd_steps(codegen=codegen, open_rtl=open_rtl))
     try:
         result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
     except BuildStepError as err:
@@ -290,6 +299,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "board": cfg.board, "fpga_part": cfg._resolve_fpga_part(), "clock_mhz": 1000.0 / cfg.synth_clk_period_ns,
         "flow": "stock-finn-baseline" if baseline else "winograd-srbs",
+        "layers": "open-rtl" if open_rtl else "vendor",
         "input": {"name": iname, "shape": result.model.get_tensor_shape(iname), "dtype": "uint8"},
         "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
         "estimated_fps": result.estimates.get("fps"), "bitfile": None, "rtl": rtl_entry,

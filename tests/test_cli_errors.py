@@ -97,6 +97,7 @@ CASES = [
     (["build", "--onnx", "{d}/winograd_like.onnx", "--out-root", "{d}/a_file"], "--out-root"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--work-root", "{d}/a_file/sub"], "--work-root"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--data-dir", "{d}/missing_data"], "--data-dir"),
+    (["build", "--onnx", "{d}/winograd_like.onnx", "--vendor-layers", "--rtl"], "--vendor-layers"),
     (["run", "{d}/missing_package"], "package"),
     (["run", "{d}/empty_dir"], "manifest"),
     (["run", str(PACKAGE), "--backend", "fpga"], "--backend"),

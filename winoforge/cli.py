@@ -393,7 +393,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         manifest = build_package(args.onnx, args.name, board=args.board, target_fps=args.target_fps,
                                  out_root=args.out_root, work_root=args.work_root, golden=golden,
                                  codegen=args.codegen, baseline=args.baseline, provenance=provenance,
-                                 rtl=args.rtl)
+                                 rtl=args.rtl, open_rtl=not args.vendor_layers)
     except BuildStepError as err:
         print(f"winoforge build: {err}", file=sys.stderr)
         return 1
@@ -579,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codegen", action="store_true", help="also run FINN's step_hw_codegen")
     p.add_argument("--rtl", action="store_true", help="also stitch the RTL, size its FIFOs in Verilator on the "
                    "golden images and put it into the package (rtl/) for `winoforge run --backend rtl`")
+    p.add_argument("--vendor-layers", action="store_true",
+                   help="pooling, global pooling and the classifier as FINN's HLS/DSP layers (the Vivado + Vitis "
+                        "HLS path) instead of our open RTL layers; not with --rtl")
     p.add_argument("--verify-images", type=count, default=1,
                    help="golden images executed after every step (0: no verification)")
     p.add_argument("--out-root", type=_output_dir, default="bitstreams")
