@@ -21,7 +21,14 @@ mkdir -p "$out"
 work=${WORK:-$(mktemp -d /tmp/wf-protocol.XXXX)}
 site=$(mktemp -d /tmp/wf-site.XXXX)
 shim=$(mktemp -d /tmp/wf-shim.XXXX)
-"$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl
+shopt -s nullglob
+wheels=(.whl/*.whl)
+shopt -u nullglob
+if [ ${#wheels[@]} -gt 0 ]; then
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "${wheels[@]}"
+fi
+data=()
+[ -d .devdata/fashion-mnist ] && data=(--data-root .devdata/fashion-mnist)
 mkdir -p "$shim/winoforge"
 cp winoforge/*.py "$shim/winoforge/"
 for d in winograd model hw runtime; do ln -s "$root/$d" "$shim/winoforge/$d"; done
@@ -38,7 +45,7 @@ if command -v nvidia-smi >/dev/null; then
     dmon=$!
 fi
 status=0
-"$py" benchmarks/distill_fmnist.py --out-dir "$work" --data-root .devdata/fashion-mnist "$@" \
+"$py" benchmarks/distill_fmnist.py --out-dir "$work" "${data[@]}" "$@" \
     2>&1 | tee "$out/protocol.log" || status=$?
 [ -n "$dmon" ] && kill "$dmon" 2>/dev/null || true
 mkdir -p "$work/runs"

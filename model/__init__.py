@@ -1,1 +1,2 @@
-"""winoforge.model -- not built yet; see README.md for the state of each stage."""
+"""winoforge.model -- datasets, teachers, Brevitas students with Winograd-domain SRBS layers,
+KD losses, gradual pruning, mixed precision, the trainer and the run recipes (README.md, Training)."""

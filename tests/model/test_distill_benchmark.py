@@ -5,6 +5,7 @@ reuses the finished runs, the time-budget planner and the deadline."""
 import importlib.util
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -154,3 +155,24 @@ def test_protocol_names_what_differs_from_the_full_schedule(bench):
     assert bench.protocol(parse(["--epochs", "0.5", "--teacher-only"])) == "scaled: epochs x0.5, teacher only"
     assert bench.protocol(parse(["--batch-size", "256"]), factor=0.6) == "scaled: epochs x0.6, batch_size 256"
     assert bench.protocol(parse(["--test-subset", "100"])) == "scaled: test_subset 100"
+
+
+@pytest.mark.slow
+def test_gpu_protocol_script_packs_at_most_eight_files(tmp_path):
+    """benchmarks/gpu_protocol.sh end to end on CPU (synthetic data, the budget path with the rate
+    probe): what comes back from a device machine is at most 8 files, none of them folders."""
+    import subprocess
+
+    script = SCRIPT.parent / "gpu_protocol.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "WORK": str(tmp_path / "work")}
+    out = tmp_path / "out"
+    cmd = ["bash", str(script), str(out)] + TINY + ["--jobs", "2", "--budget-s", "30", "--deadline-s", "600",
+                                                   "--teacher-epochs", "1", "--probe-steps", "2"]
+    subprocess.run(cmd, check=True, env=env, timeout=1200, stdout=subprocess.DEVNULL)
+    files = sorted(p.name for p in out.iterdir())
+    assert all((out / f).is_file() for f in files) and len(files) <= 8
+    assert {"distill_fmnist_quick_synthetic.json", "runs-meta.tgz", "weights-teacher.tgz", "weights-pynqz2.tgz",
+            "protocol.log"} <= set(files)
+    result = json.loads((out / "distill_fmnist_quick_synthetic.json").read_text())
+    assert result["schedule"]["rates"]["rates"]["quant"] > 0 and result["schedule"]["budget_s"] == 30
+    assert result["not_finished"] == [] and len(result["runs"]) == len(EXPECTED)
