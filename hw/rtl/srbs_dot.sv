@@ -31,6 +31,10 @@
 // (winoforge.hw.rtl.srbs_dot_latency); out_valid rises LATENCY cycles after
 // the in_last beat and holds (stalling the pipeline) until out_ready.
 //
+// MUL_LUT = 1 writes each multiplier as shift-and-add partial products, so no
+// synthesis tool infers a DSP block where the layer's estimate counts LUT
+// multipliers (mult_style "lut"); the product is the same.
+//
 // Packing (element 0 at the LSBs): in_v[c*V_W +: V_W], in_w[l*W_W +: W_W],
 // in_idx[l*IDX_W +: IDX_W] (IDX_W >= 1; ignored when SUBROW = 1).
 
@@ -46,7 +50,8 @@ module srbs_dot #(
     parameter int SUM_W          = 21,
     parameter int ACC_W          = 24,
     parameter int MUL_REG        = 1,
-    parameter int TREE_REG_EVERY = 1
+    parameter int TREE_REG_EVERY = 1,
+    parameter int MUL_LUT        = 0    // 1: shift-and-add multipliers (LUTs), 0: '*' (DSPs where the tool maps them)
 ) (
     input  logic                                         ap_clk,
     input  logic                                         ap_rst_n,
@@ -93,7 +98,18 @@ module srbs_dot #(
         end else begin : g_wu
             assign wx = {1'b0, in_w[l * W_W +: W_W]};
         end
-        assign p = $signed(sel) * wx;
+        if (MUL_LUT != 0) begin : g_mul_lut
+            // two's complement partial products: bit k of the weight adds sel << k, the sign bit subtracts
+            logic signed [FULL_W - 1:0] sel_x;
+            assign sel_x = FULL_W'($signed(sel));
+            always_comb begin
+                p = '0;
+                for (int k = 0; k < WX_W - 1; k++) if (wx[k]) p = p + (sel_x <<< k);
+                if (wx[WX_W - 1]) p = p - (sel_x <<< (WX_W - 1));
+            end
+        end else begin : g_mul_op
+            assign p = $signed(sel) * wx;
+        end
         assign prod[l * PROD_W +: PROD_W] = p[PROD_W - 1:0];
         if (FULL_W > PROD_W) begin : g_drop
             logic unused_high;  // the exact product range needs only PROD_W bits

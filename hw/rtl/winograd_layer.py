@@ -80,12 +80,16 @@ def layer_parameters(params) -> dict[str, int]:
         "PROD_W": min(dot["PROD_W"], ob), "SUM_W": min(dot["SUM_W"], ob), "ACC_W": min(dot["ACC_W"], ob),
         "OMID_W": min(ot["MID_W"], ob), "OUT_W": ob, "OE": params.out_stream_elems,
         "NVB": v_buffer_slots(params),
+        "MUL_LUT": int(params.mult_style == "lut"),
+        "OTF_SERIAL": int(output_transform_serial(params)),
     }
 
 
-#: Cycles from the window stage's last read of a tile to the PE array's first
-#: read of it, plus one for the slot's release (winograd_srbs_layer.sv).
-WINDOW_TO_PE = 3
+def window_to_pe(params) -> int:
+    """Cycles from the window stage's last read of a tile to the PE array's first
+    read of it, plus one for the slot's release (winograd_srbs_layer.sv): line
+    buffer read, column transform, then the row pass writes V one row a cycle."""
+    return params.t + 2
 
 
 def v_buffer_slots(params) -> int:
@@ -94,7 +98,16 @@ def v_buffer_slots(params) -> int:
     stage runs two tiles ahead and the window reads alone set the pace."""
     sf = params.ifm_channels // params.simd
     pe_work = params.position_groups * (params.ofm_channels // params.pe) * sf
-    return 2 if pe_work >= params.t * sf + WINDOW_TO_PE else 3
+    return 2 if pe_work >= params.t * sf + window_to_pe(params) else 3
+
+
+def output_transform_serial(params) -> bool:
+    """One serial 1-D ``A^T`` unit per PE (``t + m`` cycles a tile and output fold)
+    where the PE array takes at least that long to accumulate the next output fold
+    (``(t^2/POS) * Cin/SIMD`` cycles, the estimate's ``u_out = 1``); else a
+    parallel 2-D transform per PE (one fold a cycle)."""
+    sf = params.ifm_channels // params.simd
+    return params.position_groups * sf >= params.t + params.m
 
 
 def stream_widths(params) -> tuple[int, int]:

@@ -61,10 +61,13 @@ module winograd_srbs_layer #(
     parameter int PROD_W    = 12,
     parameter int SUM_W     = 14,
     parameter int ACC_W     = 16,
-    parameter int OMID_W    = 18,  // output transform: A^T M
+    parameter int OMID_W    = 18,  // output transform: M A
     parameter int OUT_W     = 18,
     parameter int OE        = 2,   // output channels per beat (a divisor of COUT, >= PE)
     parameter int NVB       = 2,   // V buffer slots: 2, or 3 where the window stage is the bottleneck
+    parameter int MUL_LUT   = 0,   // 1: multipliers in LUTs (shift-and-add), 0: '*' (DSPs)
+    parameter int OTF_SERIAL = 1,  // 1: one serial 1-D A^T unit per PE (T + M cycles a tile and output
+                                   //    fold: needs (T*T/POS)*(CIN/SIMD) >= T + M); 0: parallel 2-D
     parameter     VALUES_FILE  = "",  // $readmemh files (the wrapper names them)
     parameter     INDICES_FILE = ""
 ) (
@@ -95,35 +98,49 @@ module winograd_srbs_layer #(
     localparam int OB_D   = 2 * TW * OBEATS;
     localparam int WIN    = SIMD * IN_W;
     localparam int VWORD  = SIMD * V_W;
-    // address widths
+    localparam int LAST_ROWS = HO - (TH - 1) * M;  // output rows of the last tile band
+    // counter and address widths: each holds exactly its range
     localparam int LB_AW  = (LB_D > 1) ? $clog2(LB_D) : 1;
     localparam int ROW_AW = $clog2(ROWS);
+    localparam int CNT_W  = $clog2(ROWS + 1);      // rows held, rows released
+    localparam int XY_W   = $clog2(H + W + 2 * T + 2 * PAD + 2) + 1;  // signed pixel coordinates
+    localparam int TR_W   = (TH > 1) ? $clog2(TH) : 1;
+    localparam int TC_W   = (TW > 1) ? $clog2(TW) : 1;
+    localparam int SF_W   = (SF > 1) ? $clog2(SF) : 1;
+    localparam int CF_W   = (CF > 1) ? $clog2(CF) : 1;
+    localparam int G_W    = (G > 1) ? $clog2(G) : 1;
+    localparam int T_W    = $clog2(T);
+    localparam int M_W    = (M > 1) ? $clog2(M) : 1;
     localparam int V_AW   = (NVB * SF > 1) ? $clog2(NVB * SF) : 1;
     localparam int VS_W   = 2;  // slot index width
     localparam int W_AW   = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam int OB_AW  = (OB_D > 1) ? $clog2(OB_D) : 1;
+    localparam int OBT_W  = (OBEATS > 1) ? $clog2(OBEATS) : 1;
+    localparam int WO_W   = (WO > 1) ? $clog2(WO) : 1;
+    localparam int OE_W   = $clog2(2 * OE + 1);  // lanes, and lanes + PE
+    localparam int SQ_W   = $clog2(T + M);
 
     // ------------------------------------------------------------------ line buffer
-    int lb_count;                 // complete rows held
-    int wr_beat;                  // beat within the row being written
+    logic [CNT_W - 1:0] lb_count;  // complete rows held
+    logic [LB_AW - 1:0] wr_beat;   // beat within the row being written
     logic [ROW_AW - 1:0] wr_bank;
-    logic [ROW_AW - 1:0] lb_base; // bank of the oldest row held
-    int rel_rows;                 // rows released this cycle (window stage)
+    logic [ROW_AW - 1:0] lb_base;  // bank of the oldest row held
+    logic [CNT_W - 1:0] rel_rows;  // rows released this cycle (window stage)
     logic in_fire, row_done;
 
-    assign in_tready = (wr_beat != 0) || (lb_count < ROWS);
+    assign in_tready = (wr_beat != '0) || (lb_count < CNT_W'(ROWS));
     assign in_fire   = in_tvalid && in_tready;
-    assign row_done  = in_fire && (wr_beat == LB_D - 1);
+    assign row_done  = in_fire && (wr_beat == LB_AW'(LB_D - 1));
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            wr_beat  <= 0;
+            wr_beat  <= '0;
             wr_bank  <= '0;
-            lb_count <= 0;
+            lb_count <= '0;
         end else begin
-            if (in_fire) wr_beat <= row_done ? 0 : wr_beat + 1;
+            if (in_fire) wr_beat <= row_done ? '0 : wr_beat + 1'b1;
             if (row_done) wr_bank <= (wr_bank == ROW_AW'(ROWS - 1)) ? '0 : wr_bank + 1'b1;
-            lb_count <= lb_count + (row_done ? 1 : 0) - rel_rows;
+            lb_count <= lb_count + CNT_W'(row_done) - rel_rows;
         end
     end
 
@@ -132,57 +149,73 @@ module winograd_srbs_layer #(
     for (genvar r = 0; r < ROWS; r++) begin : g_lb
         logic [WIN - 1:0] mem [LB_D];
         always_ff @(posedge ap_clk) begin
-            if (in_fire && wr_bank == ROW_AW'(r)) mem[wr_beat[LB_AW - 1:0]] <= in_tdata;
+            if (in_fire && wr_bank == ROW_AW'(r)) mem[wr_beat] <= in_tdata;
             lb_rd[r] <= mem[lb_raddr];
         end
     end
 
     // ------------------------------------------------------------------ window stage
-    int   w_tr, w_tc, w_s, w_col;
+    // one column of the t x t window of one input fold a cycle (T row banks read at once)
+    logic [TR_W - 1:0] w_tr;
+    logic [TC_W - 1:0] w_tc;
+    logic [SF_W - 1:0] w_s;
+    logic [T_W - 1:0]  w_col;
+    logic signed [XY_W - 1:0] w_y0, w_x0;  // top-left input pixel of the tile (may be padding)
     logic [VS_W - 1:0] w_half;   // V buffer slot being written
     logic [(1 << VS_W) - 1:0] vfull;  // V buffer slots holding a complete tile (NVB used)
-    int   y0, ylo, yhi, need, ylo_next, x0;
+    logic signed [XY_W - 1:0] ylo, yhi, ylo_next, x0;
+    logic [CNT_W - 1:0] need, toppad;
     logic band_ok, w_issue, w_last_tile, w_last_band_step;
     logic [T - 1:0] row_ok;
     logic col_ok;
     logic [ROW_AW - 1:0] rot;
+    logic [CNT_W:0] base_sum;  // lb_base + rel_rows
+    assign base_sum = (CNT_W + 1)'(lb_base) + (CNT_W + 1)'(rel_rows);
 
     always_comb begin
-        y0       = w_tr * M - PAD;
-        ylo      = (y0 > 0) ? y0 : 0;
-        yhi      = (y0 + T - 1 < H - 1) ? y0 + T - 1 : H - 1;
-        need     = (yhi >= ylo) ? yhi - ylo + 1 : 0;
-        ylo_next = (y0 + M > 0) ? y0 + M : 0;
+        ylo      = (w_y0 > 0) ? w_y0 : '0;
+        yhi      = (w_y0 + XY_W'(T - 1) < XY_W'(H - 1)) ? w_y0 + XY_W'(T - 1) : XY_W'(H - 1);
+        need     = (yhi >= ylo) ? CNT_W'(yhi - ylo + 1'b1) : '0;
+        ylo_next = (w_y0 + XY_W'(M) > 0) ? w_y0 + XY_W'(M) : '0;
+        toppad   = (w_y0 < 0) ? CNT_W'(-w_y0) : '0;  // padding rows above the tile (<= PAD <= T)
         band_ok  = lb_count >= need;
         w_issue  = band_ok && !vfull[w_half];
-        x0       = w_tc * M - PAD + w_col;
-        col_ok   = (x0 >= 0) && (x0 < W);
-        lb_raddr = col_ok ? LB_AW'(x0 * SF + w_s) : '0;
-        for (int k = 0; k < T; k++) row_ok[k] = (y0 + k >= 0) && (y0 + k < H);
-        // bank of window row k = (lb_base + k - (ylo - y0)) mod ROWS, for valid rows
-        rot = ROW_AW'(((ylo - y0 > T) ? 0 : (32'(lb_base) + ROWS - (ylo - y0)) % ROWS));
-        w_last_tile      = (w_s == SF - 1) && (w_col == T - 1);
-        w_last_band_step = w_last_tile && (w_tc == TW - 1);
-        rel_rows = 0;
-        if (w_issue && w_last_band_step) rel_rows = (w_tr == TH - 1) ? H - ylo : ylo_next - ylo;
+        x0       = w_x0 + XY_W'(w_col);
+        col_ok   = (x0 >= 0) && (x0 < XY_W'(W));
+        lb_raddr = col_ok ? LB_AW'(LB_AW'(x0) * LB_AW'(SF)) + LB_AW'(w_s) : '0;
+        for (int k = 0; k < T; k++) row_ok[k] = (w_y0 + XY_W'(k) >= 0) && (w_y0 + XY_W'(k) < XY_W'(H));
+        // bank of window row k = (lb_base + k - toppad) mod ROWS, for valid rows
+        rot = (lb_base >= ROW_AW'(toppad)) ? lb_base - ROW_AW'(toppad)
+                                           : ROW_AW'((CNT_W + 1)'(lb_base) + (CNT_W + 1)'(ROWS) - (CNT_W + 1)'(toppad));
+        w_last_tile      = (w_s == SF_W'(SF - 1)) && (w_col == T_W'(T - 1));
+        w_last_band_step = w_last_tile && (w_tc == TC_W'(TW - 1));
+        rel_rows = '0;
+        if (w_issue && w_last_band_step)
+            rel_rows = CNT_W'((w_tr == TR_W'(TH - 1)) ? XY_W'(H) - ylo : ylo_next - ylo);
     end
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            w_tr <= 0; w_tc <= 0; w_s <= 0; w_col <= 0; w_half <= '0; lb_base <= '0;
+            w_tr <= '0; w_tc <= '0; w_s <= '0; w_col <= '0; w_half <= '0; lb_base <= '0;
+            w_y0 <= -XY_W'(PAD); w_x0 <= -XY_W'(PAD);
         end else if (w_issue) begin
-            if (rel_rows != 0) lb_base <= ROW_AW'((32'(lb_base) + rel_rows) % ROWS);
-            if (w_col != T - 1) w_col <= w_col + 1;
+            if (rel_rows != '0) lb_base <= (base_sum >= (CNT_W + 1)'(ROWS)) ? ROW_AW'(base_sum - (CNT_W + 1)'(ROWS))
+                                                                            : ROW_AW'(base_sum);
+            if (w_col != T_W'(T - 1)) w_col <= w_col + 1'b1;
             else begin
-                w_col <= 0;
-                if (w_s != SF - 1) w_s <= w_s + 1;
+                w_col <= '0;
+                if (w_s != SF_W'(SF - 1)) w_s <= w_s + 1'b1;
                 else begin
-                    w_s <= 0;
+                    w_s <= '0;
                     w_half <= (w_half == VS_W'(NVB - 1)) ? '0 : w_half + 1'b1;
-                    if (w_tc != TW - 1) w_tc <= w_tc + 1;
-                    else begin
-                        w_tc <= 0;
-                        w_tr <= (w_tr == TH - 1) ? 0 : w_tr + 1;
+                    if (w_tc != TC_W'(TW - 1)) begin
+                        w_tc <= w_tc + 1'b1;
+                        w_x0 <= w_x0 + XY_W'(M);
+                    end else begin
+                        w_tc <= '0;
+                        w_x0 <= -XY_W'(PAD);
+                        w_tr <= (w_tr == TR_W'(TH - 1)) ? '0 : w_tr + 1'b1;
+                        w_y0 <= (w_tr == TR_W'(TH - 1)) ? -XY_W'(PAD) : w_y0 + XY_W'(M);
                     end
                 end
             end
@@ -190,86 +223,112 @@ module winograd_srbs_layer #(
     end
 
     // stage A: line-buffer words arrive
-    logic a_valid, a_last, a_col_ok;
+    logic a_valid, a_last, a_col_ok, a_tile_end;
     logic [VS_W - 1:0] a_half;
-    int   a_col, a_s;
+    logic [SF_W - 1:0] a_s;
     logic [T - 1:0] a_row_ok;
     logic [ROW_AW - 1:0] a_rot;
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) a_valid <= 1'b0;
         else a_valid <= w_issue;
-        a_col <= w_col; a_s <= w_s; a_half <= w_half; a_last <= w_last_tile && w_issue;
+        a_tile_end <= w_col == T_W'(T - 1);
+        a_s <= w_s; a_half <= w_half; a_last <= w_last_tile && w_issue;
         a_row_ok <= row_ok; a_col_ok <= col_ok; a_rot <= rot;
     end
     logic [WIN - 1:0] col_val [T];
-    always_comb begin
-        for (int k = 0; k < T; k++) begin
+    for (genvar k = 0; k < T; k++) begin : g_colk
+        logic [ROW_AW:0] bank_sum;
+        logic [ROW_AW - 1:0] bank;
+        assign bank_sum = {1'b0, a_rot} + (ROW_AW + 1)'(k);
+        assign bank = (bank_sum >= (ROW_AW + 1)'(ROWS)) ? ROW_AW'(bank_sum - ROWS) : ROW_AW'(bank_sum);
+        always_comb begin
             col_val[k] = '0;
             for (int r = 0; r < ROWS; r++)
-                if (a_col_ok && a_row_ok[k] && 32'(a_rot) + k - ((32'(a_rot) + k >= ROWS) ? ROWS : 0) == r)
-                    col_val[k] = lb_rd[r];
+                if (a_col_ok && a_row_ok[k] && bank == ROW_AW'(r)) col_val[k] = lb_rd[r];
         end
     end
 
-    // stage B: the window (rows k, columns j); the last column joins combinationally
-    logic [WIN - 1:0] win [T][T];
+    // ------------------------------------------------------------------ input transforms
+    // Per SIMD lane two serial 1-D B^T units: the column unit takes the window
+    // column of this cycle (Z[:, col] = B^T d[:, col], held until the fold's last
+    // column), the row unit turns the T rows of Z into the T rows of V = Z B, one a
+    // cycle, while the column unit takes the next fold: T cycles a fold, the pace
+    // of the window reads.
+    logic tin_valid;  // last column of a fold: Z complete
+    assign tin_valid = a_valid && a_tile_end;
+    logic rp_valid, rp_last;  // row pass
+    logic [T_W - 1:0]  rp_row;
+    logic [SF_W - 1:0] rp_s;
+    logic [VS_W - 1:0] rp_half;
     always_ff @(posedge ap_clk) begin
-        if (a_valid) for (int k = 0; k < T; k++) win[k][a_col] <= col_val[k];
+        if (!ap_rst_n) rp_valid <= 1'b0;
+        else if (tin_valid) rp_valid <= 1'b1;
+        else if (rp_row == T_W'(T - 1)) rp_valid <= 1'b0;
+        if (tin_valid) begin
+            rp_row <= '0; rp_s <= a_s; rp_half <= a_half; rp_last <= a_last;
+        end else if (rp_valid) rp_row <= rp_row + 1'b1;
     end
-    logic tin_valid;
-    assign tin_valid = a_valid && (a_col == T - 1);
-    logic [T2 * V_W - 1:0] v_lane [SIMD];
-    logic [SIMD - 1:0] itf_in_ready_unused, itf_out_valid_unused;
+    logic [T * V_W - 1:0] v_row [SIMD];  // row rp_row of V, element j at [j*V_W]
     for (genvar c = 0; c < SIMD; c++) begin : g_itf
-        logic [T2 * IN_W - 1:0] tile;
-        for (genvar k = 0; k < T; k++) begin : g_r
-            for (genvar j = 0; j < T; j++) begin : g_c
-                if (j == T - 1) begin : g_last
-                    assign tile[(k * T + j) * IN_W +: IN_W] = col_val[k][c * IN_W +: IN_W];
-                end else begin : g_held
-                    assign tile[(k * T + j) * IN_W +: IN_W] = win[k][j][c * IN_W +: IN_W];
+        logic [T * IN_W - 1:0]  dcol;
+        logic [T * VMID_W - 1:0] zcol;
+        logic [T * VMID_W - 1:0] zrow;
+        for (genvar k = 0; k < T; k++) begin : g_k
+            assign dcol[k * IN_W +: IN_W] = col_val[k][c * IN_W +: IN_W];
+        end
+        winograd_transform_1d #(.M(M), .KIND(0), .IN_W(IN_W), .IN_SIGNED(IN_SIGNED), .OUT_W(VMID_W)) u_col (
+            .x(dcol), .y(zcol)
+        );
+        // zh: columns 0..T-2 of Z (shifted in); zr: the complete Z of the fold in the row pass
+        logic [VMID_W - 1:0] zh [T][T - 1];
+        logic [VMID_W - 1:0] zr [T][T];
+        always_ff @(posedge ap_clk) begin
+            if (a_valid) for (int i = 0; i < T; i++) begin
+                for (int j = 0; j < T - 2; j++) zh[i][j] <= zh[i][j + 1];
+                zh[i][T - 2] <= zcol[i * VMID_W +: VMID_W];
+            end
+            if (tin_valid) begin
+                for (int i = 0; i < T; i++) begin
+                    for (int j = 0; j < T - 1; j++) zr[i][j] <= zh[i][j];
+                    zr[i][T - 1] <= zcol[i * VMID_W +: VMID_W];
                 end
+            end else if (rp_valid) begin
+                for (int i = 0; i < T - 1; i++) for (int j = 0; j < T; j++) zr[i][j] <= zr[i + 1][j];
             end
         end
-        winograd_input_transform #(
-            .M(M), .IN_W(IN_W), .IN_SIGNED(IN_SIGNED), .MID_W(VMID_W), .OUT_W(V_W), .LATENCY(1)
-        ) u_itf (
-            .ap_clk(ap_clk), .ap_rst_n(ap_rst_n), .in_valid(tin_valid), .in_ready(itf_in_ready_unused[c]),
-            .in_data(tile), .out_valid(itf_out_valid_unused[c]), .out_ready(1'b1), .out_data(v_lane[c])
+        for (genvar j = 0; j < T; j++) begin : g_j
+            assign zrow[j * VMID_W +: VMID_W] = zr[0][j];
+        end
+        winograd_transform_1d #(.M(M), .KIND(0), .IN_W(VMID_W), .IN_SIGNED(1), .OUT_W(V_W)) u_row (
+            .x(zrow), .y(v_row[c])
         );
-    end
-    // stage C: V written (transform latency 1)
-    logic c_valid, c_last;
-    logic [VS_W - 1:0] c_half;
-    int   c_s;
-    always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) c_valid <= 1'b0;
-        else c_valid <= tin_valid;
-        c_s <= a_s; c_half <= a_half; c_last <= a_last;
     end
 
     // ------------------------------------------------------------------ V buffer
-    int   p_f, p_g, p_s;
+    logic [CF_W - 1:0] p_f;
+    logic [G_W - 1:0]  p_g;
+    logic [SF_W - 1:0] p_s;
     logic [VS_W - 1:0] p_half;
     logic p_issue, p_last, pipe_en;
-    logic [V_AW - 1:0] v_raddr;
+    logic [V_AW - 1:0] v_raddr, v_waddr;
     logic [VWORD - 1:0] v_rd [T2];
-    assign v_raddr = V_AW'(32'(p_half) * SF + p_s);
+    assign v_raddr = V_AW'(p_half) * V_AW'(SF) + V_AW'(p_s);
+    assign v_waddr = V_AW'(rp_half) * V_AW'(SF) + V_AW'(rp_s);
     for (genvar xi = 0; xi < T2; xi++) begin : g_vbuf
         logic [VWORD - 1:0] mem [NVB * SF];
         logic [VWORD - 1:0] wdata;
         for (genvar c = 0; c < SIMD; c++) begin : g_lane
-            assign wdata[c * V_W +: V_W] = v_lane[c][xi * V_W +: V_W];
+            assign wdata[c * V_W +: V_W] = v_row[c][(xi % T) * V_W +: V_W];
         end
         always_ff @(posedge ap_clk) begin
-            if (c_valid) mem[V_AW'(32'(c_half) * SF + c_s)] <= wdata;
+            if (rp_valid && rp_row == T_W'(xi / T)) mem[v_waddr] <= wdata;
             if (pipe_en) v_rd[xi] <= mem[v_raddr];
         end
     end
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) vfull <= '0;
         else for (int h = 0; h < NVB; h++) begin
-            if (c_valid && c_last && c_half == VS_W'(h)) vfull[h] <= 1'b1;
+            if (rp_valid && rp_last && rp_row == T_W'(T - 1) && rp_half == VS_W'(h)) vfull[h] <= 1'b1;
             else if (p_issue && p_last && p_half == VS_W'(h)) vfull[h] <= 1'b0;
         end
     end
@@ -277,25 +336,25 @@ module winograd_srbs_layer #(
     // ------------------------------------------------------------------ PE array
     logic dot_ready;
     logic d_valid, d_first, d_last;
-    int   d_g;
+    logic [G_W - 1:0] d_g;
+    logic [W_AW - 1:0] w_raddr;  // (p_f * G + p_g) * SF + p_s: counts through the ROM once a tile
     assign pipe_en = !d_valid || dot_ready;
     assign p_issue = vfull[p_half] && pipe_en;
-    assign p_last  = (p_f == CF - 1) && (p_g == G - 1) && (p_s == SF - 1);
-    logic [W_AW - 1:0] w_raddr;
-    assign w_raddr = W_AW'((p_f * G + p_g) * SF + p_s);
+    assign p_last  = (p_f == CF_W'(CF - 1)) && (p_g == G_W'(G - 1)) && (p_s == SF_W'(SF - 1));
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            p_f <= 0; p_g <= 0; p_s <= 0; p_half <= '0;
+            p_f <= '0; p_g <= '0; p_s <= '0; p_half <= '0; w_raddr <= '0;
         end else if (p_issue) begin
-            if (p_s != SF - 1) p_s <= p_s + 1;
+            w_raddr <= p_last ? '0 : w_raddr + 1'b1;
+            if (p_s != SF_W'(SF - 1)) p_s <= p_s + 1'b1;
             else begin
-                p_s <= 0;
-                if (p_g != G - 1) p_g <= p_g + 1;
+                p_s <= '0;
+                if (p_g != G_W'(G - 1)) p_g <= p_g + 1'b1;
                 else begin
-                    p_g <= 0;
-                    if (p_f != CF - 1) p_f <= p_f + 1;
+                    p_g <= '0;
+                    if (p_f != CF_W'(CF - 1)) p_f <= p_f + 1'b1;
                     else begin
-                        p_f <= 0;
+                        p_f <= '0;
                         p_half <= (p_half == VS_W'(NVB - 1)) ? '0 : p_half + 1'b1;
                     end
                 end
@@ -326,7 +385,7 @@ module winograd_srbs_layer #(
         if (!ap_rst_n) d_valid <= 1'b0;
         else if (pipe_en) d_valid <= p_issue;
         if (pipe_en) begin
-            d_g <= p_g; d_first <= (p_s == 0); d_last <= (p_s == SF - 1);
+            d_g <= p_g; d_first <= (p_s == '0); d_last <= (p_s == SF_W'(SF - 1));
         end
     end
 
@@ -337,13 +396,14 @@ module winograd_srbs_layer #(
         logic [VWORD - 1:0] v_sel;
         always_comb begin
             v_sel = '0;
-            for (int g = 0; g < G; g++) if (d_g == g) v_sel = v_rd[g * POS + j];
+            for (int g = 0; g < G; g++) if (d_g == G_W'(g)) v_sel = v_rd[g * POS + j];
         end
         for (genvar p = 0; p < PE; p++) begin : g_pe
             localparam int E0 = (j * PE + p) * LANES;
             srbs_dot #(
                 .SIMD(SIMD), .SUBROW(SUBROW), .KEEP(KEEP), .V_W(V_W), .W_W(W_W), .W_SIGNED(W_SIGNED),
-                .IDX_W(IDX_W), .PROD_W(PROD_W), .SUM_W(SUM_W), .ACC_W(ACC_W), .MUL_REG(1), .TREE_REG_EVERY(1)
+                .IDX_W(IDX_W), .PROD_W(PROD_W), .SUM_W(SUM_W), .ACC_W(ACC_W), .MUL_REG(1), .TREE_REG_EVERY(1),
+                .MUL_LUT(MUL_LUT)
             ) u_dot (
                 .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
                 .in_valid(d_valid), .in_ready(dot_in_ready[j * PE + p]),
@@ -356,64 +416,144 @@ module winograd_srbs_layer #(
     assign dot_ready = &dot_in_ready;  // the dots run in lockstep
 
     // ------------------------------------------------------------------ M collector
-    int   c_g;
-    logic col_fire, mf_valid, otf_ready, ow_ready;
+    logic [G_W - 1:0] c_g;
+    logic col_fire, mf_valid, mf_take, mf_load, ow_ready;
     logic [ACC_W - 1:0] mcol [T2][PE];
-    logic [T2 * ACC_W - 1:0] mf [PE];
-    assign col_ready = (c_g != G - 1) || !mf_valid || otf_ready;
+    logic [ACC_W - 1:0] mf [PE][T][T];  // the complete M of PE output channels: rows a, columns b
+    logic mf_shift;                     // serial transform: row 0 consumed, the rows move up
+    assign col_ready = (c_g != G_W'(G - 1)) || !mf_valid || mf_take;
     assign col_fire  = (&dot_out_valid) && col_ready;
+    assign mf_load   = col_fire && (c_g == G_W'(G - 1));
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            c_g <= 0;
+            c_g <= '0;
             mf_valid <= 1'b0;
         end else begin
-            if (mf_valid && otf_ready) mf_valid <= 1'b0;
+            if (mf_take) mf_valid <= 1'b0;
             if (col_fire) begin
-                c_g <= (c_g == G - 1) ? 0 : c_g + 1;
-                if (c_g == G - 1) mf_valid <= 1'b1;
+                c_g <= (c_g == G_W'(G - 1)) ? '0 : c_g + 1'b1;
+                if (mf_load) mf_valid <= 1'b1;
             end
         end
         for (int xi = 0; xi < T2; xi++) begin
             for (int p = 0; p < PE; p++) begin
-                if (col_fire && c_g == xi / POS) mcol[xi][p] <= dot_sum[xi % POS][p];
-                if (col_fire && c_g == G - 1)
-                    mf[p][xi * ACC_W +: ACC_W] <= (xi / POS == G - 1) ? dot_sum[xi % POS][p] : mcol[xi][p];
+                if (col_fire && c_g == G_W'(xi / POS)) mcol[xi][p] <= dot_sum[xi % POS][p];
+                if (mf_load)
+                    mf[p][xi / T][xi % T] <= (xi / POS == G - 1) ? dot_sum[xi % POS][p] : mcol[xi][p];
+                else if (mf_shift && xi < T2 - T)
+                    mf[p][xi / T][xi % T] <= mf[p][xi / T + 1][xi % T];
             end
         end
     end
 
     // ------------------------------------------------------------------ output transforms
-    logic [PE - 1:0] otf_in_ready, otf_out_valid;
-    logic [M * M * OUT_W - 1:0] y [PE];
-    for (genvar p = 0; p < PE; p++) begin : g_otf
-        winograd_output_transform #(
-            .M(M), .IN_W(ACC_W), .MID_W(OMID_W), .OUT_W(OUT_W), .LATENCY(1)
-        ) u_otf (
-            .ap_clk(ap_clk), .ap_rst_n(ap_rst_n), .in_valid(mf_valid), .in_ready(otf_in_ready[p]),
-            .in_data(mf[p]), .out_valid(otf_out_valid[p]), .out_ready(ow_ready), .out_data(y[p])
-        );
+    // ow_adv: one output fold of a tile is complete in the output buffer;
+    // ow_col_we[j]: column j of the m x m output tile is written this cycle (ydata)
+    logic ow_adv;
+    logic [M - 1:0] ow_col_we;
+    logic [OUT_W - 1:0] ydata [PE][M][M];
+    logic band_end_now;
+    logic ow_half;
+    logic [1:0] bfull;           // output-buffer bands complete, not yet streamed
+    if (OTF_SERIAL != 0) begin : g_otf_serial
+        // One 1-D A^T unit per PE, T + M steps a tile and output fold: steps a < T take
+        // row a of M (Z' = M A, row by row), steps T + j column j of Z' (Y = A^T Z',
+        // column j of the output tile).  A fold starts only when its output-buffer band
+        // has room, and that holds for the whole fold (only its own last write fills it).
+        logic sq_busy, sq_done, sq_start;
+        logic [SQ_W - 1:0] sq_step;
+        assign sq_done  = sq_busy && sq_step == SQ_W'(T + M - 1);
+        assign sq_start = mf_valid && (!sq_busy || sq_done) && !bfull[band_end_now ? !ow_half : ow_half];
+        assign mf_take  = sq_busy && sq_step == SQ_W'(T - 1);
+        assign mf_shift = sq_busy && sq_step < SQ_W'(T - 1);
+        assign ow_adv   = sq_done;
+        logic unused_ready;  // room is checked for the next fold's band instead
+        assign unused_ready = ow_ready;
+        for (genvar j = 0; j < M; j++) begin : g_we
+            assign ow_col_we[j] = sq_busy && sq_step == SQ_W'(T + j);
+        end
+        always_ff @(posedge ap_clk) begin
+            if (!ap_rst_n) sq_busy <= 1'b0;
+            else if (sq_start) sq_busy <= 1'b1;
+            else if (sq_done) sq_busy <= 1'b0;
+            if (sq_start) sq_step <= '0;
+            else if (sq_busy) sq_step <= sq_step + 1'b1;
+        end
+        for (genvar p = 0; p < PE; p++) begin : g_pe
+            logic [OMID_W - 1:0] zp [T][M];  // Z' = M A: rows shift in, then columns shift out
+            logic [T * OMID_W - 1:0] ux;
+            logic [M * OUT_W - 1:0] uy;
+            for (genvar a = 0; a < T; a++) begin : g_x
+                // row 0 of M (sign extended) in the first pass, column 0 of Z' in the second
+                assign ux[a * OMID_W +: OMID_W] = (sq_step < SQ_W'(T))
+                    ? OMID_W'($signed(mf[p][0][a])) : zp[a][0];
+            end
+            winograd_transform_1d #(.M(M), .KIND(1), .IN_W(OMID_W), .IN_SIGNED(1), .OUT_W(OUT_W)) u_otf (
+                .x(ux), .y(uy)
+            );
+            always_ff @(posedge ap_clk) begin
+                if (sq_busy && sq_step < SQ_W'(T)) begin
+                    for (int a = 0; a < T - 1; a++) for (int j = 0; j < M; j++) zp[a][j] <= zp[a + 1][j];
+                    for (int j = 0; j < M; j++) zp[T - 1][j] <= uy[j * OUT_W +: OMID_W];
+                end else if (sq_busy) begin
+                    for (int a = 0; a < T; a++) for (int j = 0; j < M - 1; j++) zp[a][j] <= zp[a][j + 1];
+                end
+            end
+            for (genvar i = 0; i < M; i++) begin : g_i
+                for (genvar j = 0; j < M; j++) begin : g_j
+                    assign ydata[p][i][j] = uy[i * OUT_W +: OUT_W];
+                end
+            end
+        end
+    end else begin : g_otf_parallel
+        logic [PE - 1:0] otf_in_ready, otf_out_valid;
+        logic otf_ready, ow_fire;
+        assign mf_shift = 1'b0;
+        assign mf_take  = mf_valid && otf_ready;
+        assign ow_fire  = (&otf_out_valid) && ow_ready;
+        assign ow_adv   = ow_fire;
+        assign ow_col_we = {M{ow_fire}};
+        for (genvar p = 0; p < PE; p++) begin : g_pe
+            logic [T2 * ACC_W - 1:0] mtile;
+            logic [M * M * OUT_W - 1:0] y;
+            for (genvar xi = 0; xi < T2; xi++) begin : g_xi
+                assign mtile[xi * ACC_W +: ACC_W] = mf[p][xi / T][xi % T];
+            end
+            winograd_output_transform #(
+                .M(M), .IN_W(ACC_W), .MID_W(OMID_W), .OUT_W(OUT_W), .LATENCY(1)
+            ) u_otf (
+                .ap_clk(ap_clk), .ap_rst_n(ap_rst_n), .in_valid(mf_valid), .in_ready(otf_in_ready[p]),
+                .in_data(mtile), .out_valid(otf_out_valid[p]), .out_ready(ow_ready), .out_data(y)
+            );
+            for (genvar i = 0; i < M; i++) begin : g_i
+                for (genvar j = 0; j < M; j++) begin : g_j
+                    assign ydata[p][i][j] = y[(i * M + j) * OUT_W +: OUT_W];
+                end
+            end
+        end
+        assign otf_ready = &otf_in_ready;
     end
-    assign otf_ready = &otf_in_ready;
 
     // ------------------------------------------------------------------ output buffer
-    int   ow_f, ow_tc, woff, wbase;
-    logic ow_half, ow_fire;
-    logic [1:0] bfull;           // output-buffer bands complete, not yet streamed
+    logic [CF_W - 1:0] ow_f;
+    logic [TC_W - 1:0] ow_tc;
+    logic [OE_W - 1:0] woff;     // lane of PE channel 0 in the beat being written
+    logic [OBT_W - 1:0] wbase;   // beat being written
     assign ow_ready = !bfull[ow_half];
-    assign ow_fire  = (&otf_out_valid) && ow_ready;
+    assign band_end_now = ow_adv && ow_f == CF_W'(CF - 1) && ow_tc == TC_W'(TW - 1);
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            ow_f <= 0; ow_tc <= 0; ow_half <= 1'b0; woff <= 0; wbase <= 0;
-        end else if (ow_fire) begin
-            if (ow_f != CF - 1) begin
-                ow_f <= ow_f + 1;
-                if (woff + PE >= OE) begin woff <= woff + PE - OE; wbase <= wbase + 1; end
-                else woff <= woff + PE;
+            ow_f <= '0; ow_tc <= '0; ow_half <= 1'b0; woff <= '0; wbase <= '0;
+        end else if (ow_adv) begin
+            if (ow_f != CF_W'(CF - 1)) begin
+                ow_f <= ow_f + 1'b1;
+                if (woff + OE_W'(PE) >= OE_W'(OE)) begin woff <= woff + OE_W'(PE) - OE_W'(OE); wbase <= wbase + 1'b1; end
+                else woff <= woff + OE_W'(PE);
             end else begin
-                ow_f <= 0; woff <= 0; wbase <= 0;
-                if (ow_tc != TW - 1) ow_tc <= ow_tc + 1;
+                ow_f <= '0; woff <= '0; wbase <= '0;
+                if (ow_tc != TC_W'(TW - 1)) ow_tc <= ow_tc + 1'b1;
                 else begin
-                    ow_tc <= 0;
+                    ow_tc <= '0;
                     ow_half <= !ow_half;
                 end
             end
@@ -421,14 +561,21 @@ module winograd_srbs_layer #(
     end
 
     // reader state
-    int   r_tr, r_i, r_xd, r_xm, r_k, r_rows;
-    logic r_half, r_ok, r_last, out_en;
-    logic [OB_AW - 1:0] ob_raddr;
-    assign out_en   = !out_tvalid || out_tready;
-    assign r_ok     = bfull[r_half];
-    assign r_rows   = (HO - r_tr * M < M) ? HO - r_tr * M : M;
-    assign r_last   = (r_k == OBEATS - 1) && (r_xd * M + r_xm == WO - 1) && (r_i == r_rows - 1);
-    assign ob_raddr = OB_AW'((32'(r_half) * TW + r_xd) * OBEATS + r_k);
+    logic [TR_W - 1:0]  r_tr;
+    logic [M_W - 1:0]   r_i, r_xm, o_i, o_j;
+    logic [TC_W - 1:0]  r_xd;
+    logic [WO_W - 1:0]  r_x;   // r_xd * M + r_xm
+    logic [OBT_W - 1:0] r_k;
+    logic r_half, r_ok, r_last, r_row_last, out_en;
+    logic [M_W - 1:0] r_rows_m1;
+    logic [OB_AW - 1:0] ob_raddr, ob_wrow;
+    assign out_en     = !out_tvalid || out_tready;
+    assign r_ok       = bfull[r_half];
+    assign r_rows_m1  = (r_tr == TR_W'(TH - 1)) ? M_W'(LAST_ROWS - 1) : M_W'(M - 1);
+    assign r_row_last = (r_k == OBT_W'(OBEATS - 1)) && (r_x == WO_W'(WO - 1));
+    assign r_last     = r_row_last && (r_i == r_rows_m1);
+    assign ob_raddr   = (OB_AW'(r_half) * OB_AW'(TW) + OB_AW'(r_xd)) * OB_AW'(OBEATS) + OB_AW'(r_k);
+    assign ob_wrow    = (OB_AW'(ow_half) * OB_AW'(TW) + OB_AW'(ow_tc)) * OB_AW'(OBEATS);
 
     logic [OUT_W - 1:0] ob_rd [M][M][OE];
     for (genvar i = 0; i < M; i++) begin : g_obi
@@ -439,17 +586,17 @@ module winograd_srbs_layer #(
                 logic [OB_AW - 1:0] waddr;
                 logic [OUT_W - 1:0] wdata;
                 if (OE == PE) begin : g_direct
-                    assign we    = ow_fire;
-                    assign waddr = OB_AW'((32'(ow_half) * TW + ow_tc) * OBEATS + ow_f);
-                    assign wdata = y[e][(i * M + j) * OUT_W +: OUT_W];
+                    assign we    = ow_col_we[j];
+                    assign waddr = ob_wrow + OB_AW'(ow_f);
+                    assign wdata = ydata[e][i][j];
                 end else begin : g_rotate
-                    int pe_src;
+                    logic [OE_W - 1:0] pe_src;
                     always_comb begin
-                        pe_src = (e >= woff) ? e - woff : e - woff + OE;
-                        we     = ow_fire && (pe_src < PE);
-                        waddr  = OB_AW'((32'(ow_half) * TW + ow_tc) * OBEATS + wbase + ((e >= woff) ? 0 : 1));
+                        pe_src = (OE_W'(e) >= woff) ? OE_W'(e) - woff : OE_W'(e + OE) - woff;
+                        we     = ow_col_we[j] && (pe_src < OE_W'(PE));
+                        waddr  = ob_wrow + OB_AW'(wbase) + OB_AW'((OE_W'(e) >= woff) ? 0 : 1);
                         wdata  = '0;
-                        for (int p = 0; p < PE; p++) if (pe_src == p) wdata = y[p][(i * M + j) * OUT_W +: OUT_W];
+                        for (int p = 0; p < PE; p++) if (pe_src == OE_W'(p)) wdata = ydata[p][i][j];
                     end
                 end
                 always_ff @(posedge ap_clk) begin
@@ -460,29 +607,29 @@ module winograd_srbs_layer #(
         end
     end
 
-    int o_i, o_j;
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             out_tvalid <= 1'b0;
-            r_tr <= 0; r_i <= 0; r_xd <= 0; r_xm <= 0; r_k <= 0; r_half <= 1'b0;
+            r_tr <= '0; r_i <= '0; r_xd <= '0; r_xm <= '0; r_x <= '0; r_k <= '0; r_half <= 1'b0;
         end else if (out_en) begin
             out_tvalid <= r_ok;
             o_i <= r_i;
             o_j <= r_xm;
             if (r_ok) begin
-                if (r_k != OBEATS - 1) r_k <= r_k + 1;
+                if (r_k != OBT_W'(OBEATS - 1)) r_k <= r_k + 1'b1;
                 else begin
-                    r_k <= 0;
-                    if (r_xd * M + r_xm != WO - 1) begin
-                        if (r_xm != M - 1) r_xm <= r_xm + 1;
-                        else begin r_xm <= 0; r_xd <= r_xd + 1; end
+                    r_k <= '0;
+                    if (!r_row_last) begin
+                        r_x <= r_x + 1'b1;
+                        if (r_xm != M_W'(M - 1)) r_xm <= r_xm + 1'b1;
+                        else begin r_xm <= '0; r_xd <= r_xd + 1'b1; end
                     end else begin
-                        r_xm <= 0; r_xd <= 0;
-                        if (r_i != r_rows - 1) r_i <= r_i + 1;
+                        r_xm <= '0; r_xd <= '0; r_x <= '0;
+                        if (r_i != r_rows_m1) r_i <= r_i + 1'b1;
                         else begin
-                            r_i <= 0;
+                            r_i <= '0;
                             r_half <= !r_half;
-                            r_tr <= (r_tr == TH - 1) ? 0 : r_tr + 1;
+                            r_tr <= (r_tr == TR_W'(TH - 1)) ? '0 : r_tr + 1'b1;
                         end
                     end
                 end
@@ -492,7 +639,7 @@ module winograd_srbs_layer #(
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) bfull <= 2'b00;
         else for (int h = 0; h < 2; h++) begin
-            if (ow_fire && ow_half == h[0] && ow_f == CF - 1 && ow_tc == TW - 1) bfull[h] <= 1'b1;
+            if (band_end_now && ow_half == h[0]) bfull[h] <= 1'b1;
             else if (out_en && r_ok && r_last && r_half == h[0]) bfull[h] <= 1'b0;
         end
     end
@@ -500,10 +647,7 @@ module winograd_srbs_layer #(
         out_tdata = '0;
         for (int i = 0; i < M; i++)
             for (int j = 0; j < M; j++)
-                if (o_i == i && o_j == j)
+                if (o_i == M_W'(i) && o_j == M_W'(j))
                     for (int e = 0; e < OE; e++) out_tdata[e * OUT_W +: OUT_W] = ob_rd[i][j][e];
     end
-
-    logic unused;
-    assign unused = &{1'b0, itf_in_ready_unused, itf_out_valid_unused};
 endmodule

@@ -125,9 +125,15 @@ def test_unsupported_is_refused_by_name():
 
 # ---- mutations: one broken line each must make the checks fail
 MUTATIONS = {
-    "ignore_out_ready": ("assign out_en   = !out_tvalid || out_tready;", "assign out_en   = 1'b1;"),
-    "wrong_window_column": ("x0       = w_tc * M - PAD + w_col;", "x0       = w_tc * M - PAD + w_col + 1;"),
+    "ignore_out_ready": ("assign out_en     = !out_tvalid || out_tready;", "assign out_en     = 1'b1;"),
+    "wrong_window_column": ("x0       = w_x0 + XY_W'(w_col);", "x0       = w_x0 + XY_W'(w_col) + 1'b1;"),
     "no_fold_accumulation": (".in_first(d_first), .in_last(d_last),", ".in_first(1'b1), .in_last(d_last),"),
+    # the serial output transform writes its columns mirrored
+    "output_columns_swapped": ("assign ow_col_we[j] = sq_busy && sq_step == SQ_W'(T + j);",
+                               "assign ow_col_we[j] = sq_busy && sq_step == SQ_W'(T + M - 1 - j);"),
+    # the row pass of the input transform writes V one row late
+    "v_rows_shifted": ("if (rp_valid && rp_row == T_W'(xi / T)) mem[v_waddr] <= wdata;",
+                       "if (rp_valid && rp_row == T_W'((xi / T + 1) % T)) mem[v_waddr] <= wdata;"),
 }
 
 
@@ -157,7 +163,8 @@ def test_mutant_ignoring_out_ready_fails(rtl_root):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation"])
+@pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation", "output_columns_swapped",
+                                  "v_rows_shifted"])
 def test_more_mutants_fail(rtl_root, name):
     assert _mutant_fails(name, rtl_root)
 
