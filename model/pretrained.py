@@ -162,7 +162,7 @@ def resolve(name: str, root: str | os.PathLike | None = None) -> Path:
     run = models_dir(root) / ".runs" / name
     run.mkdir(parents=True, exist_ok=True)
     link = run / "model.safetensors"
-    tmp = run / "model.safetensors.tmp"
+    tmp = run / f"model.safetensors.{os.getpid()}.tmp"  # per process: two resolving at once do not collide
     tmp.unlink(missing_ok=True)
     try:
         tmp.symlink_to(weights.resolve())
@@ -170,7 +170,7 @@ def resolve(name: str, root: str | os.PathLike | None = None) -> Path:
         shutil.copyfile(weights, tmp)
     os.replace(tmp, link)
     for fname, data in (("model.json", {**card["model"], "sha256": card["sha256"]}), ("card.json", card)):
-        part = run / f"{fname}.tmp"
+        part = run / f"{fname}.{os.getpid()}.tmp"
         part.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(part, run / fname)
     return run
