@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -68,22 +69,22 @@ def demo_student(pretrained: str | None = DEFAULT_MODEL, widths=None, models_roo
         "mean_bits": info.get("mean_bits"), "git_commit": card.get("git_commit")})
 
 
-def _batches(n: int, size: int, progress: bool, desc: str):
+def _batches(n: int, size: int, progress: bool, desc: str, position: int = 0):
     starts = range(0, n, size)
     if progress:
         from tqdm import tqdm
 
-        return tqdm(starts, desc=desc, unit="batch", leave=False)
+        return tqdm(starts, desc=desc, unit="batch", leave=False, position=position)
     return starts
 
 
-def torch_logits(model, images: np.ndarray, batch: int = 250, progress: bool = True) -> np.ndarray:
+def torch_logits(model, images: np.ndarray, batch: int = 250, progress: bool = True, position: int = 0) -> np.ndarray:
     """Float logits of ``images`` (N, 1, H, W) in [0, 1] through the torch student."""
     import torch
 
     out = []
-    with torch.no_grad():
-        for i in _batches(len(images), batch, progress, "torch"):
+    with torch.inference_mode():
+        for i in _batches(len(images), batch, progress, "torch", position):
             out.append(model(torch.from_numpy(np.ascontiguousarray(images[i:i + batch]))).numpy())
     return np.concatenate(out)
 
@@ -187,8 +188,11 @@ def run_demo(student: DemoStudent, work: str | Path = "build/demo", images: int 
         log(f"  FINN build {what}: estimated {est['fps']:,.0f} FPS on {manifest['board']} at "
             f"{manifest['clock_mhz']:g} MHz, LUT {est['lut']:,.0f}, DSP {est['dsp']:.0f} -> {packages[name]}")
     head = head_quantum(student.model, x.shape[1:])
-    t_logits = torch_logits(student.model, x, progress=progress)
-    a_logits = accelerator_logits(packages[student.name], raw, progress=progress)
+    # torch and the simulated device side by side: both release the GIL in their array kernels
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(torch_logits, student.model, x, progress=progress, position=1)
+        a_logits = accelerator_logits(packages[student.name], raw, progress=progress)
+        t_logits = pending.result()
     mismatches = int(differing_images(head, t_logits, a_logits).sum())
     pred = np.argmax(a_logits, axis=1)
     accuracy = float((pred == labels).mean())
