@@ -431,8 +431,12 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
         ``<node name>.sv`` with FINN's ports and padded stream widths (its
         ``$readmemh`` paths absolute, as FINN's IPI flow needs) and the layer's
         SystemVerilog sources; sets ``gen_top_module``."""
-        from winoforge.hw.rtl.winograd_layer import write_hdl
+        from winoforge.hw.rtl.winograd_layer import layer_parameters, write_hdl
 
+        try:  # refuse what the RTL does not build before anything is written
+            layer_parameters(self.params())
+        except ValueError as err:
+            raise ValueError(f"{OP_TYPE}_rtl node {self.onnx_node.name}: {err}") from err
         write_layer_parameters(self, model, fpgapart, clk)
         code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen")).resolve()
         top = self.get_verilog_top_module_name()

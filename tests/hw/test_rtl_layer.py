@@ -123,6 +123,69 @@ def test_unsupported_is_refused_by_name():
         layer_parameters(p)
 
 
+def _folding_layers():
+    """Layers over the axes the RTL depends on: m, Cin/Cout (odd ones too), dense and
+    SRBS, signed/unsigned inputs and weights, narrow and wide types, paddings, odd
+    and tiny frames."""
+    for m in (2, 4):
+        for cin, cout, sub_row, keep in ((1, 3, 0, 0), (6, 4, 0, 0), (4, 6, 2, 1), (8, 12, 4, 3), (12, 2, 3, 1)):
+            for dims, pad in (((5, 7), 1), ((3, 3), 0), ((2, 9), 2), ((1, 1), 1)):
+                for idt, wdt in (("UINT2", "INT2"), ("INT8", "UINT6"), ("UINT8", "INT8")):
+                    yield make_params(m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=dims, padding=pad,
+                                      input_datatype=idt, weight_datatype=wdt, sub_row=sub_row, keep=keep,
+                                      simd=max(sub_row, 1))
+
+
+def test_every_folding_choose_folding_can_return_is_built():
+    """choose_folding searches POS in divisors(t^2), PE in divisors(Cout), SIMD in
+    allowed_simd(Cin, SubRow): the RTL takes every one of them (layer_parameters
+    refuses only Padding > t, independent of the folding), with the structure the
+    cycle model needs: V slots 2 or 3, the serial output transform only where it
+    keeps pace."""
+    from winoforge.hw.srbs_params import allowed_simd, divisors
+
+    seen = set()
+    for base in _folding_layers():
+        for pos in divisors(base.t**2):
+            for pe in divisors(base.ofm_channels):
+                for simd in allowed_simd(base.ifm_channels, base.sub_row):
+                    p = base.replace(pos=pos, pe=pe, simd=simd)
+                    sv = layer_parameters(p)
+                    assert (sv["POS"], sv["PE"], sv["SIMD"]) == (pos, pe, simd)
+                    assert sv["NVB"] in (2, 3) and sv["OE"] % 1 == 0 and sv["OE"] >= pe
+                    sf = p.ifm_channels // simd
+                    assert sv["OTF_SERIAL"] == int(p.position_groups * sf >= p.t + p.m)
+                    assert sv["MUL_LUT"] == int(p.mult_style == "lut")
+                    assert 1 <= sv["V_W"] <= sv["OUT_W"] and sv["ACC_W"] <= sv["OMID_W"] <= sv["OUT_W"]
+                    seen.add((p.m, sv["OTF_SERIAL"], sv["NVB"], sv["MUL_LUT"], sv["HAS_IDX"]))
+    # every structural variant was reached
+    assert {(m, s) for m, s, *_ in seen} == {(2, 0), (2, 1), (4, 0), (4, 1)}
+    assert {v for *_, v, _, _ in seen} == {2, 3} and {v for *_, v, _ in seen} == {0, 1}
+
+
+def test_unbuildable_padding_is_refused_when_the_node_generates_hdl():
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw import winograd_op as wo
+
+    kw = dict(m=2, ifm_channels=4, ofm_channels=4, ifm_dim=(6, 6), input_datatype="UINT3",
+              weight_datatype="INT4", padding=5, pe=2, simd=4, pos=1)
+    p = make_params(**kw)
+    U = random_weights(p, np.random.default_rng(0))
+    node = wo.make_winograd_srbs_node("x", "U", "y", weights=U, name="WinogradSRBS_7", **kw)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 6, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = ModelWrapper(helper.make_model(graph))
+    model.set_initializer("U", U.astype(np.float32))
+    model = model.transform(SpecializeLayers("xc7z020clg400-1"))
+    inst = getCustomOp(model.graph.node[0])
+    with pytest.raises(ValueError, match=r"node WinogradSRBS_rtl_\d+: .*Padding=5 .*allowed: 0\.\.4"):
+        inst.generate_hdl(model, "xc7z020clg400-1", 10.0)
+
+
 # ---- mutations: one broken line each must make the checks fail
 MUTATIONS = {
     "ignore_out_ready": ("assign out_en     = !out_tvalid || out_tready;", "assign out_en     = 1'b1;"),
@@ -189,7 +252,8 @@ def random_layer(rng: np.random.Generator) -> WinogradSRBSParams:
     keep = int(rng.integers(1, sub_row + 1)) if sparse else 0
     base = make_params(m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(h, w), padding=pad,
                        input_datatype=f"{'INT' if signed_in else 'UINT'}{ib}",
-                       weight_datatype=f"{'INT' if rng.random() < 0.8 else 'UINT'}{wb}", sub_row=sub_row, keep=keep)
+                       weight_datatype=f"{'INT' if rng.random() < 0.8 else 'UINT'}{wb}", sub_row=sub_row, keep=keep,
+                       simd=max(sub_row, 1))  # SIMD: a multiple of SubRow
     slowest = base.exp_cycles()
     fastest = base.replace(pos=base.t**2, pe=cout, simd=cin).exp_cycles()
     target = int(np.exp(rng.uniform(np.log(fastest), np.log(slowest + 1))))
