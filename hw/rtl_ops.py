@@ -67,13 +67,21 @@ LAYERS_DIR = Path(__file__).resolve().parent / "rtl" / "layers"
 GENERIC_OP = {"Pool_rtl": "Pool", "GlobalAccPool_rtl": "GlobalAccPool", "MVAU_lut_rtl": "MVAU"}
 POOL_FUNCTIONS = {"MaxPool": 0, "AccPool": 1, "QuantAvgPool": 2}
 
-# Estimate constants, fitted to Yosys synth_xilinx -family xc7 (see README, RTL layers)
-LUT_CONTROL = 12  # counters, handshakes
-LUT_PER_ACC_BIT_MAX = 2.0  # compare + select per lane bit
-LUT_PER_ACC_BIT_SUM = 1.0  # adder per lane bit (carry chain)
-LUT_MULT_PER_BIT2 = 1.1  # LUTs of a LUT multiplier per (x bit * w bit), Yosys -nodsp
-LUTRAM_BITS = 64  # bits per LUT6 used as ROM / distributed RAM
-LUTRAM_MAX_DEPTH = 128  # FINN's rule: deeper memories go to BRAM
+# Estimate constants, fitted to Yosys 0.23 synth_xilinx -family xc7 -flatten of the cores
+# (benchmarks/rtl_calibration.py; the measured points and the estimates beside them are in
+# benchmarks/results/rtl_calibration.json, held within 25 % by tests/hw/test_rtl_layers.py).
+# LUT counts include LUTs used as distributed RAM.
+LUT_CONTROL = 16  # counters, handshakes
+LUT_MAX_PER_BIT = 2  # max pooling: compare + select, 2 LUT per lane bit ...
+LUT_MAX_LANE_OFFSET = -3  # ... less 3 per lane
+LUT_SUM_LANE_OFFSET = 3  # sum pooling: one LUT per accumulator bit (carry chain) plus 3 per lane
+LUT_GAP_CONTROL = 24  # global pooling: fold and pixel counters, output phase
+LUT_MULT = 1.0  # shift-and-add multiplier of n = WE x (XE + WE) bit-steps: n + 0.0045 n^2 LUTs
+LUT_MULT_QUAD = 0.0045  # (Yosys's adders grow faster than n: 2x2 -> 0.9 n, 8x8 -> 1.5 n measured)
+LUT_MVAU_CONTROL = 20
+LUT_ROM_PER_BIT = 1.5  # a LUT ROM: per word bit and 64 words (LUT6 + the read mux)
+ROM_BRAM_MIN_BITS = 18 * 1024  # Yosys keeps a ROM up to one RAMB18's bits in LUTs (5 kbit measured)
+LUTRAM_BITS = 64  # words per LUT6 as distributed RAM
 
 
 class UnsupportedRTLFolding(ValueError):
@@ -182,6 +190,14 @@ endmodule
         return 0
 
 
+def _lutram_sdp_luts(width: int, depth: int) -> int:
+    """LUTs of a ``depth x width`` simple-dual-port distributed RAM as Yosys maps it: RAM32M
+    (4 LUTs, 32 x 6 bits) up to 32 words, else RAM64M (4 LUTs, 64 x 3 bits) per 64 words."""
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+
+
 def _sv_value(v) -> str:
     return f'"{v}"' if isinstance(v, str) else str(int(v))
 
@@ -232,13 +248,25 @@ class Pool_rtl(_OpenRTLBackend, Pool):  # noqa: N801 - FINN's naming convention
                 "OUT_W": self.get_output_datatype().bitwidth(), "FUNCTION": POOL_FUNCTIONS[fn],
                 "SHIFT": self.quant_shift() if fn == "QuantAvgPool" else 0, "ACC_W": self.accumulator_bits()}
 
+    def lane_bits(self) -> int:
+        """Accumulator bits synthesis keeps: max pooling needs the input's bits (plus a sign bit
+        for a signed input; the others repeat it), sums :meth:`accumulator_bits`."""
+        if self.get_nodeattr("Function") == "MaxPool":
+            idt = self.get_input_datatype()
+            return idt.bitwidth() + int(idt.signed())
+        return self.accumulator_bits()
+
     def lut_estimation(self, fpgapart=None):
-        per_bit = LUT_PER_ACC_BIT_MAX if self.get_nodeattr("Function") == "MaxPool" else LUT_PER_ACC_BIT_SUM
-        return int(LUT_CONTROL + self.get_nodeattr("PE") * self.accumulator_bits() * per_bit)
+        """``16 + PE * lane`` with ``lane = 2b - 3`` (max: compare and select of ``b`` =
+        :meth:`lane_bits`) or ``ACC + 3`` (sums)."""
+        b = self.lane_bits()
+        lane = (LUT_MAX_PER_BIT * b + LUT_MAX_LANE_OFFSET if self.get_nodeattr("Function") == "MaxPool"
+                else b + LUT_SUM_LANE_OFFSET)
+        return int(LUT_CONTROL + self.get_nodeattr("PE") * lane)
 
     def ff_estimation(self):
-        pe = self.get_nodeattr("PE")
-        return pe * (self.accumulator_bits() + self.get_output_datatype().bitwidth()) + 8
+        """``PE * (lane bits + output bits) + 3`` (the window counter and valid)."""
+        return self.get_nodeattr("PE") * (self.lane_bits() + self.get_output_datatype().bitwidth()) + 3
 
 
 class GlobalAccPool_rtl(_OpenRTLBackend, GlobalAccPool):  # noqa: N801
@@ -268,10 +296,12 @@ class GlobalAccPool_rtl(_OpenRTLBackend, GlobalAccPool):  # noqa: N801
                 "OUT_W": self.get_output_datatype().bitwidth()}
 
     def lut_estimation(self, fpgapart=None):
+        """``24 + PE * OW * (1 + signed)`` (adders; a signed input's extension costs as much again)
+        plus the sums' memory in LUTRAM (:func:`_lutram_sdp_luts`; registers when ``FOLDS = 1``)."""
         pe, ow = self.get_nodeattr("PE"), self.get_output_datatype().bitwidth()
         folds = self.get_nodeattr("NumChannels") // pe
-        memory = pe * ow * math.ceil(folds / 32) if folds > 1 else 0  # RAM32M-style LUTRAM
-        return int(LUT_CONTROL + pe * ow * LUT_PER_ACC_BIT_SUM * 2 + memory)
+        memory = _lutram_sdp_luts(pe * ow, folds) if folds > 1 else 0
+        return int(LUT_GAP_CONTROL + pe * ow * (1 + int(self.get_input_datatype().signed())) + memory)
 
     def ff_estimation(self):
         pe, ow = self.get_nodeattr("PE"), self.get_output_datatype().bitwidth()
@@ -337,23 +367,32 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
     def _depth(self) -> int:
         return (self.get_nodeattr("MW") // self.get_nodeattr("SIMD")) * (self.get_nodeattr("MH") // self.get_nodeattr("PE"))
 
+    def _rom_width(self) -> int:
+        return self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.get_input_datatype(1).bitwidth()
+
+    def _rom_in_luts(self) -> bool:
+        return self._rom_width() * self._depth() <= ROM_BRAM_MIN_BITS
+
     def lut_estimation(self, fpgapart=None):
+        """``20 + PE*SIMD * (n + 0.0045 n^2 + ACC)`` with ``n = WE * (XE + WE)`` (shift-and-add
+        multiplier of ``WE`` partial products of ``XE + WE`` bits; accumulator adder) + the weight ROM in LUTs
+        (``1.5`` per word bit and 64 words) + the replay buffer (LUTRAM, ``MH/PE > 1``)."""
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
         xe, we = idt.bitwidth() + (not idt.signed()), wdt.bitwidth() + (not wdt.signed())
         acc = self.get_output_datatype().bitwidth()
-        mults = pe * simd * LUT_MULT_PER_BIT2 * xe * we
-        adders = pe * simd * acc * LUT_PER_ACC_BIT_SUM
-        rom = 0
-        if self._depth() <= LUTRAM_MAX_DEPTH:
-            rom = pe * simd * wdt.bitwidth() * math.ceil(self._depth() / LUTRAM_BITS)
-        return int(LUT_CONTROL + mults + adders + rom)
+        n = we * (xe + we)
+        macs = pe * simd * (LUT_MULT * n + LUT_MULT_QUAD * n * n + acc)
+        rom = LUT_ROM_PER_BIT * self._rom_width() * math.ceil(self._depth() / LUTRAM_BITS) if self._rom_in_luts() else 0
+        sf, nf = self.get_nodeattr("MW") // simd, self.get_nodeattr("MH") // pe
+        replay = _lutram_sdp_luts(simd * idt.bitwidth(), sf) if nf > 1 else 0
+        return int(LUT_MVAU_CONTROL + macs + rom + replay)
 
     def bram_estimation(self, fpgapart=None):
-        if self._depth() <= LUTRAM_MAX_DEPTH:
+        """RAMB18 of the weight ROM where it holds more than one RAMB18's bits (else LUTs)."""
+        if self._rom_in_luts():
             return 0
-        width = self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.get_input_datatype(1).bitwidth()
-        return math.ceil(width / 36) * math.ceil(self._depth() / 512)
+        return math.ceil(self._rom_width() / 36) * math.ceil(self._depth() / 512)
 
     def ff_estimation(self):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")

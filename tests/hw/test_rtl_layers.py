@@ -405,3 +405,43 @@ def test_finn_fifo_does_not_elaborate_under_verilator(verilator_env, tmp_path):
     run = subprocess.run([verilator_env, "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module",
                           node.name, *files], capture_output=True, text=True)
     assert run.returncode != 0 and "INIT_ABITS" in run.stderr, run.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- estimate calibration
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    """``(benchmarks/rtl_calibration.py as a module, its committed results)``."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "rtl_calibration.py"
+    spec = importlib.util.spec_from_file_location("rtl_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench, json.loads(bench.OUT.read_text())
+
+
+def test_estimates_hold_the_yosys_calibration(calibration):
+    """Every measured point of our layer types: the estimate of the current formulas within 25 % of
+    Yosys in LUT and FF, BRAM and DSP equal; measured on the RTL of this commit."""
+    bench, record = calibration
+    for kind in bench.KINDS:
+        points = [p for p in record["points"] if p["kind"] == kind]
+        assert len(points) == len(bench.POINTS[kind]) >= 5, kind
+        assert all(p["sources"] == bench.sources_digest(kind) for p in points), (
+            f"{kind}: the RTL changed since it was measured: re-run benchmarks/rtl_calibration.py --kinds {kind}")
+        for p in points:
+            est, ys = bench.estimate(kind, p["config"]), p["yosys"]
+            for r in ("lut", "ff"):
+                assert abs(est[r] / ys[r] - 1) <= bench.TOLERANCE, f"{kind} {p['config']}: {r} {est[r]} vs {ys[r]}"
+            assert (est["bram"], est["dsp"]) == (ys["bram"], ys["dsp"]), f"{kind} {p['config']}: {est} vs {ys}"
+
+
+def test_calibration_points_reproduce(calibration, tool, tmp_path):
+    """Yosys gives the recorded counts again (one point of each of our layer types)."""
+    tool("yosys")
+    bench, record = calibration
+    for kind in ("pool", "mvau"):
+        point = next(p for p in record["points"] if p["kind"] == kind)
+        assert bench.synthesize(kind, point["config"], tmp_path / kind) == point["yosys"], kind

@@ -1,0 +1,218 @@
+"""Estimate calibration: Yosys counts of our open-RTL layer types next to their estimates.
+
+For our ``Pool_rtl``, ``GlobalAccPool_rtl`` and ``MVAU_lut_rtl`` (``hw/rtl_ops.py``) at several
+foldings and datatypes (the shapes of the benchmark network of ``benchmarks/hw_estimates.py``:
+VGG 32,32,M,64,64,M,128,128,M on 28x28, W4A4, a 128 -> 10 classifier), this writes the layer's
+HDL exactly as the build does (FINN's ``generate_hdl``), synthesizes it with Yosys
+(``synth_xilinx -family xc7 -flatten``, :func:`winoforge.hw.rtl.synth_counts`; LUT includes
+distributed RAM) and records the op's estimate beside it: ``lut_estimation``, ``ff_estimation``,
+``bram_estimation`` (RAMB18), ``dsp_estimation``.  The WinogradSRBS layer's counts are measured
+by ``benchmarks/winograd_layer_synth.py`` (with its RTL).
+
+Writes ``benchmarks/results/rtl_calibration.json``: every point (kind, configuration, ``yosys``,
+``est``, seconds) and per kind the largest relative LUT/FF error.  The estimate formulas were
+fitted to these points; ``tests/hw/test_rtl_layers.py`` recomputes the estimates of the recorded
+points with the current formulas and holds them within :data:`TOLERANCE` of Yosys, and
+re-synthesizes one point to check the record is reproducible.
+
+Run: ``python benchmarks/rtl_calibration.py`` (about 5 minutes on 2 cores; ``--kinds``: some
+only; ``--reestimate FILE``: no synthesis, the recorded points with the current formulas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+OUT = RESULTS / "rtl_calibration.json"
+FPGA_PART = "xc7z020clg400-1"  # PYNQ-Z2: Yosys family xc7
+#: the largest relative LUT/FF difference between estimate and Yosys the estimates keep
+TOLERANCE = 0.25
+KINDS = ("pool", "gap", "mvau")
+
+#: ``{kind: [configuration, ...]}`` -- foldings of the benchmark network's layers (and a few
+#: datatypes besides W4A4), sized so that one Yosys run takes seconds to ~2 minutes.
+POINTS: dict[str, list[dict]] = {
+    "pool": [  # after each conv pair: 32 ch 28->14, 64 ch 14->7, 128 ch 7->3
+        dict(channels=32, pe=1, kernel=2, out_dim=14, idt="UINT4"),
+        dict(channels=32, pe=4, kernel=2, out_dim=14, idt="UINT4"),
+        dict(channels=64, pe=16, kernel=2, out_dim=7, idt="UINT4"),
+        dict(channels=128, pe=32, kernel=2, out_dim=3, idt="UINT4"),
+        dict(channels=64, pe=8, kernel=2, out_dim=7, idt="INT8"),
+        dict(channels=32, pe=8, kernel=2, out_dim=14, idt="UINT4", function="AccPool", odt="UINT6"),
+        dict(channels=32, pe=8, kernel=2, out_dim=14, idt="UINT4", function="QuantAvgPool", odt="UINT4"),
+    ],
+    "gap": [
+        dict(channels=128, pe=1, dim=3, idt="UINT4"),
+        dict(channels=128, pe=8, dim=3, idt="UINT4"),
+        dict(channels=128, pe=32, dim=3, idt="UINT4"),
+        dict(channels=64, pe=64, dim=7, idt="UINT4"),
+        dict(channels=128, pe=16, dim=3, idt="INT8"),
+    ],
+    "mvau": [  # the classifier: 128 -> 10
+        dict(mw=128, mh=10, pe=1, simd=1, idt="UINT4", wdt="INT4"),
+        dict(mw=128, mh=10, pe=1, simd=8, idt="UINT4", wdt="INT4"),
+        dict(mw=128, mh=10, pe=2, simd=16, idt="UINT4", wdt="INT4"),
+        dict(mw=128, mh=10, pe=5, simd=8, idt="UINT4", wdt="INT4"),
+        dict(mw=128, mh=10, pe=2, simd=8, idt="INT8", wdt="INT8"),
+        dict(mw=64, mh=10, pe=10, simd=4, idt="UINT4", wdt="INT2"),
+    ],
+}
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
+    """``(model, node)`` of one of our RTL layers for a configuration of :data:`POINTS`."""
+    from winoforge.hw import rtl_ops
+
+    if kind == "pool":
+        return rtl_ops.make_pool_rtl(name, cfg["channels"], cfg["pe"], cfg["kernel"], cfg["out_dim"], cfg["idt"],
+                                     cfg.get("function", "MaxPool"), cfg.get("odt"))
+    if kind == "gap":
+        return rtl_ops.make_global_acc_pool_rtl(name, cfg["channels"], cfg["pe"], cfg["dim"], cfg["idt"])
+    if kind == "mvau":
+        from qonnx.core.datatype import DataType
+
+        w = DataType[cfg["wdt"]]
+        rng = np.random.default_rng(cfg.get("seed", 0))
+        weights = rng.integers(int(w.min()), int(w.max()) + 1, (cfg["mw"], cfg["mh"]))
+        return rtl_ops.make_mvau_lut_rtl(name, cfg["mw"], cfg["mh"], cfg["pe"], cfg["simd"], cfg["idt"], cfg["wdt"],
+                                         weights)
+    raise ValueError(f"kind {kind!r} is not one of our RTL layers; allowed: pool, gap, mvau")
+
+
+# --------------------------------------------------------------------------- estimates and counts
+
+
+def estimate(kind: str, cfg: dict) -> dict:
+    """The estimate of a configuration with the current formulas: ``{lut, ff, bram (RAMB18), dsp}``."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(open_rtl_layer(kind, cfg)[1])
+    return {"lut": int(inst.lut_estimation(FPGA_PART)), "ff": int(inst.ff_estimation()),
+            "bram": int(inst.bram_estimation(FPGA_PART)), "dsp": int(inst.dsp_estimation(FPGA_PART))}
+
+
+def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
+    """Yosys counts ``{lut (LUT + LUTRAM), ff, bram (RAMB18 equivalents), dsp, lutram, carry, muxf}``
+    of the layer's HDL, written into ``folder`` as the build writes it."""
+    from winoforge.hw.rtl import synth_counts
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model, node = open_rtl_layer(kind, cfg)
+    inst = getCustomOp(node)
+    inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
+    inst.generate_hdl(model, FPGA_PART, 10.0)
+    sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
+    counts = synth_counts(sources, node.name, family="xc7", cwd=folder)
+    cells = counts["cells"]
+    ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
+        n for c, n in cells.items() if c.startswith("RAMB36"))
+    return {"lut": counts["LUT"] + counts["LUTRAM"], "ff": counts["FF"], "bram": ramb18, "dsp": counts["DSP"],
+            "lutram": counts["LUTRAM"], "carry": counts["CARRY"], "muxf": counts["MUXF"]}
+
+
+def relative_error(est: float, measured: float) -> float:
+    """``est / measured - 1`` (``inf`` where Yosys counts nothing but the estimate does)."""
+    if measured == 0:
+        return 0.0 if est == 0 else float("inf")
+    return est / measured - 1
+
+
+def summarize(points: list[dict]) -> dict:
+    """Per kind: the largest ``|est/yosys - 1|`` of LUT and FF, and the BRAM/DSP differences."""
+    out = {}
+    for kind in KINDS:
+        rows = [p for p in points if p["kind"] == kind]
+        if not rows:
+            continue
+        out[kind] = {
+            "points": len(rows),
+            **{f"max_abs_{r}_error": round(max(abs(relative_error(p["est"][r], p["yosys"][r])) for p in rows), 3)
+               for r in ("lut", "ff")},
+            "est_over_yosys_lut": [round(p["est"]["lut"] / p["yosys"]["lut"], 3) for p in rows],
+            "bram_differences": sorted({p["est"]["bram"] - p["yosys"]["bram"] for p in rows}),
+            "dsp_differences": sorted({p["est"]["dsp"] - p["yosys"]["dsp"] for p in rows}),
+        }
+    return out
+
+
+def sources_digest(kind: str) -> str:
+    """sha256 (16 hex digits) of the SystemVerilog a kind is synthesized from."""
+    import hashlib
+
+    from winoforge.hw.rtl_ops import LAYERS_DIR
+
+    core = {"pool": "winoforge_pool.sv", "gap": "winoforge_global_acc_pool.sv", "mvau": "winoforge_mvau_lut.sv"}
+    return hashlib.sha256((LAYERS_DIR / core[kind]).read_bytes()).hexdigest()[:16]
+
+
+def measure(kinds=KINDS, work: Path | None = None, progress: bool = True) -> list[dict]:
+    """Synthesize every point of ``kinds``: ``[{kind, config, yosys, est, seconds}]``."""
+    points = []
+    with tempfile.TemporaryDirectory(prefix="winoforge_calibration_") as tmp:
+        base = Path(work or tmp)
+        for kind in kinds:
+            for i, cfg in enumerate(POINTS[kind]):
+                t0 = time.perf_counter()
+                counts = synthesize(kind, cfg, base / f"{kind}_{i}")
+                point = {"kind": kind, "config": cfg, "yosys": counts, "est": estimate(kind, cfg),
+                         "seconds": round(time.perf_counter() - t0, 1), "sources": sources_digest(kind)}
+                points.append(point)
+                if progress:
+                    print(f"{kind:6s} {json.dumps(cfg):100s} yosys lut {counts['lut']:6d} ff {counts['ff']:6d} "
+                          f"bram {counts['bram']:3d} | est lut {point['est']['lut']:6d} ff {point['est']['ff']:6d} "
+                          f"bram {point['est']['bram']:3d}  ({point['seconds']} s)", flush=True)
+    return points
+
+
+def main(argv=None) -> int:
+    import platform
+    import subprocess
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--work", type=Path, default=None, help="keep the generated HDL here")
+    parser.add_argument("--reestimate", type=Path, default=None, metavar="JSON",
+                        help="no synthesis: the points of JSON with the estimates of the current formulas")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.reestimate:
+        points = [p for p in json.loads(args.reestimate.read_text())["points"] if p["kind"] in args.kinds]
+        for p in points:
+            p["est"] = estimate(p["kind"], p["config"])
+    else:
+        points = measure(args.kinds, args.work)
+    previous = json.loads(args.out.read_text())["points"] if args.out.exists() else []
+    points += [p for p in previous if p["kind"] not in args.kinds]  # keep kinds not re-measured
+    points.sort(key=lambda p: KINDS.index(p["kind"]))
+    version = subprocess.run(["yosys", "-V"], capture_output=True, text=True).stdout.strip()
+    result = {"family": "xc7", "fpga_part": FPGA_PART, "tolerance": TOLERANCE, "yosys": version,
+              "summary": summarize(points), "points": points,
+              "notes": "lut = Yosys LUT1..6 + LUTs of distributed RAM; bram = RAMB18 equivalents; "
+                       "est = the op's estimate with the formulas of this commit",
+              "machine": {"python": platform.python_version(), "machine": platform.machine()},
+              "wall_seconds": round(time.perf_counter() - t0, 1)}
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for kind, s in result["summary"].items():
+        print(f"{kind:6s} max |LUT error| {s['max_abs_lut_error']:.2f}  max |FF error| {s['max_abs_ff_error']:.2f}  "
+              f"({s['points']} points)")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
