@@ -10,7 +10,10 @@
   holding a whole frame of its stream), simulate a batch, take each FIFO's maximum
   occupancy plus a margin, stitch again with those depths and simulate the batch
   again: it must finish (a deadlock raises) with the same outputs and no slower than
-  ``slack`` times the deep design.
+  ``slack`` times the deep design.  FIFOs that came out deeper than ``shrink_to`` are
+  tried at ``shrink_to`` first (one more simulation): a FIFO that fills in front of a
+  slower consumer only lets its producer run ahead, so where the pace holds the depth
+  is wasted.
 * :func:`package_rtl` -- the sized design into a deployment package (``rtl/``), checked
   against the package's integer program, with its figures (``reports/rtl_sim.json``).
 """
@@ -154,7 +157,7 @@ def sized_depth(peak: int, margin: float = 0.1, extra: int = 2) -> int:
 
 
 def size_fifos(model, out_dir: str | Path, x: np.ndarray, *, margin: float = 0.1, extra: int = 2,
-               slack: float = 1.02, fpgapart: str = "xc7z020clg400-1", clk_ns: float = 10.0,
+               slack: float = 1.02, shrink_to: int = 32, fpgapart: str = "xc7z020clg400-1", clk_ns: float = 10.0,
                build_root: str | Path = "build/verilator") -> FifoSizing:
     """Size the FIFOs of ``model``'s fabric by simulating the batch ``x`` (module docstring) and
     leave the sized design in ``out_dir``.  Raises if the sized design deadlocks, computes
@@ -165,14 +168,18 @@ def size_fifos(model, out_dir: str | Path, x: np.ndarray, *, margin: float = 0.1
                          clk_ns=clk_ns)
     deep = simulate(deep_design, x, build_root=build_root)
     depths = [INPUT_FIFO_DEPTH] + [sized_depth(p, margin, extra) for p in deep.fifo_peaks[1:]]
-    design = stitch(model, out_dir, depths, fpgapart=fpgapart, clk_ns=clk_ns)
-    sized = simulate(design, x, build_root=build_root)  # a deadlock raises SimulationError
-    if not np.array_equal(sized.outputs, deep.outputs):
-        raise AssertionError("the FIFO-sized design computes different outputs than the deep one")
-    if sized.cycles_per_frame > slack * deep.cycles_per_frame:
-        raise AssertionError(f"the FIFO-sized design needs {sized.cycles_per_frame:.0f} cycles per frame, more than "
-                             f"{slack} x the deep design's {deep.cycles_per_frame:.0f}; depths {depths}")
-    return FifoSizing(design, deep, sized, deep_depths, depths)
+    # a FIFO that fills up in front of a slower consumer only lets its producer run ahead: try
+    # the large ones at ``shrink_to`` and keep that where the pace holds
+    trial = [d if i == 0 or d <= shrink_to else shrink_to for i, d in enumerate(depths)]
+    for candidate in ([trial, depths] if trial != depths else [depths]):
+        design = stitch(model, out_dir, candidate, fpgapart=fpgapart, clk_ns=clk_ns)
+        sized = simulate(design, x, build_root=build_root)  # a deadlock raises SimulationError
+        if not np.array_equal(sized.outputs, deep.outputs):
+            raise AssertionError(f"the design with FIFO depths {candidate} computes different outputs than the deep one")
+        if sized.cycles_per_frame <= slack * deep.cycles_per_frame:
+            return FifoSizing(design, deep, sized, deep_depths, candidate)
+    raise AssertionError(f"the FIFO-sized design needs {sized.cycles_per_frame:.0f} cycles per frame, more than "
+                         f"{slack} x the deep design's {deep.cycles_per_frame:.0f}; depths {depths}")
 
 
 #: what a package records of its stitched RTL (``reports/rtl_sim.json``)
