@@ -147,13 +147,17 @@ def main(argv=None) -> int:
     images = 100 if args.quick else args.images
     t0 = time.perf_counter()
     x, raw, _ = golden_images(256)
+    RESULTS.mkdir(exist_ok=True)
+    out = Path(args.out) if args.out else RESULTS / ("rtl_quick.json" if args.quick else "rtl.json")
+    partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
-    if not args.quick:
-        onnx, fps = _benchmark_network(work, x)
-        nets.append(_network("pynq-z2-benchmark", onnx, fps, work, images, raw[:4]))
-    nets.append(_network("fmnist-tiny", TINY_ONNX, None, work, images, raw[:4]))
-    for net in nets:
+    plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x))]
+    plan.append(("fmnist-tiny", TINY_ONNX, None))
+    for name, onnx, fps in plan:
+        net = _network(name, onnx, fps, work, images, raw[:4])
         net["targets"] = _targets(net)
+        nets.append(net)
+        partial.write_text(json.dumps(nets, indent=2, default=float) + "\n")
     top = nets[0]
     result = {
         "cases": None,
@@ -171,8 +175,6 @@ def main(argv=None) -> int:
         "machine": {"python": platform.python_version(), "machine": platform.machine()},
         "wall_seconds": time.perf_counter() - t0,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = Path(args.out) if args.out else RESULTS / ("rtl_quick.json" if args.quick else "rtl.json")
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     _plot(nets, out.with_suffix(".png"))
     for net in nets:
