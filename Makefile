@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-board bench bench-hw bench-rtl export estimate run sim synth bitfile notebooks demo-package clean
+.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-board bench bench-hw bench-rtl bench-calibration export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,7 @@ test-board: setup-board
 bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_counts.py
 	$(PY) benchmarks/winograd_layer_speed.py
+	$(PY) benchmarks/rtl_calibration.py
 	$(PY) benchmarks/hw_estimates.py
 	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/rtl.py
@@ -101,6 +102,9 @@ bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Viti
 
 bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
 	$(PY) benchmarks/rtl.py
+
+bench-calibration: setup-host ## Yosys counts of our pooling/global pooling/classifier RTL vs their estimates (benchmarks/results/rtl_calibration.json)
+	$(PY) benchmarks/rtl_calibration.py
 
 notebooks: setup-board ## execute notebooks/*.ipynb in the board environment (outputs in build/notebooks/)
 	mkdir -p build/notebooks
