@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-board bench bench-hw bench-rtl bench-calibration export estimate run sim synth bitfile notebooks demo-package clean
+.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-calibration export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,10 +43,18 @@ DEMO_ARGS ?=
 demo: setup ## the main job: the core, then the trained PYNQ-Z2 student: export, both FINN builds, 10,000 test images on the simulated device
 	$(PY) -m winoforge.cli demo --pretrained $(DEMO_MODEL) --images $(DEMO_IMAGES) $(DEMO_ARGS)
 
-test: test-host test-board ## the whole suite, each part in its own environment
+test: test-host test-board ## the fast tier of the suite, each part in its own environment (CI runs this)
 
+# The slow tier (tests marked `slow`: wide RTL/exactness sweeps, end-to-end chains) runs
+# on its own: `make test-slow`; `make test-all` runs both tiers.
+TIER ?= not slow
 test-host: setup-host
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(TIER)" $(PYTEST_ARGS)
+
+test-slow: setup-host ## the slow tier: wide sweeps and end-to-end chains (about an hour on 2 cores)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: test-host test-slow test-board ## both tiers
 
 # numpy-only code must also work under the board image's numpy 1.x; only the
 # folders whose test modules import nothing beyond numpy are collected there.
