@@ -111,7 +111,11 @@ module winograd_srbs_layer #(
     localparam int G_W    = (G > 1) ? $clog2(G) : 1;
     localparam int T_W    = $clog2(T);
     localparam int M_W    = (M > 1) ? $clog2(M) : 1;
-    localparam int V_AW   = (NVB * SF > 1) ? $clog2(NVB * SF) : 1;
+    localparam int NB     = (POS > T) ? POS : T;  // V buffer banks
+    localparam int QN     = T2 / NB;              // positions per bank and fold
+    localparam int VB_D   = NVB * SF * QN;
+    localparam int VB_AW  = (VB_D > 1) ? $clog2(VB_D) : 1;
+    localparam int Q_W    = (QN > 1) ? $clog2(QN) : 1;
     localparam int VS_W   = 2;  // slot index width
     localparam int W_AW   = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam int OB_AW  = (OB_D > 1) ? $clog2(OB_D) : 1;
@@ -305,24 +309,42 @@ module winograd_srbs_layer #(
     end
 
     // ------------------------------------------------------------------ V buffer
+    // NB = max(T, POS) banks, position xi in bank xi % NB at slot xi / NB: a row of V
+    // (T consecutive positions, written in one cycle) and a position group (POS
+    // consecutive positions, read in one cycle) each touch distinct banks.
     logic [CF_W - 1:0] p_f;
     logic [G_W - 1:0]  p_g;
     logic [SF_W - 1:0] p_s;
     logic [VS_W - 1:0] p_half;
     logic p_issue, p_last, pipe_en;
-    logic [V_AW - 1:0] v_raddr, v_waddr;
-    logic [VWORD - 1:0] v_rd [T2];
-    assign v_raddr = V_AW'(p_half) * V_AW'(SF) + V_AW'(p_s);
-    assign v_waddr = V_AW'(rp_half) * V_AW'(SF) + V_AW'(rp_s);
-    for (genvar xi = 0; xi < T2; xi++) begin : g_vbuf
-        logic [VWORD - 1:0] mem [NVB * SF];
+    logic [VB_AW - 1:0] vb_rbase, vb_wbase;  // (slot * SF + fold) * QN
+    logic [VWORD - 1:0] v_rd [NB];
+    assign vb_rbase = (VB_AW'(p_half) * VB_AW'(SF) + VB_AW'(p_s)) * VB_AW'(QN);
+    assign vb_wbase = (VB_AW'(rp_half) * VB_AW'(SF) + VB_AW'(rp_s)) * VB_AW'(QN);
+    for (genvar b = 0; b < NB; b++) begin : g_vbuf
+        logic [VWORD - 1:0] mem [VB_D];
+        logic               we;
+        logic [Q_W - 1:0]   wq, rq;
         logic [VWORD - 1:0] wdata;
-        for (genvar c = 0; c < SIMD; c++) begin : g_lane
-            assign wdata[c * V_W +: V_W] = v_row[c][(xi % T) * V_W +: V_W];
+        always_comb begin
+            we = 1'b0; wq = '0; wdata = '0;
+            for (int i = 0; i < T; i++) begin
+                // column (b - i*T) mod NB of row i lies in this bank if it is < T
+                if (rp_row == T_W'(i) && (b - (i * T) % NB + NB) % NB < T) begin
+                    we = rp_valid;
+                    wq = Q_W'((i * T + (b - (i * T) % NB + NB) % NB) / NB);
+                    for (int c = 0; c < SIMD; c++)
+                        wdata[c * V_W +: V_W] = v_row[c][((b - (i * T) % NB + NB) % NB) * V_W +: V_W];
+                end
+            end
+            rq = '0;
+            for (int g = 0; g < G; g++)
+                if (p_g == G_W'(g) && (b - (g * POS) % NB + NB) % NB < POS)
+                    rq = Q_W'((g * POS + (b - (g * POS) % NB + NB) % NB) / NB);
         end
         always_ff @(posedge ap_clk) begin
-            if (rp_valid && rp_row == T_W'(xi / T)) mem[v_waddr] <= wdata;
-            if (pipe_en) v_rd[xi] <= mem[v_raddr];
+            if (we) mem[vb_wbase + VB_AW'(wq)] <= wdata;
+            if (pipe_en) v_rd[b] <= mem[vb_rbase + VB_AW'(rq)];
         end
     end
     always_ff @(posedge ap_clk) begin
@@ -396,7 +418,7 @@ module winograd_srbs_layer #(
         logic [VWORD - 1:0] v_sel;
         always_comb begin
             v_sel = '0;
-            for (int g = 0; g < G; g++) if (d_g == G_W'(g)) v_sel = v_rd[g * POS + j];
+            for (int g = 0; g < G; g++) if (d_g == G_W'(g)) v_sel = v_rd[(g * POS + j) % NB];
         end
         for (genvar p = 0; p < PE; p++) begin : g_pe
             localparam int E0 = (j * PE + p) * LANES;
