@@ -117,6 +117,7 @@ CASES = [
     (["demo", "--models-dir", "{d}/empty_dir"], "is not in"),
     (["demo", "--models-dir", "{d}/missing_models"], "--models-dir"),
     (["demo", "--widths", "8,Y"], "--widths"),
+    (["demo", "--or-reference", "8,Z"], "--or-reference"),
     (["demo", "--images", "0"], "--images"),
     (["demo", "--board", "de10-nano", "--widths", "4,M", "--images", "1"], "board"),
     (["demo", "--report", "{d}/empty_dir"], "--report"),

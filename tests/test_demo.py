@@ -87,3 +87,21 @@ def test_the_untrained_reference_is_labelled():
 
     student = demo_student(widths=[4, "M"])
     assert student.trained is False and "UNTRAINED" in student.label and "hardware-cost reference" in student.label
+
+
+def test_a_missing_model_with_or_reference_says_so_and_runs_the_untrained_reference(tmp_path, capfd):
+    """`make demo` before the trained student is shipped: the note names the missing model, the run is
+    the labelled untrained reference on at most REFERENCE_IMAGES images (here 8), and it is exact."""
+    _need_fashion_mnist()
+    from winoforge.cli import REFERENCE_IMAGES
+
+    empty = tmp_path / "models"
+    empty.mkdir()
+    report = tmp_path / "report.json"
+    assert main(["demo", "--models-dir", str(empty), "--or-reference", "4,M", "--images", "8", "--work",
+                 str(tmp_path / "work"), "--report", str(report), "--target-fps", "50"]) == 0
+    out = capfd.readouterr().out
+    assert "pretrained model 'fmnist-vgg-pynqz2-srbs75' is not in" in out and "UNTRAINED reference student 4,M" in out
+    result = json.loads(report.read_text())
+    assert result["trained"] is False and result["images"] == 8 and result["mismatches"] == 0
+    assert REFERENCE_IMAGES == 1000
