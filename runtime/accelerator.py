@@ -210,7 +210,8 @@ class Accelerator:
             has_bit = package.bitfile is not None
             backend = "pynq" if has_bit and _pynq_device_available() else "sim"
         if overlay_options and backend not in ("sim", "rtl"):
-            raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim and rtl backends only")
+            raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim backend only (and to rtl, "
+                             "which drives the same simulated device)")
         if backend == "pynq":
             bitfile = _bitfile(package)
             pynq = _import_pynq()
