@@ -111,17 +111,23 @@ def step_winograd_streamline(model, cfg):
     """FINN's ``step_streamline`` with our ``WinogradConv`` rules, then lowering to ``WinogradSRBS``."""
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
-    from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
+    from finn.transformation.streamline.reorder import (MakeMaxPoolNHWC, MoveLinearPastEltwiseAdd, MoveLinearPastFork,
+                                                        MoveTransposePastFork, MoveTransposePastJoinAdd)
     from qonnx.transformation.general import RemoveUnusedTensors
     from qonnx.transformation.infer_data_layouts import InferDataLayouts as InferLayouts
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
-    from .transforms import Absorb1BitMulIntoWinograd, LowerWinogradToHW, MoveScalarMulPastWinograd
+    from .transforms import (Absorb1BitMulIntoWinograd, LowerWinogradToHW, MergeForkedTransposes,
+                             MoveScalarMulPastWinograd)
 
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     for _ in range(8):
         before = model.model.SerializeToString()
+        # residual blocks: a scale on a forked activation is copied onto each branch, and the
+        # equal scales of the two quantized branches move past their sum (an integer addition)
+        model = model.transform(MoveLinearPastFork())
+        model = model.transform(MoveLinearPastEltwiseAdd())
         model = model.transform(Streamline())
         model = model.transform(MoveScalarMulPastWinograd())
         model = model.transform(Absorb1BitMulIntoWinograd())
@@ -131,10 +137,15 @@ def step_winograd_streamline(model, cfg):
     model = model.transform(LowerWinogradToHW())
     if model.get_nodes_by_op_type("Conv"):
         model = model.transform(LowerConvsToMatMul())
-    model = model.transform(MakeMaxPoolNHWC())
-    model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
-    model = model.transform(MakeMaxPoolNHWC())
-    model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    # layout: FINN's transpose absorption, plus the rules residual blocks need (a transpose
+    # moved into each branch of a fork, and past the residual Add of two transposed branches)
+    for _ in range(32):
+        before = model.model.SerializeToString()
+        for tr in (MergeForkedTransposes(), MakeMaxPoolNHWC(), absorb.AbsorbTransposeIntoMultiThreshold(),
+                   MoveTransposePastFork(), MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes()):
+            model = model.transform(tr)
+        if model.model.SerializeToString() == before:
+            break
     model = model.transform(Streamline())
     model = model.transform(InferLayouts())
     return model.transform(RemoveUnusedTensors())
@@ -182,8 +193,39 @@ def step_check_supported(model, cfg):
             continue
         raise UnsupportedNodeError(f"node {node.name} (op type {node.op_type}) has no hardware implementation "
                                    "in this flow; supported: Winograd 3x3 convolutions, quantized ReLU/identity "
-                                   "activations, BatchNorm, max-pooling, global average pooling, quantized Linear")
+                                   "activations, BatchNorm, max-pooling, global average pooling, quantized Linear, "
+                                   "residual sums of two quantized branches")
+    _check_integer_core(model, [n for n in model.graph.node if n in hw])
     return model
+
+
+def _check_integer_core(model, hw_nodes) -> None:
+    """Every hardware layer before the float tail (the classifier's output scale and bias:
+    ``Elementwise*`` layers after the last other layer) computes on integers, and is one the
+    runtime's integer program executes; else the first one that does not is named.  FINN maps a
+    float ``Add``/``Mul`` (e.g. a residual sum of unquantized branches) to a float layer in the
+    middle of the stream, which neither this flow's exactness nor its program can take."""
+    from winoforge.runtime.program import SUPPORTED_OPS
+
+    from .program import generic_op
+    from .transforms import UnsupportedNodeError
+
+    core = [i for i, n in enumerate(hw_nodes) if not n.op_type.startswith("Elementwise")]
+    core_nodes = hw_nodes[:core[-1] + 1] if core else []
+    for node in core_nodes:  # the root cause first: float values (transposes left around them follow)
+        for name in [*node.input, *node.output]:
+            dt = model.get_tensor_datatype(name)
+            if model.get_initializer(name) is None and not dt.is_integer():
+                raise UnsupportedNodeError(
+                    f"node {node.name} (op type {node.op_type}) computes on {dt.name} values (tensor {name}) "
+                    "inside the accelerator; every layer before the classifier's output scale must be integer "
+                    "(a residual block must add two quantized branches sharing one power-of-two scale, as "
+                    "model.students' ResNet blocks do)")
+    for node in core_nodes:
+        if generic_op(node) not in SUPPORTED_OPS and not (node.op_type == "Shuffle" and node is hw_nodes[0]):
+            raise UnsupportedNodeError(f"node {node.name} (op type {node.op_type}) inside the accelerator has no "
+                                       "counterpart in the integer program (runtime.program); supported: "
+                                       + ", ".join(SUPPORTED_OPS))
 
 
 def step_winograd_folding(model, cfg):

@@ -55,10 +55,11 @@ def golden_images(count: int, data_root: str | Path | None = None, split: str = 
 
 
 def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4, sub_row: int = 8, keep: int = 2,
-                      weight_quant: str = "po2", act_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None):
-    """A VGG student with SRBS ``keep/sub_row`` applied and BN statistics from ``calibration``
-    images (N, 1, 28, 28) in [0, 1] -- see the module docstring for why this is a valid
-    hardware-cost reference."""
+                      weight_quant: str = "po2", act_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None,
+                      arch: str = "vgg", depth: int = 8, width: int = 16):
+    """A VGG student (``arch="resnet"``: a ResNet of ``depth``, first-stage ``width``) with SRBS
+    ``keep/sub_row`` applied and BN statistics from ``calibration`` images (N, 1, 28, 28) in
+    [0, 1] -- see the module docstring for why this is a valid hardware-cost reference."""
     import torch
 
     from winoforge.model.students import StudentConfig, build_student, winograd_layers
@@ -67,6 +68,8 @@ def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4,
         raise ValueError(f"keep={keep} is out of range; allowed: 1..{sub_row} (sub_row: non-zeros kept per sub-row)")
     torch.manual_seed(seed)
     kwargs = {} if widths is None else {"widths": list(widths)}
+    if arch != "vgg":
+        kwargs.update(arch=arch, depth=depth, width=width)
     cfg = StudentConfig(m=m, w_bits=w_bits, a_bits=a_bits, sub_row=sub_row, keep=sub_row,
                         weight_quant=weight_quant, act_quant=act_quant, **kwargs)
     model = build_student(cfg, 1, 10)

@@ -36,7 +36,7 @@ from winoforge.winograd import WinogradSpec, bit_growth, signed_bits
 
 from .ops import DOMAIN, integer_valued
 
-__all__ = ["ExactActivationThresholds", "FuseWinogradSubgraph", "MoveScalarMulPastWinograd", "Absorb1BitMulIntoWinograd",
+__all__ = ["ExactActivationThresholds", "FuseWinogradSubgraph", "MergeForkedTransposes", "MoveScalarMulPastWinograd", "Absorb1BitMulIntoWinograd",
            "LowerWinogradToHW", "UnsupportedNodeError", "layer_metadata"]
 
 class UnsupportedNodeError(ValueError):
@@ -327,6 +327,35 @@ class LowerWinogradToHW(Transformation):
         return model, False
 
 
+class MergeForkedTransposes(Transformation):
+    """Transposes with the same ``perm`` reading the same output of a ``MaxPool`` (a residual
+    block's input after downsampling feeds its first conv and its shortcut) become one Transpose
+    whose output forks: FINN's ``MakeMaxPoolNHWC`` looks at one consumer only and would leave the
+    other branch reading the wrong layout.  Limited to ``MaxPool`` producers so that it never
+    undoes FINN's ``MoveTransposePastFork``."""
+
+    def apply(self, model):
+        graph = model.graph
+        for node in graph.node:
+            if node.op_type != "MaxPool":
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            transposes = [c for c in consumers if c.op_type == "Transpose"]
+            for i, first in enumerate(transposes):
+                for other in transposes[i + 1:]:
+                    if list(_attr(other, "perm")) == list(_attr(first, "perm")):
+                        for c in model.find_consumers(other.output[0]) or []:
+                            for k, name in enumerate(c.input):
+                                if name == other.output[0]:
+                                    c.input[k] = first.output[0]
+                        for k, out in enumerate(graph.output):
+                            if out.name == other.output[0]:
+                                raise UnsupportedNodeError(f"Transpose node {other.name} feeds the graph output")
+                        graph.node.remove(other)
+                        return model, True
+        return model, False
+
+
 # --------------------------------------------------------------------------- exact thresholds
 
 
@@ -396,6 +425,33 @@ def _winograd_search_range(model, node) -> tuple[int, int] | None:
     return -reach, reach
 
 
+def _activation_source(model, tensor: str, channels: int):
+    """A quantized activation with a power-of-two scale as the source (the shortcut's re-quantizer
+    of a residual block): the integer is its code, the unit its scale."""
+    quant = _activation_quant(model, tensor)
+    if quant is None or not _is_po2(quant[0]):
+        return None
+    return {"unit": np.full(channels, quant[0]), "range": quant[2], "negate": None}
+
+
+def _residual_sum_source(model, add, channels: int):
+    """The sum of two quantized activations with power-of-two scales (a residual block's
+    branches): the integer is ``c0 * s0/u + c1 * s1/u`` with ``u`` the smaller scale, exact in
+    float32 while it stays below 2^24 (checked)."""
+    from winoforge.winograd import FLOAT32_EXACT
+
+    quants = [_activation_quant(model, t) for t in add.input]
+    if any(q is None or not _is_po2(q[0]) for q in quants):
+        return None
+    unit = min(q[0] for q in quants)
+    mult = [int(round(q[0] / unit)) for q in quants]
+    lo = sum(k * q[2][0] for k, q in zip(mult, quants))
+    hi = sum(k * q[2][1] for k, q in zip(mult, quants))
+    if max(abs(lo), abs(hi)) >= FLOAT32_EXACT:
+        return None
+    return {"unit": np.full(channels, unit), "range": (lo, hi), "negate": None}
+
+
 class ExactActivationThresholds(Transformation):
     """Replace ``source -> (Mul|Div|Add|Relu)* -> Quant`` (an activation quantizer after BatchNorm)
     by ``source -> MultiThreshold -> Mul(scale)`` whose thresholds reproduce the float32 computation
@@ -432,12 +488,15 @@ class ExactActivationThresholds(Transformation):
         scale, zero, bits = (model.get_initializer(i) for i in quant.input[1:4])
         if scale is None or scale.size != 1 or zero is None or np.any(zero != 0) or bits is None:
             return None
-        if inst.get_nodeattr("signed") or inst.get_nodeattr("rounding_mode").upper() not in ("ROUND", "HALF_EVEN"):
+        if inst.get_nodeattr("rounding_mode").upper() not in ("ROUND", "HALF_EVEN"):
             return None
+        signed = bool(inst.get_nodeattr("signed"))
         chain, tensor = [], quant.input[0]
         node = model.find_producer(tensor)
         while node is not None and node.op_type in self.OPS and not model.is_fork_node(node):
             if node.op_type != "Relu" and model.get_initializer(node.input[1]) is None:
+                if node.op_type == "Add":
+                    break  # a residual sum of two activations: the source (see _source)
                 return None
             chain.insert(0, node)
             tensor = node.input[0]
@@ -463,8 +522,8 @@ class ExactActivationThresholds(Transformation):
         if np.any(sign < 0) and source["negate"] is None:
             return None
         s = np.float32(scale.ravel()[0])
-        lo_code = min_int(False, bool(inst.get_nodeattr("narrow")), int(bits.ravel()[0]))
-        hi_code = max_int(False, bool(inst.get_nodeattr("narrow")), int(bits.ravel()[0]))
+        lo_code = min_int(signed, bool(inst.get_nodeattr("narrow")), int(bits.ravel()[0]))
+        hi_code = max_int(signed, bool(inst.get_nodeattr("narrow")), int(bits.ravel()[0]))
 
         unit = source["unit"].astype(np.float32)
 
@@ -496,7 +555,8 @@ class ExactActivationThresholds(Transformation):
         if not np.array_equal(thresholds.astype(np.float64), hi * unit[:, None].astype(np.float64)):
             return None  # a threshold not exact in float32
         return {"tensor": tensor, "chain": chain, "thresholds": thresholds, "sign": sign, "scale": s,
-                "bits": int(bits.ravel()[0]), "narrow": bool(inst.get_nodeattr("narrow")), "negate": source["negate"]}
+                "bits": int(bits.ravel()[0]), "narrow": bool(inst.get_nodeattr("narrow")), "negate": source["negate"],
+                "signed": signed, "lo_code": int(lo_code)}
 
     def _source(self, model, tensor, producer, channels):
         if producer is None:  # a graph input of integers
@@ -528,7 +588,9 @@ class ExactActivationThresholds(Transformation):
             x_range = _activation_quant(model, producer.input[0])[2]
             reach = int(codes.sum(axis=1).max()) * max(abs(x_range[0]), abs(x_range[1]))
             return {"unit": s_x * per_out.astype(np.float64), "range": (-reach, reach), "negate": negate}
-        return None
+        if producer.op_type == "Add" and all(model.get_initializer(i) is None for i in producer.input):
+            return _residual_sum_source(model, producer, channels)
+        return _activation_source(model, tensor, channels)
 
     @staticmethod
     def _replace(model, quant, plan) -> None:
@@ -545,9 +607,11 @@ class ExactActivationThresholds(Transformation):
         model.set_initializer(thr, plan["thresholds"])
         model.set_initializer(f"{base}_scale", np.asarray(plan["scale"], dtype=np.float32))
         idx = list(graph.node).index(plan["chain"][0] if plan["chain"] else quant)
-        out_dt = f"UINT{plan['bits']}"
+        out_dt = f"{'INT' if plan['signed'] else 'UINT'}{plan['bits']}"
+        # codes lo_code + (thresholds passed): a signed quantizer's codes start below 0
+        bias = {"out_bias": float(plan["lo_code"])} if plan["lo_code"] else {}
         mt = helper.make_node("MultiThreshold", [plan["tensor"], thr], [out], domain="qonnx.custom_op.general",
-                              name=f"{base}_MultiThreshold", out_dtype=out_dt, data_layout="NCHW")
+                              name=f"{base}_MultiThreshold", out_dtype=out_dt, data_layout="NCHW", **bias)
         mul = helper.make_node("Mul", [out, f"{base}_scale"], [quant.output[0]], name=f"{base}_Scale")
         for node in plan["chain"] + [quant]:
             graph.node.remove(node)

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
-from brevitas.quant import (Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFloat, Uint8ActPerTensorFixedPoint,
-                            Uint8ActPerTensorFloat)
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8ActPerTensorFloat, Int8WeightPerTensorFixedPoint,
+                            Int8WeightPerTensorFloat, Uint8ActPerTensorFixedPoint, Uint8ActPerTensorFloat)
 from torch import nn
 
 from winoforge.winograd import FLOAT32_EXACT, WinogradSpec, bit_growth
@@ -43,6 +43,7 @@ __all__ = ["StudentConfig", "VGGStudent", "ResNetStudent", "build_student", "win
 
 
 _ACT_QUANT = {"float": Uint8ActPerTensorFloat, "po2": Uint8ActPerTensorFixedPoint}
+_SIGNED_ACT_QUANT = {"float": Int8ActPerTensorFloat, "po2": Int8ActPerTensorFixedPoint}
 _LINEAR_WEIGHT_QUANT = {"float": Int8WeightPerTensorFloat, "po2": Int8WeightPerTensorFixedPoint}
 
 
@@ -273,15 +274,35 @@ class _ResBlock(nn.Module):
     """BasicBlock with Winograd convs; a 1x1 projection where channels change; the sum
     is re-quantized by the block's QuantReLU (``preact`` marks the pre-ReLU sum).  The first
     block of a downsampling stage starts with 2x2 max-pooling (``pool``), where the
-    teacher's block has stride 2, so the blocks keep the teacher's names."""
+    teacher's block has stride 2, so the blocks keep the teacher's names.
+
+    Quantized students add two *quantized* branches: the residual branch (after ``bn2``) and
+    the shortcut (the block's input, or the projection's BN output) pass through signed
+    quantizers that share one scale (``branch_quant``, ``shortcut_quant``: one Brevitas
+    quantizer, ``a_bits + 1`` bits), so the sum is an integer sum of codes -- exact in hardware
+    (an integer stream addition) and, with power-of-two scales, in float32.  The projection's
+    1x1 convolution has quantized weights (``w_bits``, per-tensor, as the classifier's)."""
 
     def __init__(self, b: _Builder, name: str, cin: int, cout: int, pool: bool = False) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), AffineBatchNorm2d(cout), b.relu(f"{name}.conv1")
         self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), AffineBatchNorm2d(cout)
-        self.shortcut = nn.Identity() if cin == cout else nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(cin, cout, 1, bias=False), bn=AffineBatchNorm2d(cout)))
+        cfg = b.cfg
+        if cin == cout:
+            self.shortcut = nn.Identity()
+        else:
+            conv = (QuantConv2d(cin, cout, 1, bias=False, weight_bit_width=cfg.bits(f"{name}.conv1")[0],
+                                weight_quant=_LINEAR_WEIGHT_QUANT[cfg.weight_quant]) if b.quant
+                    else nn.Conv2d(cin, cout, 1, bias=False))
+            self.shortcut = nn.Sequential(OrderedDict(conv=conv, bn=AffineBatchNorm2d(cout)))
+        if b.quant:
+            bits = min(8, cfg.bits(f"{name}.conv2")[1] + 1)
+            self.branch_quant = QuantIdentity(act_quant=_SIGNED_ACT_QUANT[cfg.act_quant], bit_width=bits,
+                                              return_quant_tensor=True)
+            self.shortcut_quant = QuantIdentity(act_quant=self.branch_quant.act_quant, return_quant_tensor=True)
+        else:
+            self.branch_quant, self.shortcut_quant = nn.Identity(), nn.Identity()
         self.preact = nn.Identity()
         self.relu = b.relu(f"{name}.conv2")
 
@@ -289,8 +310,8 @@ class _ResBlock(nn.Module):
         x = self.pool(x)
         xv = getattr(x, "value", x)
         y = self.relu1(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu(self.preact(y + self.shortcut(xv)))
+        y = self.branch_quant(self.bn2(self.conv2(y)))
+        return self.relu(self.preact(y + self.shortcut_quant(self.shortcut(xv))))
 
 
 class ResNetStudent(nn.Module):
