@@ -56,23 +56,25 @@ def golden_images(count: int, data_root: str | Path | None = None, split: str = 
 
 def reference_student(widths=None, m: int = 2, w_bits: int = 4, a_bits: int = 4, sub_row: int = 8, keep: int = 2,
                       weight_quant: str = "po2", act_quant: str = "po2", seed: int = 0, calibration: np.ndarray | None = None,
-                      arch: str = "vgg", depth: int = 8, width: int = 16):
+                      arch: str = "vgg", depth: int = 8, width: int = 16, in_channels: int = 1,
+                      layer_bits: dict | None = None):
     """A VGG student (``arch="resnet"``: a ResNet of ``depth``, first-stage ``width``) with SRBS
-    ``keep/sub_row`` applied and BN statistics from ``calibration`` images (N, 1, 28, 28) in
-    [0, 1] -- see the module docstring for why this is a valid hardware-cost reference."""
+    ``keep/sub_row`` applied and BN statistics from ``calibration`` images (N, in_channels, H, W)
+    in [0, 1] -- see the module docstring for why this is a valid hardware-cost reference.
+    ``layer_bits``: per-layer (weight, output activation) widths (``StudentConfig.layer_bits``)."""
     import torch
 
     from winoforge.model.students import StudentConfig, build_student, winograd_layers
 
-    if not 1 <= keep <= sub_row:
+    if sub_row is not None and not 1 <= keep <= sub_row:  # sub_row None: dense Winograd layers
         raise ValueError(f"keep={keep} is out of range; allowed: 1..{sub_row} (sub_row: non-zeros kept per sub-row)")
     torch.manual_seed(seed)
     kwargs = {} if widths is None else {"widths": list(widths)}
     if arch != "vgg":
         kwargs.update(arch=arch, depth=depth, width=width)
     cfg = StudentConfig(m=m, w_bits=w_bits, a_bits=a_bits, sub_row=sub_row, keep=sub_row,
-                        weight_quant=weight_quant, act_quant=act_quant, **kwargs)
-    model = build_student(cfg, 1, 10)
+                        weight_quant=weight_quant, act_quant=act_quant, layer_bits=dict(layer_bits or {}), **kwargs)
+    model = build_student(cfg, in_channels, 10)
     for layer in winograd_layers(model).values():
         layer.update_mask(keep)
     if calibration is not None:

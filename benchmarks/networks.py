@@ -1,0 +1,461 @@
+"""The comparison the paper makes (issue 12): Winograd-SRBS against dense Winograd and stock FINN
+on VGG and ResNet networks, each at the fastest folding that fits its board.
+
+Networks (``NETWORKS``; ``--quick``: ``QUICK_NETWORKS``, two tiny ones):
+
+* Fashion-MNIST (28x28x1) on PYNQ-Z2: the VGG student of ``benchmarks/hw_estimates.py``
+  (32,32,M,64,64,M,128,128,M) and the ResNet-8 student of
+  ``configs/fmnist_distill_w4a4_srbs25_resnet.toml`` (widths 16/32/64).
+* CIFAR-10-sized (32x32x3) on ZCU104: a VGG-nagadomi-style conv stack, ResNet-20 (CIFAR, widths
+  16/32/64; 2x2 max-pooling between stages as every winoforge ResNet) and VGG16-CIFAR.
+
+Every network is a *hardware-cost reference* with untrained weights (``hw.flow.reference_student``:
+random weights, SRBS-pruned, BatchNorm statistics from calibration images): real Fashion-MNIST
+images for the Fashion-MNIST networks, and -- CIFAR-10 is not on these machines -- *random*
+32x32x3 uint8 images for the CIFAR-sized ones (``"calibration"`` in each row says which).  Cycles
+and resources depend on shapes, widths and sparsity, not on trained values.
+
+Flows per network (all W4A4 with 8-bit input, F(2,3), power-of-two scales):
+
+* ``finn``: stock FINN with direct 3x3 convolutions (``hw.baseline.direct_baseline`` of the dense
+  student: ConvolutionInputGenerator + MVAU);
+* ``winograd_dense``: our WinogradSRBS layer at density 1 (no SRBS, sub_row 0);
+* ``srbs`` density 1/2 (4 of 8) and 1/4 (2 of 8);
+* ``srbs`` density 1/4 with mixed precision (``mixed: true``): per-layer widths chosen by
+  ``model.mixed_precision.choose_under_budget`` under a BOPs budget of ``MIXED_BOPS_FRACTION`` of
+  the W4A4 BOPs, over the candidates ``MIXED_CANDIDATES`` (those exact in float32).  An untrained
+  network has no measurable sensitivity, so the search uses a documented *proxy*:
+  ``Delta_l(w, a) = 4^-w + 4^-a``, the relative noise power of uniform w- and a-bit quantizers,
+  the same for every layer -- the knapsack then narrows the layers that cost the most BOPs.  It is
+  a hardware-cost proxy, not an accuracy claim.
+
+Folding: each flow's front (import .. specialize) runs once; the back (folding, estimates) runs
+for target FPS on a geometric grid (ratio 2^(1/6)), searched by bisection for the fastest point
+that fits the board *and* the resources of the flows it is compared with ("at equal resources"):
+``finn`` is the fastest folding that fits the board; ``winograd_dense`` the fastest with no more
+LUT and DSP than the ``finn`` row; every ``srbs`` row the fastest with no more LUT and DSP than the
+``winograd_dense`` row (and so than ``finn``).  The speed-ups are then plain FPS ratios of the rows
+(``speedup_vs_dense_winograd = fps / fps(winograd_dense)``, ``speedup_vs_finn = fps / fps(finn)``).
+A flow with no folding inside its limits gets a row with ``fps: null`` and the reason -- never an
+invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
+folding steps); ``grid_points`` records every folding it built.
+
+Source: every row is ``"estimate"`` (FINN's estimates for FINN's layers; ours for WinogradSRBS and
+our pooling/classifier RTL, calibrated against Yosys in ``benchmarks/rtl_calibration.py``; our
+WinogradSRBS cycle model equals the Verilator-simulated cycles, ``benchmarks/rtl.py``).  Running the
+stitched RTL of every row here would cost hours on 2 cores; see the README for what is next.
+
+Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3x the FPS of dense
+Winograd at no more LUT and DSP; and how far mixed precision takes it.
+
+Writes ``benchmarks/results/networks.json`` and ``networks.png``; prints the table.
+Run: ``make bench-networks`` (part of ``make bench``; about 30-40 min on 2 cores);
+``--quick``: two tiny networks, a coarse grid (about a minute; the test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+#: FINN's cap on an MVAU's weight-stream width per PE, as in benchmarks/hw_estimates.py (its reason there).
+MVAU_WWIDTH_MAX = 1024
+SUB_ROW = 8
+#: (flow, keep of SUB_ROW or None for dense, mixed precision)
+FLOWS = (("finn", None, False), ("winograd_dense", None, False), ("srbs", 4, False), ("srbs", 2, False),
+         ("srbs", 2, True))
+MIXED_BOPS_FRACTION = 0.6
+MIXED_CANDIDATES = [(w, a) for w in (2, 3, 4) for a in (2, 3, 4)]
+
+VGG_PYNQ = [32, 32, "M", 64, 64, "M", 128, 128, "M"]
+VGG_NAGADOMI = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"]
+VGG16_CIFAR = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+NETWORKS = {
+    "fmnist-vgg": {"data": "fashion-mnist", "board": "PYNQ-Z2", "arch": "vgg", "widths": VGG_PYNQ},
+    "fmnist-resnet8": {"data": "fashion-mnist", "board": "PYNQ-Z2", "arch": "resnet", "depth": 8, "width": 16},
+    "cifar-vgg-nagadomi": {"data": "random-32x32x3", "board": "ZCU104", "arch": "vgg", "widths": VGG_NAGADOMI},
+    "cifar-resnet20": {"data": "random-32x32x3", "board": "ZCU104", "arch": "resnet", "depth": 20, "width": 16},
+    "cifar-vgg16": {"data": "random-32x32x3", "board": "ZCU104", "arch": "vgg", "widths": VGG16_CIFAR},
+}
+QUICK_NETWORKS = {
+    "tiny-vgg": {"data": "fashion-mnist", "board": "PYNQ-Z2", "arch": "vgg", "widths": [16, "M", 16, "M"]},
+    "tiny-resnet-cifar": {"data": "random-32x32x3", "board": "PYNQ-Z2", "arch": "resnet", "depth": 8, "width": 8},
+}
+#: Target FPS, geometric with ratio 2^(1/6) (folding is discrete: a fine grid finds its steps).
+GRID = [int(round(25 * 2 ** (k / 6))) for k in range(0, 103)]  # 25 .. ~3.2 M
+QUICK_GRID = GRID[::12]
+
+#: BISWSRBS (Yang et al., ACM TRETS 14(4), 2021), abstract (DESIGN.md, shared/seeds): speed-ups of
+#: their SRBS accelerator with mixed precision over the dense Winograd accelerator of their ref. [20].
+PAPER = [
+    {"network": "VGG16", "dataset": "CIFAR-10", "speedup_vs_dense_winograd": 11.8},
+    {"network": "VGG-nagadomi", "dataset": "CIFAR-10", "speedup_vs_dense_winograd": 8.67},
+    {"network": "ResNet-18", "dataset": "ImageNet", "speedup_vs_dense_winograd": 8.17},
+    {"network": "ResNet-34", "dataset": "ImageNet", "speedup_vs_dense_winograd": 8.31},
+    {"network": "ResNet-50", "dataset": "ImageNet", "speedup_vs_dense_winograd": 10.6},
+    {"network": "VGG16", "dataset": "CIFAR-10", "speedup_vs_sparse_winograd": 4.11},
+]
+#: which of our networks each paper figure sits beside
+PAPER_BESIDE = {"cifar-vgg16": "VGG16", "cifar-vgg-nagadomi": "VGG-nagadomi", "cifar-resnet20": "ResNet-18",
+                "fmnist-resnet8": "ResNet-18", "fmnist-vgg": "VGG16"}
+
+
+# ------------------------------------------------------------------ networks
+
+
+def calibration_images(data: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(float images in [0, 1], raw uint8 as float32, description)`` for a network's data."""
+    if data == "fashion-mnist":
+        from winoforge.hw.flow import golden_images
+
+        x, raw, _ = golden_images(count)
+        return x, raw, f"{count} Fashion-MNIST test images"
+    if data == "random-32x32x3":
+        raw = np.random.default_rng(seed).integers(0, 256, size=(count, 3, 32, 32)).astype(np.float32)
+        return raw / 255.0, raw, f"{count} random uniform 32x32x3 uint8 images (CIFAR-10 is not on this machine)"
+    raise ValueError(f"data={data!r} is not known; allowed: 'fashion-mnist', 'random-32x32x3'")
+
+
+def _student(spec: dict, x: np.ndarray, keep: int | None, layer_bits: dict | None = None):
+    from winoforge.hw.flow import reference_student
+
+    kwargs = {"widths": spec["widths"]} if spec["arch"] == "vgg" else {"depth": spec["depth"], "width": spec["width"]}
+    return reference_student(arch=spec["arch"], sub_row=SUB_ROW if keep else None, keep=keep or SUB_ROW,
+                             calibration=x, in_channels=x.shape[1], layer_bits=layer_bits, **kwargs)
+
+
+def proxy_sensitivity(pair: tuple[int, int]) -> float:
+    """The mixed-precision proxy of an untrained network (module docstring): ``4^-w + 4^-a``."""
+    w, a = pair
+    return 4.0 ** -w + 4.0 ** -a
+
+
+def mixed_widths(spec: dict, x: np.ndarray, keep: int) -> dict:
+    """Per-layer widths at SRBS ``keep`` under ``MIXED_BOPS_FRACTION`` of the W4A4 BOPs
+    (``choose_under_budget`` on :func:`proxy_sensitivity`); returns the choice and its figures."""
+    from winoforge.model.mixed_precision import (choose_under_budget, exact_candidates, layer_pairs,
+                                                 mean_bits, pairs_to_layer_bits)
+    from winoforge.model.students import StudentConfig, act_sources
+
+    net = _student(spec, x, keep)
+    shape = tuple(x.shape[1:])
+    from winoforge.model.mixed_precision import layer_mults
+
+    mults = layer_mults(net, shape)
+    sources = act_sources(net)
+    fixed = [n for n, src in sources.items() if src is None]
+    # the first layer reads the 8-bit image: only its weight width is free
+    options = {n: sorted({(w, 8) for w, _ in MIXED_CANDIDATES}) if n in fixed else list(MIXED_CANDIDATES)
+               for n in sources}
+    options = exact_candidates(net, options)
+    costs = {n: {p: mults[n] * p[0] * p[1] for p in options[n]} for n in options}
+    w4a4 = layer_pairs(StudentConfig(w_bits=4, a_bits=4), sources)
+    budget = int(MIXED_BOPS_FRACTION * sum(mults[n] * w * a for n, (w, a) in w4a4.items()))
+    sens = {n: {p: proxy_sensitivity(p) for p in options[n]} for n in options}
+    pairs = choose_under_budget(sens, costs, budget, budget_name="mixed BOPs budget", unit=" BOPs")
+    return {"layer_bits": pairs_to_layer_bits(pairs, sources, default_a=4),
+            "pairs": {n: list(p) for n, p in pairs.items()}, "bops": sum(costs[n][p] for n, p in pairs.items()),
+            "budget_bops": budget, "mean_bits": mean_bits(pairs, mults, fixed)}
+
+
+def _mean_bits_w4a4(spec: dict, x: np.ndarray, keep: int | None) -> float:
+    from winoforge.model.mixed_precision import layer_mults, layer_pairs, mean_bits
+    from winoforge.model.students import StudentConfig, act_sources
+
+    net = _student(spec, x, keep)
+    sources = act_sources(net)
+    pairs = layer_pairs(StudentConfig(w_bits=4, a_bits=4), sources)
+    return mean_bits(pairs, layer_mults(net, tuple(x.shape[1:])), [n for n, s in sources.items() if s is None])
+
+
+# ------------------------------------------------------------------ builds and the folding search
+
+
+def _front_and_back(kind: str):
+    """The build's verified front (import .. specialize) and its folding/estimate back, as the
+    hardware benchmark splits them (one home: ``benchmarks/hw_estimates.py``)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from hw_estimates import _front
+
+    return _front(None, kind)
+
+
+def _point(result, board) -> dict:
+    from winoforge.hw.boards import fits
+
+    est = result.estimates
+    totals = est["totals"]
+    layers = est["layers"]
+    lacking = [layer["name"] for layer in layers if "FF" not in layer["resources"]]
+    ff_known = sum(layer["resources"]["FF"] for layer in layers if "FF" in layer["resources"])
+    return {"fps": est["fps"], "lut": totals.get("LUT", 0), "ff": None if lacking else ff_known,
+            "ff_partial": ff_known, "ff_missing_layers": len(lacking), "bram": totals.get("BRAM_18K", 0) / 2,
+            "dsp": totals.get("DSP", 0), "uram": totals.get("URAM", 0), "max_cycles": est["max_cycles"],
+            "slowest": est["slowest"], "fits": fits(totals, board).ok, "why_not": str(fits(totals, board))}
+
+
+class FoldingSearch:
+    """One flow of one network: its front built once, its back built per target FPS (cached)."""
+
+    def __init__(self, onnx: Path, kind: str, board, work: Path, grid: list[int]):
+        from winoforge.hw.build import make_build_config, run_build
+
+        self.board, self.work, self.grid, self.points = board, work, grid, {}
+        front, self.back = _front_and_back(kind)
+        cfg = make_build_config(work / "front", board.name, None, mvau_wwidth_max=MVAU_WWIDTH_MAX)
+        self.front = run_build(onnx, cfg, front, golden=None, progress=False, name=f"{work.name} front").steps[-1].model
+
+    def at(self, target: int) -> dict:
+        if target not in self.points:
+            from winoforge.hw.build import make_build_config, run_build
+
+            cfg = make_build_config(self.work / f"t{target}", self.board.name, target, mvau_wwidth_max=MVAU_WWIDTH_MAX)
+            try:
+                res = run_build(self.front, cfg, self.back, golden=None, progress=False, name=f"{self.work.name}@{target}")
+                self.points[target] = {"target_fps": target, **_point(res, self.board)}
+            except Exception as err:  # noqa: BLE001 -- an unreachable target is recorded, not fatal
+                self.points[target] = {"target_fps": target, "error": str(err).splitlines()[0][:300]}
+        return self.points[target]
+
+    def fastest_within(self, lut_cap: float | None, dsp_cap: float | None) -> dict | None:
+        """Bisection over the grid for the fastest point that fits the board and the caps."""
+
+        def ok(p: dict) -> bool:
+            return ("error" not in p and p["fits"] and (lut_cap is None or p["lut"] <= lut_cap)
+                    and (dsp_cap is None or p["dsp"] <= dsp_cap))
+
+        lo, hi = -1, len(self.grid)  # invariant: grid[lo] ok (or lo = -1), grid[hi] not ok (or hi = len)
+        if not ok(self.at(self.grid[0])):
+            return None
+        lo = 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(self.at(self.grid[mid])):
+                lo = mid
+            else:
+                hi = mid
+        # several targets can land on one folding: take the fastest ok point built
+        return max((p for p in self.points.values() if ok(p)), key=lambda p: p["fps"])
+
+
+# ------------------------------------------------------------------ one network
+
+
+def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int) -> tuple[list[dict], dict]:
+    from winoforge.hw.baseline import direct_baseline
+    from winoforge.hw.boards import get_board
+    from winoforge.hw.flow import export_run
+
+    board = get_board(spec["board"])
+    x, _, calib_text = calibration_images(spec["data"], calib)
+    shape = tuple(x.shape[1:])
+    rows, info = [], {"calibration": calib_text, "board": board.name, "flows": {}}
+    caps: dict[str, dict] = {}
+    for flow, keep, mixed in FLOWS:
+        label = flow if flow != "srbs" else f"srbs_{keep}of{SUB_ROW}" + ("_mixed" if mixed else "")
+        t0 = time.perf_counter()
+        density = 1.0 if keep is None else keep / SUB_ROW
+        row = {"network": name, "board": board.name, "flow": flow, "density": density, "mean_bits": None,
+               "mixed_precision": mixed, "fps": None, "lut": None, "ff": None, "bram": None, "dsp": None,
+               "speedup_vs_dense_winograd": None, "speedup_vs_finn": None, "source": "estimate",
+               "weights": "untrained reference (hardware cost only)", "calibration": calib_text}
+        entry = info["flows"][label] = {}
+        try:
+            mp = mixed_widths(spec, x, keep) if mixed else None
+            row["mean_bits"] = mp["mean_bits"] if mp else _mean_bits_w4a4(spec, x, keep)
+            net = _student(spec, x, keep, mp["layer_bits"] if mp else None)
+            if flow == "finn":
+                net = direct_baseline(net)
+            onnx = work / name / label / "model.onnx"
+            check = export_run(net, onnx, image_shape=shape, check_images=x[:4], progress=False)
+            entry["export_check"] = {k: check.get(k) for k in ("images", "exact", "quant_layers")}
+            search = FoldingSearch(onnx, "baseline" if flow == "finn" else "winograd", board, work / name / label, grid)
+            # equal resources: finn is capped by the board; dense Winograd by finn; SRBS by dense (and so finn)
+            ref_flow = {"winograd_dense": "finn", "srbs": "winograd_dense"}.get(flow)
+            ref = caps.get(ref_flow)
+            best = search.fastest_within(ref["lut"] if ref else None, ref["dsp"] if ref else None)
+            if best is None and ref is not None:
+                # the reference's resources admit no folding of this flow: the board's limits instead
+                ref, best = None, search.fastest_within(None, None)
+            row["limits"] = "board" if ref is None else f"board and no more LUT/DSP than {ref_flow}"
+            if flow in ("finn", "winograd_dense") and best is not None:
+                caps[flow] = best
+            if best is None:
+                slowest = search.at(grid[0])
+                row["note"] = ("no folding of the grid fits: at the slowest target "
+                               f"{grid[0]} FPS: {slowest.get('error') or slowest['why_not']}")
+            else:
+                row.update({k: best[k] for k in ("fps", "lut", "ff", "bram", "dsp")}, target_fps=best["target_fps"],
+                           ff_partial=best["ff_partial"], slowest_layer=best["slowest"],
+                           max_cycles=best["max_cycles"])
+            if mp:
+                row["mixed"] = {k: mp[k] for k in ("pairs", "bops", "budget_bops")}
+            entry["grid_points"] = sorted(search.points.values(), key=lambda p: p["target_fps"])
+        except Exception as err:  # noqa: BLE001 -- a flow that cannot build this network is a row saying why
+            row["note"] = f"build failed: {type(err).__name__}: {str(err).splitlines()[0][:400]}"
+        entry["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        print(f"  {name:20s} {label:18s} "
+              + (f"{row['fps']:10.0f} FPS  LUT {row['lut']:8.0f}" if row["fps"] else row["note"][:120])
+              + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    add_speedups(rows)
+    return rows, info
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """Fill each row's speed-ups from the rows of its network: FPS ratios to the ``winograd_dense``
+    and ``finn`` rows (``None`` where either FPS is missing)."""
+    by_flow = {}
+    for row in rows:
+        if row["flow"] in ("finn", "winograd_dense"):
+            by_flow[(row["network"], row["flow"])] = row["fps"]
+    for row in rows:
+        for key, flow in (("speedup_vs_dense_winograd", "winograd_dense"), ("speedup_vs_finn", "finn")):
+            ref = by_flow.get((row["network"], flow))
+            row[key] = row["fps"] / ref if row["fps"] and ref else None
+
+
+def targets(rows: list[dict]) -> dict:
+    """Density 1/4 (uniform W4A4) at >= 3x dense Winograd's FPS at no more LUT and DSP, per network;
+    and what mixed precision adds."""
+    out = {}
+    for net in dict.fromkeys(r["network"] for r in rows):
+        mine = {(r["flow"], r["density"], r["mixed_precision"]): r for r in rows if r["network"] == net}
+        dense, quarter = mine.get(("winograd_dense", 1.0, False)), mine.get(("srbs", 0.25, False))
+        mixed = mine.get(("srbs", 0.25, True))
+        ok = bool(dense and quarter and dense["fps"] and quarter["fps"]
+                  and quarter["lut"] <= dense["lut"] and quarter["dsp"] <= dense["dsp"]
+                  and quarter["speedup_vs_dense_winograd"] >= 3.0)
+        out[net] = {"density_quarter_speedup_vs_dense": quarter and quarter["speedup_vs_dense_winograd"],
+                    "target": 3.0, "met": ok,
+                    "mixed_speedup_vs_dense": mixed and mixed["speedup_vs_dense_winograd"],
+                    "mixed_mean_bits": mixed and mixed["mean_bits"]}
+    return out
+
+
+# ------------------------------------------------------------------ output
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'network':20s} {'board':8s} {'flow':15s} {'dens':>5s} {'bits':>5s} {'FPS':>9s} {'LUT':>8s} "
+            f"{'FF':>8s} {'BRAM36':>7s} {'DSP':>5s} {'vs dense':>8s} {'vs FINN':>8s} src")
+    lines = [head, "-" * len(head)]
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for r in rows:
+        flow = r["flow"] + (" mixed" if r["mixed_precision"] else "")
+        lines.append(f"{r['network']:20s} {r['board']:8s} {flow:15s} {r['density']:5.2f} {fmt(r['mean_bits'], '5.2f')} "
+                     f"{fmt(r['fps'], '9.0f')} {fmt(r['lut'], '8.0f')} {fmt(r['ff'], '8.0f')} {fmt(r['bram'], '7.1f')} "
+                     f"{fmt(r['dsp'], '5.0f')} {fmt(r['speedup_vs_dense_winograd'], '7.2f') + 'x' if r['speedup_vs_dense_winograd'] else '       -'} "
+                     f"{fmt(r['speedup_vs_finn'], '7.2f') + 'x' if r['speedup_vs_finn'] else '       -'} {r['source']}")
+    lines.append("paper (BISWSRBS, Yang et al. TRETS 2021, SRBS + mixed precision vs dense Winograd): "
+                 + ", ".join(f"{p['network']}/{p['dataset']} {p.get('speedup_vs_dense_winograd', p.get('speedup_vs_sparse_winograd'))}x"
+                             + ("" if "speedup_vs_dense_winograd" in p else " (vs sparse Winograd)") for p in PAPER))
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nets = list(dict.fromkeys(r["network"] for r in rows))
+    series = [("finn", 1.0, False, "stock FINN"), ("srbs", 0.5, False, "SRBS 1/2"), ("srbs", 0.25, False, "SRBS 1/4"),
+              ("srbs", 0.25, True, "SRBS 1/4 mixed")]
+    fig, ax = plt.subplots(figsize=(max(7, 1.9 * len(nets) + 3), 4.8))
+    width = 0.8 / (len(series) + 1)
+    idx = np.arange(len(nets))
+    for k, (flow, dens, mixed, label) in enumerate(series):
+        vals = []
+        for n in nets:
+            r = next((r for r in rows if r["network"] == n and r["flow"] == flow and r["density"] == dens
+                      and r["mixed_precision"] == mixed), None)
+            vals.append(r["speedup_vs_dense_winograd"] if r and r["speedup_vs_dense_winograd"] else 0.0)
+        ax.bar(idx + k * width, vals, width, label=label)
+    paper = {p["network"]: p["speedup_vs_dense_winograd"] for p in PAPER if "speedup_vs_dense_winograd" in p}
+    pv = [paper.get(PAPER_BESIDE.get(n), 0.0) for n in nets]
+    ax.bar(idx + len(series) * width, pv, width, label="paper (SRBS+mixed, beside)", color="grey", hatch="//")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(3.0, color="r", ls=":", lw=0.8, label="target 3x (SRBS 1/4)")
+    ax.set_xticks(idx + width * len(series) / 2, [f"{n}\n{next(r['board'] for r in rows if r['network'] == n)}"
+                                                   for n in nets], fontsize=8)
+    ax.set(ylabel="FPS / FPS of dense Winograd (no more LUT, DSP)",
+           title="Speed-up over dense Winograd at the fastest folding that fits (estimates; untrained references)")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two tiny networks, a coarse grid (smoke test)")
+    parser.add_argument("--networks", default=None, help="comma-separated subset of the networks")
+    parser.add_argument("--work", default="build/bench_networks")
+    parser.add_argument("--calibration", type=int, default=64, help="calibration images per network")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    nets = QUICK_NETWORKS if args.quick else NETWORKS
+    if args.networks:
+        wanted = args.networks.split(",")
+        unknown = [n for n in wanted if n not in nets]
+        if unknown:
+            raise SystemExit(f"--networks: unknown {unknown}; allowed: {', '.join(nets)}")
+        nets = {n: nets[n] for n in wanted}
+    grid = QUICK_GRID if args.quick else GRID
+    out = Path(args.out) if args.out else RESULTS / ("networks_quick.json" if args.quick else "networks.json")
+    t0 = time.perf_counter()
+    rows, details = [], {}
+    for name, spec in nets.items():
+        try:
+            net_rows, details[name] = run_network(name, spec, Path(args.work), grid, args.calibration)
+        except Exception as err:  # noqa: BLE001 -- one network's failure is reported, the others still run
+            details[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:400]}"}
+            print(f"  {name}: FAILED ({details[name]['error']})", flush=True)
+            continue
+        rows.extend(net_rows)
+        _write(out, rows, details, args, grid, t0)  # partial results survive a later failure
+    result = _write(out, rows, details, args, grid, t0)
+    print(table(rows))
+    print(f"targets: {json.dumps(result['targets'])}")
+    print(f"-> {out} ({result['wall_seconds']:.0f} s)")
+    return 0
+
+
+def _write(out: Path, rows, details, args, grid, t0) -> dict:
+    result = {
+        "rows": rows, "targets": targets(rows), "paper": PAPER, "paper_beside": PAPER_BESIDE,
+        "networks": details,
+        "setup": {"networks": {n: s for n, s in (QUICK_NETWORKS if args.quick else NETWORKS).items()},
+                  "bits": "W4A4, 8-bit input, power-of-two scales, F(2,3)", "sub_row": SUB_ROW,
+                  "mixed_precision": {"bops_fraction_of_w4a4": MIXED_BOPS_FRACTION,
+                                      "candidates": MIXED_CANDIDATES,
+                                      "sensitivity": "proxy 4^-w + 4^-a per layer (untrained networks)"},
+                  "grid": grid, "quick": args.quick, "clock_mhz": 100.0,
+                  "equal_resources": "finn: board; winograd_dense: <= finn LUT/DSP; srbs: <= winograd_dense LUT/DSP",
+                  "ff": "null where some layer has no FF estimate (FINN estimates none for its layers); "
+                        "ff_partial sums the layers that have one"},
+        "machine": {"python": platform.python_version(), "machine": platform.machine()},
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    if rows:
+        plot(rows, out.with_suffix(".png"))
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
