@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-calibration export estimate run sim synth bitfile notebooks demo-package clean
+.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-calibration bench-networks export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/hw_estimates.py
 	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/rtl.py
+	$(PY) benchmarks/networks.py
 
 bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
 	$(PY) benchmarks/hw_estimates.py
@@ -113,6 +114,9 @@ bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Viti
 
 bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
 	$(PY) benchmarks/rtl.py
+
+bench-networks: setup-host ## SRBS vs dense Winograd vs stock FINN on VGG/ResNet networks (benchmarks/results/networks.json, ~30-40 min)
+	$(PY) benchmarks/networks.py
 
 bench-calibration: setup-host ## Yosys counts of our pooling/global pooling/classifier RTL vs their estimates (benchmarks/results/rtl_calibration.json)
 	$(PY) benchmarks/rtl_calibration.py
