@@ -181,12 +181,14 @@ def test_a_layer_just_past_the_rule_breaks_float32_at_its_witness():
 
 @dataclass(frozen=True)
 class Case:
-    """A tiny VGG student: ``widths`` (channels, "M" = 2x2 max-pool), ``bits`` = (weight, activation)
-    widths per conv block, SRBS ``sub_row``/``keep``, ``size`` x ``size`` images of ``channels``
-    channels, and how the weights and inputs are chosen (``drive``): "witness" (every Winograd
-    layer's weights at its exact output witness, the images carrying the first layer's witness
-    tiles, BatchNorm gains that push the deeper activations to 0 or their maximum), "random"
-    (initial weights, random images) or "trained" (a few Adam steps on synthetic data)."""
+    """A tiny student: VGG (``widths``: channels, "M" = 2x2 max-pool) or ResNet (``arch="resnet"``:
+    ``depth`` 6n+2, first-stage ``width``, basic blocks with identity and 1x1 projection shortcuts);
+    ``bits`` = (weight, activation) widths per Winograd layer in data-flow order (:meth:`conv_names`),
+    SRBS ``sub_row``/``keep``, ``size`` x ``size`` images of ``channels`` channels, and how the
+    weights and inputs are chosen (``drive``): "witness" (every Winograd layer's weights at its exact
+    output witness, the images carrying the first layer's witness tiles, BatchNorm gains that push
+    the deeper activations -- and a ResNet block's two branches and their sum -- to their extremes),
+    "random" (initial weights, random images) or "trained" (a few Adam steps on synthetic data)."""
 
     m: int
     widths: tuple
@@ -197,17 +199,37 @@ class Case:
     channels: int = 1
     drive: str = "witness"
     seed: int = 0
+    arch: str = "vgg"
+    depth: int = 8
+    width: int = 4
+
+    def conv_names(self) -> list[str]:
+        if self.arch == "vgg":
+            return [f"features.block{i + 1}" for i in range(len(self.bits))]
+        n = (self.depth - 2) // 6
+        return ["stem"] + [f"layer{s}.{k}.conv{j}" for s in (1, 2, 3) for k in range(n) for j in (1, 2)]
 
     def config(self) -> StudentConfig:
-        convs = [f"features.block{i + 1}" for i in range(len(self.bits))]
-        return StudentConfig(m=self.m, widths=list(self.widths), layer_bits=dict(zip(convs, self.bits)),
-                             sub_row=self.sub_row, keep=self.keep, weight_quant="po2", act_quant="po2")
+        net = {"widths": list(self.widths)} if self.arch == "vgg" else {"arch": "resnet", "depth": self.depth,
+                                                                         "width": self.width}
+        return StudentConfig(m=self.m, layer_bits=dict(zip(self.conv_names(), self.bits)), sub_row=self.sub_row,
+                             keep=self.keep, weight_quant="po2", act_quant="po2", **net)
 
     def layer_inputs(self):
         """``(name, input bits, cin, weight bits)`` of every Winograd layer, independently of the student."""
-        cins = [self.channels] + [w for w in self.widths if w != "M"]
-        ins = [8] + [a for _, a in self.bits]
-        return [(f"features.block{i + 1}", ins[i], cins[i], w) for i, (w, _) in enumerate(self.bits)]
+        names, bits = self.conv_names(), dict(zip(self.conv_names(), self.bits))
+        if self.arch == "vgg":
+            cins = [self.channels] + [w for w in self.widths if w != "M"]
+            ins = [8] + [a for _, a in self.bits]
+            return [(name, ins[i], cins[i], bits[name][0]) for i, name in enumerate(names)]
+        # a block's conv1 reads the previous block's output (its conv2's activation width, after
+        # the residual sum; the stem's for the first block), its conv2 reads conv1's activation
+        out, source, cin = [("stem", 8, self.channels, bits["stem"][0])], "stem", self.width
+        for name in names[1:]:
+            stage = int(name[5])
+            out.append((name, bits[source][1], cin, bits[name][0]))
+            source, cin = name, self.width * 2 ** (stage - 1)
+        return out
 
 
 def _drive_to_witnesses(model, case: Case) -> list[np.ndarray]:
@@ -274,32 +296,61 @@ def _student(case: Case):
     return model.eval(), raw
 
 
+def _winograd_stages(model, case: Case) -> list:
+    """``(conv, bn, quantizer)`` after every Winograd layer in data-flow order: a VGG block's
+    QuantReLU; in a ResNet block conv1's QuantReLU and, for conv2, the block's signed branch
+    quantizer (shared with the shortcut: the two codes the residual sum adds)."""
+    if case.arch == "vgg":
+        blocks = [getattr(model.features, f"block{i + 1}") for i in range(len(case.bits))]
+        return [(b.conv, b.bn, b.relu) for b in blocks]
+    stages = [(model.stem.conv, model.stem.bn, model.stem.relu)]
+    for block in _res_blocks(model):
+        stages += [(block.conv1, block.bn1, block.relu1), (block.conv2, block.bn2, block.branch_quant)]
+    return stages
+
+
+def _res_blocks(model) -> list:
+    return [block for s in (1, 2, 3) for block in getattr(model, f"layer{s}")]
+
+
 def _spread_or_saturate(model, case: Case, raw: np.ndarray) -> None:
     """BatchNorm after each witness layer: in output channels 0, 1 (mod 4) the activation's
     codes span the layer's exact output range (thresholds up to the witness extremes, where the
-    threshold search must reach), in channels 2, 3 a gain of 8 drives the next layer's inputs to
-    0 or the activation's maximum."""
+    threshold search must reach; channel 1 of a signed quantizer to its negative end), in
+    channels 2, 3 a gain of 8 drives the next layer's inputs to 0 or the activation's maximum.
+    ResNet blocks: a projection shortcut's BatchNorm gets the gain of 8 in channel 2 (mod 4), and
+    in channel 3 (mod 4) both branches are pushed to the shared quantizer's top code (even blocks)
+    or its bottom code (odd blocks), so residual sums reach their exact extremes."""
     scales = {}
-    blocks = [getattr(model.features, f"block{i + 1}") for i in range(len(case.bits))]
-    hooks = [b.conv.register_forward_hook(lambda mod, inp, out, i=i: scales.__setitem__(i, float(inp[0].scale)))
-             for i, b in enumerate(blocks)]
+    stages = _winograd_stages(model, case)
+    hooks = [conv.register_forward_hook(lambda mod, inp, out, i=i: scales.__setitem__(i, float(inp[0].scale)))
+             for i, (conv, _, _) in enumerate(stages)]
     model.eval()
     with torch.no_grad():
         model(torch.from_numpy(raw[:1] / 255))
     for h in hooks:
         h.remove()
-    for i, ((_, in_bits, cin, w_bits), block) in enumerate(zip(case.layer_inputs(), blocks)):
+    for i, ((_, in_bits, cin, w_bits), (conv, bn, quant)) in enumerate(zip(case.layer_inputs(), stages)):
         reach = [cin * _witness(case.m, in_bits, w_bits, mx)[0] for mx in (True, False)]
         with torch.no_grad():
-            top = float(block.relu(torch.full((1, 1, 1, 1), 1e9)).value.max())
-            s_w = block.conv.weight_scale().double().numpy()
-            bn = block.bn
+            ends = [float(quant(torch.full((1, 1, 1, 1), v)).value.max()) for v in (1e9, -1e9)]
+            s_w = conv.weight_scale().double().numpy()
             for k in range(bn.num_features):
                 if k % 4 < 2:
+                    target = ends[1] if k % 4 == 1 and ends[1] < 0 else ends[0]
                     bn.running_mean[k], bn.running_var[k], bn.bias[k] = 0.0, 1.0 - bn.eps, 0.0
-                    bn.weight[k] = top / (scales[i] * s_w[k] * reach[k % 2])
+                    bn.weight[k] = target / (scales[i] * s_w[k] * reach[k % 2])
                 else:
                     bn.weight[k] = 8.0
+    for j, block in enumerate(_res_blocks(model) if case.arch == "resnet" else []):
+        bns = [block.bn2] + ([block.shortcut.bn] if isinstance(block.shortcut, torch.nn.Sequential) else [])
+        with torch.no_grad():
+            for bn in bns:
+                for k in range(bn.num_features):
+                    if k % 4 == 2:
+                        bn.weight[k] = 8.0
+                    elif k % 4 == 3:
+                        bn.weight[k], bn.bias[k] = 1e-3, 1e3 * (-1) ** j
 
 
 def run_case(case: Case, root) -> dict:
@@ -320,6 +371,7 @@ def run_case(case: Case, root) -> dict:
         assert re.findall(r"layer (\S+): F\(", str(info.value)) == unfit
         return {"refused": unfit}
     model, raw = _student(case)
+    assert model.layer_input_bits == {name: bits for name, bits, _, _ in case.layer_inputs()}
     root = Path(root)
     export_run(model, root / "m.onnx", image_shape=(case.channels, case.size, case.size),
                check_images=raw / 255, progress=False)  # raises unless torch == QONNX, code for code
@@ -404,16 +456,22 @@ def test_first_difference_names_the_node_where_two_levels_differ(tmp_path):
 FAST_CASES = [
     # m=2, mixed widths (8-bit weights on the image), SRBS 2 of 4 on 6 channels (not a multiple of
     # 4: the dense fallback) and on 4 channels, 7x7 input
-    Case(m=2, widths=(6, 4, "M", 4), bits=((8, 6), (3, 8), (4, 3)), sub_row=4, keep=2, size=7, drive="witness"),
+    (Case(m=2, widths=(6, 4, "M", 4), bits=((8, 6), (3, 8), (4, 3)), sub_row=4, keep=2, size=7, drive="witness"),
+     False),
     # refused before training, both layers named: F(4,3) W8 on the image, A8 into a W6 layer
-    Case(m=4, widths=(4, 8), bits=((8, 8), (6, 4)), size=14),
+    (Case(m=4, widths=(4, 8), bits=((8, 8), (6, 4)), size=14), True),
+    # ResNet-8 of width 3 (3, 6, 12 channels: SRBS 1 of 4 only on 12), F(4,3), a width per layer,
+    # 10x10 images (5x5, 2x2 after pooling: cropped tiles), identity and projection shortcuts, the
+    # residual sums' shared branch quantizers driven to their extremes
+    (Case(m=4, widths=(), bits=((5, 4), (4, 3), (3, 4), (4, 2), (2, 5), (3, 3), (4, 4)), sub_row=4, keep=1,
+          size=10, arch="resnet", width=3), False),
 ]
 
 
-@pytest.mark.parametrize("case", FAST_CASES, ids=["m2-mixed-srbs-7x7", "m4-refused"])
-def test_sweep_examples(case, tmp_path):
+@pytest.mark.parametrize("case,refused", FAST_CASES, ids=["m2-mixed-srbs-7x7", "m4-refused", "resnet8-m4-mixed"])
+def test_sweep_examples(case, refused, tmp_path):
     out = run_case(case, tmp_path)
-    assert bool(out["refused"]) == (case.m == 4)
+    assert bool(out["refused"]) == refused
 
 
 @st.composite
@@ -444,6 +502,34 @@ def cases(draw) -> Case:
 def test_sweep(case):
     """The wide sweep: every drawn student either builds bit-exact at every level or is refused
     before training, naming exactly the layers whose stages do not fit float32."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        run_case(case, root)
+
+
+@st.composite
+def resnet_cases(draw) -> Case:
+    """Tiny ResNet-8 students (stem + three basic blocks: identity and 1x1 projection shortcuts,
+    2x2 max-pooling between stages): F(2,3)/F(4,3), first-stage width 2..6 (stage widths w, 2w,
+    4w), a weight and activation width 2..8 per Winograd layer, dense or SRBS (sub_row 2/4, any
+    keep), 7/10/14-pixel images of 1 or 3 channels (tiles cropped down to 1x1 in the last stage),
+    weights, inputs and the residual branches at their extremes, random or briefly trained."""
+    bits = tuple((draw(st.integers(2, 8)), draw(st.integers(2, 8))) for _ in range(7))
+    sub_row = draw(st.sampled_from([None, 2, 4]))
+    keep = None if sub_row is None else draw(st.integers(1, sub_row))
+    return Case(m=draw(st.sampled_from([2, 4])), widths=(), bits=bits, sub_row=sub_row, keep=keep,
+                size=draw(st.sampled_from([7, 10, 14])), channels=draw(st.sampled_from([1, 1, 3])),
+                drive=draw(st.sampled_from(["witness", "witness", "random", "trained"])),
+                seed=draw(st.integers(0, 2**16)), arch="resnet", width=draw(st.integers(2, 6)))
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, database=None)
+@given(case=resnet_cases())
+def test_sweep_resnet(case):
+    """The ResNet sweep: every drawn ResNet-8 student builds bit-exact at every level (residual
+    sums included) or is refused before training, naming exactly the layers that do not fit."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as root:
