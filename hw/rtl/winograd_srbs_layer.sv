@@ -16,27 +16,37 @@
 //                not need.  The layer pads itself (PAD rows/columns of zeros;
 //                tiles past the bottom/right edge read zeros as well).
 //   window       per tile and input fold: T column reads (one word from each
-//                of T row banks), then SIMD parallel input transforms
-//                V = B^T d B (winograd_input_transform) -> V buffer.
-//   V buffer     NVB slots (tiles k, k+1[, k+2]), per Winograd position a
-//                bank of NVB*SF words of SIMD*V_W bits.  NVB = 3 lets the
-//                window stage run two tiles ahead where a tile's PE work is
-//                shorter than its T*SF window reads plus the pipeline.
+//                of T row banks), one a cycle.
+//   input tf     per SIMD lane two serial 1-D B^T units (winograd_transform_1d):
+//                the column unit turns each window column into a column of
+//                Z = B^T d, the row unit turns the T rows of Z into the rows of
+//                V = Z B, one a cycle, while the next fold's columns arrive.
+//   V buffer     NVB slots (tiles k, k+1[, k+2]) in NB = max(T, POS) banks
+//                (position xi in bank xi % NB) of NVB*SF*T*T/NB words of
+//                SIMD*V_W bits.  NVB = 3 lets the window stage run two tiles
+//                ahead where a tile's PE work is shorter than its T*SF window
+//                reads plus the pipeline.
 //   PE array     per tile: output fold f (CF = COUT/PE) -> position group g
 //                (G = T*T/POS) -> input fold s (innermost), one step a cycle;
-//                POS x PE srbs_dot units, weights from the ROM read with
+//                POS x PE srbs_dot units (multipliers '*' or, MUL_LUT = 1,
+//                shift-and-add), weights from the ROM read with
 //                $readmemh(VALUES_FILE / INDICES_FILE) (the files of
 //                WinogradSRBS_rtl.generate_hdl: line = all POS banks of one
 //                address), accumulation over the SF input folds.
-//   M collector  the T*T accumulators of PE channels -> PE output transforms
-//                Y = A^T M A (winograd_output_transform).
+//   M collector  the T*T accumulators of PE channels, handed over as one tile.
+//   output tf    OTF_SERIAL = 1: per PE one serial 1-D A^T unit, T + M steps a
+//                tile and output fold (rows of M -> Z' = M A, then columns of
+//                Z' -> columns of Y = A^T Z'); 0: PE parallel 2-D transforms
+//                (winograd_output_transform), one fold a cycle.
 //   output buf   two tile bands (M rows x WO x COUT), banks (i, j, e):
-//                written by tiles (M*M*PE values), read as NHWC beats of OE.
+//                written by tiles (M*M*PE values; column by column when
+//                serial), read as NHWC beats of OE.
 //
 // Widths (winoforge.hw.rtl.winograd_layer.layer_parameters): every stage
 // computes modulo 2^width, so capping each at OUT_W is exact whenever the
 // output fits OUT_W bits.  Plain synthesizable SystemVerilog, no vendor
-// primitives; every memory has one write and one synchronous read port.
+// primitives; every counter and address has the width of its range; every
+// memory has one write and one synchronous read port and no reset on its data.
 
 module winograd_srbs_layer #(
     parameter int M         = 2,
