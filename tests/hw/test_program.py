@@ -158,7 +158,7 @@ def test_unsupported_node_is_refused_with_its_name(builds, tmp_path):
     _, models = builds
     model = _load(models["base"])
     odd = copy.deepcopy(model)
-    node = next(n for n in odd.graph.node if n.op_type == "Pool_hls")
+    node = next(n for n in odd.graph.node if n.op_type in ("Pool_hls", "Pool_rtl"))  # open-RTL builds: Pool_rtl
     node.op_type = "UpsampleNearestNeighbour_hls"
     with pytest.raises(UnsupportedProgramNode, match=rf"node {node.name} \(op type UpsampleNearestNeighbour_hls\)"
                                                      r".*supported ops: .*MVAU"):
@@ -173,7 +173,7 @@ def test_unsupported_node_is_refused_with_its_name(builds, tmp_path):
     avg = copy.deepcopy(model)
     from qonnx.custom_op.registry import getCustomOp
 
-    node = next(n for n in avg.graph.node if n.op_type == "Pool_hls")
+    node = next(n for n in avg.graph.node if n.op_type in ("Pool_hls", "Pool_rtl"))
     getCustomOp(node).set_nodeattr("Function", "AvgPool")
     with pytest.raises(UnsupportedProgramNode, match=rf"node {node.name} .*AvgPool"):
         export_program(avg, tmp_path / "avg")
