@@ -143,3 +143,10 @@ def test_portable_paths(tmp_path):
     assert portable_paths(value, package) == {
         "a": ["runs/s", "../../build/x.toml", "runtime/params.npz"],
         "vivado": "none: a placeholder path for FINN (no Vivado here)", "n": 3, "note": "a reference student"}
+
+
+def test_committed_packages_hold_no_absolute_paths():
+    manifests = sorted((ROOT / "notebooks" / "packages").glob("*/manifest.json"))
+    assert manifests  # the notebooks' package is committed
+    for manifest in manifests:
+        assert_no_absolute_paths(manifest)
