@@ -353,6 +353,30 @@ def _spread_or_saturate(model, case: Case, raw: np.ndarray) -> None:
                         bn.weight[k], bn.bias[k] = 1e-3, 1e3 * (-1) ** j
 
 
+def _residual_sums_at_extremes(model, raw: np.ndarray) -> None:
+    """The witness drive did what it says: in every ResNet block of at least 4 channels (channel 3
+    is the driven one) the shared branch quantizer's top (even blocks) or bottom (odd blocks) code
+    is reached, and a projection block's residual sum reaches twice it (both branches at the end
+    of their common range)."""
+    seen = {}
+    blocks = _res_blocks(model)
+    hooks = [hook for j, b in enumerate(blocks) for hook in (
+        b.branch_quant.register_forward_hook(lambda mod, inp, out, j=j: seen.__setitem__(("branch", j), out.value)),
+        b.preact.register_forward_hook(lambda mod, inp, out, j=j: seen.__setitem__(("sum", j), out.value)))]
+    with torch.no_grad():
+        model(torch.from_numpy(raw / 255))
+        for j, b in enumerate(blocks):
+            if b.bn2.num_features < 4:
+                continue
+            end = float(b.branch_quant(torch.full((1, 1, 1, 1), 1e9 * (-1) ** j)).value.max())
+            reached = (lambda v: float(v.max())) if j % 2 == 0 else (lambda v: float(v.min()))
+            assert reached(seen["branch", j]) == end, (j, end)
+            if isinstance(b.shortcut, torch.nn.Sequential):
+                assert reached(seen["sum", j]) == 2 * end, (j, end)
+    for hook in hooks:
+        hook.remove()
+
+
 def run_case(case: Case, root) -> dict:
     """Either ``build_student`` refuses ``case`` -- exactly when a layer's stages do not fit float32,
     naming each such layer -- or the student exports, builds and runs bit-exactly: torch == QONNX
@@ -372,6 +396,8 @@ def run_case(case: Case, root) -> dict:
         return {"refused": unfit}
     model, raw = _student(case)
     assert model.layer_input_bits == {name: bits for name, bits, _, _ in case.layer_inputs()}
+    if case.arch == "resnet" and case.drive == "witness":
+        _residual_sums_at_extremes(model, raw)
     root = Path(root)
     export_run(model, root / "m.onnx", image_shape=(case.channels, case.size, case.size),
                check_images=raw / 255, progress=False)  # raises unless torch == QONNX, code for code
