@@ -94,11 +94,18 @@ def test_package_is_refused_when_a_file_changes(exported, data):
 def test_unreachable_target_fails_naming_the_step(exported, data):
     root, _ = exported
     _, raw, _ = data
-    with pytest.raises(BuildStepError, match="step_winograd_folding") as info:
+    # above the clock: refused before any work, in frames per second
+    with pytest.raises(ValueError, match="more than PYNQ-Z2 can reach: its 100 MHz clock allows at most"):
         build_package(root / "student.onnx", "toofast", target_fps=1e9, out_root=root / "bitstreams",
                       work_root=root / "build", golden=None, progress=False)
-    assert info.value.step == "step_winograd_folding"
-    kept = sorted(p.name for p in info.value.models_dir.glob("[0-9][0-9]_*.onnx"))
+    # below the clock but beyond what the layers can fold to: the folding step stops, said in frames
+    # per second, the step's error (named) chained
+    with pytest.raises(ValueError, match=r"more than this model reaches: .* frames per second") as said:
+        build_package(root / "student.onnx", "toofast", target_fps=1e7, out_root=root / "bitstreams",
+                      work_root=root / "build", golden=None, progress=False)
+    cause = said.value.__cause__
+    assert isinstance(cause, BuildStepError) and cause.step == "step_winograd_folding"
+    kept = sorted(p.name for p in cause.models_dir.glob("[0-9][0-9]_*.onnx"))
     assert kept and kept[-1].endswith("step_specialize_layers.onnx")  # the models written so far stay
 
 
@@ -163,8 +170,9 @@ def test_cli_export_and_build(tmp_path, data, capsys):
     assert main(["build", "--onnx", str(tmp_path / "b.onnx"), "--name", "cli-base", "--baseline",
                  "--verify-images", "0", "--out-root", str(tmp_path / "bits"),
                  "--work-root", str(tmp_path / "build")]) == 0
-    assert main(["build", "--onnx", str(onnx), "--name", "toofast", "--target-fps", "1e9", "--verify-images", "0",
-                 "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) == 1
+    assert main(["build", "--onnx", str(onnx), "--name", "toofast", "--target-fps", "1e7", "--verify-images", "0",
+                 "--out-root", str(tmp_path / "bits"), "--work-root", str(tmp_path / "build")]) != 0
+    assert "frames per second" in capsys.readouterr().err  # the user's terms, not cycles
     capsys.readouterr()
     # the packages run on the simulated device: the golden self-test, then real test images
     assert main(["run", str(tmp_path / "bits" / "cli"), "--backend", "sim", "--images", "16", "--batch-size", "5"]) == 0
