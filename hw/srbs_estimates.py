@@ -49,11 +49,17 @@ __all__ = [
     "op_and_param_counts",
 ]
 
-# FINN-R / FINN MVAU (matrixvectoractivation_hls.lut_estimation) constants.
-LUT_FIXED = 300  # c0: control, stream handshakes
-LUT_OVERHEAD = 1.1  # c1: factor on the datapath LUTs
-# FINN MVAU: a memory of at most this depth is built from LUTs rather than BRAM.
-LUTRAM_MAX_DEPTH = 128
+# Calibration against Yosys 0.23 synth_xilinx -family xc7 -flatten of hw/rtl/winograd_srbs_layer.sv
+# (benchmarks/rtl_calibration.py, kind "winograd"; results/rtl_calibration.json; held within 25 % by
+# tests/hw/test_rtl_layers.py).  LUT counts include LUTs used as distributed RAM.
+LUT_LOGIC_SCALE = 1.1  # on the counted logic: control, address arithmetic, handshakes, LUT packing
+# Yosys's memory mapping (memory_libmap costs, measured on single memories): a RAM stays LUTRAM while it
+# takes fewer than this many RAM32M/RAM64M cells per RAMB18 it would take ...
+LUTRAM_CELLS_PER_RAMB18 = 16
+# ... a ROM stays logic up to this many bits per RAMB18 (256 x 32 logic, 256 x 36 and 512 x 32 BRAM) ...
+ROM_LOGIC_BITS_PER_RAMB18 = 8192
+# ... and then takes about one LUT6 per 64 bits
+ROM_LOGIC_BITS_PER_LUT = 64
 # Fixed pipeline registers besides the transforms (see CycleEstimate).
 MULT_LATENCY = 3
 STREAM_REGISTERS = 2
@@ -79,10 +85,19 @@ class CycleEstimate:
       window of one input fold as t columns, one word from each of t line-buffer
       row banks per cycle), ``out_beats = Ho * Wo * OFMChannels / OE``.  Zero for
       POS = 1 (``t^2 > m^2``: a tile takes longer than its m x m new pixels);
-    * ``refill = max(0, need - (t + m - last_band_rows)) * W * sf`` with
-      ``need = min(max(t - Padding, 0), H)`` -- the rows of the next frame's first
-      tile band that cannot be prefetched into the line buffer (t + m rows) while
-      the last band (``last_band_rows`` real input rows) is computed.
+    * ``refill`` -- the PE array's wait for the next frame's first tile where
+      ``R = max(0, need - (t + m - last_band_rows))`` rows of it (``need =
+      min(max(t - Padding, 0), H)``) cannot be prefetched into the line buffer (t + m
+      rows) while the last band (``last_band_rows`` real input rows) is computed:
+      ``max(0, R * W * sf + t * sf + (t + 2) - queued - stall)`` (0 where ``R = 0``).
+      The window stage releases the last band's rows at its last read and runs up to
+      ``NVB`` V-buffer slots ahead of the PE array (``v_buffer_slots``), so the PE
+      array still has ``queued = min(NVB, T) * pe_work - t * sf`` cycles of work
+      (``pe_work = (t^2/POS) * cf * sf`` a tile) while the R rows stream in, the first
+      tile's t x t window is read (``t * sf``) and reaches the V buffer (``t + 2``,
+      ``window_to_pe``); a rate bound (``stall``) hides it as well.  The slow RTL
+      tier's Padding-0 layers (random shapes 8 and 11) simulate 49 / 64 cycles a
+      frame: estimate 50 / 64 (the unoverlapped ``R * W * sf`` said 60 / 76).
 
     ``total = batch * (main + stall + refill)``: frames overlap -- the next frame's
     rows enter the line buffer while the last band computes, the last band's
@@ -103,9 +118,10 @@ class CycleEstimate:
       STREAM_REGISTERS`` (``u_in``, ``u_out``: 1-D transform units per lane / per PE,
       see :func:`estimate_resources`).
 
-    Monotone: ``main``, the rate bounds and ``refill`` are non-increasing in POS, PE
-    and SIMD (``OE`` is non-decreasing in each), so ``total`` is; so are ``fill``,
-    ``drain`` and ``pipeline``.
+    Monotone: ``main``, the rate bounds and ``interval = max(main + stall, (T - q) *
+    pe_work + R*W*sf + 2 t sf + t + 2)`` (where ``R > 0``; ``q = min(NVB, T)``, and NVB
+    only grows with POS, PE and SIMD) are non-increasing in POS, PE and SIMD (``OE`` is
+    non-decreasing in each), so ``total`` is; so are ``fill``, ``drain`` and ``pipeline``.
     """
 
     main: int
@@ -164,7 +180,7 @@ class InternalWidths:
 
 @dataclass(frozen=True)
 class ResourceEstimate:
-    """LUT, RAMB18, URAM and DSP counts, with the contribution of each component."""
+    """LUT, RAMB18, URAM, DSP and FF counts, with the contribution of each component."""
 
     lut: int
     bram18: int
@@ -172,6 +188,7 @@ class ResourceEstimate:
     dsp: int
     bram_bits: int  # bits held by the BRAM-backed memories (for the efficiency)
     breakdown: dict = field(default_factory=dict)
+    ff: int = 0
 
     def as_finn_dict(self) -> dict:
         """The keys of FINN's ``node_res_estimation``."""
@@ -197,30 +214,6 @@ def _transform_adders(mat: np.ndarray) -> int:
     return adders
 
 
-def _lutram_luts(width: int, depth: int) -> int:
-    """LUTs of a ``depth x width`` LUTRAM: one RAM64X1 per bit per 64 words, as in
-    FINN MVAU's ``c2 = width * ceil(depth/64)``; a memory shallower than 64 still
-    costs one LUT per bit (``max(depth, 64)``), which keeps the estimate monotone
-    in the width when the total bits are fixed.  Banks of one memory are counted as
-    its bit columns (``width`` = banks x bank width): LUTRAM is built per bit
-    column anyway, and rounding once keeps the count monotone when a memory is
-    split into more, shallower banks."""
-    if width <= 0 or depth <= 0:
-        return 0
-    return math.ceil(width * max(depth, 64) / 64)
-
-
-@dataclass(frozen=True)
-class Memory:
-    """One memory of the layer: ``banks`` of ``depth x width`` bits in ``style``."""
-
-    name: str
-    banks: int
-    depth: int
-    width: int
-    style: str  # "block", "distributed", "ultra"
-
-
 # --------------------------------------------------------------------------- cycles
 
 
@@ -241,7 +234,14 @@ def estimate_cycles(params: WinogradSRBSParams) -> CycleEstimate:
     need = min(max(t - params.padding, 0), h)
     r0 = (th - 1) * m - params.padding  # first input row of the last tile band
     last_band_rows = min(h - 1, r0 + t - 1) - max(0, r0) + 1
-    refill = max(0, need - (t + m - last_band_rows)) * w * sf
+    refill_rows = max(0, need - (t + m - last_band_rows))
+    refill = 0
+    if refill_rows:
+        from winoforge.hw.rtl.winograd_layer import v_buffer_slots, window_to_pe
+
+        pe_work = params.position_groups * cf * sf
+        queued = min(v_buffer_slots(params), tiles) * pe_work - t * sf
+        refill = max(0, refill_rows * w * sf + t * sf + window_to_pe(params) - queued - stall)
     fill = need * w * sf
     last_rows, last_cols = ho - (th - 1) * m, wo - (tw - 1) * m
     drain = (last_cols + (last_rows - 1) * wo) * params.ofm_channels // oe
@@ -327,132 +327,250 @@ def _internal_widths(params: WinogradSRBSParams) -> InternalWidths:
 # --------------------------------------------------------------------------- resources
 
 
+def _mux_luts(sources: int) -> int:
+    """LUTs per bit of a ``sources``:1 multiplexer: a LUT6 selects 1 of 4 (MUXF7/MUXF8
+    combine LUT6 outputs for free)."""
+    return 0 if sources <= 1 else math.ceil(sources / 4)
+
+
+def _rtl_parameters(params: WinogradSRBSParams) -> dict[str, int]:
+    """The SystemVerilog parameters of ``hw/rtl/winograd_srbs_layer.sv`` for this layer
+    (:func:`winoforge.hw.rtl.winograd_layer.layer_parameters`; its widths, output
+    transform and V-buffer slots).  A Padding the RTL refuses (> t) is estimated as
+    Padding t: the structure does not depend on it."""
+    key = (params.m, params.ifm_dim, params.ifm_channels, params.ofm_channels, min(params.padding, params.t),
+           params.simd, params.pe, params.pos, params.sub_row, params.keep, params.input_datatype.name,
+           params.weight_datatype.name, params.output_datatype.name, params.mult_style)
+    if key not in _RTL_CACHE:
+        from winoforge.hw.rtl.winograd_layer import layer_parameters
+
+        if len(_RTL_CACHE) >= _RTL_CACHE_SIZE:
+            _RTL_CACHE.pop(next(iter(_RTL_CACHE)))
+        p = params if params.padding <= params.t else params.replace(padding=params.t)
+        _RTL_CACHE[key] = layer_parameters(p)
+    return _RTL_CACHE[key]
+
+
+_RTL_CACHE: dict[tuple, dict] = {}
+_RTL_CACHE_SIZE = 4096
+
+
+def _ramb18(depth: int, width: int, versal: bool = False) -> int:
+    return _bram18_plan(depth, width, versal)[0]
+
+
+def _auto_style(mem: Memory) -> str:
+    """What Yosys (0.23, ``synth_xilinx -family xc7``) makes of a memory bank on its own:
+    a RAM goes to LUTRAM while it takes fewer RAM32M/RAM64M cells than
+    ``LUTRAM_CELLS_PER_RAMB18`` per RAMB18 it would take (128 x 16: 12 cells, LUTRAM;
+    128 x 36: 24, RAMB18; 128 x 48: 32 for 2, RAMB36); a ROM (``rom``) stays logic up to
+    ``ROM_LOGIC_BITS_PER_RAMB18`` bits per RAMB18 it would take."""
+    if mem.rom:
+        return "logic" if mem.depth * mem.width <= ROM_LOGIC_BITS_PER_RAMB18 * _ramb18(mem.depth, mem.width) \
+            else "block"
+    cells = _lutram_luts(mem.width, mem.depth) // 4
+    return "distributed" if cells < LUTRAM_CELLS_PER_RAMB18 * _ramb18(mem.depth, mem.width) else "block"
+
+
+def _lutram_luts(width: int, depth: int) -> int:
+    """LUTs of one ``depth x width`` simple-dual-port distributed RAM as Yosys maps it:
+    RAM32M (4 LUTs, 32 x 6 bits) up to 32 words, else RAM64M (4 LUTs, 64 x 3 bits)
+    per 64 words (measured exactly at every calibration point)."""
+    if width <= 0 or depth <= 0:
+        return 0
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the layer: ``banks`` of ``depth x width`` bits in ``style``
+    ("block", "distributed", "ultra", or "logic" for a ROM in LUTs)."""
+
+    name: str
+    banks: int
+    depth: int
+    width: int
+    style: str = ""
+    rom: bool = False
+
+
 def memories(params: WinogradSRBSParams) -> list[Memory]:
+    """The memories of the RTL (``winograd_srbs_layer.sv``), each with the style it gets:
+    the weight ROMs ``ram_style`` (``auto``: as Yosys maps it, :func:`_auto_style`), the
+    others as Yosys maps them."""
+    r = _rtl_parameters(params)
     t, m = params.t, params.m
-    h, w = params.ifm_dim
-    ho, wo = params.out_dim
-    widths = internal_widths(params)
-    auto = lambda depth: "block" if depth > LUTRAM_MAX_DEPTH else "distributed"  # noqa: E731
-    wdepth = params.weight_memory_depth
-    wstyle = auto(wdepth) if params.ram_style == "auto" else params.ram_style
-    word = params.pe * params.lanes * (params.weight_datatype.bitwidth() + params.index_bits)
-    line_depth = w * params.ifm_channels // params.simd
-    v_depth = 2 * params.position_groups * params.ifm_channels // params.simd
-    oe = params.out_stream_elems
-    g = math.gcd(params.pe, oe)  # output-buffer bank: written PE/g, read OE/g banks at a time
-    out_depth = wo * params.ofm_channels // oe
-    return [
-        Memory("weight_memory", params.pos, wdepth, word, wstyle),
-        Memory("line_buffer", t + m, line_depth, params.simd * params.input_datatype.bitwidth(), auto(line_depth)),
-        Memory("v_buffer", params.pos, v_depth, params.simd * widths.datapath_input_transform_bits, auto(v_depth)),
-        Memory("m_buffer", params.pos * params.pe, 2 * params.position_groups, widths.datapath_accumulator_bits,
-                "distributed"),
-        Memory("output_buffer", 2 * m * oe // g, out_depth, g * widths.output_bits, auto(out_depth)),
+    sf, cf = params.ifm_channels // params.simd, params.ofm_channels // params.pe
+    nb = max(t, params.pos)
+    ne = params.pos * params.pe * params.lanes
+    wdepth = params.position_groups * cf * sf
+    tw = params.tile_grid[1]
+    oe = r["OE"]
+    mems = [
+        Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
+        Memory("line_buffer", t + m, params.ifm_dim[1] * sf, params.simd * r["IN_W"]),
+        Memory("v_buffer", nb, r["NVB"] * sf * t * t // nb, params.simd * r["V_W"]),
+        Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
+    if r["HAS_IDX"]:
+        mems.insert(1, Memory("index_memory", 1, wdepth, ne * r["IDX_W"], rom=True))
+    out = []
+    for mem in mems:
+        style = params.ram_style if mem.rom and params.ram_style != "auto" else _auto_style(mem)
+        out.append(Memory(mem.name, mem.banks, mem.depth, mem.width, style, mem.rom))
+    return out
+
+
+def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
+    """LUTs of the RTL's logic, by unit, before :data:`LUT_LOGIC_SCALE` (see
+    :func:`estimate_resources`)."""
+    t, m = params.t, params.m
+    bt, at = _transform_adders(params.spec.BT), _transform_adders(params.spec.AT)
+    pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
+    dots = pos * pe
+    nb, groups = max(t, pos), params.position_groups
+    sources = [len({(g * pos + j) % nb for g in range(groups)}) for j in range(pos)]
+    wx = r["W_W"] + (0 if r["W_SIGNED"] else 1)
+    levels = (lanes - 1).bit_length()
+    tree = sum(((1 << levels) >> d) * min(r["PROD_W"] + d, r["SUM_W"]) for d in range(1, levels + 1))
+    if r["OTF_SERIAL"]:
+        collector = pe * (t - 1) * t * r["ACC_W"]
+        otf = pe * (at * r["OUT_W"] + t * r["OMID_W"] + t * m * r["OMID_W"])
+    else:
+        collector = 0
+        otf = pe * (t * at * r["OMID_W"] + m * at * r["OUT_W"])
+    oe = r["OE"]
+    return {
+        "line_buffer_read": t * simd * r["IN_W"] * _mux_luts(t + m),
+        "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + (t - 1) * t * r["VMID_W"]),
+        "v_select": simd * r["V_W"] * sum(_mux_luts(s) for s in sources),
+        "index_muxes": dots * lanes * r["V_W"] * _mux_luts(params.sub_row) if r["HAS_IDX"] else 0,
+        "multipliers": dots * lanes * wx * (r["V_W"] + wx) if r["MUL_LUT"] else 0,
+        "adder_trees": dots * tree,
+        "accumulators": dots * r["ACC_W"],
+        "m_collector": collector,
+        "output_transform": otf,
+        "output_select": oe * r["OUT_W"] * _mux_luts(m * m) + (0 if oe == pe else m * m * oe * r["OUT_W"] * _mux_luts(pe)),
+    }
+
+
+def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str, int]:
+    """Flip-flops of the RTL by unit (see :func:`estimate_resources`)."""
+    t, m = params.t, params.m
+    t2, rows = t * t, t + m
+    pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
+    sf, cf = params.ifm_channels // simd, params.ofm_channels // pe
+    th, tw = params.tile_grid
+    ho, wo = params.out_dim
+    h, w = params.ifm_dim
+    oe = r["OE"]
+    bits = lambda n: max((n - 1).bit_length(), 1)  # noqa: E731 -- a counter over range(n)
+    wdepth = params.position_groups * cf * sf
+    control = (
+        2 * (rows + 1).bit_length() + bits(w * sf) + 3 * bits(rows)  # line buffer, window bank rotation
+        + 2 * bits(th) + 2 * bits(tw) + 4 * bits(sf) + 3 * bits(t) + 2 * bits(cf) + 3 * bits(params.position_groups)
+        + 2 * ((h + w + 2 * t + 2 * params.padding + 2).bit_length() + 1) + bits(wdepth) + bits(wo)
+        + 2 * bits(params.ofm_channels // oe) + 5 * bits(m) + (2 * oe + 1).bit_length() + (t + m).bit_length()
+        + t + 3 * 2 + r["NVB"] + 16  # window row flags, slot indices, valid/first/last flags
+    )
+    levels = (lanes - 1).bit_length()
+    dsp_mult = not r["MUL_LUT"]
+    dot = (0 if dsp_mult else lanes * r["PROD_W"]) + 3  # the DSP's M register holds the products
+    dot += sum(((1 << levels) >> d) * min(r["PROD_W"] + d, r["SUM_W"]) + 3 for d in range(1, levels + 1))
+    dot += 1 + (0 if dsp_mult and lanes == 1 else r["ACC_W"])  # one product: its P register accumulates
+    lutram = lambda name: styles.get(name) in ("distributed", "logic")  # noqa: E731 -- a read register in FFs
+    rom_bits = pos * pe * lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0))
+    return {
+        "control": control,
+        "line_buffer": rows * simd * r["IN_W"] if lutram("line_buffer") else 0,
+        "input_transform": simd * (2 * t2 - t) * r["VMID_W"],
+        "v_buffer": max(t, pos) * simd * r["V_W"] if lutram("v_buffer") else 0,
+        "weight_memory": rom_bits if lutram("weight_memory") else 0,
+        "dots": pos * pe * dot,
+        "m_collector": (t2 - pos) * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
+        "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
+        "output_buffer": m * m * oe * r["OUT_W"] if lutram("output_buffer") else 0,
+    }
 
 
 def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> ResourceEstimate:
-    """LUT / RAMB18 / URAM / DSP estimate, in the spirit of FINN's MVAU estimates.
+    """LUT / FF / RAMB18 / URAM / DSP of the RTL (``hw/rtl/winograd_srbs_layer.sv``),
+    counted from what it instantiates and calibrated against Yosys 0.23
+    ``synth_xilinx -family xc7`` (``benchmarks/rtl_calibration.py``, kind ``winograd``:
+    LUT and FF within 25 % at every measured folding, RAMB18 and DSP equal).
 
-    Notation: ``Q = POS``, ``P = PE``, ``S = SIMD``, ``L = SubRow``, ``K = Keep``,
-    ``lanes = S*K/L`` (``S`` dense), ``NM = Q * P * lanes`` multipliers, ``Wb``
-    weight bits, ``A`` the input-transform (V) width, ``Acc`` the accumulator
-    width, ``Ob`` the output width -- datapath widths, each capped at ``Ob``
-    (:class:`InternalWidths`).  ``nB`` / ``nA``: adders of one 1-D ``B^T`` /
-    ``A^T`` transform (:func:`_transform_adders`; F(2,3): 4 / 4, F(4,3): 18 / 14).
-    ``u_in = ceil(2Q / (t * Cout/P))`` and ``u_out = ceil(Q (t+m) / (t^2 * Cin/S))``:
-    1-D transform units per SIMD lane / per PE that keep up with the PE array
-    (:attr:`input_transform_units`, :attr:`output_transform_units`; both 1 at
-    ``Q = 1``).
+    Notation: ``Q = POS``, ``P = PE``, ``S = SIMD``, ``lanes = S*Keep/SubRow``
+    (``S`` dense), ``D = Q * P`` dot units, widths as the RTL has them
+    (:func:`winoforge.hw.rtl.winograd_layer.layer_parameters`: ``IN``, ``VMID``/``V``
+    (input transform), ``PROD``, ``SUM``, ``ACC``, ``OMID``/``OUT`` (output transform)),
+    ``nB``/``nA`` adders of one 1-D ``B^T``/``A^T`` (:func:`_transform_adders`),
+    ``mux(n) = ceil(n/4)`` LUTs per bit of an n:1 mux (0 for n = 1).
 
-    LUT = 300 + 1.1 * (mult + mux + adder_tree + acc + in_tf + out_tf) + LUTRAM
+    LUT = LUT_LOGIC_SCALE * (sum of the units) + LUTRAM + ROMs in logic:
 
-    * ``mult = NM * (2*ceil((Wb+A)/6) - 1) * (Wb+A)`` for LUT multipliers
-      (FINN-R, as MVAU_hls), 0 for DSP ones;
-    * ``mux = NM * A * ceil((L-K)/3)``: the k-th kept index of a sub-row is one
-      of ``L-K+1`` positions (indices ascend), a LUT6 is a 4:1 mux;
-    * ``adder_tree = Q * P * (Wb+A) * (2*lanes - 1)`` (FINN-R; one tree per
-      position and PE);
-    * ``acc = Q * P * Acc`` (FINN: one LUT per accumulator bit);
-    * ``in_tf = S * u_in * nB * A``: serial 1-D transforms per SIMD lane, 2t uses
-      per tile and channel fold (its t x t result registers are FFs); they
-      produce ``S * u_in * t/2 >= Q * S / (Cout/P)`` V values per cycle, what
-      the PE array reads (Q positions x S channels per cycle, each V value
-      reused by the Cout/P output folds);
-    * ``out_tf = P * u_out * nA * Ob``: serial 1-D transforms per PE, t + m uses
-      per tile and output fold; they take the ``Q * P`` accumulators the PE
-      array finishes every ``Cin/S`` cycles;
-    * LUTRAM = ``ceil(banks * width * max(depth, 64) / 64)`` per distributed
-      memory (:func:`_lutram_luts`).
+    * line-buffer read: ``t * S * IN * mux(t + m)`` (t window rows from t+m row banks);
+    * input transform: ``S * (nB * (VMID + V) + (t-1) t VMID)`` -- two serial 1-D units
+      per lane (column, row pass) and the load/shift muxes of the Z tile;
+    * V select: ``S * V * sum_j mux(banks position j reads over the position groups)``;
+    * index muxes ``D * lanes * V * mux(SubRow)`` (SRBS); LUT multipliers
+      ``D * lanes * Wx * (V + Wx)`` (shift-and-add, ``Wx`` the signed weight width),
+      0 for DSP ones; adder trees ``D * sum_levels nodes * min(PROD + d, SUM)``;
+      accumulators ``D * ACC``;
+    * M collector ``P * (t-1) t * ACC`` (the shift muxes, serial output transform);
+    * output transform: serial ``P * (nA * OUT + t * OMID + t m OMID)`` (1-D unit,
+      its input select and Z' shift muxes), parallel ``P * (t nA OMID + m nA OUT)``;
+    * output select ``OE * OUT * mux(m^2)`` plus ``m^2 * OE * OUT * mux(P)`` where
+      the PE channels rotate into wider beats (``OE > P``);
+    * LUTRAM ``banks * luts(depth, width)`` (:func:`_lutram_luts`), ROMs in logic
+      ``ceil(bits / 64)``.
 
-    DSP = ``NM * ceil((Wb+A)/48)`` for DSP multipliers (FINN MVAU_hls).  No
-    DSP packing: FINN's MVU packs several weights against one shared activation,
-    but here every multiplier reads its own, index-selected activation.
+    FF: the Z tiles of the input transforms ``S (2t^2 - t) VMID``, the dots' pipeline
+    (products where LUT multipliers, tree levels, accumulator), the M collector
+    ``(t^2 - Q) P ACC + t^2 P ACC``, the output transform's Z' (serial ``P t m OMID``)
+    or output register (parallel ``P m^2 OUT``), the read registers of the memories in
+    LUTRAM (a BRAM has its own), the counters.
 
-    Memories (``banks x depth x width``; "auto" = BRAM above 128 words, else
-    LUTRAM, as FINN MVAU; RAMB18 = banks x FINN's ``_bram18_plan(depth, width)``,
-    planned per bank; URAM ``banks * ceil(width/72) * ceil(depth/4096)``):
+    Memories (:func:`memories`): the weight ROM ``(t^2/Q)(Cout/P)(Cin/S)`` x
+    ``Q P lanes Wb`` and the index ROM beside it (``ram_style``; ``auto``: logic up to
+    ``ROM_LOGIC_BITS_PER_RAMB18`` bits per RAMB18, else BRAM), the line buffer ``t + m``
+    banks of ``W Cin/S`` x ``S IN``, the V buffer ``max(t, Q)`` banks of
+    ``NVB (Cin/S) t^2 / max(t, Q)`` x ``S V``, the output buffer ``m^2 OE`` banks of
+    ``2 TW Cout/OE`` x ``OUT`` -- LUTRAM or BRAM as Yosys chooses (:func:`_auto_style`);
+    RAMB18 = banks x FINN's ``_bram18_plan(depth, width)``.
 
-    * weights: ``Q`` banks (bank j holds position ``g*Q + j`` of every position
-      group g; all read at one address) of ``(t^2/Q) * (Cout/P) * (Cin/S)`` x
-      ``P * lanes * (Wb + index_bits)`` -- the same bits as one memory at any Q --
-      style ``ram_style``;
-    * line buffer: ``t + m`` banks of ``W * Cin/S`` x ``S * in_bits`` (t rows of
-      the current tile band, m rows filling for the next one) -- independent of
-      Q: the input stream and the window reads bound the cycles instead
-      (:class:`CycleEstimate`);
-    * V buffer: ``Q`` banks of ``2 * (t^2/Q) * Cin/S`` x ``S * A`` (one tile, all
-      channels, double; Q positions read per cycle);
-    * M buffer: ``Q * P`` banks of ``2 t^2/Q`` x ``Acc`` (LUTRAM; one per
-      accumulator);
-    * output reorder buffer: 2m rows of ``Wo * Cout`` x ``Ob``, as
-      ``2m * OE/G`` banks of ``Wo * Cout/OE`` x ``G * Ob`` with
-      ``G = gcd(P, OE)`` (the PE array writes P channels, the stream reads OE; for
-      ``OE = P``: ``2m`` banks of ``P * Ob``).
-
-    Stream widths: in ``S * in_bits``, out ``OE * Ob`` (:attr:`out_stream_elems`).
-
-    Monotone: LUT and DSP are non-decreasing in POS, PE and SIMD (every logic
-    term grows with Q, P or S -- ``u_in`` with Q and P, ``u_out`` with Q and S; a
-    memory of fixed total bits only gets wider, more banked or shallower, which
-    never lowers its LUTRAM count, and may move from BRAM to LUTRAM).
+    DSP = ``D * lanes * ceil((Wb + V)/48)`` for DSP multipliers.
     """
-    widths = internal_widths(params)
-    wb, a = widths.datapath_weight_bits, widths.datapath_input_transform_bits
-    acc, ob = widths.datapath_accumulator_bits, widths.output_bits
-    nm, lanes = params.multipliers, params.lanes
-    trees = params.pos * params.pe
-    style = params.mult_style
-    logic = {
-        "multipliers": nm * (2 * math.ceil((wb + a) / 6) - 1) * (wb + a) if style == "lut" else 0,
-        "index_muxes": nm * a * math.ceil((params.sub_row - params.keep) / 3) if params.sparse else 0,
-        "adder_trees": trees * (wb + a) * (2 * lanes - 1),
-        "accumulators": trees * acc,
-        "input_transform": params.simd * params.input_transform_units * _transform_adders(params.spec.BT) * a,
-        "output_transform": params.pe * params.output_transform_units * _transform_adders(params.spec.AT) * ob,
-    }
-    breakdown = {name: {"LUT": value} for name, value in logic.items()}
-    breakdown["control"] = {"LUT": LUT_FIXED}
-    dsp = nm * math.ceil((wb + a) / 48) if style == "dsp" else 0
+    r = _rtl_parameters(params)
+    logic = _logic_luts(params, r)
+    breakdown: dict = {name: {"LUT": value} for name, value in logic.items()}
+    dsp = params.multipliers * math.ceil((r["W_W"] + r["V_W"]) / 48) if not r["MUL_LUT"] else 0
     breakdown["multipliers"]["DSP"] = dsp
     versal = bool(fpgapart) and is_versal(fpgapart)
     lutram = bram18 = uram = bram_bits = 0
-    for mem in memories(params):
+    mems = memories(params)
+    for mem in mems:
         entry = {"LUT": 0, "BRAM_18K": 0, "URAM": 0, "style": mem.style, "banks": mem.banks,
                  "depth": mem.depth, "width": mem.width}
         if mem.style == "distributed":
-            entry["LUT"] = _lutram_luts(mem.banks * mem.width, mem.depth)
+            entry["LUT"] = mem.banks * _lutram_luts(mem.width, mem.depth)
+        elif mem.style == "logic":
+            entry["LUT"] = mem.banks * math.ceil(mem.depth * mem.width / ROM_LOGIC_BITS_PER_LUT)
         elif mem.style == "ultra":
             entry["URAM"] = mem.banks * math.ceil(mem.width / 72) * math.ceil(mem.depth / 4096)
         else:
-            entry["BRAM_18K"] = mem.banks * _bram18_plan(mem.depth, mem.width, versal)[0]
+            entry["BRAM_18K"] = mem.banks * _ramb18(mem.depth, mem.width, versal)
             bram_bits += mem.banks * mem.depth * mem.width
         lutram += entry["LUT"]
         bram18 += entry["BRAM_18K"]
         uram += entry["URAM"]
         breakdown[mem.name] = entry
-    lut = int(LUT_FIXED + LUT_OVERHEAD * sum(logic.values()) + lutram)
-    return ResourceEstimate(lut, bram18, uram, dsp, bram_bits, breakdown)
+    ff = _ff(params, r, {mem.name: mem.style for mem in mems})
+    for name, value in ff.items():
+        breakdown.setdefault(name, {})["FF"] = value
+    lut = int(LUT_LOGIC_SCALE * sum(logic.values()) + lutram)
+    return ResourceEstimate(lut, bram18, uram, dsp, bram_bits, breakdown, ff=int(sum(ff.values())))
 
 
 

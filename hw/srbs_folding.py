@@ -28,7 +28,7 @@ def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str
     transform units (``u_in`` and ``u_out`` stay 1 until POS exceeds ``t/2 * Cout/PE``
     resp. ``t^2/(t+m) * Cin/SIMD``) but a banked V buffer.  E.g. 32x32x64 -> 64,
     F(2,3), SubRow 8, Keep 2, UINT4 x INT4 at 128 multipliers: (POS, PE, SIMD) =
-    (8, 8, 8) has the fewest LUTs (9525), (1, 8, 64) 11817, (1, 64, 8) 17116.  The
+    (8, 8, 8) has the fewest LUTs (11088), (1, 8, 64) 23014, (1, 64, 8) 41309.  The
     final static order follows FINN's SetFolding (SIMD before PE) and prefers the
     plain, unbanked design (small POS).
 

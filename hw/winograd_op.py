@@ -399,6 +399,14 @@ class WinogradSRBS(HWCustomOp):
     def dsp_estimation(self, fpgapart):
         return self.resource_estimate(fpgapart).dsp
 
+    def ff_estimation(self, fpgapart=""):
+        """Flip-flops of the RTL (calibrated against Yosys; FINN's layers have no FF estimate)."""
+        return self.resource_estimate(fpgapart).ff
+
+    def node_res_estimation(self, fpgapart):
+        """FINN's keys plus ``FF``."""
+        return {**super().node_res_estimation(fpgapart), "FF": self.ff_estimation(fpgapart)}
+
     def bram_efficiency_estimation(self, fpgapart):
         return self.resource_estimate(fpgapart).as_finn_dict()["BRAM_efficiency"]
 
