@@ -72,7 +72,10 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
             missing.append(st.name)
         layers.append(entry)
     fifos, cache = [], {}
-    widths = [design.in_width] + [st.out_width for st in design.stages]
+    # FIFO i carries design.edges[i] (a branching design has one per stream); a chain: layer i-1's output
+    widths = ([design.in_width if e["src"] < 0 else design.stages[e["src"]].out_ports[e["src_port"]][2]
+               for e in design.edges] if design.edges else
+              [design.in_width] + [st.out_width for st in design.stages])
     for i, (depth, width) in enumerate(zip(design.fifo_depths, widths)):
         if (depth, width) not in cache:
             cache[depth, width] = _small(synth_counts([FIFO_SOURCE], "wf_fifo", {"DEPTH": depth, "WIDTH": width},
@@ -80,8 +83,11 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
         fifos.append({"index": i, "depth": depth, "width": width, "yosys": cache[depth, width]})
         for k in RESOURCE_KEYS:
             total[k] += cache[depth, width][k]
-    converters = sum(1 for prev, st in zip([None, *design.stages], design.stages)
-                     if prev is not None and prev.out_bits != st.in_bits)
+    converters = (sum(1 for e in design.edges if e["src"] >= 0 and e["dst"] >= 0
+                      and design.stages[e["src"]].out_ports[e["src_port"]][1]
+                      != design.stages[e["dst"]].in_ports[e["dst_port"]][1]) if design.edges else
+                  sum(1 for prev, st in zip([None, *design.stages], design.stages)
+                      if prev is not None and prev.out_bits != st.in_bits))
     est_total = {k: sum((lay["est"][k] or 0) for lay in layers) for k in RESOURCE_KEYS}
     return {"family": family, "layers": layers, "fifos": fifos,
             "network": {"yosys": total, "est": est_total, "complete": not missing and converters == 0,

@@ -59,6 +59,11 @@ class StudentConfig:
     widths: list[int | str] = field(default_factory=lambda: list(VGG_DEFAULT_WIDTHS))  # vgg: channels, "M" = pool
     depth: int = 8  # resnet: 6n + 2
     width: int = 16  # resnet: first stage width (then 2x, 4x)
+    # resnet: how a stage halves the image: "pool" (2x2 max-pooling, every 3x3 conv in the Winograd
+    # layer) or "stride" (the stage's first conv and its 1x1 projection with stride 2, as the
+    # teacher; a plain quantized conv -- the Winograd layer is stride 1 -- i.e. FINN's
+    # ConvolutionInputGenerator + MVAU in hardware)
+    downsample: Literal["pool", "stride"] = "pool"
     m: int = 2  # Winograd F(m x m, 3x3)
     w_bits: int = 4
     a_bits: int = 4
@@ -73,9 +78,11 @@ class StudentConfig:
     precision: Literal["quant", "fp32"] = "quant"  # fp32: the same architecture unquantized (the reference)
 
     def __post_init__(self) -> None:
-        for f, allowed in (("weight_quant", ("float", "po2")), ("act_quant", ("float", "po2"))):
+        for f, allowed in (("weight_quant", ("float", "po2")), ("act_quant", ("float", "po2")),
+                           ("downsample", ("pool", "stride"))):
             if getattr(self, f) not in allowed:
-                raise ValueError(f"student.{f}={getattr(self, f)!r} is not allowed; allowed: 'float', 'po2'")
+                raise ValueError(f"student.{f}={getattr(self, f)!r} is not allowed; allowed: "
+                                 f"{', '.join(repr(a) for a in allowed)}")
         if self.precision not in ("quant", "fp32"):
             raise ValueError(f"student.precision={self.precision!r} is not allowed; allowed: 'quant', 'fp32'")
         if self.precision == "fp32" and self.layer_bits:
@@ -181,11 +188,18 @@ class _Builder:
         self.current: str | None = None  # the activation the next layer reads; None: the input image
         self.input_bits: dict[str, int] = {}  # quantized layer -> width of the (unsigned) codes it reads
 
-    def conv(self, name: str, cin: int, cout: int) -> QuantWinogradConv2d:
+    def conv(self, name: str, cin: int, cout: int, stride: int = 1) -> nn.Module:
+        """A 3x3 convolution: the Winograd layer, or (``stride > 1``) a plain quantized conv."""
         self.names.append(name)
         self.sources[name] = self.current
         self.input_bits[name] = self.cfg.in_bits if self.current is None else self.cfg.bits(self.current)[1]
         w, _ = self.cfg.bits(name)
+        if stride != 1:
+            layer = (QuantConv2d(cin, cout, 3, stride=stride, padding=1, bias=False, weight_bit_width=w,
+                                 weight_quant=_LINEAR_WEIGHT_QUANT[self.cfg.weight_quant]) if self.quant
+                     else nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False))
+            self.layers[name] = layer
+            return layer
         keep = self.cfg.keep if self.cfg.keep is not None else self.cfg.sub_row
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # dense fallback is reported by srbs_reason
@@ -283,18 +297,19 @@ class _ResBlock(nn.Module):
     (an integer stream addition) and, with power-of-two scales, in float32.  The projection's
     1x1 convolution has quantized weights (``w_bits``, per-tensor, as the classifier's)."""
 
-    def __init__(self, b: _Builder, name: str, cin: int, cout: int, pool: bool = False) -> None:
+    def __init__(self, b: _Builder, name: str, cin: int, cout: int, pool: bool = False, stride: int = 1) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
-        self.conv1, self.bn1, self.relu1 = b.conv(f"{name}.conv1", cin, cout), AffineBatchNorm2d(cout), b.relu(f"{name}.conv1")
+        self.conv1 = b.conv(f"{name}.conv1", cin, cout, stride)
+        self.bn1, self.relu1 = AffineBatchNorm2d(cout), b.relu(f"{name}.conv1")
         self.conv2, self.bn2 = b.conv(f"{name}.conv2", cout, cout), AffineBatchNorm2d(cout)
         cfg = b.cfg
-        if cin == cout:
+        if cin == cout and stride == 1:
             self.shortcut = nn.Identity()
         else:
-            conv = (QuantConv2d(cin, cout, 1, bias=False, weight_bit_width=cfg.bits(f"{name}.conv1")[0],
+            conv = (QuantConv2d(cin, cout, 1, stride=stride, bias=False, weight_bit_width=cfg.bits(f"{name}.conv1")[0],
                                 weight_quant=_LINEAR_WEIGHT_QUANT[cfg.weight_quant]) if b.quant
-                    else nn.Conv2d(cin, cout, 1, bias=False))
+                    else nn.Conv2d(cin, cout, 1, stride=stride, bias=False))
             self.shortcut = nn.Sequential(OrderedDict(conv=conv, bn=AffineBatchNorm2d(cout)))
         if b.quant:
             bits = min(8, cfg.bits(f"{name}.conv2")[1] + 1)
@@ -315,8 +330,9 @@ class _ResBlock(nn.Module):
 
 
 class ResNetStudent(nn.Module):
-    """CIFAR-style ResNet (depth 6n+2) with Winograd convolutions; downsampling by 2x2
-    max-pooling between stages (the Winograd layer is stride 1)."""
+    """CIFAR-style ResNet (depth 6n+2) with Winograd convolutions; downsampling between stages
+    by 2x2 max-pooling (``downsample="pool"``) or, as the teacher, by a stride-2 first conv and
+    projection (``"stride"``: plain quantized convs -- the Winograd layer is stride 1)."""
 
     def __init__(self, cfg: StudentConfig, in_channels: int, num_classes: int) -> None:
         super().__init__()
@@ -329,7 +345,9 @@ class ResNetStudent(nn.Module):
             cout = cfg.width * 2 ** (s - 1)
             blocks = []
             for k in range(n):
-                blocks.append(_ResBlock(b, f"layer{s}.{k}", cin, cout, pool=s > 1 and k == 0))
+                first = s > 1 and k == 0
+                blocks.append(_ResBlock(b, f"layer{s}.{k}", cin, cout, pool=first and cfg.downsample == "pool",
+                                        stride=2 if first and cfg.downsample == "stride" else 1))
                 cin = cout
             setattr(self, f"layer{s}", nn.Sequential(*blocks))
         self.classifier = _head(b, cin, num_classes)

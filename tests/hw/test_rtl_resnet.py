@@ -8,6 +8,11 @@ thresholds (projection), next to the WinogradSRBS, FINN's Thresholding/SWG RTL a
 the whole accelerator simulated on real Fashion-MNIST images with bubbles and back-pressure,
 compared with ``np.array_equal`` to the package's integer program.  A broken fork and a broken
 adder must be caught.
+
+And ``downsample="stride"``: a ResNet whose stages start with a stride-2 3x3 convolution and a
+stride-2 1x1 projection (as the teacher) builds bit-exact through every step and runs on the
+simulated device.  Our Winograd layer is stride 1, so those convolutions are FINN's
+``ConvolutionInputGenerator`` (stride 2) + ``MVAU`` with thresholds (fast tier).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import shutil
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.rtl, pytest.mark.slow]  # one ResNet build + 4 Verilator builds: ~15 min on 2 busy cores
+# the whole-accelerator tests (rtl, slow): one ResNet build with its RTL + 4 Verilator builds,
+# ~15 min on 2 busy cores
 
 OURS = {"DuplicateStreams_rtl": 3, "AddStreams_rtl": 3, "MVAU_lut_rtl": 3}  # 2 projections + classifier
 
@@ -46,6 +52,8 @@ def resnet_rtl(tmp_path_factory, fmnist, tool):
             "images": images, "tensors": Program.load(package / "runtime").run(images, return_all=True)}
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_every_residual_layer_is_open_rtl(resnet_rtl):
     from qonnx.custom_op.registry import getCustomOp
 
@@ -61,6 +69,8 @@ def test_every_residual_layer_is_open_rtl(resnet_rtl):
     assert "step_open_rtl_layers" in [s["name"] for s in steps]
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_stitched_resnet_has_a_fifo_per_stream(resnet_rtl):
     from winoforge.hw.rtl.stitch import StitchedDesign, fabric_edges
 
@@ -80,6 +90,8 @@ def test_stitched_resnet_has_a_fifo_per_stream(resnet_rtl):
     assert sum(fifo["depths"]) < sum(fifo["deep_depths"]) / 4
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,bubbles,stall", [(0, 0.0, 0.0), (3, 0.3, 0.5)])
 def test_whole_resnet_under_verilator_equals_the_integer_program(resnet_rtl, seed, bubbles, stall):
     from winoforge.hw.rtl.stitch import StitchedDesign
@@ -96,6 +108,8 @@ def test_whole_resnet_under_verilator_equals_the_integer_program(resnet_rtl, see
         assert run.cycles_per_frame == pytest.approx(est, rel=0.1)
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 @pytest.mark.parametrize("core,good,bad", [
     ("winoforge_duplicate_streams.sv", "else sent <= sent | (out_valid & out_ready);", "else sent <= sent;"),
     ("winoforge_add_streams.sv", "ext_a(in0_data[p*A_W +: A_W]) + ext_b", "ext_a(in0_data[p*A_W +: A_W]) - ext_b"),
@@ -119,6 +133,8 @@ def test_a_broken_residual_core_is_caught(resnet_rtl, core, good, bad):
     assert not np.array_equal(run.outputs, resnet_rtl["tensors"][design_out][:2])
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_residual_layers_refuse_what_their_rtl_cannot_do(resnet_rtl):
     import copy
 
@@ -136,3 +152,61 @@ def test_residual_layers_refuse_what_their_rtl_cannot_do(resnet_rtl):
     getCustomOp(fork).set_nodeattr("PE", 3)
     with pytest.raises(UnsupportedRTLFolding, match=f"node {fork.name} .*PE=3 must divide NumChannels=8"):
         getCustomOp(fork).check(model)
+
+
+def test_stride2_blocks_build_bit_exact_and_run_on_the_simulated_device(tmp_path, fmnist):
+    import torch
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw.export import head_quantum, output_codes
+    from winoforge.hw.flow import build_package, export_run
+    from winoforge.model.students import StudentConfig, build_student, winograd_layers
+    from winoforge.runtime import Accelerator
+
+    x, raw, _ = fmnist
+    torch.manual_seed(0)
+    cfg = StudentConfig(arch="resnet", depth=8, width=8, downsample="stride", weight_quant="po2", act_quant="po2",
+                        sub_row=8)
+    net = build_student(cfg, 1, 10)
+    for layer in winograd_layers(net).values():
+        layer.update_mask(2)
+    net.train()
+    with torch.no_grad():
+        net(torch.from_numpy(x))
+    net.eval()
+    assert net.layer2[0].conv1.stride == (2, 2) and net.layer2[0].shortcut.conv.stride == (2, 2)
+    assert len(winograd_layers(net)) == 5  # stem, layer1 (2), layer2.0.conv2, layer3.0.conv2
+    export_run(net, tmp_path / "s.onnx", check_images=x[:4], progress=False)
+    build_package(tmp_path / "s.onnx", "s", board="pynq-z2", target_fps=1000, out_root=tmp_path / "bits",
+                  work_root=tmp_path / "build", golden=raw[:2], progress=False)
+    package = tmp_path / "bits" / "s"
+    steps = json.loads((package / "reports" / "build_steps.json").read_text())
+    assert all(s["verified"] for s in steps), [(s["name"], s["note"]) for s in steps if not s["verified"]]
+    model = ModelWrapper(str(package / "dataflow_model.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("WinogradSRBS_rtl") == 5 and ops.count("AddStreams_rtl") == 3
+    # each stride-2 conv and projection: FINN's sliding window at stride 2 feeding an MVAU with thresholds
+    mvaus = [n for n in model.graph.node if n.op_type == "MVAU_hls"]
+    assert len(mvaus) == 4
+    for mvau in mvaus:
+        swg = model.find_producer(mvau.input[0])
+        assert swg.op_type == "ConvolutionInputGenerator_rtl"
+        assert list(getCustomOp(swg).get_nodeattr("Stride")) == [2, 2]
+        assert getCustomOp(mvau).get_nodeattr("noActivation") == 0
+    assert sorted(getCustomOp(m).get_nodeattr("MW") for m in mvaus) == [8, 16, 9 * 8, 9 * 16]
+    golden = np.load(package / "runtime" / "golden.npz")
+    with Accelerator.load(package, backend="sim") as acc:
+        assert np.array_equal(acc.execute(golden["input"]), golden["output"])
+        device = acc.execute(raw[:8].transpose(0, 2, 3, 1).astype(np.uint8))
+    head = head_quantum(net, (1, 28, 28))
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x[:8])).numpy()
+    assert np.array_equal(output_codes(head, device), output_codes(head, logits))
+
+
+def test_downsample_option_is_validated():
+    from winoforge.model.students import StudentConfig
+
+    with pytest.raises(ValueError, match="student.downsample='conv' is not allowed; allowed: 'pool', 'stride'"):
+        StudentConfig(arch="resnet", downsample="conv")
