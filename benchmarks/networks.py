@@ -180,14 +180,23 @@ def _mean_bits_w4a4(spec: dict, x: np.ndarray, keep: int | None) -> float:
 
 
 def _front_and_back(kind: str):
-    """The build's verified front (import .. specialize) and its folding/estimate back, as the
-    hardware benchmark splits them (one home: ``benchmarks/hw_estimates.py``)."""
+    """The build's front (import .. specialize) and its folding/estimate back, as the hardware
+    benchmark splits them (one home: ``benchmarks/hw_estimates.py``).  ``"baseline_residual"``:
+    stock FINN's steps with our flow's streamlining (``step_winograd_streamline``: FINN's
+    ``Streamline`` plus the fork and residual-add rules) in place of FINN's ``step_streamline``,
+    which leaves a residual network's convolutions in NCHW behind transposes (``Im2Col`` stays
+    unconverted); without Winograd layers the rest of that step is a no-op."""
     import sys
 
     sys.path.insert(0, str(ROOT))
     from hw_estimates import _front
 
-    return _front(None, kind)
+    from winoforge.hw.build import step_winograd_streamline
+
+    front, back = _front(None, "baseline" if kind == "baseline_residual" else kind)
+    if kind == "baseline_residual":
+        front = [step_winograd_streamline if s == "step_streamline" else s for s in front]
+    return front, back
 
 
 def _point(result, board) -> dict:
@@ -251,7 +260,9 @@ class FoldingSearch:
 # ------------------------------------------------------------------ one network
 
 
-def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int) -> tuple[list[dict], dict]:
+def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
+                on_row=None) -> tuple[list[dict], dict]:
+    """The five flows of one network (module docstring); ``on_row(rows, info)`` after each flow."""
     from winoforge.hw.baseline import direct_baseline
     from winoforge.hw.boards import get_board
     from winoforge.hw.flow import export_run
@@ -279,7 +290,10 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int) 
             onnx = work / name / label / "model.onnx"
             check = export_run(net, onnx, image_shape=shape, check_images=x[:4], progress=False)
             entry["export_check"] = {k: check.get(k) for k in ("images", "exact", "quant_layers")}
-            search = FoldingSearch(onnx, "baseline" if flow == "finn" else "winograd", board, work / name / label, grid)
+            kind = "winograd" if flow != "finn" else "baseline_residual" if spec["arch"] == "resnet" else "baseline"
+            row["steps"] = {"winograd": "winoforge (WinogradSRBS)", "baseline": "stock FINN",
+                            "baseline_residual": "stock FINN, streamlined with the residual rules"}[kind]
+            search = FoldingSearch(onnx, kind, board, work / name / label, grid)
             # equal resources: finn is capped by the board; dense Winograd by finn; SRBS by dense (and so finn)
             ref_flow = {"winograd_dense": "finn", "srbs": "winograd_dense"}.get(flow)
             ref = caps.get(ref_flow)
@@ -304,7 +318,12 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int) 
         except Exception as err:  # noqa: BLE001 -- a flow that cannot build this network is a row saying why
             row["note"] = f"build failed: {type(err).__name__}: {str(err).splitlines()[0][:400]}"
         entry["seconds"] = time.perf_counter() - t0
+        fastest = max((p["fps"] for p in entry.get("grid_points", []) if "error" not in p), default=None)
+        # saturated: no folding of this flow is faster at any resources (the gain is then in LUTs)
+        row["saturated"] = bool(row["fps"] and fastest and row["fps"] >= fastest)
         rows.append(row)
+        if on_row:
+            on_row(rows, info)
         print(f"  {name:20s} {label:18s} "
               + (f"{row['fps']:10.0f} FPS  LUT {row['lut']:8.0f}" if row["fps"] else row["note"][:120])
               + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -405,7 +424,11 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="build/bench_networks")
     parser.add_argument("--calibration", type=int, default=64, help="calibration images per network")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="combine results of runs over disjoint --networks (in this order) into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        return _merge(args)
 
     nets = QUICK_NETWORKS if args.quick else NETWORKS
     if args.networks:
@@ -420,7 +443,9 @@ def main(argv=None) -> int:
     rows, details = [], {}
     for name, spec in nets.items():
         try:
-            net_rows, details[name] = run_network(name, spec, Path(args.work), grid, args.calibration)
+            net_rows, details[name] = run_network(
+                name, spec, Path(args.work), grid, args.calibration,
+                on_row=lambda part, info, name=name: _write(out, rows + part, {**details, name: info}, args, grid, t0))
         except Exception as err:  # noqa: BLE001 -- one network's failure is reported, the others still run
             details[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:400]}"}
             print(f"  {name}: FAILED ({details[name]['error']})", flush=True)
@@ -434,7 +459,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def _merge(args) -> int:
+    """One results file from runs over disjoint subsets of the networks (two processes share the work)."""
+    parts = [json.loads(Path(p).read_text()) for p in args.merge]
+    rows = [r for part in parts for r in part["rows"]]
+    names = [r["network"] for r in rows]
+    clash = sorted({n for n in names if sum(n in part["networks"] for part in parts) > 1})
+    if clash:
+        raise SystemExit(f"--merge: networks {clash} appear in more than one file; allowed: disjoint runs")
+    details = {k: v for part in parts for k, v in part["networks"].items()}
+    out = Path(args.out) if args.out else RESULTS / ("networks_quick.json" if args.quick else "networks.json")
+    result = _write(out, rows, details, args, parts[0]["setup"]["grid"], time.perf_counter())
+    result["wall_seconds"] = sum(part["wall_seconds"] for part in parts)
+    result["merged_from"] = [Path(p).name for p in args.merge]
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(table(rows))
+    print(f"targets: {json.dumps(result['targets'])}")
+    print(f"-> {out} (merged {len(parts)} runs)")
+    return 0
+
+
 def _write(out: Path, rows, details, args, grid, t0) -> dict:
+    add_speedups(rows)
     result = {
         "rows": rows, "targets": targets(rows), "paper": PAPER, "paper_beside": PAPER_BESIDE,
         "networks": details,

@@ -36,6 +36,7 @@ def test_rows_follow_the_schema(quick):
         assert r["source"] in ("rtl", "estimate") and r["board"] == "PYNQ-Z2"
         assert r["fps"] is not None, r.get("note")  # the tiny network fits PYNQ-Z2 in every flow
         assert r["fps"] > 0 and r["lut"] > 0 and r["bram"] >= 0 and r["dsp"] >= 0
+        assert isinstance(r["saturated"], bool)
     uniform = [r for r in rows if not r["mixed_precision"]]
     assert all(r["mean_bits"] == pytest.approx(4.0) for r in uniform if r["flow"] != "finn")
     mixed = rows[-1]
