@@ -6,8 +6,10 @@ VGG 32,32,M,64,64,M,128,128,M on 28x28, W4A4, a 128 -> 10 classifier), this writ
 HDL exactly as the build does (FINN's ``generate_hdl``), synthesizes it with Yosys
 (``synth_xilinx -family xc7 -flatten``, :func:`winoforge.hw.rtl.synth_counts`; LUT includes
 distributed RAM) and records the op's estimate beside it: ``lut_estimation``, ``ff_estimation``,
-``bram_estimation`` (RAMB18), ``dsp_estimation``.  The WinogradSRBS layer's counts are measured
-by ``benchmarks/winograd_layer_synth.py`` (with its RTL).
+``bram_estimation`` (RAMB18), ``dsp_estimation``.  Kind ``winograd``: the WinogradSRBS layer
+(``hw/rtl/winograd_srbs_layer.sv``) at the foldings of ``benchmarks/winograd_layer_synth.py`` and a
+few more, measured as that script measures them (random SRBS weights, seed 0), beside
+``WinogradSRBSParams.estimate_resources`` (LUT, FF, RAMB18, DSP).
 
 Writes ``benchmarks/results/rtl_calibration.json``: every point (kind, configuration, ``yosys``,
 ``est``, seconds) and per kind the largest relative LUT/FF error.  The estimate formulas were
@@ -15,7 +17,8 @@ fitted to these points; ``tests/hw/test_rtl_layers.py`` recomputes the estimates
 points with the current formulas and holds them within :data:`TOLERANCE` of Yosys, and
 re-synthesizes one point to check the record is reproducible.
 
-Run: ``python benchmarks/rtl_calibration.py`` (about 5 minutes on 2 cores; ``--kinds``: some
+Run: ``python benchmarks/rtl_calibration.py`` (pool, gap, mvau about 5 minutes on 2 cores, winograd about 25 on
+2 loaded cores; ``--kinds``: some
 only; ``--reestimate FILE``: no synthesis, the recorded points with the current formulas).
 """
 
@@ -35,7 +38,7 @@ OUT = RESULTS / "rtl_calibration.json"
 FPGA_PART = "xc7z020clg400-1"  # PYNQ-Z2: Yosys family xc7
 #: the largest relative LUT/FF difference between estimate and Yosys the estimates keep
 TOLERANCE = 0.25
-KINDS = ("pool", "gap", "mvau")
+KINDS = ("pool", "gap", "mvau", "winograd")
 
 #: ``{kind: [configuration, ...]}`` -- foldings of the benchmark network's layers (and a few
 #: datatypes besides W4A4), sized so that one Yosys run takes seconds to ~2 minutes.
@@ -64,10 +67,44 @@ POINTS: dict[str, list[dict]] = {
         dict(mw=128, mh=10, pe=2, simd=8, idt="INT8", wdt="INT8"),
         dict(mw=64, mh=10, pe=10, simd=4, idt="UINT4", wdt="INT2"),
     ],
+    # WinogradSRBSParams keywords: the shapes of benchmarks/winograd_layer_synth.py (added below) and
+    # foldings of the benchmark network's layers not fitted on (BRAM line buffer, POS = 2, m = 4 SRBS POS = 4)
+    "winograd": [
+        dict(name="m2_srbs28_c32_pos2_pe8", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(14, 14),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=8, simd=8, pos=2),
+        dict(name="m4_srbs_pos4", m=4, ifm_channels=8, ofm_channels=4, ifm_dim=(6, 6), input_datatype="UINT4",
+             weight_datatype="INT4", padding=1, sub_row=4, keep=2, pe=2, simd=4, pos=4),
+        dict(name="m2_srbs28_w28_bram_lb", m=2, ifm_channels=32, ofm_channels=16, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=4, simd=8, pos=1),
+    ],
 }
 
 
 # --------------------------------------------------------------------------- layers
+
+
+def _winograd_synth():
+    """``benchmarks/winograd_layer_synth.py`` as a module (its shapes and its measurement)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("winograd_layer_synth", ROOT / "winograd_layer_synth.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def winograd_params(cfg: dict):
+    """The layer of a ``winograd`` point: outputDataType the smallest sound type, as measured."""
+    from rtl_layer_cases import with_sound_output  # tests/hw, on sys.path once _winograd_synth() ran
+
+    from winoforge.hw.srbs_params import WinogradSRBSParams
+
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k != "name"}
+    return with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+
+
+#: the shapes of benchmarks/winograd_layer_synth.py first
+POINTS["winograd"][:0] = [dict(name=name, **shape) for name, shape in _winograd_synth().SHAPES.items()]
 
 
 def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
@@ -97,6 +134,11 @@ def estimate(kind: str, cfg: dict) -> dict:
     """The estimate of a configuration with the current formulas: ``{lut, ff, bram (RAMB18), dsp}``."""
     from qonnx.custom_op.registry import getCustomOp
 
+    if kind == "winograd":
+        _winograd_synth()
+        est = winograd_params(cfg).estimate_resources(FPGA_PART)
+        return {"lut": est.lut, "ff": est.ff, "bram": est.bram18, "dsp": est.dsp}
+
     inst = getCustomOp(open_rtl_layer(kind, cfg)[1])
     return {"lut": int(inst.lut_estimation(FPGA_PART)), "ff": int(inst.ff_estimation()),
             "bram": int(inst.bram_estimation(FPGA_PART)), "dsp": int(inst.dsp_estimation(FPGA_PART))}
@@ -110,12 +152,19 @@ def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
     from qonnx.custom_op.registry import getCustomOp
 
     folder.mkdir(parents=True, exist_ok=True)
-    model, node = open_rtl_layer(kind, cfg)
-    inst = getCustomOp(node)
-    inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
-    inst.generate_hdl(model, FPGA_PART, 10.0)
-    sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
-    counts = synth_counts(sources, node.name, family="xc7", cwd=folder)
+    if kind == "winograd":
+        from winoforge.hw.rtl.winograd_layer import layer_yosys_counts
+
+        synth = _winograd_synth()
+        params = winograd_params(cfg)
+        counts = layer_yosys_counts(params, synth.random_weights(params, np.random.default_rng(0)))
+    else:
+        model, node = open_rtl_layer(kind, cfg)
+        inst = getCustomOp(node)
+        inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
+        inst.generate_hdl(model, FPGA_PART, 10.0)
+        sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
+        counts = synth_counts(sources, node.name, family="xc7", cwd=folder)
     cells = counts["cells"]
     ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
         n for c, n in cells.items() if c.startswith("RAMB36"))
@@ -154,6 +203,11 @@ def sources_digest(kind: str) -> str:
 
     from winoforge.hw.rtl_ops import LAYERS_DIR
 
+    if kind == "winograd":
+        from winoforge.hw.rtl import RTL_DIR
+        from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES
+
+        return hashlib.sha256(b"".join((RTL_DIR / f).read_bytes() for f in LAYER_SOURCES)).hexdigest()[:16]
     core = {"pool": "winoforge_pool.sv", "gap": "winoforge_global_acc_pool.sv", "mvau": "winoforge_mvau_lut.sv"}
     return hashlib.sha256((LAYERS_DIR / core[kind]).read_bytes()).hexdigest()[:16]
 
