@@ -115,7 +115,7 @@ bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Viti
 bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
 	$(PY) benchmarks/rtl.py
 
-bench-networks: setup-host ## SRBS vs dense Winograd vs stock FINN on VGG/ResNet networks (benchmarks/results/networks.json, ~30-40 min)
+bench-networks: setup-host ## SRBS vs dense Winograd vs stock FINN on VGG/ResNet networks (benchmarks/results/networks.json; over an hour on 2 cores)
 	$(PY) benchmarks/networks.py
 
 bench-calibration: setup-host ## Yosys counts of our pooling/global pooling/classifier RTL vs their estimates (benchmarks/results/rtl_calibration.json)

@@ -49,7 +49,7 @@ Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3
 Winograd at no more LUT and DSP; and how far mixed precision takes it.
 
 Writes ``benchmarks/results/networks.json`` and ``networks.png``; prints the table.
-Run: ``make bench-networks`` (part of ``make bench``; about 30-40 min on 2 cores);
+Run: ``make bench-networks`` (part of ``make bench``; 11-25 min per network on 2 shared cores);
 ``--quick``: two tiny networks, a coarse grid (about a minute; the test runs it).
 """
 
