@@ -472,11 +472,18 @@ def _merge(args) -> int:
     result = _write(out, rows, details, args, parts[0]["setup"]["grid"], time.perf_counter())
     result["wall_seconds"] = sum(part["wall_seconds"] for part in parts)
     result["merged_from"] = [Path(p).name for p in args.merge]
+    result["git_commit"] = [part.get("git_commit") for part in parts]  # the runs' commits, not the merge's
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(table(rows))
     print(f"targets: {json.dumps(result['targets'])}")
     print(f"-> {out} (merged {len(parts)} runs)")
     return 0
+
+
+def _git_commit() -> str | None:
+    from winoforge.hw.flow import _git_commit as commit
+
+    return commit()
 
 
 def _write(out: Path, rows, details, args, grid, t0) -> dict:
@@ -494,6 +501,8 @@ def _write(out: Path, rows, details, args, grid, t0) -> dict:
                   "ff": "null where some layer has no FF estimate (FINN estimates none for its layers); "
                         "ff_partial sums the layers that have one"},
         "machine": {"python": platform.python_version(), "machine": platform.machine()},
+        # the estimate models are code: rows are only comparable at one commit (and a clean tree)
+        "git_commit": _git_commit(),
         "wall_seconds": time.perf_counter() - t0,
     }
     RESULTS.mkdir(exist_ok=True)
