@@ -55,6 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from winoforge.hw.flow import portable_paths
 from winoforge.model.jobs import finished, worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,9 +334,6 @@ def execute(args, tasks: list[Task], deadline: float | None, on_done=None, rates
     already running some of them, from :func:`start_task`).  Returns per task key
     ``{"status": "done" | "reused" | "failed" | "not_run", ...}``; at ``deadline`` (a
     ``time.monotonic()`` value) running processes are stopped and the rest left not run."""
-    from winoforge.model.config import to_dict
-
-    ctx = mp.get_context("spawn")
     status: dict[str, dict[str, Any]] = {}
     running: dict[str, tuple[Any, Path, float]] = dict(prestarted or {})
     pending = {t.key: t for t in tasks if t.key not in running}
@@ -401,16 +399,22 @@ def execute(args, tasks: list[Task], deadline: float | None, on_done=None, rates
     return status
 
 
-def start_task(args, task: Task) -> tuple[Any, Path, float]:
-    """Start ``task`` in a spawned worker process: ``(process, result file, start time)``."""
+def _spawn(args, kind: str, cfg, name: str | None = None) -> tuple[Any, Path]:
+    """A started worker process training ``cfg`` (spawned: CUDA cannot fork) and its result file."""
     from winoforge.model.config import to_dict
 
-    task.config.out_dir.mkdir(parents=True, exist_ok=True)
-    result = task.config.out_dir / "bench_result.json"
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    result = cfg.out_dir / "bench_result.json"
     result.unlink(missing_ok=True)
-    proc = mp.get_context("spawn").Process(target=worker, name=task.key, args=(
-        task.kind, to_dict(task.config), args.device, _threads(args), str(result)))
+    proc = mp.get_context("spawn").Process(target=worker, name=name, args=(
+        kind, to_dict(cfg), args.device, _threads(args), str(result)))
     proc.start()
+    return proc, result
+
+
+def start_task(args, task: Task) -> tuple[Any, Path, float]:
+    """Start ``task`` in a spawned worker process: ``(process, result file, start time)``."""
+    proc, result = _spawn(args, task.kind, task.config, task.key)
     print(f"start {task.key} ({task.steps} steps) -> {task.config.out_dir}", flush=True)
     return proc, result, time.monotonic()
 
@@ -433,7 +437,6 @@ def measure_rates(args, workers: int) -> dict[str, Any]:
     real recipes with KD from an untrained teacher of the real architecture (the trained one
     does not exist yet; its weights do not change the step time), 2 short epochs of
     ``probe_steps`` steps each, the second one timed (the first pays for start-up)."""
-    from winoforge.model.config import to_dict
     from winoforge.model.recipes import PruneConfig, save_model
     from winoforge.model.teachers import build_teacher
 
@@ -453,20 +456,15 @@ def measure_rates(args, workers: int) -> dict[str, Any]:
         kinds[f"{network}/fp32"] = replace(base, prune=PruneConfig(keep=None),
                                            student=replace(base.student, precision="fp32"))
     jobs = []
-    ctx = mp.get_context("spawn")
     names = sorted(kinds)
+    start = time.perf_counter()
     for i in range(max(workers, len(names))):  # every kind at least once
         name = names[i % len(names)]
         cfg = kinds[name]
         cfg = replace(cfg, out_dir=probe_dir / f"{name.replace('/', '-')}-{i}",
                       data=replace(cfg.data, train_subset=n_train, test_subset=256),
                       optim=replace(cfg.optim, epochs=2, warmup_epochs=0))
-        result = cfg.out_dir / "bench_result.json"
-        proc = ctx.Process(target=worker, args=("student", to_dict(cfg), args.device, _threads(args), str(result)))
-        jobs.append((name, cfg, proc))
-    start = time.perf_counter()
-    for _, _, proc in jobs:
-        proc.start()
+        jobs.append((name, cfg, _spawn(args, "student", cfg)[0]))
     for _, _, proc in jobs:
         proc.join()
     measured: dict[str, list[float]] = {}
@@ -844,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }
 
     def write(status):
-        path.write_text(json.dumps(result_of(status), indent=2) + "\n")
+        path.write_text(json.dumps(portable_paths(result_of(status), args.out), indent=2) + "\n")
 
     status = execute(args, tasks, deadline, on_done=write, rates=rates["rates"] if rates else None,
                      prestarted=prestarted)
@@ -855,6 +853,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         plot(result["runs"], result["teacher_acc"], png)
     result["wall_s"] = time.perf_counter() - start
+    # paths relative to the repository (inside it) or to the JSON's folder, never this machine's
+    result = portable_paths(result, args.out)
     path.write_text(json.dumps(result, indent=2) + "\n")
     for t in result["targets"]:
         value = "n/a" if t["value"] is None else f"{t['value']:.4f}"

@@ -4,12 +4,12 @@
 # network: Brevitas and its pure-Python dependencies travel as wheels in .whl/ (README,
 # "Accuracy on a GPU"), the Fashion-MNIST idx files in .devdata/fashion-mnist/, and the
 # package is put on the path through links (no build step).  Everything the run writes goes
-# under WORK (default: a new folder under /tmp); the files a reader needs are packed into
+# under WORK (default: a new temporary folder); the files a reader needs are packed into
 # OUT_DIR, at most 8 files and nothing else (the device tool brings back no more):
 # the JSON, the plot, the log, the GPU load, the runs' metrics/configs, and the weights of the
 # teacher and of the density-1/4 KD students.
 #   bash benchmarks/gpu_protocol.sh OUT_DIR [arguments of distill_fmnist.py ...]
-# Rehearsed on CPU with: PYTHON=.venv/bin/python bash benchmarks/gpu_protocol.sh /tmp/rehearsal \
+# Rehearsed on CPU with: PYTHON=.venv/bin/python bash benchmarks/gpu_protocol.sh rehearsal \
 #   --quick --device cpu --jobs 2 --budget-s 240 --teacher-epochs 1
 set -euo pipefail
 out=${1:?usage: gpu_protocol.sh OUT_DIR [distill_fmnist.py arguments]}
@@ -18,9 +18,9 @@ py=${PYTHON:-python3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p "$out"
-work=${WORK:-$(mktemp -d /tmp/wf-protocol.XXXX)}
-site=$(mktemp -d /tmp/wf-site.XXXX)
-shim=$(mktemp -d /tmp/wf-shim.XXXX)
+work=${WORK:-$(mktemp -d -t wf-protocol.XXXX)}
+site=$(mktemp -d -t wf-site.XXXX)
+shim=$(mktemp -d -t wf-shim.XXXX)
 shopt -s nullglob
 wheels=(.whl/*.whl)
 shopt -u nullglob

@@ -46,7 +46,8 @@ def test_quick_protocol_schema_plot_and_reuse(bench, tmp_path, capsys):
         assert {"name", "network", "density", "mean_bits", "kd", "seed", "acc", "fp32_dense_acc", "wall_s",
                 "config", "curve"} <= set(r)
         assert r["network"] == "pynqz2" and r["seed"] == 0 and 0 <= r["acc"] <= 1 and r["wall_s"] > 0
-        assert not r["reused"] and Path(r["run_dir"]).parent == tmp_path / "p" / "runs"
+        # recorded relative to the JSON's folder (outside the repository), never as this machine's path
+        assert not r["reused"] and (tmp_path / "p" / r["run_dir"]).parent == tmp_path / "p" / "runs"
         fp32 = next(f for f in runs if f["name"] == "fp32_dense" and f["kd"] == r["kd"])
         assert r["fp32_dense_acc"] == fp32["acc"]
         cfg = r["config"]
