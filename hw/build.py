@@ -600,11 +600,13 @@ def estimate_summary(model, cfg) -> dict:
     """Per-layer cycles and resources, the slowest layer, and FPS at the build clock."""
     from qonnx.custom_op.registry import getCustomOp
 
+    from winoforge.hw.swg_cycles import exp_cycles
+
     part = cfg._resolve_fpga_part()
     layers = []
     for node in _dataflow_nodes(model):
         inst = getCustomOp(node)
-        entry = {"name": node.name, "op_type": node.op_type, "cycles": int(inst.get_exp_cycles()),
+        entry = {"name": node.name, "op_type": node.op_type, "cycles": exp_cycles(inst),
                  "resources": {k: v for k, v in inst.node_res_estimation(part).items() if isinstance(v, (int, float))}}
         if hasattr(inst, "ideal_cycles"):
             entry.update(ideal_cycles=int(inst.ideal_cycles()), multipliers=int(inst.multipliers()))

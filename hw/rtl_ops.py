@@ -609,30 +609,21 @@ class AddStreams_rtl(_OpenRTLBackend, ElementwiseAdd):  # noqa: N801
 # --------------------------------------------------------------------------- stream order
 
 
-def _pool_input_order(inst, x: np.ndarray) -> np.ndarray:
-    """The depthwise SWG's order ``(pixel, fold, k, PE)`` of Pool's normal input ``(..., k*C + c)``."""
-    ch, pe = inst.get_nodeattr("Channels"), inst.get_nodeattr("PE")
-    k2 = int(np.prod(inst.get_nodeattr("KernelSize")))
-    return x.reshape(-1, k2, ch // pe, pe).transpose(0, 2, 1, 3)
-
-
 def stream_beats(inst, x: np.ndarray, ind: int = 0) -> np.ndarray:
     """``(beats, elements per beat)`` in the order the node's input stream ``ind`` carries the
     normal-shape tensor ``x`` (FINN's folded shape, and the depthwise SWG's order for Pool)."""
-    x = np.asarray(x)
-    if isinstance(inst, Pool):
-        x = _pool_input_order(inst, x)
-    folded = inst.get_folded_input_shape(ind)
-    return x.reshape(-1, folded[-1])
+    from winoforge.hw.rtl.stitch import stream_order, stream_order_of
+
+    x = stream_order(np.asarray(x), stream_order_of(inst, "in"))
+    return x.reshape(-1, inst.get_folded_input_shape(ind)[-1])
 
 
 def output_stream_beats(inst, y: np.ndarray) -> np.ndarray:
     """``(beats, elements per beat)`` in the order the node's output stream carries its
     normal-shape output ``y`` (a depthwise ConvolutionInputGenerator emits ``(pixel, fold, k, SIMD)``)."""
-    y = np.asarray(y)
-    if inst.onnx_node.op_type.startswith("ConvolutionInputGenerator") and inst.get_nodeattr("depthwise") == 1:
-        ch, simd = inst.get_nodeattr("IFMChannels"), inst.get_nodeattr("SIMD")
-        y = y.reshape(-1, int(np.prod(inst.get_nodeattr("ConvKernelDim"))), ch // simd, simd).transpose(0, 2, 1, 3)
+    from winoforge.hw.rtl.stitch import stream_order, stream_order_of
+
+    y = stream_order(np.asarray(y), stream_order_of(inst, "out"))
     return y.reshape(-1, inst.get_folded_output_shape(0)[-1])
 
 

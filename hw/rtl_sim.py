@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .rtl.stitch import FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, fabric_edges, split_fabric, stitch
+from .rtl.stitch import (FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, fabric_edges, split_fabric, stitch,
+                         stream_order)
 from .rtl.verilator import SimulationError
 
 __all__ = ["NetworkRun", "simulate", "simulate_layers", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
@@ -117,14 +118,15 @@ def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inpu
         spec = {"top": st.name, "sources": list(st.files), "in_width": st.in_width, "out_width": st.out_width,
                 "io": st.io}
         fabric = VerilatedFabric(design.folder, build_root, spec=spec)
-        x = tensors[tin]
+        x = stream_order(tensors[tin], st.io.get("in_order"))
         limit = int((len(x) + 2) * st.cycles_est * 4 + 100_000)
         y, run = fabric.run(x, max_cycles=limit)
+        want = stream_order(tensors[tout], st.io.get("out_order"))
         beats = len(run.out_cycles) // len(x)
         last = run.out_cycles[beats - 1::beats]
         rows.append({"name": st.name, "op_type": st.op_type, "cycles_sim": float(np.mean(np.diff(last))),
                      "cycles_est": st.cycles_est, "cycles_ideal": st.cycles_ideal,
-                     "equal": bool(np.array_equal(y, tensors[tout])), "verilator_cycles_per_s": run.cycles_per_s})
+                     "equal": bool(np.array_equal(y, want)), "verilator_cycles_per_s": run.cycles_per_s})
     return rows
 
 

@@ -43,7 +43,9 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "fabric_edges", "stitch", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
+import numpy as np
+
+__all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "fabric_edges", "stitch", "stream_order", "stream_order_of", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
            "IN_PORT", "OUT_PORT"]
 
 #: the prefix of the FIFO occupancy lines the stitched top prints at the end of a simulation
@@ -240,6 +242,8 @@ def _copy_flat(src: Path, dest_dir: Path, rewrite: list[str], seen: dict[str, Pa
 def _stage(model, node) -> Stage:
     from qonnx.custom_op.registry import getCustomOp
 
+    from winoforge.hw.swg_cycles import exp_cycles
+
     inst = getCustomOp(node)
     intf = inst.get_verilog_top_module_intf_names()
     s_axis, m_axis = intf.get("s_axis", []), intf.get("m_axis", [])
@@ -254,18 +258,52 @@ def _stage(model, node) -> Stage:
                  for m, (name, _) in enumerate(m_axis)]
     return Stage(name=node.name, op_type=node.op_type, in_bits=in_ports[0][1], out_bits=out_ports[0][1],
                  in_width=in_ports[0][2], out_width=out_ports[0][2], ports=ports,
-                 cycles_est=int(inst.get_exp_cycles()), io=_node_io(inst),
+                 cycles_est=exp_cycles(inst), io=_node_io(inst),
                  cycles_ideal=int(inst.ideal_cycles()) if hasattr(inst, "ideal_cycles") else None,
                  in_ports=in_ports, out_ports=out_ports)
 
 
 def _node_io(inst) -> dict:
-    """A layer's stream io in the runtime's io-spec form (datatypes, normal/folded shapes)."""
-    return {"idt": inst.get_input_datatype().name, "odt": inst.get_output_datatype().name,
-            "ishape_folded": [int(d) for d in inst.get_folded_input_shape()],
-            "oshape_folded": [int(d) for d in inst.get_folded_output_shape()],
-            "ishape_normal": [int(d) for d in inst.get_normal_input_shape()],
-            "oshape_normal": [int(d) for d in inst.get_normal_output_shape()]}
+    """A layer's stream io in the runtime's io-spec form (datatypes, normal/folded shapes), plus
+    ``in_order``/``out_order`` where its stream does not carry the normal shape in order
+    (:func:`stream_order`)."""
+    io = {"idt": inst.get_input_datatype().name, "odt": inst.get_output_datatype().name,
+          "ishape_folded": [int(d) for d in inst.get_folded_input_shape()],
+          "oshape_folded": [int(d) for d in inst.get_folded_output_shape()],
+          "ishape_normal": [int(d) for d in inst.get_normal_input_shape()],
+          "oshape_normal": [int(d) for d in inst.get_normal_output_shape()]}
+    for key, order in (("in_order", stream_order_of(inst, "in")), ("out_order", stream_order_of(inst, "out"))):
+        if order:
+            io[key] = order
+    return io
+
+
+def stream_order_of(inst, side: str) -> dict | None:
+    """``{"depthwise": [k, C, SIMD]}`` where the node's input (``side="in"``: ``Pool``) or output
+    (``"out"``: a depthwise ``ConvolutionInputGenerator``) stream is in the depthwise window order
+    with ``SIMD < C``; else None."""
+    op = inst.onnx_node.op_type
+    if side == "out" and op.startswith("ConvolutionInputGenerator") and inst.get_nodeattr("depthwise") == 1:
+        order = [int(np.prod(inst.get_nodeattr("ConvKernelDim"))), int(inst.get_nodeattr("IFMChannels")),
+                 int(inst.get_nodeattr("SIMD"))]
+    elif side == "in" and op.startswith("Pool"):
+        order = [int(np.prod(inst.get_nodeattr("KernelSize"))), int(inst.get_nodeattr("Channels")),
+                 int(inst.get_nodeattr("PE"))]
+    else:
+        return None
+    return {"depthwise": order} if order[2] < order[1] else None
+
+
+def stream_order(x, order: dict | None):
+    """A normal-shape tensor ``(N, ..., k*C)`` (window element ``k``, channel ``c`` at ``k*C + c``)
+    in the order its stream carries it: a depthwise window generator with ``SIMD < C`` (and the
+    pooling after it) streams ``(fold, k, SIMD)`` per pixel (``order = {"depthwise": [k, C, SIMD]}``);
+    ``None``: unchanged."""
+    if not order:
+        return x
+    k, ch, simd = order["depthwise"]
+    x = np.asarray(x)
+    return x.reshape(*x.shape[:-1], k, ch // simd, simd).swapaxes(-3, -2).reshape(x.shape)
 
 
 def _fifo_sv(i: int, depth: int, width: int, src: str, dst: str) -> str:

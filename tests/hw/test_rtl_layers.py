@@ -94,13 +94,43 @@ def dwc_layer(name, dim, ch, in_elems, out_elems, dt):
                           inWidth=in_elems * bits, outWidth=out_elems * bits, dataType=dt)
 
 
+def swg_layer(name, dim, ch, simd, k, stride, depthwise, dt):
+    """FINN's ``ConvolutionInputGenerator_rtl`` (default style) on ``(1, dim, dim, ch)``."""
+    odim = (dim - k) // stride + 1
+    return _finn_rtl_node("ConvolutionInputGenerator_rtl", name, [1, dim, dim, ch], [1, odim, odim, k * k * ch], dt,
+                          ConvKernelDim=[k, k], IFMChannels=ch, IFMDim=[dim, dim], OFMDim=[odim, odim], SIMD=simd,
+                          Stride=[stride, stride], Dilation=[1, 1], inputDataType=dt, outputDataType=dt,
+                          depthwise=int(depthwise))
+
+
+#: window generators beside the build's: convolution (3x3, stride 1 and 2) and pooling windows,
+#: plain and depthwise, one or several channel folds, image sizes the stride does not divide
+SWG_CONFIGS = [("swg_k3s1", 6, 4, 2, 3, 1, False, "UINT4"), ("swg_k3s2", 7, 2, 1, 3, 2, False, "INT4"),
+               ("swg_dw_k2s2", 6, 6, 2, 2, 2, True, "UINT4"), ("swg_dw_k3s1", 5, 4, 1, 3, 1, True, "INT3"),
+               ("swg_k3s1_cf1", 5, 3, 3, 3, 1, False, "UINT2"), ("swg_dw_k2s2_odd", 7, 4, 1, 2, 2, True, "UINT4")]
+
+
+def random_swg_layers(count: int, seed: int) -> list:
+    """``count`` random window generators (kernel 2 or 3, stride 1 or 2, plain or depthwise)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        k, stride = int(rng.choice([2, 3])), int(rng.choice([1, 2]))
+        ch = int(rng.choice([1, 2, 3, 4, 6, 8]))
+        simd = int(rng.choice([d for d in range(1, ch + 1) if ch % d == 0]))
+        dim = int(rng.integers(k + 1, 10))
+        out.append(swg_layer(f"rswg{i}", dim, ch, simd, k, stride, bool(rng.integers(0, 2)),
+                             str(rng.choice(["UINT4", "INT4", "UINT2", "INT8"]))))
+    return out
+
+
 def finn_layers() -> list:
     """FINN's other vendor-free RTL layers that Verilator elaborates, each as FINN's
     ``generate_hdl`` writes it (``StreamingFIFO_rtl`` does not: see the test below)."""
     return [fmpadding_layer("fpad_a", 5, 4, 2, [1, 1, 1, 1], "UINT4"),
             fmpadding_layer("fpad_b", 4, 6, 3, [2, 0, 1, 2], "INT8"),
             dwc_layer("dwc_up", 3, 6, 2, 6, "UINT4"),
-            dwc_layer("dwc_down", 3, 6, 6, 3, "INT4")]
+            dwc_layer("dwc_down", 3, 6, 6, 3, "INT4")] + [swg_layer(*c) for c in SWG_CONFIGS]
 
 
 def random_layers(count: int, seed: int) -> list:
@@ -371,6 +401,37 @@ def test_a_broken_rtl_line_fails(verilator_env, tmp_path):
     assert set(mismatches(insts, "backpressure")) == {"bpool", "bmvau", "bgap"}
 
 
+def _swg_model_cycles(name: str, layers) -> int:
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw.swg_cycles import swg_cycles_per_frame
+
+    node = next(n for _, n in layers if n.name == name)
+    return swg_cycles_per_frame(getCustomOp(node))
+
+
+def test_window_generator_cycles_are_modelled_exactly(fast_bench):
+    """The replayed controller of ``hw/swg_cycles.py`` gives every window generator's simulated
+    cycles per frame exactly (the build's depthwise pooling windows and the SWG_CONFIGS), where
+    FINN's closed form is off."""
+    layers = build_layers() + finn_layers()
+    swgs = [i for i in fast_bench if i["op_type"] == "ConvolutionInputGenerator_rtl"]
+    assert len(swgs) >= len(SWG_CONFIGS) + 2
+    for inst in swgs:
+        assert cycles_per_frame(inst) == _swg_model_cycles(inst["name"], layers), inst["name"]
+    assert any(cycles_per_frame(i) != i["est_cycles"] for i in swgs)  # FINN's formula is not exact
+
+
+@pytest.mark.slow
+def test_window_generator_model_on_random_configurations(verilator_env, tmp_path):
+    layers = random_swg_layers(24, seed=23)
+    insts = simulate(layers, tmp_path, seed=9, p_valid=0.5, p_ready=0.5)
+    assert mismatches(insts, "backpressure") == {}
+    assert mismatches(insts, "full_rate") == {}
+    for inst in insts:
+        assert cycles_per_frame(inst) == _swg_model_cycles(inst["name"], layers), inst["name"]
+
+
 @pytest.mark.slow
 def test_more_random_configurations(verilator_env, tmp_path):
     insts = simulate(random_layers(30, seed=101), tmp_path, seed=7, p_valid=0.4, p_ready=0.5)
@@ -379,11 +440,12 @@ def test_more_random_configurations(verilator_env, tmp_path):
 
 
 def test_finn_rtl_layers_bit_exact(fast_bench):
-    """FINN's FMPadding_rtl and StreamingDataWidthConverter_rtl (finn-rtllib, HDL from FINN's own
-    ``generate_hdl``; in the fast bench) under Verilator, bit-exact with their Python execution,
-    both ways of width conversion."""
-    insts = [i for i in fast_bench if i["op_type"] in ("FMPadding_rtl", "StreamingDataWidthConverter_rtl")]
-    assert sorted(i["name"] for i in insts) == sorted(n.name for _, n in finn_layers())
+    """FINN's FMPadding_rtl, StreamingDataWidthConverter_rtl and ConvolutionInputGenerator_rtl
+    (finn-rtllib, HDL from FINN's own ``generate_hdl``; in the fast bench) under Verilator,
+    bit-exact with their Python execution, both ways of width conversion."""
+    names = {n.name for _, n in finn_layers()}
+    insts = [i for i in fast_bench if i["name"] in names]
+    assert len(insts) == len(names)
     assert mismatches(insts, "backpressure") == {}
     assert mismatches(insts, "full_rate") == {}
 

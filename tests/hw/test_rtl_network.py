@@ -255,3 +255,68 @@ def test_whole_tiny_network_end_to_end_through_the_rtl_backend(tmp_path, fmnist)
         assert acc.self_test()["equal"]
     assert got.dtype == want.dtype == np.float32
     assert np.array_equal(got, want)
+
+
+def test_layers_alone_see_the_depthwise_window_order(tmp_path, tool):
+    """A depthwise window generator with SIMD < C streams ``(fold, k, SIMD)`` per pixel, and the
+    pooling after it reads that order: each layer simulated alone (``simulate_layers``, on the
+    Python execution's normal-shape tensors) is equal to its reference only through
+    ``stream_order``; the stitched pair is equal end to end; the window generator's simulated
+    cycles per frame are the replayed controller's (``exp_cycles``)."""
+    pytest.importorskip("finn")
+    tool("g++")
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.util.basic import qonnx_make_model
+
+    import finn.custom_op.fpgadataflow as generic_ops
+    from winoforge.hw.finn_env import ensure_finn
+    from winoforge.hw.program import generic_op
+    from winoforge.hw.rtl.stitch import stitch
+    from winoforge.hw.rtl_ops import RTL_DOMAIN
+    from winoforge.hw.rtl_sim import simulate, simulate_layers
+    from winoforge.hw.swg_cycles import exp_cycles
+
+    ensure_finn(tmp_path / "finn_build_dir")
+    dim, ch, simd, k, odim = 6, 4, 2, 2, 3
+    swg = helper.make_node("ConvolutionInputGenerator_rtl", ["x"], ["w"], domain=RTL_DOMAIN,
+                           name="ConvolutionInputGenerator_rtl_0",
+                           backend="fpgadataflow", ConvKernelDim=[k, k], IFMChannels=ch, IFMDim=[dim, dim],
+                           OFMDim=[odim, odim], SIMD=simd, Stride=[k, k], Dilation=[1, 1], inputDataType="UINT4",
+                           outputDataType="UINT4", depthwise=1)
+    pool = helper.make_node("Pool_rtl", ["w"], ["y"], domain=RTL_DOMAIN, name="Pool_rtl_0", backend="fpgadataflow",
+                            Channels=ch, PE=simd, KernelSize=[k, k], Function="MaxPool", OutImgDims=[odim, odim],
+                            InputDataType="UINT4", OutputDataType="UINT4")
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([swg, pool], "pair", [vi("x", TensorProto.FLOAT, [1, dim, dim, ch])],
+                              [vi("y", TensorProto.FLOAT, [1, odim, odim, ch])],
+                              value_info=[vi("w", TensorProto.FLOAT, [1, odim, odim, k * k * ch])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for t in ("x", "w", "y"):
+        model.set_tensor_datatype(t, DataType["UINT4"])
+    x = np.random.default_rng(4).integers(0, 16, (3, dim, dim, ch)).astype(np.int64)
+    tensors = {"x": x, "w": [], "y": []}
+    for img in x:
+        ctx = {"x": img[None].astype(np.float32)}
+        for node in (swg, pool):
+            inst = generic_ops.custom_op[generic_op(node)](node)
+            ctx[node.output[0]] = np.zeros(inst.get_normal_output_shape(0), dtype=np.float32)
+            inst.execute_node(ctx, model.graph)
+        tensors["w"].append(ctx["w"][0])
+        tensors["y"].append(ctx["y"][0])
+    tensors = {n: np.asarray(v).astype(np.int64) for n, v in tensors.items()}
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("code_gen_dir_ipgen", str(tmp_path / node.name))
+        (tmp_path / node.name).mkdir()
+    design = stitch(model, tmp_path / "rtl", 8)
+    whole = simulate(design, x, build_root=tmp_path / "verilator")
+    assert np.array_equal(whole.outputs, tensors["y"])
+    rows = simulate_layers(design, tensors, ["x", "w"], ["w", "y"], build_root=tmp_path / "verilator")
+    assert [r["equal"] for r in rows] == [True, True]
+    # the plain order would not do: the generator's stream differs from the normal shape
+    from winoforge.hw.rtl.stitch import stream_order
+
+    assert not np.array_equal(stream_order(tensors["w"], design.stages[0].io["out_order"]), tensors["w"])
+    assert rows[0]["cycles_sim"] == exp_cycles(getCustomOp(swg)) != getCustomOp(swg).get_exp_cycles()

@@ -30,11 +30,11 @@ module winoforge_add_streams #(
 
     function automatic logic signed [OUT_W-1:0] ext_a(input logic [A_W-1:0] v);
         if (A_SIGNED != 0) ext_a = OUT_W'($signed(v));
-        else ext_a = OUT_W'($signed({1'b0, v}));
+        else ext_a = OUT_W'(v);
     endfunction
     function automatic logic signed [OUT_W-1:0] ext_b(input logic [B_W-1:0] v);
         if (B_SIGNED != 0) ext_b = OUT_W'($signed(v));
-        else ext_b = OUT_W'($signed({1'b0, v}));
+        else ext_b = OUT_W'(v);
     endfunction
 
     always_ff @(posedge ap_clk) begin

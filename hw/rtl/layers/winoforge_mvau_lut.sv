@@ -78,11 +78,11 @@ module winoforge_mvau_lut #(
 
     function automatic logic signed [XE-1:0] xval(input logic [IN_W-1:0] v);
         if (IN_SIGNED != 0) xval = XE'($signed(v));
-        else xval = XE'($signed({1'b0, v}));
+        else xval = XE'(v);
     endfunction
     function automatic logic signed [WE-1:0] wval(input logic [W_W-1:0] v);
         if (W_SIGNED != 0) wval = WE'($signed(v));
-        else wval = WE'($signed({1'b0, v}));
+        else wval = WE'(v);
     endfunction
 
     always_comb begin

@@ -40,7 +40,7 @@ module winoforge_pool #(
 
     function automatic logic signed [ACC_W-1:0] extend(input logic [IN_W-1:0] v);
         if (IN_SIGNED != 0) extend = ACC_W'($signed(v));
-        else extend = ACC_W'($signed({1'b0, v}));
+        else extend = ACC_W'(v);
     endfunction
 
     always_comb begin
