@@ -289,13 +289,22 @@ def step_specialize_layers(model, cfg):
 def step_open_rtl_layers(model, cfg):
     """The open-RTL path (``hw/rtl_ops.py``): after FINN's folding, ``Pool_hls`` -> ``Pool_rtl``,
     ``GlobalAccPool_hls`` -> ``GlobalAccPool_rtl``, the classifier (``MVAU_hls``/``MVAU_rtl``
-    without activation) and 1x1 projection shortcuts (thresholds inside) -> ``MVAU_lut_rtl``,
+    without activation), 1x1 projection shortcuts and the convolutions the Winograd layer does not
+    take (stride 2: an MVAU after a sliding window; thresholds inside) -> ``MVAU_lut_rtl``,
     and the residual layers ``DuplicateStreams_hls`` -> ``DuplicateStreams_rtl``, integer
     ``ElementwiseAdd_hls`` of two streams -> ``AddStreams_rtl``, with FINN's folding; a node our RTL
     cannot take stops the build, named."""
     from .rtl_ops import OpenRTLLayers
 
-    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers()))
+    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers(conv_mvau=True)))
+
+
+def step_open_rtl_layers_stock(model, cfg):
+    """:func:`step_open_rtl_layers` for the stock-FINN baseline: its convolutions (an MVAU after a
+    sliding window) stay FINN's MVAU, the layers FINN has only in HLS become our RTL."""
+    from .rtl_ops import OpenRTLLayers
+
+    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers(conv_mvau=False)))
 
 
 # ------------------------------------------------------------------ step lists
@@ -321,7 +330,7 @@ def baseline_steps(open_rtl: bool = True) -> list:
     return [step_baseline_import, *FINN_FRONT, "step_streamline", step_streamline_head, "step_convert_to_hw",
             step_check_supported,
             *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config",
-            *([step_open_rtl_layers] if open_rtl else []), "step_minimize_bit_width",
+            *([step_open_rtl_layers_stock] if open_rtl else []), "step_minimize_bit_width",
             "step_generate_estimate_reports"]
 
 

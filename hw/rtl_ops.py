@@ -636,18 +636,25 @@ class OpenRTLLayers(Transformation):
     (a 1x1 projection shortcut, thresholds inside) -> ``MVAU_lut_rtl``, ``DuplicateStreams_hls`` ->
     ``DuplicateStreams_rtl``, an integer ``ElementwiseAdd_hls`` of two streams (a residual sum) ->
     ``AddStreams_rtl``: same attributes (FINN's folding kept), checked by the new op (a node it
-    cannot take is refused, named).  Convolutions after a ConvolutionInputGenerator (stock FINN's)
-    keep FINN's MVAU; the float ``ElementwiseAdd`` of the logits stays for the host."""
+    cannot take is refused, named).  Convolutions after a ConvolutionInputGenerator keep FINN's
+    MVAU unless ``conv_mvau`` (our flow's stride-2 convolutions); the float ``ElementwiseAdd`` of
+    the logits stays for the host."""
 
     TARGETS = {"Pool_hls": "Pool_rtl", "GlobalAccPool_hls": "GlobalAccPool_rtl",
                "MVAU_hls": "MVAU_lut_rtl", "MVAU_rtl": "MVAU_lut_rtl",
                "DuplicateStreams_hls": "DuplicateStreams_rtl", "ElementwiseAdd_hls": "AddStreams_rtl"}
 
-    @staticmethod
-    def _keep(model, node, target) -> bool:
+    def __init__(self, conv_mvau: bool = False):
+        """``conv_mvau``: convolutions after a ConvolutionInputGenerator become ``MVAU_lut_rtl`` too
+        (our flow: the stride-2 convolutions of a ResNet, which the stride-1 Winograd layer does not
+        take); off for the stock-FINN baseline, whose convolutions stay FINN's MVAU."""
+        super().__init__()
+        self.conv_mvau = conv_mvau
+
+    def _keep(self, model, node, target) -> bool:
         """Nodes of a target op type that stay FINN's (see the class docstring)."""
         inst = getCustomOp(node)
-        if target == "MVAU_lut_rtl" and inst.get_nodeattr("noActivation") != 1:
+        if target == "MVAU_lut_rtl" and inst.get_nodeattr("noActivation") != 1 and not self.conv_mvau:
             producer = model.find_producer(node.input[0])
             return producer is not None and producer.op_type.startswith("ConvolutionInputGenerator")
         if target == "AddStreams_rtl":

@@ -12,7 +12,8 @@ adder must be caught.
 And ``downsample="stride"``: a ResNet whose stages start with a stride-2 3x3 convolution and a
 stride-2 1x1 projection (as the teacher) builds bit-exact through every step and runs on the
 simulated device.  Our Winograd layer is stride 1, so those convolutions are FINN's
-``ConvolutionInputGenerator`` (stride 2) + ``MVAU`` with thresholds (fast tier).
+``ConvolutionInputGenerator`` (stride 2) + our ``MVAU_lut_rtl`` with thresholds (fast tier); the whole
+stride-2 accelerator also simulates bit-exact under Verilator (rtl, slow).
 """
 
 from __future__ import annotations
@@ -154,17 +155,12 @@ def test_residual_layers_refuse_what_their_rtl_cannot_do(resnet_rtl):
         getCustomOp(fork).check(model)
 
 
-def test_stride2_blocks_build_bit_exact_and_run_on_the_simulated_device(tmp_path, fmnist):
+def stride2_student(x):
+    """ResNet-8 of width 8 with stride-2 stage starts, SRBS 2/8, its quantizers calibrated on ``x``."""
     import torch
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
 
-    from winoforge.hw.export import head_quantum, output_codes
-    from winoforge.hw.flow import build_package, export_run
     from winoforge.model.students import StudentConfig, build_student, winograd_layers
-    from winoforge.runtime import Accelerator
 
-    x, raw, _ = fmnist
     torch.manual_seed(0)
     cfg = StudentConfig(arch="resnet", depth=8, width=8, downsample="stride", weight_quant="po2", act_quant="po2",
                         sub_row=8)
@@ -174,7 +170,41 @@ def test_stride2_blocks_build_bit_exact_and_run_on_the_simulated_device(tmp_path
     net.train()
     with torch.no_grad():
         net(torch.from_numpy(x))
-    net.eval()
+    return net.eval()
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_stride2_resnet_under_verilator_equals_the_integer_program(tmp_path, fmnist, tool):
+    """The stride-2 ResNet as one all-RTL accelerator: FINN's stride-2 sliding windows (default and,
+    for the 1x1 projections, parallel style) feeding our MVAU_lut_rtl, stitched, FIFOs sized,
+    simulated with bubbles and back-pressure on real images: equal to the integer program."""
+    pytest.importorskip("finn")
+    tool("g++")
+    from winoforge.hw.flow import build_package, export_run
+    from winoforge.hw.rtl_sim import run_package
+
+    x, raw, _ = fmnist
+    export_run(stride2_student(x), tmp_path / "s.onnx", check_images=None, progress=False)
+    build_package(tmp_path / "s.onnx", "s", board="pynq-z2", target_fps=1000, out_root=tmp_path / "bits",
+                  work_root=tmp_path / "build", golden=raw[:2], rtl=True, progress=False)
+    report = run_package(tmp_path / "bits" / "s", 12, bubbles=0.3, backpressure=0.3,
+                         build_root=tmp_path / "verilator")
+    assert report["images"] == 12 and report["mismatches"] == 0 and report["equal"], report
+
+
+def test_stride2_blocks_build_bit_exact_and_run_on_the_simulated_device(tmp_path, fmnist):
+    import torch
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from winoforge.hw.export import head_quantum, output_codes
+    from winoforge.hw.flow import build_package, export_run
+    from winoforge.model.students import winograd_layers
+    from winoforge.runtime import Accelerator
+
+    x, raw, _ = fmnist
+    net = stride2_student(x)
     assert net.layer2[0].conv1.stride == (2, 2) and net.layer2[0].shortcut.conv.stride == (2, 2)
     assert len(winograd_layers(net)) == 5  # stem, layer1 (2), layer2.0.conv2, layer3.0.conv2
     export_run(net, tmp_path / "s.onnx", check_images=x[:4], progress=False)
@@ -186,8 +216,11 @@ def test_stride2_blocks_build_bit_exact_and_run_on_the_simulated_device(tmp_path
     model = ModelWrapper(str(package / "dataflow_model.onnx"))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("WinogradSRBS_rtl") == 5 and ops.count("AddStreams_rtl") == 3
-    # each stride-2 conv and projection: FINN's sliding window at stride 2 feeding an MVAU with thresholds
-    mvaus = [n for n in model.graph.node if n.op_type == "MVAU_hls"]
+    # each stride-2 conv and projection: FINN's sliding window at stride 2 feeding our LUT MVAU with
+    # thresholds (the classifier is the fifth MVAU_lut_rtl); nothing of FINN's HLS but the logits' tail
+    assert [op for op in ops if op.endswith("_hls")] == ["ElementwiseMul_hls", "ElementwiseAdd_hls"]
+    mvaus = [n for n in model.graph.node if n.op_type == "MVAU_lut_rtl"
+             and getCustomOp(n).get_nodeattr("noActivation") == 0]
     assert len(mvaus) == 4
     for mvau in mvaus:
         swg = model.find_producer(mvau.input[0])
