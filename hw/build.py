@@ -231,7 +231,6 @@ def _check_integer_core(model, hw_nodes) -> None:
 def step_winograd_folding(model, cfg):
     """FINN's folding for its layers (``target_fps``), then our ``WinogradSRBS`` layers to the same
     cycle budget ``clock / target_fps``."""
-    from finn.builder.build_dataflow_steps import step_target_fps_parallelization
     from qonnx.custom_op.registry import getCustomOp
 
     # ours first: FINN's SetFolding does not know WinogradSRBS and, with its two-pass
@@ -241,6 +240,37 @@ def step_winograd_folding(model, cfg):
         for node in _dataflow_nodes(model):
             if node.op_type.startswith("WinogradSRBS"):
                 getCustomOp(node).choose_folding(target_cycles)
+    return step_fps_folding(model, cfg)
+
+
+#: our RTL ops that FINN's specialization picks itself (FINN has no RTL variant of its own) and
+#: that its SetFolding does not know: folded by PE over ``NumChannels`` here
+_PE_FOLDED_OURS = ("DuplicateStreams_rtl",)
+
+
+def step_fps_folding(model, cfg):
+    """FINN's ``step_target_fps_parallelization``, with our RTL layers that FINN's specialization
+    already chose (``DuplicateStreams_rtl``, the fork of a residual block) folded first: SetFolding
+    skips op types it does not know, and one fork left at PE=1 would, through its two-pass
+    relaxation, slow every other layer of a ResNet down to the fork's cycles."""
+    from finn.builder.build_dataflow_steps import step_target_fps_parallelization
+    from qonnx.custom_op.registry import getCustomOp
+
+    if cfg.target_fps:
+        target_cycles = int(1e9 / cfg.synth_clk_period_ns / cfg.target_fps)
+
+        def fold(m):
+            for node in m.graph.node:
+                if node.op_type in _PE_FOLDED_OURS:
+                    inst = getCustomOp(node)
+                    channels = int(inst.get_nodeattr("NumChannels"))
+                    for pe in (d for d in range(1, channels + 1) if channels % d == 0):
+                        inst.set_nodeattr("PE", pe)
+                        if inst.get_exp_cycles() <= target_cycles:
+                            break
+            return m
+
+        model = _each_dataflow_graph(model, fold)
     return step_target_fps_parallelization(model, cfg)
 
 
@@ -329,7 +359,7 @@ def baseline_steps(open_rtl: bool = True) -> list:
     (``open_rtl`` as in :func:`winograd_steps`)."""
     return [step_baseline_import, *FINN_FRONT, "step_streamline", step_streamline_head, "step_convert_to_hw",
             step_check_supported,
-            *FINN_BACK, "step_target_fps_parallelization", "step_apply_folding_config",
+            *FINN_BACK, step_fps_folding, "step_apply_folding_config",
             *([step_open_rtl_layers_stock] if open_rtl else []), "step_minimize_bit_width",
             "step_generate_estimate_reports"]
 

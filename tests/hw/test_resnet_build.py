@@ -152,3 +152,19 @@ def test_resnet_config_student_builds_bit_exact(tmp_path, fmnist):
     golden = np.load(package / "runtime" / "golden.npz")
     with Accelerator.load(package, backend="sim") as acc:
         assert np.array_equal(acc.execute(golden["input"]), golden["output"])
+
+
+def test_residual_forks_are_folded_to_the_target(tmp_path, fmnist):
+    """FINN's specialization picks our ``DuplicateStreams_rtl`` and its SetFolding skips op types it
+    does not know: a fork left at PE=1 (28x28x16: 12,544 cycles) made SetFolding's relaxation slow
+    every layer of ResNet-8 down to it, whatever the target. ``step_fps_folding`` folds the forks
+    first: at a 9,051 FPS target (11,048 cycles) every layer meets it."""
+    x, _, _ = fmnist
+    net = reference_student(arch="resnet", depth=8, width=16, calibration=x)
+    export_run(net, tmp_path / "r.onnx", check_images=None, progress=False)
+    build_package(tmp_path / "r.onnx", "r", board="pynq-z2", target_fps=9051, out_root=tmp_path / "bits",
+                  work_root=tmp_path / "build", golden=None, progress=False)
+    layers = _layers(tmp_path / "bits" / "r")
+    forks = [layer for layer in layers if layer["op_type"] == "DuplicateStreams_rtl"]
+    assert len(forks) == 3 and forks[0]["cycles"] < 12544
+    assert max(layer["cycles"] for layer in layers) <= 11048
