@@ -19,7 +19,8 @@ re-synthesizes one point to check the record is reproducible.
 
 Run: ``python benchmarks/rtl_calibration.py`` (pool, gap, mvau about 5 minutes on 2 cores, winograd about 25 on
 2 loaded cores; ``--kinds``: some
-only; ``--reestimate FILE``: no synthesis, the recorded points with the current formulas).
+only; ``--reestimate FILE``: no synthesis, the recorded points with the current formulas; ``--reuse``: the
+recorded Yosys counts of unchanged points (same configuration and RTL digest), synthesizing only the others).
 """
 
 from __future__ import annotations
@@ -76,6 +77,19 @@ POINTS: dict[str, list[dict]] = {
              weight_datatype="INT4", padding=1, sub_row=4, keep=2, pe=2, simd=4, pos=4),
         dict(name="m2_srbs28_w28_bram_lb", m=2, ifm_channels=32, ofm_channels=16, ifm_dim=(28, 28),
              input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=4, simd=8, pos=1),
+        # the benchmark network's WinogradSRBS layers (build/bench_rtl: WinogradSRBS_rtl_0, 1, 3, 5): LUT
+        # multipliers, POS = 8 / 16 (more V-buffer banks than t), the first layer's rotated output beats (OE > PE)
+        dict(name="bench_rtl0_c1_pos8", m=2, ifm_channels=1, ofm_channels=32, ifm_dim=(28, 28), input_datatype="UINT8",
+             weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=1, simd=1, pos=8, res_type="lut"),
+        dict(name="bench_rtl1_c32_pos16", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=2, simd=8, pos=16,
+             res_type="lut"),
+        dict(name="bench_rtl3_c64_pos16", m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(14, 14),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=2, simd=8, pos=16,
+             res_type="lut"),
+        dict(name="bench_rtl5_c128_pos16", m=2, ifm_channels=128, ofm_channels=128, ifm_dim=(7, 7),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=2, simd=8, pos=16,
+             res_type="lut"),
     ],
 }
 
@@ -212,17 +226,29 @@ def sources_digest(kind: str) -> str:
     return hashlib.sha256((LAYERS_DIR / core[kind]).read_bytes()).hexdigest()[:16]
 
 
-def measure(kinds=KINDS, work: Path | None = None, progress: bool = True) -> list[dict]:
-    """Synthesize every point of ``kinds``: ``[{kind, config, yosys, est, seconds}]``."""
+def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse: list[dict] = ()) -> list[dict]:
+    """Synthesize every point of ``kinds``: ``[{kind, config, yosys, est, seconds}]``.  ``reuse``: recorded
+    points whose Yosys counts stand for a point of the same kind, configuration and sources digest
+    (synthesis is deterministic), so only new or changed points are synthesized."""
     points = []
+    recorded = {(p["kind"], json.dumps(p["config"], sort_keys=True), p.get("sources")): p for p in reuse}
     with tempfile.TemporaryDirectory(prefix="winoforge_calibration_") as tmp:
         base = Path(work or tmp)
         for kind in kinds:
+            digest = sources_digest(kind)
             for i, cfg in enumerate(POINTS[kind]):
                 t0 = time.perf_counter()
+                old = recorded.get((kind, json.dumps(json.loads(json.dumps(cfg)), sort_keys=True), digest))
+                if old is not None:
+                    point = {**old, "est": estimate(kind, cfg)}
+                    points.append(point)
+                    if progress:
+                        print(f"{kind:6s} {cfg.get('name', i)}: recorded Yosys counts (same RTL), re-estimated",
+                              flush=True)
+                    continue
                 counts = synthesize(kind, cfg, base / f"{kind}_{i}")
                 point = {"kind": kind, "config": cfg, "yosys": counts, "est": estimate(kind, cfg),
-                         "seconds": round(time.perf_counter() - t0, 1), "sources": sources_digest(kind)}
+                         "seconds": round(time.perf_counter() - t0, 1), "sources": digest}
                 points.append(point)
                 if progress:
                     print(f"{kind:6s} {json.dumps(cfg):100s} yosys lut {counts['lut']:6d} ff {counts['ff']:6d} "
@@ -241,6 +267,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="keep the generated HDL here")
     parser.add_argument("--reestimate", type=Path, default=None, metavar="JSON",
                         help="no synthesis: the points of JSON with the estimates of the current formulas")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the recorded Yosys counts of points whose configuration and RTL are unchanged "
+                             "(synthesize only new or changed points)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.reestimate:
@@ -248,7 +277,8 @@ def main(argv=None) -> int:
         for p in points:
             p["est"] = estimate(p["kind"], p["config"])
     else:
-        points = measure(args.kinds, args.work)
+        recorded = json.loads(args.out.read_text())["points"] if args.reuse and args.out.exists() else []
+        points = measure(args.kinds, args.work, reuse=recorded)
     previous = json.loads(args.out.read_text())["points"] if args.out.exists() else []
     points += [p for p in previous if p["kind"] not in args.kinds]  # keep kinds not re-measured
     points.sort(key=lambda p: KINDS.index(p["kind"]))
