@@ -64,7 +64,6 @@ def steady_state_cycles(h: int, w: int, cf: int, k: tuple[int, int], stride: tup
         buffer_depth = (min_size + max(0, ((sw - 1) - kh * kw) * cf) + max(0, ((sh - 1) * w - kh * kw) * cf))
     seq = window_order(h, w, cf, k, stride, dilation, depthwise).tolist()
     last_read = h * w * cf - 1
-    last_write = seq[-1]
     # First_elem_next_window: + tail at the first fetch of every window (every fold, depthwise)
     starts = [(o_r * sh * w + o_c * sw) * cf for o_r in range(oh) for o_c in range(ow)]
     group = kh * kw if (depthwise and cf > 1) else kh * kw * cf
