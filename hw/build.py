@@ -229,17 +229,8 @@ def _check_integer_core(model, hw_nodes) -> None:
 
 
 def step_winograd_folding(model, cfg):
-    """FINN's folding for its layers (``target_fps``), then our ``WinogradSRBS`` layers to the same
-    cycle budget ``clock / target_fps``."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    # ours first: FINN's SetFolding does not know WinogradSRBS and, with its two-pass
-    # relaxation, would otherwise slow every FINN layer down to our still-unfolded layers
-    if cfg.target_fps:
-        target_cycles = int(1e9 / cfg.synth_clk_period_ns / cfg.target_fps)
-        for node in _dataflow_nodes(model):
-            if node.op_type.startswith("WinogradSRBS"):
-                getCustomOp(node).choose_folding(target_cycles)
+    """Our flow's folding: :func:`step_fps_folding` (our ``WinogradSRBS`` layers to the cycle budget
+    ``clock / target_fps`` first, then FINN's SetFolding for its layers)."""
     return step_fps_folding(model, cfg)
 
 
@@ -248,29 +239,34 @@ def step_winograd_folding(model, cfg):
 _PE_FOLDED_OURS = ("DuplicateStreams_rtl",)
 
 
-def step_fps_folding(model, cfg):
-    """FINN's ``step_target_fps_parallelization``, with our RTL layers that FINN's specialization
-    already chose (``DuplicateStreams_rtl``, the fork of a residual block) folded first: SetFolding
-    skips op types it does not know, and one fork left at PE=1 would, through its two-pass
-    relaxation, slow every other layer of a ResNet down to the fork's cycles."""
-    from finn.builder.build_dataflow_steps import step_target_fps_parallelization
+def _fold_ours(model, target_cycles: int):
+    """Fold the layers FINN's SetFolding skips to ``target_cycles``: ``WinogradSRBS``
+    (``choose_folding``) and :data:`_PE_FOLDED_OURS` (the smallest PE that meets it)."""
     from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.graph.node:
+        if node.op_type.startswith("WinogradSRBS"):
+            getCustomOp(node).choose_folding(target_cycles)
+        elif node.op_type in _PE_FOLDED_OURS:
+            inst = getCustomOp(node)
+            channels = int(inst.get_nodeattr("NumChannels"))
+            for pe in (d for d in range(1, channels + 1) if channels % d == 0):
+                inst.set_nodeattr("PE", pe)
+                if inst.get_exp_cycles() <= target_cycles:
+                    break
+    return model
+
+
+def step_fps_folding(model, cfg):
+    """FINN's ``step_target_fps_parallelization``, with our layers folded first (:func:`_fold_ours`):
+    SetFolding skips op types it does not know (``WinogradSRBS``, and ``DuplicateStreams_rtl``, the
+    fork of a residual block that FINN's specialization already chose), and one of them left
+    unfolded would, through its two-pass relaxation, slow every other layer down to its cycles."""
+    from finn.builder.build_dataflow_steps import step_target_fps_parallelization
 
     if cfg.target_fps:
         target_cycles = int(1e9 / cfg.synth_clk_period_ns / cfg.target_fps)
-
-        def fold(m):
-            for node in m.graph.node:
-                if node.op_type in _PE_FOLDED_OURS:
-                    inst = getCustomOp(node)
-                    channels = int(inst.get_nodeattr("NumChannels"))
-                    for pe in (d for d in range(1, channels + 1) if channels % d == 0):
-                        inst.set_nodeattr("PE", pe)
-                        if inst.get_exp_cycles() <= target_cycles:
-                            break
-            return m
-
-        model = _each_dataflow_graph(model, fold)
+        model = _each_dataflow_graph(model, lambda m: _fold_ours(m, target_cycles))
     return step_target_fps_parallelization(model, cfg)
 
 
@@ -324,17 +320,19 @@ def step_open_rtl_layers(model, cfg):
     and the residual layers ``DuplicateStreams_hls`` -> ``DuplicateStreams_rtl``, integer
     ``ElementwiseAdd_hls`` of two streams -> ``AddStreams_rtl``, with FINN's folding; a node our RTL
     cannot take stops the build, named."""
-    from .rtl_ops import OpenRTLLayers
-
-    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers(conv_mvau=True)))
+    return _open_rtl_layers(model, conv_mvau=True)
 
 
 def step_open_rtl_layers_stock(model, cfg):
     """:func:`step_open_rtl_layers` for the stock-FINN baseline: its convolutions (an MVAU after a
     sliding window) stay FINN's MVAU, the layers FINN has only in HLS become our RTL."""
+    return _open_rtl_layers(model, conv_mvau=False)
+
+
+def _open_rtl_layers(model, conv_mvau: bool):
     from .rtl_ops import OpenRTLLayers
 
-    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers(conv_mvau=False)))
+    return _each_dataflow_graph(model, lambda m: m.transform(OpenRTLLayers(conv_mvau=conv_mvau)))
 
 
 # ------------------------------------------------------------------ step lists

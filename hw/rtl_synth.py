@@ -68,6 +68,8 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
                 total[k] += entry["yosys"][k]
         except RuntimeError as err:
             first = next((line for line in str(err).splitlines() if "ERROR" in line), str(err).splitlines()[0])
+            # named inside the design's folder, not by this machine's absolute path
+            first = first.replace(f"{Path(design.folder).resolve()}/", "")
             entry["yosys"], entry["yosys_error"] = None, first.strip()
             missing.append(st.name)
         layers.append(entry)

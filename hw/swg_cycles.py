@@ -50,33 +50,30 @@ def window_order(h: int, w: int, cf: int, k: tuple[int, int], stride: tuple[int,
 
 
 def steady_state_cycles(h: int, w: int, cf: int, k: tuple[int, int], stride: tuple[int, int],
-                        dilation: tuple[int, int] = (1, 1), depthwise: bool = False,
-                        buffer_depth: int | None = None, frames: int = 3) -> int:
+                        dilation: tuple[int, int], depthwise: bool, buffer_depth: int, frames: int = 3) -> int:
     """Cycles between two frame starts of the default-style generator at full rate.
 
     ``h, w``: input image; ``cf``: channel folds (``IFMChannels / SIMD``); ``buffer_depth``: the
-    generator's ``BUF_ELEM_TOTAL`` (FINN's ``get_buffer_depth()``; computed here when None)."""
+    generator's ``BUF_ELEM_TOTAL`` (FINN's ``get_buffer_depth()``)."""
     (kh, kw), (sh, sw), (dh, dw) = k, stride, dilation
     width_k, height_k = (kw - 1) * dw + 1, (kh - 1) * dh + 1
     oh, ow = (h - height_k) // sh + 1, (w - width_k) // sw + 1
     min_size = ((kh - 1) * dh * w + (kw - 1) * dw + 1) * cf
-    if buffer_depth is None:
-        buffer_depth = (min_size + max(0, ((sw - 1) - kh * kw) * cf) + max(0, ((sh - 1) * w - kh * kw) * cf))
     seq = window_order(h, w, cf, k, stride, dilation, depthwise).tolist()
     last_read = h * w * cf - 1
     # First_elem_next_window: + tail at the first fetch of every window (every fold, depthwise)
     starts = [(o_r * sh * w + o_c * sw) * cf for o_r in range(oh) for o_c in range(ow)]
     group = kh * kw if (depthwise and cf > 1) else kh * kw * cf
-    tails = {}
+    tails = {}  # fetch index -> tail_incr; the last window's last one is TAIL_INCR_LAST
     for i, s in enumerate(starts):
-        big = (starts[i + 1] - s) if i + 1 < len(starts) else min_size - 1
-        if depthwise and cf > 1:
+        nxt = starts[i + 1] - s if i + 1 < len(starts) else None
+        if depthwise and cf > 1:  # + 1 at every fold but the last, whose tail reaches the next window
             base = i * kh * kw * cf
             for f in range(cf - 1):
                 tails[base + f * group] = 1
-            tails[base + (cf - 1) * group] = big - (cf - 1) if i + 1 < len(starts) else min_size - 1
+            tails[base + (cf - 1) * group] = min_size - 1 if nxt is None else nxt - (cf - 1)
         else:
-            tails[i * group] = big
+            tails[i * group] = min_size - 1 if nxt is None else nxt
     n_seq = len(seq)
     resets = []
     newest, cur_i, fenw = -1, 0, 0
@@ -129,10 +126,7 @@ def steady_state_cycles(h: int, w: int, cf: int, k: tuple[int, int], stride: tup
     return int(resets[-1] - resets[-2])
 
 
-@lru_cache(maxsize=256)
-def _cached(*key) -> int:
-    h, w, cf, k, stride, dilation, depthwise, depth = key
-    return steady_state_cycles(h, w, cf, k, stride, dilation, depthwise, depth)
+_cached = lru_cache(maxsize=256)(steady_state_cycles)
 
 
 def swg_cycles_per_frame(inst) -> int:
