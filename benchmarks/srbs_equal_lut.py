@@ -1,0 +1,90 @@
+"""One WinogradSRBS layer, dense against SRBS 2/8, over every folding: the speed-up at equal LUT.
+
+The layer is fmnist-vgg's second convolution (32 -> 32 channels on 28x28, F(2x2,3x3), padding 1;
+PYNQ-Z2's xc7z020), unsigned activations and signed Winograd-domain weights, multipliers in LUTs (``res_type="lut"``,
+as the builds set it), its output as wide
+as :func:`winoforge.winograd.bit_growth` says for any weights (a build narrows it to its
+weights' range, e.g. INT14 for fmnist-vgg's reference weights against 17 here).  For every power-of-two cycle target from 2^10 to 2^19 (and 1.5x those),
+:func:`winoforge.hw.srbs_folding.choose_folding` picks the cheapest folding of the dense layer
+(``SubRow = 0``) and of the SRBS layer (``SubRow = 8, Keep = 2``: density 1/4) and records its
+expected cycles and estimated LUT (``estimate_resources``, calibrated within -10..+16 % of Yosys,
+``benchmarks/rtl_calibration.py``).  Then, for every dense folding, the fastest SRBS folding with
+no more LUT: the speed-up at equal LUT.  Also the LUT ratio at equal multipliers (SRBS at 4x the
+dense speed), where a continuous folding would land between the discrete steps.  W4A4 (the
+networks' widths) and W8A8.  Estimates only, no synthesis: seconds.
+
+Writes ``benchmarks/results/srbs_equal_lut.json``.  Run: ``python benchmarks/srbs_equal_lut.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PART = "xc7z020clg400-1"
+TARGETS = sorted({2**k for k in range(10, 20)} | {3 * 2 ** (k - 1) for k in range(10, 19)})
+
+
+def _layer(weight_bits: int, act_bits: int, sub_row: int, keep: int):
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw.srbs_params import WinogradSRBSParams
+    from winoforge.winograd import WinogradSpec, bit_growth
+
+    acc = bit_growth(act_bits, weight_bits, 32, WinogradSpec(2), in_signed=False).output_bits
+    return WinogradSRBSParams(m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+                              input_datatype=DataType[f"UINT{act_bits}"], weight_datatype=DataType[f"INT{weight_bits}"],
+                              output_datatype=DataType[f"INT{acc}"], padding=1, sub_row=sub_row, keep=keep,
+                              simd=max(sub_row, 1), res_type="lut")
+
+
+def foldings(params) -> list[dict]:
+    from winoforge.hw.srbs_folding import choose_folding
+
+    seen = {}
+    for target in TARGETS:
+        try:
+            f = choose_folding(params, target, PART)
+        except ValueError:
+            continue
+        seen[f.pos, f.pe, f.simd] = {"cycles": int(f.exp_cycles()), "lut": int(f.estimate_resources(PART).lut),
+                                     "multipliers": int(f.multipliers), "pos": f.pos, "pe": f.pe, "simd": f.simd}
+    return sorted(seen.values(), key=lambda p: p["cycles"])
+
+
+def main() -> int:
+    t0 = time.perf_counter()
+    out = {"layer": "32 -> 32, 28x28, F(2x2,3x3), padding 1; SRBS SubRow 8 Keep 2 (density 1/4)", "part": PART,
+           "widths": {}}
+    for wb, ab in ((4, 4), (8, 8)):
+        dense, srbs = foldings(_layer(wb, ab, 0, 0)), foldings(_layer(wb, ab, 8, 2))
+        equal_lut = []
+        for d in dense:
+            best = min((s for s in srbs if s["lut"] <= d["lut"]), key=lambda s: s["cycles"], default=None)
+            if best is not None:
+                equal_lut.append({"dense_cycles": d["cycles"], "lut_budget": d["lut"], "srbs_cycles": best["cycles"],
+                                  "srbs_lut": best["lut"], "speedup": d["cycles"] / best["cycles"]})
+        equal_mult = []
+        for d in dense:
+            s = next((s for s in srbs if s["multipliers"] == d["multipliers"] and s["cycles"] * 4 == d["cycles"]), None)
+            if s is not None:
+                equal_mult.append({"multipliers": d["multipliers"], "dense_lut": d["lut"], "srbs_lut": s["lut"],
+                                   "lut_ratio_at_4x_speed": s["lut"] / d["lut"]})
+        key = f"W{wb}A{ab}"
+        out["widths"][key] = {"dense": dense, "srbs": srbs, "equal_lut": equal_lut, "equal_multipliers": equal_mult}
+        ups = sorted({round(e["speedup"], 3) for e in equal_lut})
+        ratios = [round(e["lut_ratio_at_4x_speed"], 2) for e in equal_mult]
+        print(f"{key}: speed-up at equal LUT over {len(equal_lut)} budgets: {ups}; "
+              f"LUT ratio at equal multipliers (4x speed): {ratios}")
+    out["seconds"] = time.perf_counter() - t0
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "srbs_equal_lut.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
