@@ -70,6 +70,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_layer_speed.py
 	$(PY) benchmarks/rtl_calibration.py
 	$(PY) benchmarks/hw_estimates.py
+	$(PY) benchmarks/srbs_equal_lut.py
 	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/rtl.py
 	$(PY) benchmarks/networks.py
