@@ -40,8 +40,8 @@ setup: setup-host setup-board ## both environments (idempotent, quick when nothi
 DEMO_MODEL ?= fmnist-vgg-pynqz2-srbs75
 DEMO_IMAGES ?= 10000
 DEMO_ARGS ?=
-# Until the trained student is shipped (models/README.md), the demo says so and runs the untrained
-# reference student of the same widths (a hardware-cost reference, 1,000 images for exactness).
+# Should the trained student be missing from models/ (models/README.md), the demo says so and runs the
+# untrained reference student of the same widths (a hardware-cost reference, 1,000 images for exactness).
 demo: setup ## the main job: the core, then the trained PYNQ-Z2 student: export, both FINN builds, 10,000 test images on the simulated device
 	$(PY) -m winoforge.cli demo --pretrained $(DEMO_MODEL) --images $(DEMO_IMAGES) \
 		--or-reference $(WIDTHS) $(DEMO_ARGS)
