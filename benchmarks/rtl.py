@@ -93,25 +93,33 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     t_synth = time.perf_counter()
     synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=True)
     t_synth = time.perf_counter() - t_synth
-    layers = []
-    for run, syn in zip(layer_runs, synth["layers"]):
-        layers.append({"name": run["name"], "op_type": run["op_type"], "cycles_sim": run["cycles_sim"],
-                       "cycles_est": run["cycles_est"], "cycles_ideal": run["cycles_ideal"],
-                       "layer_equal": run["equal"], "yosys": syn["yosys"], "yosys_error": syn.get("yosys_error"),
-                       "yosys_frontend": syn["frontend"], "est": syn["est"]})
+    layers = [{"name": run["name"], "op_type": run["op_type"], "cycles_sim": run["cycles_sim"],
+               "cycles_est": run["cycles_est"], "cycles_ideal": run["cycles_ideal"], "layer_equal": run["equal"],
+               **_layer_synth(syn)} for run, syn in zip(layer_runs, synth["layers"])]
     net_est = estimate_keys(estimates.get("totals", {}))
     return {
         "name": name, "images": sim["images"], "mismatches": sim["mismatches"],
         "cycles_per_frame_sim": sim["cycles_per_frame"], "cycles_per_frame_est": estimates["max_cycles"],
         "latency_cycles_sim": sim["latency_cycles"], "verilator_cycles_per_s": sim["verilator_cycles_per_s"],
-        "yosys": synth["network"]["yosys"], "est": net_est, "yosys_complete": synth["network"]["complete"],
-        "layers_without_yosys_counts": synth["network"]["layers_without_yosys_counts"],
-        "yosys_whole": synth["network"].get("whole"),
-        "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers, "fifos": synth["fifos"],
-        "converters": synth["converters"],
+        "est": net_est, **_network_synth(synth),
+        "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers,
         "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "synthesis": t_synth,
                                              "total": time.perf_counter() - t0},
     }
+
+
+def _layer_synth(syn: dict) -> dict:
+    """A layer's recorded synthesis fields, from its entry of ``synth_design``."""
+    return {"yosys": syn["yosys"], "yosys_error": syn.get("yosys_error"), "yosys_frontend": syn["frontend"],
+            "est": syn["est"]}
+
+
+def _network_synth(synth: dict) -> dict:
+    """A network's recorded synthesis fields, from ``synth_design``'s result."""
+    net = synth["network"]
+    return {"yosys": net["yosys"], "yosys_complete": net["complete"],
+            "layers_without_yosys_counts": net["layers_without_yosys_counts"], "yosys_whole": net.get("whole"),
+            "fifos": synth["fifos"], "converters": synth["converters"]}
 
 
 def _resynthesize(out: Path, work: Path) -> dict:
@@ -134,11 +142,8 @@ def _resynthesize(out: Path, work: Path) -> dict:
         t1 = time.perf_counter()
         synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=True)
         for lay, syn in zip(net["layers"], synth["layers"]):
-            lay.update(yosys=syn["yosys"], yosys_error=syn.get("yosys_error"), yosys_frontend=syn["frontend"],
-                       est=syn["est"])
-        net.update(yosys=synth["network"]["yosys"], yosys_complete=synth["network"]["complete"],
-                   layers_without_yosys_counts=synth["network"]["layers_without_yosys_counts"],
-                   yosys_whole=synth["network"].get("whole"), fifos=synth["fifos"], converters=synth["converters"])
+            lay.update(_layer_synth(syn))
+        net.update(_network_synth(synth))
         net["wall_s"]["synthesis"] = time.perf_counter() - t1
         print(f"{net['name']}: {synth['network']['yosys']} (whole design {synth['network']['whole']['yosys']})")
     top = result["networks"][0]

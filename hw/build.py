@@ -631,29 +631,26 @@ def _converters(model) -> tuple[list[dict], str | None]:
         return [], str(err)
 
 
-def _add(totals: dict, est: dict) -> None:
-    for k, v in est.items():
-        if isinstance(v, (int, float)) and "efficiency" not in k.lower():
-            totals[k] = totals.get(k, 0) + v
-
-
-def resource_totals(model, cfg, converters: list[dict] | None = None) -> dict[str, float]:
+def resource_totals(model, cfg) -> dict[str, float]:
     """Sum of the per-node estimates (LUT, FF, BRAM_18K, DSP, URAM) over the dataflow nodes --
     :func:`winoforge.hw.finn_estimates.node_resources`: FINN's, with Thresholding_rtl and
-    ConvolutionInputGenerator_rtl calibrated on Yosys -- plus the stitched design's width converters
-    (``converters``: their list, computed when None)."""
+    ConvolutionInputGenerator_rtl calibrated on Yosys -- plus the stitched design's width converters."""
     from qonnx.custom_op.registry import getCustomOp
 
     from .finn_estimates import node_resources
 
     part = cfg._resolve_fpga_part()
+    return _totals([node_resources(getCustomOp(node), part) for node in _dataflow_nodes(model)],
+                   _converters(model)[0])
+
+
+def _totals(node_estimates: list[dict], converters: list[dict]) -> dict[str, float]:
+    """The numeric resources of the nodes' and the converters' estimates summed (efficiencies left out)."""
     totals: dict[str, float] = {}
-    for node in _dataflow_nodes(model):
-        _add(totals, node_resources(getCustomOp(node), part))
-    if converters is None:
-        converters = _converters(model)[0]
-    for conv in converters:
-        _add(totals, conv["resources"])
+    for est in [*node_estimates, *(conv["resources"] for conv in converters)]:
+        for k, v in est.items():
+            if isinstance(v, (int, float)) and "efficiency" not in k.lower():
+                totals[k] = totals.get(k, 0) + v
     return totals
 
 
@@ -682,7 +679,7 @@ def estimate_summary(model, cfg) -> dict:
     clock_hz = 1e9 / cfg.synth_clk_period_ns
     slowest = max(layers, key=lambda e: e["cycles"])
     summary = {"clock_mhz": clock_hz / 1e6, "layers": layers, "converters": converters,
-               "totals": resource_totals(model, cfg, converters),
+               "totals": _totals([e["resources"] for e in layers], converters),
                "max_cycles": slowest["cycles"], "slowest": slowest["name"], "fps": clock_hz / max(slowest["cycles"], 1)}
     if why:
         summary["converters_not_counted"] = why

