@@ -17,8 +17,9 @@ FIFOs sized in Verilator on golden images), then
 
 Networks: the PYNQ-Z2 benchmark network of ``benchmarks/hw_estimates.py`` (VGG
 32,32,M,64,64,M,128,128,M, W4A4, SRBS 2/8, reference weights) at the folding that
-benchmark compared (its ``target_fps``), and the demo network (the committed tiny
-trained student of ``notebooks/packages/fmnist-tiny``).
+benchmark compared (its ``target_fps``), and the demo networks: the trained PYNQ-Z2 student of
+``make demo`` (``models/fmnist-vgg-pynqz2-srbs75``, exported from the registry, at the demo's
+target of 2,500 FPS) and the committed tiny trained student of ``notebooks/packages/fmnist-tiny``.
 
 Targets: 0 mismatches on >= 1,000 images; simulated steady-state cycles per frame
 within 5% of the estimated network cycles; every WinogradSRBS layer within 1.05x of
@@ -66,6 +67,21 @@ def _benchmark_network(work: Path, raw_calibration) -> tuple[Path, float]:
     onnx = work / "bench" / "model.onnx"
     export_run(net, onnx, check_images=raw_calibration[:16], progress=False)
     return onnx, float(compared["target_fps"])
+
+
+DEMO_MODEL = "fmnist-vgg-pynqz2-srbs75"  # make demo's student (Makefile DEMO_MODEL)
+DEMO_TARGET_FPS = 2500.0  # and its target (Makefile TARGET_FPS)
+
+
+def _demo_student(work: Path, check) -> Path:
+    """The registry's trained PYNQ-Z2 student exported as ``make demo`` exports it (checked on ``check``)."""
+    from winoforge.hw.flow import export_run, load_student
+    from winoforge.model.pretrained import resolve
+
+    model, _ = load_student(resolve(DEMO_MODEL))
+    onnx = work / "student" / "model.onnx"
+    export_run(model, onnx, check_images=check, progress=False)
+    return onnx
 
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden) -> dict:
@@ -220,7 +236,8 @@ def main(argv=None) -> int:
         return 0
     partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
-    plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x))]
+    plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x)),
+                                  (DEMO_MODEL, _demo_student(work, x[:16]), DEMO_TARGET_FPS)]
     plan.append(("fmnist-tiny", TINY_ONNX, None))
     for name, onnx, fps in plan:
         net = _network(name, onnx, fps, work, images, raw[:4])
