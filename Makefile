@@ -69,6 +69,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/winograd_counts.py
 	$(PY) benchmarks/winograd_layer_speed.py
 	$(PY) benchmarks/rtl_calibration.py
+	$(PY) benchmarks/yosys_mappers.py
 	$(PY) benchmarks/hw_estimates.py
 	$(PY) benchmarks/srbs_equal_lut.py
 	$(PY) benchmarks/runtime_speed.py

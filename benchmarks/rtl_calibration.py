@@ -354,7 +354,7 @@ def sources_digest(kind: str) -> str:
 
     from winoforge.hw.rtl_ops import LAYERS_DIR
 
-    if kind in FINN_KINDS:  # finn-rtllib's sources, FINN's code generator, our slang rewrites
+    if kind in FINN_KINDS:  # finn-rtllib's sources, FINN's code generator, our slang recipe
         import inspect
 
         from qonnx.custom_op.registry import getCustomOp
@@ -369,8 +369,7 @@ def sources_digest(kind: str) -> str:
             folder = {"thresholds": "thresholding/hdl", "swg": "swg"}[kind]
             files = sorted((lib / folder).glob("*"))
             files.append(Path(inspect.getfile(type(getCustomOp(finn_layer(kind, POINTS[kind][0])[1])))))
-        files.append(Path(yosys_slang.__file__))
-        return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        return hashlib.sha256(b"".join(f.read_bytes() for f in files) + yosys_slang.recipe().encode()).hexdigest()[:16]
     if kind == "winograd":
         from winoforge.hw.rtl import RTL_DIR
         from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES

@@ -238,17 +238,20 @@ FRONTENDS = ("verilog", "slang")
 
 
 def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7", *, yosys: str | None = None,
-                 cwd: str | Path | None = None, defines: tuple[str, ...] = (), frontend: str = "verilog") -> dict:
+                 cwd: str | Path | None = None, defines: tuple[str, ...] = (), frontend: str = "verilog",
+                 abc9: bool = False) -> dict:
     """Yosys counts (see :func:`yosys_counts`) of module ``top`` read from ``files`` with
     SystemVerilog ``params``; ``cwd``: where ``$readmemh`` files named relatively are found;
-    ``frontend``: one of :data:`FRONTENDS`."""
+    ``frontend``: one of :data:`FRONTENDS`; ``abc9``: map LUTs with ABC9 (Yosys 0.23's
+    ``synth_xilinx -abc9``; its default, and the calibration's, is classic ABC)."""
     if family not in YOSYS_FAMILIES:
         raise ValueError(f"family {family!r} not allowed; allowed: {', '.join(YOSYS_FAMILIES)}")
     if frontend not in FRONTENDS:
         raise ValueError(f"frontend {frontend!r} not allowed; allowed: {', '.join(FRONTENDS)}")
     if frontend == "slang":
-        if defines or yosys:
-            raise ValueError("the slang frontend takes neither defines nor another yosys")
+        if defines or yosys or abc9:
+            raise ValueError("the slang frontend takes neither defines nor another yosys nor abc9 (Yosys 0.70 "
+                             "always maps with ABC9)")
         from .yosys_slang import slang_cells
 
         return counts_of_cells(slang_cells(files, top, params, family, data_dir=cwd))
@@ -262,7 +265,7 @@ def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7
             "read_verilog -sv " + " ".join(f"-D{d}" for d in defines) + " " + " ".join(str(Path(p).resolve())
                                                                                   for p in files),
             *([f"chparam {chparam} {top}"] if chparam else []),
-            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
+            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf" + (" -abc9" if abc9 else ""),
             f"tee -q -o {stat_file} stat -json",
         ])
         run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=str(cwd or tmp))

