@@ -27,7 +27,7 @@ its ideal cycles.  Writes ``benchmarks/results/rtl.json`` (the issue's schema; t
 benchmark network at the top level, every network under ``networks``) and ``rtl.png``.
 Run: ``make bench-rtl`` (``--quick``: the demo network on 100 images; ``--synth-only``: only
 the Yosys part again, on the packages of the recorded run, for a change that touches
-synthesis alone).
+synthesis alone; ``--reestimate``: only the estimates again, for a change of the formulas).
 """
 
 from __future__ import annotations
@@ -174,6 +174,46 @@ def _resynthesize(out: Path, work: Path) -> dict:
     return result
 
 
+def _reestimate(out: Path, work: Path) -> dict:
+    """``--reestimate``: the ``est`` columns again with the current formulas, from the final dataflow
+    models of the recorded run's packages (same foldings; builds, simulations and Yosys counts stay)."""
+    import subprocess
+
+    from winoforge.hw.finn_env import ensure_finn
+
+    ensure_finn()
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from winoforge.hw import rtl_ops, winograd_op  # noqa: F401 -- registers our ops with qonnx
+    from winoforge.hw.build import estimate_summary
+    from winoforge.hw.rtl_synth import RESOURCE_KEYS, estimate_keys
+
+    result = json.loads(out.read_text())
+    for net in result["networks"]:
+        package = work / "pkgs" / net["name"]
+        manifest = json.loads((package / "manifest.json").read_text())
+        cfg = DataflowBuildConfig(output_dir=str(work / "reestimate"), synth_clk_period_ns=1e3 / manifest["clock_mhz"],
+                                  fpga_part=manifest["fpga_part"], generate_outputs=[])
+        summary = estimate_summary(ModelWrapper(str(package / "dataflow_model.onnx")), cfg)
+        by_name = {e["name"]: e for e in summary["layers"]}
+        if summary["max_cycles"] != net["cycles_per_frame_est"] or not {lay["name"] for lay in net["layers"]} <= set(by_name):
+            raise SystemExit(f"{package}: not the package {out} recorded (its layers or cycles differ); run the full benchmark")
+        for lay in net["layers"]:
+            lay["est"] = estimate_keys(by_name[lay["name"]]["resources"])
+        net["est"] = estimate_keys(summary["totals"])
+        net["est_layers_sum"] = {k: sum(lay["est"][k] or 0 for lay in net["layers"]) for k in RESOURCE_KEYS}
+        print(f"{net['name']}: estimate {net['est']} (Yosys {net['yosys']})")
+    result["network"]["est"] = result["networks"][0]["est"]
+    result["layers"] = result["networks"][0]["layers"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    result["estimates_rerun"] = {"git_commit": commit.stdout.strip() or None,
+                                 "note": "est columns re-computed (--reestimate) with the formulas of this commit "
+                                         "from the recorded run's final dataflow models; builds, simulations and "
+                                         "Yosys counts are that run's"}
+    return result
+
+
 def _targets(net: dict) -> dict:
     ratio = net["cycles_per_frame_sim"] / net["cycles_per_frame_est"]
     wino = [lay for lay in net["layers"] if lay["cycles_ideal"]]
@@ -218,6 +258,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--synth-only", action="store_true",
                         help="only the Yosys part again, on the packages of the recorded run (same RTL)")
+    parser.add_argument("--reestimate", action="store_true",
+                        help="only the est columns again (current formulas), from the recorded run's packages")
     args = parser.parse_args(argv)
 
     from winoforge.hw.flow import golden_images
@@ -228,6 +270,12 @@ def main(argv=None) -> int:
     x, raw, _ = golden_images(256)
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / ("rtl_quick.json" if args.quick else "rtl.json")
+    if args.reestimate:
+        result = _reestimate(out, work)
+        out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        _plot(result["networks"], out.with_suffix(".png"))
+        print(f"-> {out}")
+        return 0
     if args.synth_only:
         result = _resynthesize(out, work)
         out.write_text(json.dumps(result, indent=2, default=float) + "\n")

@@ -129,6 +129,17 @@ POINTS["thresholds"] = [
     dict(channels=128, pe=4, steps=15, idt="INT20", wdt="INT20", odt="UINT4"),
     dict(channels=96, pe=2, steps=15, idt="INT14", wdt="INT12", odt="UINT4"),      # CF not a power of 2
     dict(channels=256, pe=1, steps=15, idt="INT16", wdt="INT13", odt="UINT4"),     # logic and BRAM stages
+    # thresholds as builds make them (threshold_values): the input quantizer of raw pixels, and
+    # per-channel progressions at the widths of the benchmark network's and the students' layers
+    dict(channels=1, pe=1, steps=255, idt="UINT8", wdt="UINT8", odt="UINT8", spacing="ramp"),
+    dict(channels=1, pe=1, steps=255, idt="UINT8", wdt="UINT9", odt="UINT8", spacing="affine"),
+    dict(channels=16, pe=1, steps=15, idt="INT14", wdt="INT14", odt="UINT4", spacing="affine"),
+    dict(channels=32, pe=1, steps=15, idt="INT14", wdt="INT15", odt="UINT4", spacing="affine"),
+    dict(channels=32, pe=1, steps=15, idt="INT14", wdt="INT10", odt="UINT4", spacing="affine"),
+    dict(channels=64, pe=1, steps=15, idt="INT14", wdt="INT12", odt="UINT4", spacing="affine"),
+    dict(channels=128, pe=1, steps=15, idt="INT16", wdt="INT11", odt="UINT4", spacing="affine"),
+    dict(channels=64, pe=8, steps=15, idt="INT13", wdt="INT12", odt="UINT4", spacing="affine"),
+    dict(channels=128, pe=16, steps=15, idt="INT16", wdt="INT14", odt="UINT4", spacing="affine"),
 ]
 POINTS["swg"] = [  # dim, channels, simd, kernel, stride, depthwise, idt (UINT4 unless said)
     dict(dim=28, channels=32, simd=2, kernel=2, stride=2, depthwise=1, idt="UINT4"),   # pooling windows
@@ -204,10 +215,37 @@ def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
     raise ValueError(f"kind {kind!r} is not one of our RTL layers; allowed: pool, gap, mvau")
 
 
+def threshold_values(cfg: dict) -> np.ndarray:
+    """The ``(channels, steps)`` thresholds of a ``thresholds`` point, by ``cfg.get("spacing", "random")``:
+
+    * ``random``: sorted random integers over ``wdt``'s whole range;
+    * ``affine``: per channel an arithmetic progression ``floor(b_c + d_c (k + 1/2))`` with a random
+      step ``d_c`` (its steps spanning 10-50 % of ``wdt``'s range) and offset -- what a uniform
+      activation quantizer after BatchNorm becomes, as in every trained and reference student;
+    * ``ramp``: ``k + 1`` in every channel -- the 8-bit input quantizer of raw pixels.
+
+    Seeded by ``cfg.get("seed", 0)``."""
+    from qonnx.core.datatype import DataType
+
+    w, ch, n = DataType[cfg["wdt"]], cfg["channels"], cfg["steps"]
+    lo, hi = int(w.min()), int(w.max())
+    rng = np.random.default_rng(cfg.get("seed", 0))
+    spacing = cfg.get("spacing", "random")
+    if spacing == "random":
+        return np.sort(rng.integers(lo, hi + 1, (ch, n)), axis=1)
+    if spacing == "ramp":
+        return np.tile(np.arange(1, n + 1), (ch, 1)).clip(lo, hi)
+    if spacing == "affine":
+        step = rng.uniform(0.1, 0.5, (ch, 1)) * (hi - lo) / n
+        offset = lo + rng.uniform(0, 1, (ch, 1)) * (hi - lo - step * n)
+        return np.floor(offset + step * (np.arange(n) + 0.5)).clip(lo, hi).astype(np.int64)
+    raise ValueError(f"thresholds spacing {spacing!r} not allowed; allowed: random, affine, ramp")
+
+
 def finn_layer(kind: str, cfg: dict, name: str | None = None):
     """``(model, node)`` of one of FINN's RTL layers (``thresholds``, ``swg``) for a configuration of
-    :data:`POINTS`: thresholds are sorted random integers of ``wdt`` (seed ``cfg.get("seed", 0)``) --
-    constant ROM contents change the LUT count, so neither zeros nor a ramp."""
+    :data:`POINTS`.  ROM contents change the counts, so thresholds come in the kinds builds meet
+    (:func:`threshold_values`, ``cfg["spacing"]``)."""
     from onnx import helper
     from qonnx.core.datatype import DataType
 
@@ -217,9 +255,8 @@ def finn_layer(kind: str, cfg: dict, name: str | None = None):
     ensure_finn()
     domain = "finn.custom_op.fpgadataflow.rtl"
     if kind == "thresholds":
-        w, ch = DataType[cfg["wdt"]], cfg["channels"]
-        rng = np.random.default_rng(cfg.get("seed", 0))
-        thresholds = np.sort(rng.integers(int(w.min()), int(w.max()) + 1, (ch, cfg["steps"])), axis=1)
+        ch = cfg["channels"]
+        thresholds = threshold_values(cfg)
         node = helper.make_node("Thresholding_rtl", ["x", "thresh"], ["y"], domain=domain,
                                 name=name or "Thresholding_rtl_0", backend="fpgadataflow", NumChannels=ch,
                                 PE=cfg["pe"], numSteps=cfg["steps"], inputDataType=cfg["idt"],

@@ -350,3 +350,31 @@ def test_layers_alone_see_the_depthwise_window_order(tmp_path, tool):
 
     assert not np.array_equal(stream_order(tensors["w"], design.stages[0].io["out_order"]), tensors["w"])
     assert rows[0]["cycles_sim"] == exp_cycles(getCustomOp(swg)) != getCustomOp(swg).get_exp_cycles()
+
+
+def test_bench_rtl_reestimate_reproduces_the_builds_estimates(tiny_build, tmp_path):
+    """``benchmarks/rtl.py --reestimate`` recomputes a recorded run's ``est`` columns from its packages'
+    final models: with unchanged formulas it must give the build's own figures, and it refuses a
+    package that is not the one recorded."""
+    import json
+    import runpy
+
+    from winoforge.hw.rtl_synth import estimate_keys
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
+    estimates = json.loads((tiny_build["package"] / "reports" / "estimates.json").read_text())
+    fabric = [e for e in estimates["layers"] if e["op_type"].endswith("_rtl")]
+    recorded = {"network": {}, "networks": [{
+        "name": "tiny", "cycles_per_frame_est": estimates["max_cycles"], "yosys": None,
+        "layers": [{"name": e["name"], "est": None} for e in fabric]}]}
+    out = tmp_path / "rtl.json"
+    out.write_text(json.dumps(recorded))
+    result = bench["_reestimate"](out, tiny_build["package"].parent.parent)
+    (net,) = result["networks"]
+    assert [lay["est"] for lay in net["layers"]] == [estimate_keys(e["resources"]) for e in fabric]
+    assert net["est"] == estimate_keys(estimates["totals"])
+    assert result["layers"] == net["layers"] and "estimates_rerun" in result
+    recorded["networks"][0]["cycles_per_frame_est"] += 1  # another folding: not this package
+    out.write_text(json.dumps(recorded))
+    with pytest.raises(SystemExit, match="not the package"):
+        bench["_reestimate"](out, tiny_build["package"].parent.parent)
