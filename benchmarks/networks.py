@@ -40,10 +40,13 @@ A flow with no folding inside its limits gets a row with ``fps: null`` and the r
 invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
 folding steps); ``grid_points`` records every folding it built.
 
-Source: every row is ``"estimate"`` (FINN's estimates for FINN's layers; ours for WinogradSRBS and
-our pooling/classifier RTL, calibrated against Yosys in ``benchmarks/rtl_calibration.py``; our
-WinogradSRBS cycle model equals the Verilator-simulated cycles, ``benchmarks/rtl.py``).  Running the
-stitched RTL of every row here would cost hours on 2 cores; see the README for what is next.
+Source: a row is ``"rtl"`` where ``make bench-rtl`` built, simulated and synthesized its network at
+its folding (:func:`apply_rtl`: FPS from the Verilator-simulated cycles, resources by Yosys; the
+estimates kept under ``estimate``), else ``"estimate"`` (FINN's estimates for FINN's HLS layers;
+ours for WinogradSRBS, our pooling/classifier RTL and FINN's RTL layers, calibrated against Yosys
+in ``benchmarks/rtl_calibration.py``; our WinogradSRBS cycle model equals the Verilator-simulated
+cycles, ``benchmarks/rtl.py``).  Running the stitched RTL of every row here would cost hours on 2
+cores.
 
 Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3x the FPS of dense
 Winograd at no more LUT and DSP; and how far mixed precision takes it.
@@ -344,6 +347,36 @@ def add_speedups(rows: list[dict]) -> None:
             row[key] = row["fps"] / ref if row["fps"] and ref else None
 
 
+#: bench-rtl's networks (``benchmarks/results/rtl.json``) that are rows of this benchmark: the PYNQ-Z2
+#: benchmark network there is ``hw_estimates.WIDTHS`` (= ``VGG_PYNQ``), W4A4, SRBS 2/8, uniform widths
+RTL_ROWS = {"pynq-z2-benchmark": ("fmnist-vgg", "srbs", 0.25, False)}
+CLOCK_HZ = 100e6
+
+
+def apply_rtl(rows: list[dict], rtl: dict | None) -> None:
+    """Where ``make bench-rtl`` built, simulated and synthesized a row's network at the row's folding
+    (same network, flow, density and estimated cycles per frame), the row takes the RTL's figures:
+    FPS from the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys (every layer, FIFO
+    and converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.  Idempotent."""
+    if not rtl:
+        return
+    by_key = {key: net for net in rtl.get("networks", []) for name, key in RTL_ROWS.items() if net["name"] == name}
+    for row in rows:
+        net = by_key.get((row["network"], row["flow"], row["density"], row["mixed_precision"]))
+        if (net is None or "rtl" in row or not row.get("fps") or row.get("max_cycles") != net["cycles_per_frame_est"]
+                or not net.get("yosys_complete")):
+            continue
+        row["estimate"] = {k: row[k] for k in ("fps", "lut", "ff", "bram", "dsp")}
+        y = net["yosys"]
+        row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
+                   dsp=y["dsp"], source="rtl")
+        row["rtl"] = {"from": "benchmarks/results/rtl.json", "network": net["name"], "images": net["images"],
+                      "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
+                      "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
+                      "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP by "
+                              "Yosys synth_xilinx, every layer, FIFO and converter summed"}
+
+
 def targets(rows: list[dict]) -> dict:
     """Density 1/4 (uniform W4A4) at >= 3x dense Winograd's FPS at no more LUT and DSP, per network;
     and what mixed precision adds."""
@@ -487,6 +520,9 @@ def _git_commit() -> str | None:
 
 
 def _write(out: Path, rows, details, args, grid, t0) -> dict:
+    rtl_file = RESULTS / "rtl.json"
+    if not args.quick and rtl_file.is_file():
+        apply_rtl(rows, json.loads(rtl_file.read_text()))
     add_speedups(rows)
     result = {
         "rows": rows, "targets": targets(rows), "paper": PAPER, "paper_beside": PAPER_BESIDE,

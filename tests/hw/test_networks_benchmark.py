@@ -71,3 +71,38 @@ def test_rows_respect_equal_resources_and_targets_follow(quick):
     for label, flow in result["networks"]["tiny-vgg"]["flows"].items():
         assert flow["export_check"]["exact"], label
         assert flow["grid_points"]
+
+
+def test_rows_take_the_rtl_figures_where_bench_rtl_built_them():
+    """apply_rtl: the row bench-rtl built at the same folding takes the simulated FPS and Yosys counts
+    (source "rtl", estimates kept); another folding or flow stays an estimate; speed-ups follow."""
+    import sys
+
+    mod = runpy.run_path(str(SCRIPT))
+    sys.path.insert(0, str(SCRIPT.parent))
+    from hw_estimates import WIDTHS
+
+    assert WIDTHS == mod["VGG_PYNQ"]  # bench-rtl's benchmark network is this benchmark's fmnist-vgg
+
+    def row(flow, density, fps, cycles):
+        return {"network": "fmnist-vgg", "flow": flow, "density": density, "mixed_precision": False, "fps": fps,
+                "lut": 40_000.0, "ff": None, "bram": 50.0, "dsp": 0, "max_cycles": cycles, "source": "estimate"}
+
+    rows = [row("winograd_dense", 1.0, 2000.0, 50_000), row("srbs", 0.25, 4000.0, 25_000),
+            row("srbs", 0.5, 2000.0, 50_000)]
+    rtl = {"networks": [{"name": "pynq-z2-benchmark", "cycles_per_frame_est": 25_000, "cycles_per_frame_sim": 25_100,
+                         "yosys": {"lut": 41_000, "ff": 22_000, "bram": 104, "dsp": 0}, "yosys_complete": True,
+                         "images": 1000, "mismatches": 0}]}
+    mod["apply_rtl"](rows, rtl)
+    mod["apply_rtl"](rows, rtl)  # idempotent
+    dense, quarter, half = rows
+    assert quarter["source"] == "rtl" and quarter["fps"] == 100e6 / 25_100
+    assert (quarter["lut"], quarter["ff"], quarter["bram"]) == (41_000, 22_000, 52.0)
+    assert quarter["estimate"]["fps"] == 4000.0 and quarter["rtl"]["mismatches"] == 0
+    assert dense["source"] == half["source"] == "estimate" and "rtl" not in half
+    mod["add_speedups"](rows)
+    assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 2000.0
+    rtl["networks"][0]["cycles_per_frame_est"] = 12_500  # bench-rtl at another folding: no match
+    fresh = [row("srbs", 0.25, 4000.0, 25_000)]
+    mod["apply_rtl"](fresh, rtl)
+    assert fresh[0]["source"] == "estimate"
