@@ -141,8 +141,6 @@ def _network_synth(synth: dict) -> dict:
 def _resynthesize(out: Path, work: Path) -> dict:
     """``--synth-only``: the Yosys part again, on the packages of the run recorded in ``out``
     (its simulations stay: same packages, same RTL), for when only the synthesis changed."""
-    import subprocess
-
     from winoforge.hw.rtl.stitch import StitchedDesign
     from winoforge.hw.rtl_synth import synth_design, yosys_family
 
@@ -165,8 +163,7 @@ def _resynthesize(out: Path, work: Path) -> dict:
     top = result["networks"][0]
     result["layers"] = top["layers"]
     result["network"].update(yosys=top["yosys"], yosys_whole=(top["yosys_whole"] or {}).get("yosys"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    result["synthesis_rerun"] = {"git_commit": commit.stdout.strip() or None,
+    result["synthesis_rerun"] = {"git_commit": _git_commit(),
                                  "seconds": time.perf_counter() - t0,
                                  "note": "Yosys counts re-run (--synth-only) on the packages of the recorded run; "
                                          "its builds, simulations and the packages' estimates are that run's"}
@@ -177,8 +174,6 @@ def _resynthesize(out: Path, work: Path) -> dict:
 def _reestimate(out: Path, work: Path) -> dict:
     """``--reestimate``: the ``est`` columns again with the current formulas, from the final dataflow
     models of the recorded run's packages (same foldings; builds, simulations and Yosys counts stay)."""
-    import subprocess
-
     from winoforge.hw.finn_env import ensure_finn
 
     ensure_finn()
@@ -187,7 +182,7 @@ def _reestimate(out: Path, work: Path) -> dict:
 
     from winoforge.hw import rtl_ops, winograd_op  # noqa: F401 -- registers our ops with qonnx
     from winoforge.hw.build import estimate_summary
-    from winoforge.hw.rtl_synth import RESOURCE_KEYS, estimate_keys
+    from winoforge.hw.rtl_synth import estimate_keys
 
     result = json.loads(out.read_text())
     for net in result["networks"]:
@@ -202,16 +197,20 @@ def _reestimate(out: Path, work: Path) -> dict:
         for lay in net["layers"]:
             lay["est"] = estimate_keys(by_name[lay["name"]]["resources"])
         net["est"] = estimate_keys(summary["totals"])
-        net["est_layers_sum"] = {k: sum(lay["est"][k] or 0 for lay in net["layers"]) for k in RESOURCE_KEYS}
         print(f"{net['name']}: estimate {net['est']} (Yosys {net['yosys']})")
     result["network"]["est"] = result["networks"][0]["est"]
     result["layers"] = result["networks"][0]["layers"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    result["estimates_rerun"] = {"git_commit": commit.stdout.strip() or None,
+    result["estimates_rerun"] = {"git_commit": _git_commit(),
                                  "note": "est columns re-computed (--reestimate) with the formulas of this commit "
                                          "from the recorded run's final dataflow models; builds, simulations and "
                                          "Yosys counts are that run's"}
     return result
+
+
+def _git_commit() -> str | None:
+    from winoforge.hw.flow import _git_commit as commit
+
+    return commit()
 
 
 def _targets(net: dict) -> dict:

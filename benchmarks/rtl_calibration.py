@@ -313,12 +313,21 @@ def estimate(kind: str, cfg: dict) -> dict:
             "bram": int(inst.bram_estimation(FPGA_PART)), "dsp": int(inst.dsp_estimation(FPGA_PART))}
 
 
+def generated_sources(model, node, folder: Path) -> tuple[list[Path], str]:
+    """``(sources, top)`` of a one-node model's layer, its HDL generated into ``folder`` as the build
+    generates it (``$readmemh`` data there too)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(node)
+    inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
+    inst.generate_hdl(model, FPGA_PART, 10.0)
+    return [Path(f) for f in inst.get_rtl_file_list(abspath=True)], node.name
+
+
 def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
     """Yosys counts ``{lut (LUT + LUTRAM), ff, bram (RAMB18 equivalents), dsp, lutram, carry, muxf}``
     of the layer's HDL, written into ``folder`` as the build writes it."""
     from winoforge.hw.rtl import synth_counts
-
-    from qonnx.custom_op.registry import getCustomOp
 
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "dwc":
@@ -328,12 +337,8 @@ def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
         counts = synth_counts([lib / f for f in _RTLLIB_SOURCES], "dwc_axi", {"IBITS": cfg["ibits"], "OBITS":
                               cfg["obits"]}, family="xc7", frontend="slang")
     elif kind in FINN_KINDS:
-        model, node = finn_layer(kind, cfg)
-        inst = getCustomOp(node)
-        inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
-        inst.generate_hdl(model, FPGA_PART, 10.0)
-        sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
-        counts = synth_counts(sources, node.name, family="xc7", cwd=folder, frontend="slang")
+        sources, top = generated_sources(*finn_layer(kind, cfg), folder)
+        counts = synth_counts(sources, top, family="xc7", cwd=folder, frontend="slang")
     elif kind == "winograd":
         from winoforge.hw.rtl.winograd_layer import layer_yosys_counts
 
@@ -341,12 +346,8 @@ def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
         params = winograd_params(cfg)
         counts = layer_yosys_counts(params, synth.random_weights(params, np.random.default_rng(0)))
     else:
-        model, node = open_rtl_layer(kind, cfg)
-        inst = getCustomOp(node)
-        inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
-        inst.generate_hdl(model, FPGA_PART, 10.0)
-        sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
-        counts = synth_counts(sources, node.name, family="xc7", cwd=folder)
+        sources, top = generated_sources(*open_rtl_layer(kind, cfg), folder)
+        counts = synth_counts(sources, top, family="xc7", cwd=folder)
     cells = counts["cells"]
     ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
         n for c, n in cells.items() if c.startswith("RAMB36"))

@@ -51,8 +51,6 @@ def _calibration():
 
 def layer_sources(kind: str, cfg: dict, folder: Path) -> tuple[list[Path], str]:
     """``(sources, top)`` of the layer of a calibration point, written into ``folder`` as the build writes it."""
-    from qonnx.custom_op.registry import getCustomOp
-
     cal = _calibration()
     if kind == "winograd":
         from winoforge.hw.rtl.winograd_layer import write_layer
@@ -61,28 +59,22 @@ def layer_sources(kind: str, cfg: dict, folder: Path) -> tuple[list[Path], str]:
         files = write_layer(params, cal._winograd_synth().random_weights(params, np.random.default_rng(0)), folder,
                             "layer_top")
         return [Path(f) for f in files.sources], "layer_top"
-    model, node = cal.open_rtl_layer(kind, cfg)
-    inst = getCustomOp(node)
-    inst.set_nodeattr("code_gen_dir_ipgen", str(folder))
-    inst.generate_hdl(model, cal.FPGA_PART, 10.0)
-    sources = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
+    sources, top = cal.generated_sources(*cal.open_rtl_layer(kind, cfg), folder)
     for f in sources:  # $readmemh names relative to the working folder, as the stitcher writes them
         if f.parent == folder:
             f.write_text(f.read_text().replace(f"{folder}/", "./"))
-    return sources, node.name
+    return sources, top
 
 
-def _counts(cells: dict) -> dict:
-    from winoforge.hw.rtl import counts_of_cells
-
-    c = counts_of_cells(cells) if "cells" not in cells else cells
+def _counts(c: dict) -> dict:
+    """The recorded fields of :func:`winoforge.hw.rtl.counts_of_cells`' counts."""
     return {"lut": c["LUT"] + c["LUTRAM"], "lut_logic": c["LUT"], "muxf": c["MUXF"], "carry": c["CARRY"],
             "ff": c["FF"], "bram": c["BRAM"]}
 
 
 def measure_point(kind: str, cfg: dict) -> dict:
     """The three syntheses of one point, each with its seconds."""
-    from winoforge.hw.rtl import synth_counts
+    from winoforge.hw.rtl import counts_of_cells, synth_counts
     from winoforge.hw.rtl.yosys_slang import verilog_cells
 
     out = {}
@@ -92,7 +84,7 @@ def measure_point(kind: str, cfg: dict) -> dict:
         for flow in FLOWS:
             t0 = time.perf_counter()
             if flow == "yosys_0.70":
-                counts = _counts(verilog_cells(sources, top, "xc7", data_dir=folder))
+                counts = _counts(counts_of_cells(verilog_cells(sources, top, "xc7", data_dir=folder)))
             else:
                 counts = _counts(synth_counts(sources, top, family="xc7", cwd=folder, abc9=flow.endswith("abc9")))
             out[flow] = {**counts, "seconds": round(time.perf_counter() - t0, 1)}
