@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-calibration bench-networks export estimate run sim synth bitfile notebooks demo-package clean
+.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-rtl-rows bench-calibration bench-networks export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,8 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/rtl.py
 	$(PY) benchmarks/networks.py
+	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200
+	$(PY) benchmarks/networks.py --apply-rtl
 
 bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
 	$(PY) benchmarks/hw_estimates.py
@@ -116,6 +118,15 @@ bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Viti
 
 bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
 	$(PY) benchmarks/rtl.py
+
+#: networks.json's rows of our flows that bench-rtl-rows rebuilds in RTL (Fashion-MNIST networks: Verilator runs its images)
+RTL_ROWS ?= $(subst $(space),$(comma),$(foreach n,fmnist-vgg fmnist-resnet8,$(foreach f,winograd_dense srbs_4of8 srbs_2of8 srbs_2of8_mixed,$(n):$(f))))
+comma := ,
+empty :=
+space := $(empty) $(empty)
+bench-rtl-rows: setup-host ## those rows of networks.json built, simulated (200 images) and synthesized at their folding (rtl_rows.json), then applied to networks.json
+	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200
+	$(PY) benchmarks/networks.py --apply-rtl
 
 bench-networks: setup-host ## SRBS vs dense Winograd vs stock FINN on VGG/ResNet networks (benchmarks/results/networks.json; over an hour on 2 cores)
 	$(PY) benchmarks/networks.py

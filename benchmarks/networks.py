@@ -45,15 +45,20 @@ its folding (:func:`apply_rtl`: FPS from the Verilator-simulated cycles, resourc
 estimates kept under ``estimate``), else ``"estimate"`` (FINN's estimates for FINN's HLS layers;
 ours for WinogradSRBS, our pooling/classifier RTL and FINN's RTL layers, calibrated against Yosys
 in ``benchmarks/rtl_calibration.py``; our WinogradSRBS cycle model equals the Verilator-simulated
-cycles, ``benchmarks/rtl.py``).  Running the stitched RTL of every row here would cost hours on 2
-cores.
+cycles, ``benchmarks/rtl.py``).  ``make bench-rtl`` builds the PYNQ-Z2 benchmark network
+(``rtl.json``); ``python benchmarks/rtl.py --rows NETWORK:FLOW,...`` rebuilds any row of our flows
+on the Fashion-MNIST networks at its folding (``rtl_rows.json``; about 15 min a row).  The
+CIFAR-sized rows stay estimates (``--rows`` takes Fashion-MNIST networks only: the RTL's
+whole-network simulation, ``hw.rtl_sim.run_package``, runs Fashion-MNIST test images).  The
+``finn`` rows stay estimates: FINN's HLS layers need Vitis HLS for RTL.
 
 Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3x the FPS of dense
 Winograd at no more LUT and DSP; and how far mixed precision takes it.
 
 Writes ``benchmarks/results/networks.json`` and ``networks.png``; prints the table.
 Run: ``make bench-networks`` (part of ``make bench``; 11-25 min per network on 2 shared cores);
-``--quick``: two tiny networks, a coarse grid (about a minute; the test runs it).
+``--quick``: two tiny networks, a coarse grid (about a minute; the test runs it);
+``--apply-rtl``: only the RTL results applied again to the recorded rows (after ``bench-rtl``).
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ SUB_ROW = 8
 FLOWS = (("finn", None, False), ("winograd_dense", None, False), ("srbs", 4, False), ("srbs", 2, False),
          ("srbs", 2, True))
 MIXED_BOPS_FRACTION = 0.6
+#: calibration images per network (``--calibration``; ``benchmarks/rtl.py --rows`` rebuilds rows with it)
+CALIBRATION = 64
 MIXED_CANDIDATES = [(w, a) for w in (2, 3, 4) for a in (2, 3, 4)]
 
 VGG_PYNQ = [32, 32, "M", 64, 64, "M", 128, 128, "M"]
@@ -348,29 +355,51 @@ def add_speedups(rows: list[dict]) -> None:
 
 
 #: bench-rtl's networks (``benchmarks/results/rtl.json``) that are rows of this benchmark: the PYNQ-Z2
-#: benchmark network there is ``hw_estimates.WIDTHS`` (= ``VGG_PYNQ``), W4A4, SRBS 2/8, uniform widths
+#: benchmark network there is ``hw_estimates.WIDTHS`` (= ``VGG_PYNQ``), W4A4, SRBS 2/8, uniform widths.
+#: ``rtl_rows.json`` (``bench-rtl --rows``) names its rows itself (each network's ``row``).
 RTL_ROWS = {"pynq-z2-benchmark": ("fmnist-vgg", "srbs", 0.25, False)}
+RTL_FILES = ("rtl.json", "rtl_rows.json")
 CLOCK_HZ = 100e6
+_ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp")
 
 
-def apply_rtl(rows: list[dict], rtl: dict | None) -> None:
+def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
+    """``(row key, bench-rtl network, file)`` for every network ``make bench-rtl`` built that is a
+    row here; a row ``rtl_rows.json`` built replaces the same row of ``rtl.json``."""
+    found = {}
+    for name in RTL_FILES:
+        path = results / name
+        if not path.is_file():
+            continue
+        for net in json.loads(path.read_text()).get("networks", []):
+            row = net.get("row")
+            key = ((row["network"], row["flow"], row["density"], row["mixed_precision"]) if row
+                   else RTL_ROWS.get(net["name"]))
+            if key is not None:
+                found[key] = (key, net, f"benchmarks/results/{name}")
+    return list(found.values())
+
+
+def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
     """Where ``make bench-rtl`` built, simulated and synthesized a row's network at the row's folding
-    (same network, flow, density and estimated cycles per frame), the row takes the RTL's figures:
-    FPS from the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys (every layer, FIFO
-    and converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.  Idempotent."""
-    if not rtl:
-        return
-    by_key = {key: net for net in rtl.get("networks", []) for name, key in RTL_ROWS.items() if net["name"] == name}
+    (same network, flow, density and estimated cycles per frame; :func:`rtl_networks`), the row takes
+    the RTL's figures: FPS from the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys
+    (every layer, FIFO and converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.
+    Re-applicable: a row that is already ``rtl`` starts again from its ``estimate``."""
+    by_key = {key: (net, origin) for key, net, origin in rtl}
     for row in rows:
-        net = by_key.get((row["network"], row["flow"], row["density"], row["mixed_precision"]))
-        if (net is None or "rtl" in row or not row.get("fps") or row.get("max_cycles") != net["cycles_per_frame_est"]
+        if "rtl" in row:  # back to the estimates, then again from the current RTL results
+            row.update(row.pop("estimate"), source="estimate")
+            del row["rtl"]
+        net, origin = by_key.get((row["network"], row["flow"], row["density"], row["mixed_precision"]), (None, None))
+        if (net is None or not row.get("fps") or row.get("max_cycles") != net["cycles_per_frame_est"]
                 or not net.get("yosys_complete")):
             continue
-        row["estimate"] = {k: row[k] for k in ("fps", "lut", "ff", "bram", "dsp")}
+        row["estimate"] = {k: row[k] for k in _ROW_FIGURES}
         y = net["yosys"]
         row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
                    dsp=y["dsp"], source="rtl")
-        row["rtl"] = {"from": "benchmarks/results/rtl.json", "network": net["name"], "images": net["images"],
+        row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
                       "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
                       "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
                       "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP by "
@@ -455,13 +484,17 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="two tiny networks, a coarse grid (smoke test)")
     parser.add_argument("--networks", default=None, help="comma-separated subset of the networks")
     parser.add_argument("--work", default="build/bench_networks")
-    parser.add_argument("--calibration", type=int, default=64, help="calibration images per network")
+    parser.add_argument("--calibration", type=int, default=CALIBRATION, help="calibration images per network")
     parser.add_argument("--out", default=None)
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="combine results of runs over disjoint --networks (in this order) into --out")
+    parser.add_argument("--apply-rtl", action="store_true",
+                        help="only apply the current bench-rtl results (rtl.json, rtl_rows.json) to the recorded rows")
     args = parser.parse_args(argv)
     if args.merge:
         return _merge(args)
+    if args.apply_rtl:
+        return _apply_rtl_only(args)
 
     nets = QUICK_NETWORKS if args.quick else NETWORKS
     if args.networks:
@@ -474,18 +507,20 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else RESULTS / ("networks_quick.json" if args.quick else "networks.json")
     t0 = time.perf_counter()
     rows, details = [], {}
+    rtl = [] if args.quick else rtl_networks()
     for name, spec in nets.items():
         try:
             net_rows, details[name] = run_network(
                 name, spec, Path(args.work), grid, args.calibration,
-                on_row=lambda part, info, name=name: _write(out, rows + part, {**details, name: info}, args, grid, t0))
+                on_row=lambda part, info, name=name: _write(out, rows + part, {**details, name: info}, args, grid, t0,
+                                                            rtl))
         except Exception as err:  # noqa: BLE001 -- one network's failure is reported, the others still run
             details[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:400]}"}
             print(f"  {name}: FAILED ({details[name]['error']})", flush=True)
             continue
         rows.extend(net_rows)
-        _write(out, rows, details, args, grid, t0)  # partial results survive a later failure
-    result = _write(out, rows, details, args, grid, t0)
+        _write(out, rows, details, args, grid, t0, rtl)  # partial results survive a later failure
+    result = _write(out, rows, details, args, grid, t0, rtl)
     print(table(rows))
     print(f"targets: {json.dumps(result['targets'])}")
     print(f"-> {out} ({result['wall_seconds']:.0f} s)")
@@ -502,7 +537,8 @@ def _merge(args) -> int:
         raise SystemExit(f"--merge: networks {clash} appear in more than one file; allowed: disjoint runs")
     details = {k: v for part in parts for k, v in part["networks"].items()}
     out = Path(args.out) if args.out else RESULTS / ("networks_quick.json" if args.quick else "networks.json")
-    result = _write(out, rows, details, args, parts[0]["setup"]["grid"], time.perf_counter())
+    result = _write(out, rows, details, args, parts[0]["setup"]["grid"], time.perf_counter(),
+                    [] if args.quick else rtl_networks())
     result["wall_seconds"] = sum(part["wall_seconds"] for part in parts)
     result["merged_from"] = [Path(p).name for p in args.merge]
     result["git_commit"] = [part.get("git_commit") for part in parts]  # the runs' commits, not the merge's
@@ -519,10 +555,28 @@ def _git_commit() -> str | None:
     return commit()
 
 
-def _write(out: Path, rows, details, args, grid, t0) -> dict:
-    rtl_file = RESULTS / "rtl.json"
-    if not args.quick and rtl_file.is_file():
-        apply_rtl(rows, json.loads(rtl_file.read_text()))
+def _apply_rtl_only(args, results: Path = RESULTS) -> int:
+    """``--apply-rtl``: the recorded rows again with the current RTL results in ``results``
+    (:func:`apply_rtl`); builds, foldings and estimates stay those of the recorded runs."""
+    out = Path(args.out) if args.out else results / "networks.json"
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    apply_rtl(rows, rtl_networks(results))
+    add_speedups(rows)
+    result["targets"] = targets(rows)
+    result["rtl_applied"] = {"git_commit": _git_commit(), "files": list(RTL_FILES),
+                             "rows": [f"{r['network']} {r['flow']} {r['density']}" + (" mixed" if r["mixed_precision"] else "")
+                                      for r in rows if r["source"] == "rtl"]}
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    plot(rows, out.with_suffix(".png"))
+    print(table(rows))
+    print(f"targets: {json.dumps(result['targets'])}")
+    print(f"-> {out} (RTL results applied)")
+    return 0
+
+
+def _write(out: Path, rows, details, args, grid, t0, rtl=()) -> dict:
+    apply_rtl(rows, rtl)
     add_speedups(rows)
     result = {
         "rows": rows, "targets": targets(rows), "paper": PAPER, "paper_beside": PAPER_BESIDE,
@@ -532,7 +586,7 @@ def _write(out: Path, rows, details, args, grid, t0) -> dict:
                   "mixed_precision": {"bops_fraction_of_w4a4": MIXED_BOPS_FRACTION,
                                       "candidates": MIXED_CANDIDATES,
                                       "sensitivity": "proxy 4^-w + 4^-a per layer (untrained networks)"},
-                  "grid": grid, "quick": args.quick, "clock_mhz": 100.0,
+                  "grid": grid, "quick": args.quick, "clock_mhz": CLOCK_HZ / 1e6,
                   "equal_resources": "finn: board; winograd_dense: <= finn LUT/DSP; srbs: <= winograd_dense LUT/DSP",
                   "ff": "null where some layer has no FF estimate (FINN estimates none for its layers); "
                         "ff_partial sums the layers that have one"},

@@ -84,6 +84,47 @@ def _demo_student(work: Path, check) -> Path:
     return onnx
 
 
+#: ``networks.py`` flow labels (``networks.json``'s ``networks.<name>.flows``) and their rows' keys
+ROW_FLOWS = {"winograd_dense": ("winograd_dense", 1.0, False), "srbs_4of8": ("srbs", 0.5, False),
+             "srbs_2of8": ("srbs", 0.25, False), "srbs_2of8_mixed": ("srbs", 0.25, True)}
+
+
+def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndarray]:
+    """``NETWORK:FLOW`` (``--rows``): the row of ``benchmarks/results/networks.json`` rebuilt as
+    ``networks.py`` built it -- the same untrained reference student (seeded; BatchNorm from the same
+    calibration images; the mixed row's widths chosen again), exported, at the row's target FPS.
+    Returns ``(name, onnx, target_fps, row key, golden images)``.  Verilator runs Fashion-MNIST
+    test images, so only the Fashion-MNIST (PYNQ-Z2) networks are allowed."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import networks as nb
+
+    from winoforge.hw.flow import export_run
+
+    network, _, flow = spec.partition(":")
+    fm = [n for n, s in nb.NETWORKS.items() if s["data"] == "fashion-mnist"]
+    if network not in fm or flow not in ROW_FLOWS:
+        raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW with NETWORK in {fm} "
+                         f"and FLOW in {list(ROW_FLOWS)}")
+    flow_name, density, mixed = ROW_FLOWS[flow]
+    rows = json.loads((RESULTS / "networks.json").read_text())["rows"]
+    row = next((r for r in rows if (r["network"], r["flow"], r["density"], r["mixed_precision"])
+                == (network, flow_name, density, mixed)), None)
+    if row is None or not row.get("target_fps"):
+        raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
+    nspec = nb.NETWORKS[network]
+    keep = round(density * nb.SUB_ROW) if flow_name == "srbs" else None
+    x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
+    layer_bits = nb.mixed_widths(nspec, x, keep)["layer_bits"] if mixed else None
+    net = nb._student(nspec, x, keep, layer_bits)
+    onnx = work / "rows" / network / flow / "model.onnx"
+    export_run(net, onnx, image_shape=tuple(x.shape[1:]), check_images=x[:4], progress=False)
+    key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
+           "target_fps": row["target_fps"], "max_cycles": row["max_cycles"]}
+    return f"{network}-{flow}", onnx, float(row["target_fps"]), key, raw[:4]
+
+
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden) -> dict:
     from winoforge.hw.flow import build_package
     from winoforge.hw.rtl.stitch import StitchedDesign
@@ -111,6 +152,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     t_synth = time.perf_counter() - t_synth
     layers = [{"name": run["name"], "op_type": run["op_type"], "cycles_sim": run["cycles_sim"],
                "cycles_est": run["cycles_est"], "cycles_ideal": run["cycles_ideal"], "layer_equal": run["equal"],
+               **({"alone": run["alone"]} if "alone" in run else {}),
                **_layer_synth(syn)} for run, syn in zip(layer_runs, synth["layers"])]
     net_est = estimate_keys(estimates.get("totals", {}))
     return {
@@ -207,6 +249,40 @@ def _reestimate(out: Path, work: Path) -> dict:
     return result
 
 
+def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
+    """``--rows``: each row built, simulated and synthesized as a network of the full run, then
+    merged into ``out`` by name (two processes may share the rows: the read-modify-write is
+    locked), with the row's key (``row``) that ``networks.apply_rtl`` matches."""
+    import fcntl
+
+    for spec in specs:
+        t0 = time.perf_counter()
+        name, onnx, fps, key, golden = _row_network(spec, work)
+        net = _network(name, onnx, fps, work, images, golden)
+        net["row"] = key
+        net["targets"] = _targets(net)
+        net["targets"]["same_folding_as_row"] = net["cycles_per_frame_est"] == key["max_cycles"]
+        net["git_commit"] = _git_commit()
+        with open(out, "a+") as f:  # locked on the file itself: processes with other --work dirs share it
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            text = f.read()
+            result = json.loads(text) if text.strip() else {"networks": []}
+            result["networks"] = [n for n in result["networks"] if n["name"] != name] + [net]
+            result.update(setup={"yosys_note": _YOSYS_NOTE, "images": "Fashion-MNIST test images, the first N",
+                                 "rows_from": "benchmarks/results/networks.json (networks.py's students, rebuilt)"},
+                          machine={"python": platform.python_version(), "machine": platform.machine()})
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(result, indent=2, default=float) + "\n")
+        t = net["targets"]
+        print(f"{name}: {net['images']} images, {net['mismatches']} mismatches; {net['cycles_per_frame_sim']:.0f} "
+              f"cycles/frame simulated vs {net['cycles_per_frame_est']} estimated (row {key['max_cycles']}); "
+              f"Yosys {net['yosys']}; same folding as the row: {t['same_folding_as_row']} "
+              f"({time.perf_counter() - t0:.0f} s) -> {out}", flush=True)
+    return 0
+
+
 def _git_commit() -> str | None:
     from winoforge.hw.flow import _git_commit as commit
 
@@ -220,7 +296,8 @@ def _targets(net: dict) -> dict:
     return {"zero_mismatches_on_1000": net["mismatches"] == 0 and net["images"] >= 1000,
             "cycles_sim_over_est": ratio, "within_5_percent": abs(ratio - 1.0) <= 0.05,
             "worst_winograd_cycles_over_ideal": worst, "winograd_within_1_05": worst is not None and worst <= 1.05,
-            "every_layer_equal_alone": all(lay["layer_equal"] for lay in net["layers"])}
+            "every_layer_equal_alone": all(lay["layer_equal"] for lay in net["layers"] if lay["layer_equal"] is not None),
+            "layers_not_run_alone": [lay["name"] for lay in net["layers"] if lay["layer_equal"] is None]}
 
 
 def _plot(networks: list[dict], path: Path) -> None:
@@ -234,7 +311,8 @@ def _plot(networks: list[dict], path: Path) -> None:
         names = [lay["name"].replace("_rtl", "") for lay in net["layers"]]
         pos = np.arange(len(names))
         row[0].bar(pos - 0.2, [lay["cycles_est"] for lay in net["layers"]], 0.4, label="estimate")
-        row[0].bar(pos + 0.2, [lay["cycles_sim"] for lay in net["layers"]], 0.4, label="Verilator")
+        row[0].bar(pos + 0.2, [lay["cycles_sim"] or 0 for lay in net["layers"]], 0.4,
+                   label="Verilator (0: a fork or join, not run alone)")
         row[0].set_yscale("log")
         row[0].set_title(f"{net['name']}: cycles per frame per layer")
         row[1].bar(pos - 0.2, [lay["est"]["lut"] or 0 for lay in net["layers"]], 0.4, label="estimate")
@@ -257,6 +335,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--synth-only", action="store_true",
                         help="only the Yosys part again, on the packages of the recorded run (same RTL)")
+    parser.add_argument("--rows", default=None, metavar="NETWORK:FLOW,...",
+                        help="rows of networks.json (Fashion-MNIST networks; FLOW: " + ", ".join(ROW_FLOWS)
+                             + ") rebuilt at their folding, into rtl_rows.json (entries of other rows kept)")
     parser.add_argument("--reestimate", action="store_true",
                         help="only the est columns again (current formulas), from the recorded run's packages")
     args = parser.parse_args(argv)
@@ -275,6 +356,8 @@ def main(argv=None) -> int:
         _plot(result["networks"], out.with_suffix(".png"))
         print(f"-> {out} ({time.perf_counter() - t0:.0f} s)")
         return 0
+    if args.rows:
+        return _run_rows(args.rows.split(","), work, images, Path(args.out) if args.out else RESULTS / "rtl_rows.json")
     partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
     plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x)),

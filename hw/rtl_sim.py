@@ -110,11 +110,20 @@ def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inpu
                     outputs: list[str], *, build_root: str | Path = "build/verilator") -> list[dict]:
     """Each layer of ``design`` alone under the harness on its own input tensor (``tensors[inputs[i]]``,
     N >= 2 frames, from the integer program): ``[{name, cycles_sim (steady state), equal}]`` with
-    ``equal`` its output against ``tensors[outputs[i]]`` (``np.array_equal``)."""
+    ``equal`` its output against ``tensors[outputs[i]]`` (``np.array_equal``).  The harness drives one
+    input and one output stream: a fork (``DuplicateStreams``) or a stream join (the residual add)
+    is not run alone (``cycles_sim`` and ``equal`` None, ``alone`` says why); the whole network's
+    simulation checks them."""
     from winoforge.runtime.rtl_backend import VerilatedFabric
 
     rows = []
     for st, tin, tout in zip(design.stages, inputs, outputs):
+        if len(st.in_ports) > 1 or len(st.out_ports) > 1:
+            rows.append({"name": st.name, "op_type": st.op_type, "cycles_sim": None, "cycles_est": st.cycles_est,
+                         "cycles_ideal": st.cycles_ideal, "equal": None, "verilator_cycles_per_s": None,
+                         "alone": f"not run alone: {len(st.in_ports)} input / {len(st.out_ports)} output streams "
+                                  "(the harness drives one of each); checked in the whole network"})
+            continue
         spec = {"top": st.name, "sources": list(st.files), "in_width": st.in_width, "out_width": st.out_width,
                 "io": st.io}
         fabric = VerilatedFabric(design.folder, build_root, spec=spec)

@@ -73,9 +73,11 @@ def test_rows_respect_equal_resources_and_targets_follow(quick):
         assert flow["grid_points"]
 
 
-def test_rows_take_the_rtl_figures_where_bench_rtl_built_them():
+def test_rows_take_the_rtl_figures_where_bench_rtl_built_them(tmp_path):
     """apply_rtl: the row bench-rtl built at the same folding takes the simulated FPS and Yosys counts
-    (source "rtl", estimates kept); another folding or flow stays an estimate; speed-ups follow."""
+    (source "rtl", estimates kept); another folding or flow stays an estimate; speed-ups follow.
+    rtl_networks: rtl.json's benchmark network by name, rtl_rows.json's networks by their ``row``
+    (which wins over rtl.json for the same row); re-applying starts again from the estimates."""
     import sys
 
     mod = runpy.run_path(str(SCRIPT))
@@ -88,13 +90,20 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them():
         return {"network": "fmnist-vgg", "flow": flow, "density": density, "mixed_precision": False, "fps": fps,
                 "lut": 40_000.0, "ff": None, "bram": 50.0, "dsp": 0, "max_cycles": cycles, "source": "estimate"}
 
+    def net(name, est, sim, lut, row=None):
+        return {"name": name, "cycles_per_frame_est": est, "cycles_per_frame_sim": sim, "yosys_complete": True,
+                "yosys": {"lut": lut, "ff": 22_000, "bram": 104, "dsp": 0}, "images": 1000, "mismatches": 0,
+                **({"row": row} if row else {})}
+
+    (tmp_path / "rtl.json").write_text(json.dumps({"networks": [net("pynq-z2-benchmark", 25_000, 25_100, 41_000),
+                                                                net("fmnist-tiny", 50_176, 50_176, 7_000)]}))
+    rtl = mod["rtl_networks"](tmp_path)
+    assert [(key, origin) for key, _, origin in rtl] == [(("fmnist-vgg", "srbs", 0.25, False),
+                                                         "benchmarks/results/rtl.json")]
     rows = [row("winograd_dense", 1.0, 2000.0, 50_000), row("srbs", 0.25, 4000.0, 25_000),
             row("srbs", 0.5, 2000.0, 50_000)]
-    rtl = {"networks": [{"name": "pynq-z2-benchmark", "cycles_per_frame_est": 25_000, "cycles_per_frame_sim": 25_100,
-                         "yosys": {"lut": 41_000, "ff": 22_000, "bram": 104, "dsp": 0}, "yosys_complete": True,
-                         "images": 1000, "mismatches": 0}]}
     mod["apply_rtl"](rows, rtl)
-    mod["apply_rtl"](rows, rtl)  # idempotent
+    mod["apply_rtl"](rows, rtl)  # re-applicable: the same figures again
     dense, quarter, half = rows
     assert quarter["source"] == "rtl" and quarter["fps"] == 100e6 / 25_100
     assert (quarter["lut"], quarter["ff"], quarter["bram"]) == (41_000, 22_000, 52.0)
@@ -102,7 +111,50 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them():
     assert dense["source"] == half["source"] == "estimate" and "rtl" not in half
     mod["add_speedups"](rows)
     assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 2000.0
-    rtl["networks"][0]["cycles_per_frame_est"] = 12_500  # bench-rtl at another folding: no match
-    fresh = [row("srbs", 0.25, 4000.0, 25_000)]
-    mod["apply_rtl"](fresh, rtl)
-    assert fresh[0]["source"] == "estimate"
+
+    # rtl_rows.json: the dense row at its folding, and the density-1/4 row again (it wins over rtl.json)
+    key = {"network": "fmnist-vgg", "density": 1.0, "mixed_precision": False}
+    (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": [
+        net("fmnist-vgg-winograd_dense", 50_000, 50_000, 45_000, {**key, "flow": "winograd_dense"}),
+        net("fmnist-vgg-srbs_2of8", 25_000, 25_000, 39_000, {**key, "flow": "srbs", "density": 0.25}),
+        net("fmnist-vgg-srbs_4of8", 12_500, 12_500, 30_000, {**key, "flow": "srbs", "density": 0.5})]}))
+    mod["apply_rtl"](rows, mod["rtl_networks"](tmp_path))
+    assert dense["source"] == "rtl" and dense["lut"] == 45_000 and dense["estimate"]["lut"] == 40_000.0
+    assert quarter["fps"] == 100e6 / 25_000 and quarter["lut"] == 39_000
+    assert quarter["rtl"]["from"] == "benchmarks/results/rtl_rows.json"
+    assert half["source"] == "estimate"  # built at another folding (12,500 cycles, the row has 50,000)
+    (tmp_path / "rtl_rows.json").unlink()
+    (tmp_path / "rtl.json").unlink()
+    mod["apply_rtl"](rows, mod["rtl_networks"](tmp_path))  # no RTL results: every row its estimates again
+    assert [r["source"] for r in rows] == ["estimate"] * 3 and quarter["fps"] == 4000.0 and "rtl" not in quarter
+
+
+def test_apply_rtl_only_rewrites_the_recorded_rows(tmp_path):
+    """``--apply-rtl``: the recorded rows take the RTL results now on disk; speed-ups and targets
+    follow from the new figures, the rest of the record stays."""
+    import argparse
+
+    mod = runpy.run_path(str(SCRIPT))
+
+    def row(flow, density, fps, lut, cycles):
+        return {"network": "n", "board": "PYNQ-Z2", "flow": flow, "density": density, "mixed_precision": False,
+                "mean_bits": 4.0, "fps": fps, "lut": lut, "ff": None, "bram": 10.0, "dsp": 0, "max_cycles": cycles,
+                "source": "estimate", "speedup_vs_dense_winograd": None, "speedup_vs_finn": None}
+
+    rows = [row("finn", 1.0, 1000.0, 50_000, 100_000), row("winograd_dense", 1.0, 1000.0, 40_000, 100_000),
+            row("srbs", 0.25, 2000.0, 39_000, 50_000)]
+    out = tmp_path / "networks.json"
+    out.write_text(json.dumps({"rows": rows, "targets": {}, "networks": {"n": {"kept": True}}}))
+    key = {"network": "n", "flow": "srbs", "density": 0.25, "mixed_precision": False}
+    (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": [{
+        "name": "n-srbs_2of8", "row": key, "cycles_per_frame_est": 50_000, "cycles_per_frame_sim": 25_000,
+        "yosys_complete": True, "yosys": {"lut": 38_000, "ff": 20_000, "bram": 20, "dsp": 0}, "images": 200,
+        "mismatches": 0}]}))
+    args = argparse.Namespace(out=str(out))
+    assert mod["_apply_rtl_only"](args, tmp_path) == 0
+    result = json.loads(out.read_text())
+    quarter = result["rows"][2]
+    assert quarter["source"] == "rtl" and quarter["fps"] == 100e6 / 25_000 and quarter["lut"] == 38_000
+    assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 1000.0 == 4.0
+    assert result["targets"]["n"]["met"] is True and result["networks"] == {"n": {"kept": True}}
+    assert result["rtl_applied"]["rows"] == ["n srbs 0.25"] and out.with_suffix(".png").is_file()

@@ -378,3 +378,38 @@ def test_bench_rtl_reestimate_reproduces_the_builds_estimates(tiny_build, tmp_pa
     out.write_text(json.dumps(recorded))
     with pytest.raises(SystemExit, match="not the package"):
         bench["_reestimate"](out, tiny_build["package"].parent.parent)
+
+
+def test_bench_rtl_rows_name_what_they_allow(tmp_path):
+    """``benchmarks/rtl.py --rows``: a network that is not a Fashion-MNIST one (Verilator runs
+    Fashion-MNIST images) or an unknown flow is refused with the allowed values, before any build."""
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
+    for spec, word in (("cifar-resnet20:srbs_2of8", "cifar-resnet20"), ("fmnist-vgg:finn", "finn"),
+                       ("fmnist-vgg", "NETWORK:FLOW")):
+        with pytest.raises(SystemExit, match="allowed: NETWORK:FLOW") as err:
+            bench["_row_network"](spec, tmp_path)
+        assert word in str(err.value) and "fmnist-resnet8" in str(err.value) and "srbs_2of8_mixed" in str(err.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_layers_alone_say_a_fork_or_join_is_not_run(tmp_path):
+    """``simulate_layers``: the harness drives one input and one output stream, so a fork
+    (``DuplicateStreams``, two outputs) or a stream join (the residual add, two inputs) is not run
+    alone -- recorded with ``cycles_sim`` and ``equal`` None and the reason, nothing built."""
+    from winoforge.hw.rtl.stitch import Stage, StitchedDesign
+    from winoforge.hw.rtl_sim import simulate_layers
+
+    def stage(name, op, n_in, n_out):
+        return Stage(name=name, op_type=op, in_bits=4, out_bits=4, in_width=8, out_width=8, ports={}, cycles_est=10,
+                     in_ports=[[f"in{j}_V", 4, 8] for j in range(n_in)],
+                     out_ports=[[f"out{j}_V", 4, 8] for j in range(n_out)])
+
+    design = StitchedDesign(folder=tmp_path, top="top", sources=[], fifo_depths=[2, 2, 2],
+                            stages=[stage("fork", "DuplicateStreams_rtl", 1, 2), stage("add", "AddStreams_rtl", 2, 1)],
+                            in_width=8, out_width=8, io={}, fabric_output="y")
+    rows = simulate_layers(design, {}, ["a", "b"], ["b", "c"], build_root=tmp_path / "verilator")
+    assert [(r["name"], r["cycles_sim"], r["equal"]) for r in rows] == [("fork", None, None), ("add", None, None)]
+    assert "1 input / 2 output streams" in rows[0]["alone"] and "2 input / 1 output" in rows[1]["alone"]
+    assert not (tmp_path / "verilator").exists()
