@@ -77,6 +77,9 @@ POINTS: dict[str, list[dict]] = {
         dict(mw=128, mh=10, pe=5, simd=8, idt="UINT4", wdt="INT4"),
         dict(mw=128, mh=10, pe=2, simd=8, idt="INT8", wdt="INT8"),
         dict(mw=64, mh=10, pe=10, simd=4, idt="UINT4", wdt="INT2"),
+        # ResNet-8's 1x1 projection shortcuts (16 -> 32 on 14x14, 32 -> 64 on 7x7)
+        dict(mw=16, mh=32, pe=1, simd=4, idt="UINT4", wdt="INT4"),
+        dict(mw=32, mh=64, pe=1, simd=4, idt="UINT4", wdt="INT4"),
     ],
     # WinogradSRBSParams keywords: the shapes of benchmarks/winograd_layer_synth.py (added below) and
     # foldings of the benchmark network's layers not fitted on (BRAM line buffer, POS = 2, m = 4 SRBS POS = 4)

@@ -463,7 +463,7 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
     def lut_estimation(self, fpgapart=None):
         """``20 + PE*SIMD * (n + 0.0045 n^2 + ACC)`` with ``n = WE * (XE + WE)`` (shift-and-add
         multiplier of ``WE`` partial products of ``XE + WE`` bits; accumulator adder) + the weight ROM in LUTs
-        (``1.5`` per word bit and 64 words) + the replay buffer (LUTRAM, ``MH/PE > 1``)."""
+        (``1.5`` per word bit and 64 words) + the input buffer (LUTRAM: two banks of ``MW/SIMD`` words)."""
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         idt, wdt = self.get_input_datatype(0), self.get_input_datatype(1)
         xe, we = idt.bitwidth() + (not idt.signed()), wdt.bitwidth() + (not wdt.signed())
@@ -471,8 +471,7 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         n = we * (xe + we)
         macs = pe * simd * (LUT_MULT * n + LUT_MULT_QUAD * n * n + acc)
         rom = LUT_ROM_PER_BIT * self._rom_width() * math.ceil(self._depth() / LUTRAM_BITS) if self._rom_in_luts() else 0
-        sf, nf = self.get_nodeattr("MW") // simd, self.get_nodeattr("MH") // pe
-        replay = _lutram_sdp_luts(simd * idt.bitwidth(), sf) if nf > 1 else 0
+        replay = _lutram_sdp_luts(simd * idt.bitwidth(), 2 * (self.get_nodeattr("MW") // simd))
         return int(LUT_MVAU_CONTROL + macs + rom + replay + self._thresholds_luts())
 
     def _threshold_bits(self) -> tuple[int, int]:
@@ -501,8 +500,10 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         acc = (DataType[self.get_nodeattr('accDataType')] if self.has_thresholds() else self.get_output_datatype()).bitwidth()
         thresholds = pe * self.get_output_datatype().bitwidth() + 8 if self.has_thresholds() else 0
+        sf = self.get_nodeattr("MW") // simd
+        banks = max((sf - 1).bit_length(), 1) + 4  # the input buffer's write word, bank pointers, full flags
         return (simd * self.get_input_datatype(0).bitwidth() + pe * simd * self.get_input_datatype(1).bitwidth()
-                + 2 * pe * acc + 24 + thresholds)
+                + 2 * pe * acc + 24 + banks + thresholds)
 
     def get_instream_width(self, ind=0):
         return MVAU.get_instream_width(self, ind) if ind == 0 else 0

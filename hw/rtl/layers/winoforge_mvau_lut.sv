@@ -3,9 +3,14 @@
 // SystemVerilog.  y[j] = sum_i x[i] * W[i][j], i < MW, j < MH.
 //
 // Folding as FINN's MVAU: SIMD input elements per input beat, PE outputs per output
-// beat; SF = MW/SIMD input beats per vector, NF = MH/PE output beats.  The vector is
-// read from the stream during output fold 0 and replayed from a SF-deep buffer for
-// folds 1..NF-1: NF*SF cycles per vector (FINN's MVAU.get_exp_cycles).
+// beat; SF = MW/SIMD input beats per vector, NF = MH/PE output beats: NF*SF cycles per
+// vector (FINN's MVAU.get_exp_cycles).  The vector is replayed for the NF folds from a
+// two-bank buffer of SF words; the stream fills the other bank meanwhile, so the next
+// vector's beats may arrive at any time during the current one's folds.  (Reading the
+// vector from the stream in fold 0, as FINN's MVAU does, stalls fold 0 whenever the
+// stream is slower than a beat a cycle -- e.g. behind a width converter from a
+// one-element stream -- and a layer at the network's bottleneck never catches up:
+// ResNet-8's 1x1 projections ran the whole accelerator 5.5 % below its rate.)
 // Weights: a ROM of NF*SF words, $readmemh(WEIGHTS_FILE); word nf*SF + sf holds
 // W[sf*SIMD + s][nf*PE + p] at bits [(p*SIMD + s)*W_W +: W_W].
 // Arithmetic modulo 2^ACC_W (exact: the result fits FINN's accumulator datatype).
@@ -47,16 +52,41 @@ module winoforge_mvau_lut #(
     // the default (no file) lets a frontend elaborate the core before the wrapper sets the file
     initial if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, rom);
 
-    // ---- issue stage
+    // ---- input buffer: two banks of SF words; the stream fills one while the
+    // vector in the other is replayed for folds 0..NF-1 (the next vector arrives
+    // during the current one's folds, so a narrower or slower stream in front of
+    // the layer does not stall fold 0); a word read in the cycle it arrives is
+    // bypassed (NF = 1: one beat a cycle)
     logic [SW-1:0] sf;
     logic [NW-1:0] nf;
     logic [AW-1:0] addr;
-    logic [SIMD*IN_W-1:0] replay [SF];
+    logic [SIMD*IN_W-1:0] bank [2][SF];
+    logic       wr_b, rd_b;
+    logic [SW-1:0] wr_sf;
+    logic [1:0] full;
     wire en = !out_valid || out_ready;
-    wire from_stream = (nf == '0);
-    wire issue = from_stream ? in_valid : 1'b1;
-    assign in_ready = en && from_stream;
-    wire [SIMD*IN_W-1:0] x_issue = from_stream ? in_data : replay[sf];
+    assign in_ready = !full[wr_b];
+    wire wr = in_valid && in_ready;
+    wire bypass = wr && (wr_b == rd_b) && (wr_sf == sf);
+    wire have = full[rd_b] || (wr_b == rd_b && wr_sf > sf) || bypass;
+    wire issue = have;
+    wire [SIMD*IN_W-1:0] x_issue = bypass ? in_data : bank[rd_b][sf];
+    wire done = en && issue && (sf == SW'(SF - 1)) && (nf == NW'(NF - 1));  // bank rd_b released
+    wire filled = wr && (wr_sf == SW'(SF - 1));                          // bank wr_b complete
+    always_ff @(posedge ap_clk) begin
+        if (wr) bank[wr_b][wr_sf] <= in_data;
+        if (!ap_rst_n) begin
+            wr_b <= 1'b0; rd_b <= 1'b0; wr_sf <= '0; full <= '0;
+        end else begin
+            for (int b = 0; b < 2; b++)
+                full[b] <= (full[b] || (filled && wr_b == 1'(b))) && !(done && rd_b == 1'(b));
+            if (wr) begin
+                wr_sf <= filled ? '0 : wr_sf + 1'b1;
+                if (filled) wr_b <= !wr_b;
+            end
+            if (done) rd_b <= !rd_b;
+        end
+    end
 
     logic s1_valid, s1_first, s1_last;
     logic [SIMD*IN_W-1:0] s1_x;
@@ -68,7 +98,6 @@ module winoforge_mvau_lut #(
             s1_w <= rom[addr];
             s1_first <= (sf == '0);
             s1_last <= (sf == SW'(SF - 1));
-            if (from_stream && NF > 1) replay[sf] <= in_data;
         end
     end
 
