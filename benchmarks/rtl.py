@@ -261,7 +261,8 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
         net = _network(name, onnx, fps, work, images, golden)
         net["row"] = key
         net["targets"] = _targets(net)
-        net["targets"]["same_folding_as_row"] = net["cycles_per_frame_est"] == key["max_cycles"]
+        net["targets"].update(zero_mismatches=net["mismatches"] == 0,
+                              same_folding_as_row=net["cycles_per_frame_est"] == key["max_cycles"])
         net["git_commit"] = _git_commit()
         with open(out, "a+") as f:  # locked on the file itself: processes with other --work dirs share it
             fcntl.flock(f, fcntl.LOCK_EX)
