@@ -454,7 +454,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw)
     return {
         "line_buffer_read": t * simd * r["IN_W"] * _mux_luts(t + m),
-        "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + (t - 1) * t * r["VMID_W"]),
+        "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
         "v_write": simd * r["V_W"] * _v_write_mux_luts(t, nb),
         "v_select": simd * r["V_W"] * sum(_mux_luts(s) for s in sources),
         "index_muxes": dots * lanes * r["V_W"] * _mux_luts(params.sub_row) if r["HAS_IDX"] else 0,
@@ -485,17 +485,13 @@ def _lut_multiplier_luts(wb: int, v: int, prod: int) -> int:
 def _v_write_mux_luts(t: int, nb: int) -> int:
     """LUTs per bit of one SIMD lane's V-buffer write data, summed over the ``nb`` banks:
     bank b takes column ``(b - i t) mod nb`` of V row i for every row i that has a
-    column in it (the row index ``rp_row`` selects; '0 where no row matches).  Free
-    where every bank takes the same column from every code of ``rp_row`` (nb = t, t a
-    power of two), else ``mux(distinct columns + 1)`` (the zero default) per bank."""
-    codes = 1 << max((t - 1).bit_length(), 1)
+    column in it (the row index ``rp_row`` selects; where no row writes, the column of
+    the first row that does, a don't-care).  Free where a bank takes the same column
+    from every row (nb = t), else ``mux(distinct columns)`` per bank."""
     luts = 0
     for b in range(nb):
-        rows = [i for i in range(t) if (b - (i * t) % nb + nb) % nb < t]
-        cols = {(b - (i * t) % nb + nb) % nb for i in rows}
-        if len(cols) == 1 and len(rows) == codes:
-            continue
-        luts += _mux_luts(len(cols) + 1)
+        cols = {(b - (i * t) % nb + nb) % nb for i in range(t)} & set(range(t))
+        luts += _mux_luts(len(cols))
     return luts
 
 
@@ -554,12 +550,13 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     LUT = LUT_LOGIC_SCALE * (sum of the units) + LUTRAM + ROMs in logic:
 
     * line-buffer read: ``t * S * IN * mux(t + m)`` (t window rows from t+m row banks);
-    * input transform: ``S * (nB * (VMID + V) + (t-1) t VMID)`` -- two serial 1-D units
-      per lane (column, row pass) and the load/shift muxes of the Z tile;
-    * V write: ``S * V * sum_banks mux(columns + 1)`` (bank b takes column
-      ``(b - i t) mod nB`` of the V row i being written, '0 for the other rows;
-      :func:`_v_write_mux_luts`): 0 where ``nB = t`` is a power of two (every row writes
-      the same column), 896 LUTs at ``S = 8``, ``Q = nB = 16``;
+    * input transform: ``S * (nB * (VMID + V) + t VMID mux(t))`` -- two serial 1-D units
+      per lane (column, row pass) and the row pass's select of one of the t rows of the
+      Z tile (loaded once a fold, clock enable only);
+    * V write: ``S * V * sum_banks mux(columns)`` (bank b takes column
+      ``(b - i t) mod nB`` of the V row i being written, a don't-care column of another
+      row where none writes; :func:`_v_write_mux_luts`): 0 where every bank takes one
+      column (``nB`` a multiple of t, as ``nB = t`` or ``t = 4``, ``Q = nB = 16``);
     * V select: ``S * V * sum_j mux(banks position j reads over the position groups)``;
     * index muxes ``D * lanes * V * mux(SubRow)`` (SRBS); LUT multipliers
       ``D * lanes * (2.48 (Wb - 1) V + 1.68 PROD) / LUT_LOGIC_SCALE`` (shift-and-add:
@@ -582,7 +579,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     output transforms, the LUTRAM and the ROMs in logic match the counts; the missing
     LUTs (estimate 0.71-0.83x) were the LUT multipliers (a 4 x 7-bit unit 69 LUTs where
     ``Wx (V + Wx)`` said 44; exact at 3 bits) and, at the top level, the V-buffer write
-    data of ``nB = Q > t`` banks (896 LUTs at S = 8, Q = 16), which nothing counted.  The
+    data of ``nB = Q > t`` banks (896 LUTs at S = 8, Q = 16, a '0 default Yosys kept; the
+    RTL now defaults to a column the bank does take, and the mux is gone).  The
     SubRow = 8 index mux (an AND-OR Yosys maps without MUXF7/8) takes about 4.4 LUTs a
     bit in an srbs_dot kept apart, but flattened into the layer the dots shrink again
     (kept apart, the dots of WinogradSRBS_rtl_5 add 1,660 LUTs), so ``mux(SubRow)``

@@ -293,7 +293,9 @@ module winograd_srbs_layer #(
         winograd_transform_1d #(.M(M), .KIND(0), .IN_W(IN_W), .IN_SIGNED(IN_SIGNED), .OUT_W(VMID_W)) u_col (
             .x(dcol), .y(zcol)
         );
-        // zh: columns 0..T-2 of Z (shifted in); zr: the complete Z of the fold in the row pass
+        // zh: columns 0..T-2 of Z (shifted in); zr: the complete Z of the fold, loaded once
+        // (clock enable only) and read a row a cycle by rp_row in the row pass -- a T:1 select
+        // of T*VMID bits instead of a load/shift mux in front of each of its T*T*VMID bits
         logic [VMID_W - 1:0] zh [T][T - 1];
         logic [VMID_W - 1:0] zr [T][T];
         always_ff @(posedge ap_clk) begin
@@ -306,12 +308,12 @@ module winograd_srbs_layer #(
                     for (int j = 0; j < T - 1; j++) zr[i][j] <= zh[i][j];
                     zr[i][T - 1] <= zcol[i * VMID_W +: VMID_W];
                 end
-            end else if (rp_valid) begin
-                for (int i = 0; i < T - 1; i++) for (int j = 0; j < T; j++) zr[i][j] <= zr[i + 1][j];
             end
         end
-        for (genvar j = 0; j < T; j++) begin : g_j
-            assign zrow[j * VMID_W +: VMID_W] = zr[0][j];
+        always_comb begin  // row T-1 for rp_row >= T - 1 (codes past T - 1 are never read)
+            for (int j = 0; j < T; j++) zrow[j * VMID_W +: VMID_W] = zr[T - 1][j];
+            for (int i = 0; i < T - 1; i++)
+                if (rp_row == T_W'(i)) for (int j = 0; j < T; j++) zrow[j * VMID_W +: VMID_W] = zr[i][j];
         end
         winograd_transform_1d #(.M(M), .KIND(0), .IN_W(VMID_W), .IN_SIGNED(1), .OUT_W(V_W)) u_row (
             .x(zrow), .y(v_row[c])
@@ -337,7 +339,13 @@ module winograd_srbs_layer #(
         logic [Q_W - 1:0]   wq, rq;
         logic [VWORD - 1:0] wdata;
         always_comb begin
+            // write data where no row writes this bank: the column of the first row that does
+            // (don't care, we = 0), so that a bank every row writes at the same column needs no mux
             we = 1'b0; wq = '0; wdata = '0;
+            for (int i = T - 1; i >= 0; i--)
+                if ((b - (i * T) % NB + NB) % NB < T)
+                    for (int c = 0; c < SIMD; c++)
+                        wdata[c * V_W +: V_W] = v_row[c][((b - (i * T) % NB + NB) % NB) * V_W +: V_W];
             for (int i = 0; i < T; i++) begin
                 // column (b - i*T) mod NB of row i lies in this bank if it is < T
                 if (rp_row == T_W'(i) && (b - (i * T) % NB + NB) % NB < T) begin
