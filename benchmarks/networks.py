@@ -471,7 +471,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xticks(idx + width * len(series) / 2, [f"{n}\n{next(r['board'] for r in rows if r['network'] == n)}"
                                                    for n in nets], fontsize=8)
     ax.set(ylabel="FPS / FPS of dense Winograd (no more LUT, DSP)",
-           title="Speed-up over dense Winograd, fastest folding that fits\n(estimates; untrained references; paper: nearest network)")
+           title="Speed-up over dense Winograd, fastest folding that fits\n(untrained references; source 'rtl': "
+                 "Verilator + Yosys, else estimates; paper: nearest network)")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
