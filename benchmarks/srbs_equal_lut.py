@@ -7,7 +7,7 @@ as :func:`winoforge.winograd.bit_growth` says for any weights (a build narrows i
 weights' range, e.g. INT14 for fmnist-vgg's reference weights against 17 here).  For every power-of-two cycle target from 2^10 to 2^19 (and 1.5x those),
 :func:`winoforge.hw.srbs_folding.choose_folding` picks the cheapest folding of the dense layer
 (``SubRow = 0``) and of the SRBS layer (``SubRow = 8, Keep = 2``: density 1/4) and records its
-expected cycles and estimated LUT (``estimate_resources``, calibrated within -10..+16 % of Yosys,
+expected cycles and estimated LUT (``estimate_resources``, calibrated within -12..+17 % of Yosys,
 ``benchmarks/rtl_calibration.py``).  Then, for every dense folding, the fastest SRBS folding with
 no more LUT: the speed-up at equal LUT.  Also the LUT ratio at equal multipliers (SRBS at 4x the
 dense speed), where a continuous folding would land between the discrete steps.  W4A4 (the

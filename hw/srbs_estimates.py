@@ -586,7 +586,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     (kept apart, the dots of WinogradSRBS_rtl_5 add 1,660 LUTs), so ``mux(SubRow)``
     stays: with it the calibration points are within 17 % in LUT (the 3-bit LUT
     multipliers of ``m2_dense_lut`` 1.16x, the fitted multiplier's worst case) and the
-    benchmark network's six layers 0.92-1.07x.
+    benchmark network's six layers 0.92-1.07x (0.85-1.06x in ``make bench-rtl`` since the
+    two input-side muxes came out).
 
     FF: the Z tiles of the input transforms ``S (2t^2 - t) VMID``, the dots' pipeline
     (products where LUT multipliers, tree levels, accumulator), the M collector
