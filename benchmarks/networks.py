@@ -363,6 +363,12 @@ CLOCK_HZ = 100e6
 _ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp")
 
 
+def row_key(row: dict) -> tuple:
+    """``(network, flow, density, mixed_precision)``: what names a row of this benchmark (a row here,
+    a network's ``row`` in ``rtl_rows.json``)."""
+    return row["network"], row["flow"], row["density"], row["mixed_precision"]
+
+
 def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
     """``(row key, bench-rtl network, file)`` for every network ``make bench-rtl`` built that is a
     row here; a row ``rtl_rows.json`` built replaces the same row of ``rtl.json``."""
@@ -373,8 +379,7 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
             continue
         for net in json.loads(path.read_text()).get("networks", []):
             row = net.get("row")
-            key = ((row["network"], row["flow"], row["density"], row["mixed_precision"]) if row
-                   else RTL_ROWS.get(net["name"]))
+            key = row_key(row) if row else RTL_ROWS.get(net["name"])
             if key is not None:
                 found[key] = (key, net, f"benchmarks/results/{name}")
     return list(found.values())
@@ -391,7 +396,7 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         if "rtl" in row:  # back to the estimates, then again from the current RTL results
             row.update(row.pop("estimate"), source="estimate")
             del row["rtl"]
-        net, origin = by_key.get((row["network"], row["flow"], row["density"], row["mixed_precision"]), (None, None))
+        net, origin = by_key.get(row_key(row), (None, None))
         if (net is None or not row.get("fps") or row.get("max_cycles") != net["cycles_per_frame_est"]
                 or not net.get("yosys_complete")):
             continue

@@ -97,7 +97,8 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     test images, so only the Fashion-MNIST (PYNQ-Z2) networks are allowed."""
     import sys
 
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:  # once, though --rows calls this for every row
+        sys.path.insert(0, str(ROOT))
     import networks as nb
 
     from winoforge.hw.flow import export_run
@@ -109,8 +110,7 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
                          f"and FLOW in {list(ROW_FLOWS)}")
     flow_name, density, mixed = ROW_FLOWS[flow]
     rows = json.loads((RESULTS / "networks.json").read_text())["rows"]
-    row = next((r for r in rows if (r["network"], r["flow"], r["density"], r["mixed_precision"])
-                == (network, flow_name, density, mixed)), None)
+    row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed)), None)
     if row is None or not row.get("target_fps"):
         raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
     nspec = nb.NETWORKS[network]

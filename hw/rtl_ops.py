@@ -471,8 +471,8 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         n = we * (xe + we)
         macs = pe * simd * (LUT_MULT * n + LUT_MULT_QUAD * n * n + acc)
         rom = LUT_ROM_PER_BIT * self._rom_width() * math.ceil(self._depth() / LUTRAM_BITS) if self._rom_in_luts() else 0
-        replay = _lutram_sdp_luts(simd * idt.bitwidth(), 2 * (self.get_nodeattr("MW") // simd))
-        return int(LUT_MVAU_CONTROL + macs + rom + replay + self._thresholds_luts())
+        buffer = _lutram_sdp_luts(simd * idt.bitwidth(), 2 * (self.get_nodeattr("MW") // simd))
+        return int(LUT_MVAU_CONTROL + macs + rom + buffer + self._thresholds_luts())
 
     def _threshold_bits(self) -> tuple[int, int]:
         """(steps, compare width) of the thresholds stage from the attributes (the estimate's view:
