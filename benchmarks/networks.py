@@ -29,6 +29,12 @@ Flows per network (all W4A4 with 8-bit input, F(2,3), power-of-two scales):
   the same for every layer -- the knapsack then narrows the layers that cost the most BOPs.  It is
   a hardware-cost proxy, not an accuracy claim.
 
+Weights in UltraRAM: on a board with URAM (ZCU104), where a folding's BRAM estimate does not fit,
+``hw.build.step_weights_to_uram`` moves the largest weight memories -- FINN's MVAUs and our
+WinogradSRBS layers alike -- to URAM, which takes no contents from a bitstream: those weights are
+written at run time (``runtime_writeable_weights``; the RTL's weight stream is simulated bit-exact,
+the runtime's weight writing is not built yet).  ``uram`` in each row counts them.
+
 Folding: each flow's front (import .. specialize) runs once; the back (folding, estimates) runs
 for target FPS on a geometric grid (ratio 2^(1/6)), searched by bisection for the fastest point
 that fits the board *and* the resources of the flows it is compared with ("at equal resources"):
@@ -231,6 +237,11 @@ class FoldingSearch:
 
         self.board, self.work, self.grid, self.points = board, work, grid, {}
         front, self.back = _front_and_back(kind)
+        if board.uram:  # weights that do not fit the BRAM go to URAM, written at run time (both flows alike)
+            from winoforge.hw.build import step_weights_to_uram
+
+            cut = self.back.index("step_generate_estimate_reports")
+            self.back = [*self.back[:cut], step_weights_to_uram, *self.back[cut:]]
         cfg = make_build_config(work / "front", board.name, None, mvau_wwidth_max=MVAU_WWIDTH_MAX)
         self.front = run_build(onnx, cfg, front, golden=None, progress=False, name=f"{work.name} front").steps[-1].model
 
@@ -287,7 +298,7 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
         t0 = time.perf_counter()
         density = 1.0 if keep is None else keep / SUB_ROW
         row = {"network": name, "board": board.name, "flow": flow, "density": density, "mean_bits": None,
-               "mixed_precision": mixed, "fps": None, "lut": None, "ff": None, "bram": None, "dsp": None,
+               "mixed_precision": mixed, "fps": None, "lut": None, "ff": None, "bram": None, "dsp": None, "uram": None,
                "speedup_vs_dense_winograd": None, "speedup_vs_finn": None, "source": "estimate",
                "weights": "untrained reference (hardware cost only)", "calibration": calib_text}
         entry = info["flows"][label] = {}
@@ -319,7 +330,8 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
                 row["note"] = ("no folding of the grid fits: at the slowest target "
                                f"{grid[0]} FPS: {slowest.get('error') or slowest['why_not']}")
             else:
-                row.update({k: best[k] for k in ("fps", "lut", "ff", "bram", "dsp")}, target_fps=best["target_fps"],
+                row.update({k: best[k] for k in ("fps", "lut", "ff", "bram", "dsp", "uram")},
+                           target_fps=best["target_fps"],
                            ff_partial=best["ff_partial"], slowest_layer=best["slowest"],
                            max_cycles=best["max_cycles"])
             if mp:
@@ -434,13 +446,14 @@ def targets(rows: list[dict]) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = (f"{'network':20s} {'board':8s} {'flow':15s} {'dens':>5s} {'bits':>5s} {'FPS':>9s} {'LUT':>8s} "
-            f"{'FF':>8s} {'BRAM36':>7s} {'DSP':>5s} {'vs dense':>8s} {'vs FINN':>8s} src")
+            f"{'FF':>8s} {'BRAM36':>7s} {'URAM':>5s} {'DSP':>5s} {'vs dense':>8s} {'vs FINN':>8s} src")
     lines = [head, "-" * len(head)]
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
         flow = r["flow"] + (" mixed" if r["mixed_precision"] else "")
         lines.append(f"{r['network']:20s} {r['board']:8s} {flow:15s} {r['density']:5.2f} {fmt(r['mean_bits'], '5.2f')} "
                      f"{fmt(r['fps'], '9.0f')} {fmt(r['lut'], '8.0f')} {fmt(r['ff'], '8.0f')} {fmt(r['bram'], '7.1f')} "
+                     f"{fmt(r.get('uram'), '5.0f')} "
                      f"{fmt(r['dsp'], '5.0f')} {fmt(r['speedup_vs_dense_winograd'], '7.2f') + 'x' if r['speedup_vs_dense_winograd'] else '       -'} "
                      f"{fmt(r['speedup_vs_finn'], '7.2f') + 'x' if r['speedup_vs_finn'] else '       -'} {r['source']}")
     lines.append("paper (BISWSRBS, Yang et al. TRETS 2021, SRBS + mixed precision vs dense Winograd): "

@@ -280,6 +280,65 @@ def step_check_resources(model, cfg):
     return model
 
 
+#: the weight memories :func:`step_weights_to_uram` may move: FINN's MVAUs (``internal_decoupled``) and ours
+_URAM_WEIGHT_OPS = ("MVAU_hls", "MVAU_rtl", "WinogradSRBS_rtl")
+
+
+def _weight_bram18(inst, part: str) -> float:
+    """RAMB18s of a layer's weights (FINN's MVAU: its ``bram_estimation``, the weights only)."""
+    if inst.onnx_node.op_type.startswith("WinogradSRBS"):
+        mems = inst.params().estimate_resources(part).breakdown
+        return sum(mems[m]["BRAM_18K"] for m in ("weight_memory", "index_memory") if m in mems)
+    return float(inst.bram_estimation(part) if inst.get_nodeattr("mem_mode") == "internal_decoupled" else 0)
+
+
+def step_weights_to_uram(model, cfg):
+    """Where the board has UltraRAM and the estimated BRAM does not fit it: the largest weight
+    memories move to URAM (``ram_style="ultra"``, ``runtime_writeable_weights=1``: a URAM takes no
+    contents from a bitstream, so these weights are written at run time -- FINN's AXI-lite weight
+    interface for its MVAUs, the weight stream ``in1_V`` for ``WinogradSRBS_rtl``), one at a time,
+    largest first, while the URAM lasts, until the BRAM fits.  A design that fits, or a board without
+    URAM, is left as it is.  Not in the default step lists: the runtime does not write weights yet
+    (``make bench-networks`` uses it for the estimates of the ZCU104 networks)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .boards import get_board
+    from .finn_estimates import node_resources
+
+    board = get_board(cfg.board)
+    if board.uram == 0:
+        return model
+    part = cfg._resolve_fpga_part()
+    converters = _converters(model)[0]
+
+    def move(graph_model):
+        nodes = [n for n in graph_model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")
+                 or n.op_type.startswith("WinogradSRBS")]
+
+        def totals():
+            return _totals([node_resources(getCustomOp(n), part) for n in nodes], converters)
+
+        cands = sorted(((_weight_bram18(getCustomOp(n), part), i) for i, n in enumerate(nodes)
+                        if n.op_type in _URAM_WEIGHT_OPS), reverse=True)
+        now = totals()
+        for bram, i in cands:
+            if now.get("BRAM_18K", 0) <= board.bram18 or bram <= 0:
+                break
+            inst = getCustomOp(nodes[i])
+            before = {a: inst.get_nodeattr(a) for a in ("ram_style", "runtime_writeable_weights")}
+            inst.set_nodeattr("runtime_writeable_weights", 1)
+            inst.set_nodeattr("ram_style", "ultra")
+            after = totals()
+            if after.get("URAM", 0) > board.uram:  # does not fit the URAM left: the next, smaller one may
+                for a, v in before.items():
+                    inst.set_nodeattr(a, v)
+            else:
+                now = after
+        return graph_model
+
+    return _each_dataflow_graph(model, move)
+
+
 def _each_dataflow_graph(model, fn):
     """``fn(graph_model) -> graph_model`` on ``model`` and on every dataflow partition's model
     (saved back in place)."""

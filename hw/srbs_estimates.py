@@ -348,7 +348,8 @@ def _rtl_parameters(params: WinogradSRBSParams) -> dict[str, int]:
     Padding t: the structure does not depend on it."""
     key = (params.m, params.ifm_dim, params.ifm_channels, params.ofm_channels, min(params.padding, params.t),
            params.simd, params.pe, params.pos, params.sub_row, params.keep, params.input_datatype.name,
-           params.weight_datatype.name, params.output_datatype.name, params.mult_style)
+           params.weight_datatype.name, params.output_datatype.name, params.mult_style, params.runtime_weights,
+           params.ram_style)
     if key not in _RTL_CACHE:
         from winoforge.hw.rtl.winograd_layer import layer_parameters
 
@@ -422,13 +423,23 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
         Memory("v_buffer", nb, r["NVB"] * sf * t * t // nb, params.simd * r["V_W"]),
         Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
-    if r["HAS_IDX"]:
+    if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
+        mems[0] = Memory("weight_memory", _weight_columns(params, r), wdepth, r["LOAD_W"])
+    elif r["HAS_IDX"]:
         mems.insert(1, Memory("index_memory", 1, wdepth, ne * r["IDX_W"], rom=True))
     out = []
     for mem in mems:
-        style = params.ram_style if mem.rom and params.ram_style != "auto" else _auto_style(mem)
+        weights = mem.rom or mem.name == "weight_memory"
+        style = params.ram_style if weights and params.ram_style != "auto" else _auto_style(mem)
         out.append(Memory(mem.name, mem.banks, mem.depth, mem.width, style, mem.rom))
     return out
+
+
+def _weight_columns(params: WinogradSRBSParams, r: dict) -> int:
+    """Runtime-writeable weights: the LOAD_W-bit columns of one weight-memory line
+    (``POS * PE * lanes`` values and, SRBS, as many indices)."""
+    ne = params.pos * params.pe * params.lanes
+    return -(-ne * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)) // r["LOAD_W"])
 
 
 def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
@@ -464,6 +475,10 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "m_collector": collector,
         "output_transform": otf,
         "output_select": oe * r["OUT_W"] * _mux_luts(m * m) + rotate,
+        # runtime-writeable weights: the load address and column counters, a write enable per column
+        "weight_load": (_bits(params.position_groups * (params.ofm_channels // pe) * (params.ifm_channels // simd))
+                        + 2 * _bits(_weight_columns(params, r)) + _weight_columns(params, r)
+                        if params.runtime_weights else 0),
     }
 
 
@@ -520,7 +535,8 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     dot += sum(((1 << levels) >> d) * min(r["PROD_W"] + d, r["SUM_W"]) + 3 for d in range(1, levels + 1))
     dot += 1 + (0 if dsp_mult and lanes == 1 else r["ACC_W"])  # one product: its P register accumulates
     lutram = lambda name: styles.get(name) in ("distributed", "logic")  # noqa: E731 -- a read register in FFs
-    rom_bits = pos * pe * lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0))
+    rom_bits = (_weight_columns(params, r) * r["LOAD_W"] if params.runtime_weights
+                else pos * pe * lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)))
     return {
         "control": control,
         "line_buffer": rows * simd * r["IN_W"] if lutram("line_buffer") else 0,
@@ -531,6 +547,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
         "m_collector": (t2 - pos) * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
         "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
         "output_buffer": m * m * oe * r["OUT_W"] if lutram("output_buffer") else 0,
+        "weight_load": bits(wdepth) + bits(_weight_columns(params, r)) + 1 if params.runtime_weights else 0,
     }
 
 
@@ -597,7 +614,10 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
 
     Memories (:func:`memories`): the weight ROM ``(t^2/Q)(Cout/P)(Cin/S)`` x
     ``Q P lanes Wb`` and the index ROM beside it (``ram_style``; ``auto``: logic up to
-    ``ROM_LOGIC_BITS_PER_RAMB18`` bits per RAMB18, else BRAM), the line buffer ``t + m``
+    ``ROM_LOGIC_BITS_PER_RAMB18`` bits per RAMB18, else BRAM) -- with runtime-writeable
+    weights one RAM of ``ceil(Q P lanes (Wb + idx) / 64)`` columns of 64 bits at the same
+    depth (``ram_style``, ``ultra``: a URAM288 per column and 4,096 lines), written by the
+    weight stream (its counters: ``weight_load``) -- the line buffer ``t + m``
     banks of ``W Cin/S`` x ``S IN``, the V buffer ``max(t, Q)`` banks of
     ``NVB (Cin/S) t^2 / max(t, Q)`` x ``S V``, the output buffer ``m^2 OE`` banks of
     ``2 TW Cout/OE`` x ``OUT`` -- LUTRAM or BRAM as Yosys chooses (:func:`_auto_style`);

@@ -136,6 +136,7 @@ ATTRS: dict[str, tuple[str, str, bool, object]] = {
     "batchSize": ("batch_size", "i", False, 1),
     "resType": ("res_type", "s", False, "auto"),
     "ram_style": ("ram_style", "s", False, "auto"),
+    "runtime_writeable_weights": ("runtime_weights", "i", False, 0),
 }
 _RES_TYPES = ("auto", "lut", "dsp")
 _RAM_STYLES = ("auto", "block", "distributed", "ultra")
@@ -168,6 +169,7 @@ class WinogradSRBSParams:
     batch_size: int = 1
     res_type: str = "auto"
     ram_style: str = "auto"
+    runtime_weights: int = 0
 
     def __post_init__(self) -> None:
         m = self.m
@@ -221,10 +223,19 @@ class WinogradSRBSParams:
             raise attr_error("resType", self.res_type, "unknown multiplier style", _list(_RES_TYPES))
         if self.ram_style not in _RAM_STYLES:
             raise attr_error("ram_style", self.ram_style, "unknown weight memory style", _list(_RAM_STYLES))
+        rtw = self.runtime_weights
+        if isinstance(rtw, bool) or not isinstance(rtw, (int, np.integer)) or rtw not in (0, 1):
+            raise attr_error("runtime_writeable_weights", rtw, "a flag", "0, 1")
+        if self.ram_style == "ultra" and not rtw:
+            raise attr_error("ram_style", self.ram_style,
+                             "UltraRAM takes no initial contents from a bitstream: the weights must be written "
+                             "at run time (runtime_writeable_weights=1)",
+                             "auto, block, distributed; ultra with runtime_writeable_weights=1")
         for name, value in (
             ("m", int(m)), ("ifm_channels", cin), ("ofm_channels", cout), ("ifm_dim", dim), ("padding", pad),
             ("sub_row", sub_row), ("keep", keep), ("pe", pe), ("simd", simd), ("pos", pos), ("input_datatype", idt),
             ("weight_datatype", wdt), ("output_datatype", odt), ("batch_size", batch),
+            ("runtime_weights", int(rtw)),
         ):
             object.__setattr__(self, name, value)
 

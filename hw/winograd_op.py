@@ -112,6 +112,7 @@ def make_winograd_srbs_node(
     batch_size: int = 1,
     res_type: str = "auto",
     ram_style: str = "auto",
+    runtime_weights: int = 0,
     weights=None,
     rtl: bool = False,
     name: str = "",
@@ -135,6 +136,7 @@ def make_winograd_srbs_node(
         input_datatype=_datatype_name(input_datatype), weight_datatype=_datatype_name(weight_datatype),
         output_datatype=_datatype_name(probe_odt), padding=padding, sub_row=sub_row, keep=keep,
         pe=pe, simd=simd, pos=pos, batch_size=batch_size, res_type=res_type, ram_style=ram_style,
+        runtime_weights=runtime_weights,
     )
     if weights is not None:
         U = check_weights(weights, params)
@@ -450,6 +452,18 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
         top = self.get_verilog_top_module_name()
         write_hdl(self.params(), code_gen_dir, top, weight_path=str(code_gen_dir))
         self.set_nodeattr("gen_top_module", top)
+
+    def get_verilog_top_module_intf_names(self):
+        """FINN's interface names; with runtime-writeable weights also the weight stream
+        ``in1_V`` (:data:`~winoforge.hw.rtl.winograd_layer.LOAD_W` bits, the words of
+        :func:`~winoforge.hw.srbs_codegen.weight_stream_words`), which FINN's IPI
+        stitching leaves as a top-level port for the weights to be written through."""
+        intf = super().get_verilog_top_module_intf_names()
+        if self.params().runtime_weights:
+            from winoforge.hw.rtl.winograd_layer import LOAD_W
+
+            intf["s_axis"] = [*intf["s_axis"], ("in1_V", LOAD_W)]
+        return intf
 
     def _top(self) -> str:
         top = self.get_nodeattr("gen_top_module")

@@ -13,6 +13,16 @@
 // beat in a cycle / that the sink deasserts TREADY in a cycle.  A beat once
 // offered stays offered (TVALID stays high, TDATA stable) until accepted, as
 // AXI-stream requires.  Stops after N_OUT output beats or MAX_CYCLES cycles.
+//
+// Built with -DWF_WEIGHT_STREAM (a top with runtime-writeable weights: a third
+// stream in1_V_TDATA/TVALID/TREADY), two more arguments:
+//
+//   axis_harness ... MAX_CYCLES W_IN W_AT
+//
+// W_IN: the weight-stream words, one hex word per line, offered with the same
+// bubbles as IN; W_AT -1: no input beat is offered before the last weight word
+// is accepted; W_AT >= 0: the weight words are offered from cycle W_AT on, the
+// input beats from the first cycle.
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -69,19 +79,38 @@ static std::string to_hex(const Word& w) {
     return s;
 }
 
-int main(int argc, char** argv) {
-    if (argc != 8) {
-        std::fprintf(stderr, "usage: %s IN OUT N_OUT SEED IN_BUBBLE OUT_STALL MAX_CYCLES\n", argv[0]);
-        return 2;
+static bool read_words(const char* path, std::vector<Word>& out) {
+    std::ifstream f(path);
+    if (!f) {
+        std::fprintf(stderr, "cannot read %s\n", path);
+        return false;
     }
-    std::ifstream fin(argv[1]);
-    if (!fin) {
-        std::fprintf(stderr, "cannot read %s\n", argv[1]);
+    for (std::string line; std::getline(f, line);)
+        if (!line.empty()) out.push_back(parse_hex(line));
+    return true;
+}
+
+int main(int argc, char** argv) {
+#ifdef WF_WEIGHT_STREAM
+    const int nargs = 10;
+#else
+    const int nargs = 8;
+#endif
+    if (argc != nargs) {
+        std::fprintf(stderr, "usage: %s IN OUT N_OUT SEED IN_BUBBLE OUT_STALL MAX_CYCLES%s\n", argv[0],
+                     nargs == 10 ? " W_IN W_AT" : "");
         return 2;
     }
     std::vector<Word> inputs;
-    for (std::string line; std::getline(fin, line);)
-        if (!line.empty()) inputs.push_back(parse_hex(line));
+    if (!read_words(argv[1], inputs)) return 2;
+#ifdef WF_WEIGHT_STREAM
+    std::vector<Word> weights;
+    if (!read_words(argv[8], weights)) return 2;
+    const long w_at = std::stol(argv[9]);
+    const bool weights_first = w_at < 0;
+    size_t next_w = 0;
+    bool w_offered = false;
+#endif
     const long n_out = std::stol(argv[3]);
     std::mt19937 rng(static_cast<uint32_t>(std::stoul(argv[4])));
     const int in_bubble = std::stoi(argv[5]);
@@ -95,6 +124,9 @@ int main(int argc, char** argv) {
     top.ap_rst_n = 0;
     top.in0_V_TVALID = 0;
     top.out0_V_TREADY = 0;
+#ifdef WF_WEIGHT_STREAM
+    top.in1_V_TVALID = 0;
+#endif
     for (int i = 0; i < 4; i++) {
         top.ap_clk = 1; top.eval();
         top.ap_clk = 0; top.eval();
@@ -108,7 +140,16 @@ int main(int argc, char** argv) {
     bool offered = false;
     long cycle = 0;
     while (static_cast<long>(outputs.size()) < n_out && cycle < max_cycles) {
-        if (!offered && next_in < inputs.size() && permille(rng) >= in_bubble) {
+        bool may_offer = true;
+#ifdef WF_WEIGHT_STREAM
+        if (!w_offered && next_w < weights.size() && cycle >= w_at && permille(rng) >= in_bubble) {
+            set_port(top.in1_V_TDATA, weights[next_w]);
+            w_offered = true;
+        }
+        top.in1_V_TVALID = w_offered;
+        may_offer = !weights_first || next_w == weights.size();
+#endif
+        if (!offered && may_offer && next_in < inputs.size() && permille(rng) >= in_bubble) {
             set_port(top.in0_V_TDATA, inputs[next_in]);
             offered = true;
         }
@@ -116,6 +157,9 @@ int main(int argc, char** argv) {
         top.out0_V_TREADY = permille(rng) >= out_stall;
         top.eval();
         const bool in_fire = offered && top.in0_V_TREADY;
+#ifdef WF_WEIGHT_STREAM
+        const bool w_fire = w_offered && top.in1_V_TREADY;
+#endif
         if (top.out0_V_TVALID && top.out0_V_TREADY) outputs.emplace_back(cycle, get_port(top.out0_V_TDATA));
         top.ap_clk = 1; top.eval();
         top.ap_clk = 0; top.eval();
@@ -124,6 +168,12 @@ int main(int argc, char** argv) {
             offered = false;
             next_in++;
         }
+#ifdef WF_WEIGHT_STREAM
+        if (w_fire) {
+            w_offered = false;
+            next_w++;
+        }
+#endif
         cycle++;
     }
     std::ofstream fout(argv[2]);

@@ -245,6 +245,10 @@ def _stage(model, node) -> Stage:
     from winoforge.hw.swg_cycles import exp_cycles
 
     inst = getCustomOp(node)
+    if node.op_type == "WinogradSRBS_rtl" and inst.params().runtime_weights:
+        raise StitchError(f"node {node.name} ({node.op_type}) has runtime-writeable weights (its weight stream "
+                          "in1_V): this stitcher does not route weight streams yet; build it with "
+                          "runtime_writeable_weights=0 (weights in the bitstream) or stitch with FINN's IPI flow")
     intf = inst.get_verilog_top_module_intf_names()
     s_axis, m_axis = intf.get("s_axis", []), intf.get("m_axis", [])
     if len(s_axis) < 1 or len(m_axis) < 1:

@@ -123,6 +123,7 @@ class VerilatedDesign:
 
     top: str
     exe: Path
+    weight_stream: bool = False  # built with -DWF_WEIGHT_STREAM: the top has in1_V (runtime weights)
 
     def run(
         self,
@@ -135,11 +136,19 @@ class VerilatedDesign:
         max_cycles: int | None = None,
         cwd: Path | str | None = None,
         timeout_s: float = 600,
+        weights: Sequence[int] | None = None,
+        weights_first: bool = False,
+        weights_at: int = 0,
     ) -> SimResult:
         """Stream ``words`` in, collect ``n_out`` output beats.  ``in_bubble`` /
         ``out_stall``: probabilities in [0, 1) per cycle.  Raises ``RuntimeError``
         when the simulation stops before ``n_out`` beats (deadlock or too few
-        cycles)."""
+        cycles).  A design built with ``weight_stream`` takes ``weights``, the words
+        of its weight stream ``in1_V``, offered with the same bubbles from cycle
+        ``weights_at`` on, or (``weights_first``) all before the first input word."""
+        if self.weight_stream != (weights is not None):
+            raise ValueError(f"{self.top}: weights={'given' if weights is not None else 'None'} but the design "
+                             f"{'has' if self.weight_stream else 'has no'} weight stream")
         for name, p in (("in_bubble", in_bubble), ("out_stall", out_stall)):
             if not 0 <= p < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {p!r}")
@@ -153,6 +162,12 @@ class VerilatedDesign:
             fin.write_text("".join(f"{int(w):x}\n" for w in words))
             args = [str(self.exe), str(fin), str(fout), str(int(n_out)), str(int(seed)),
                     str(int(round(in_bubble * 1000))), str(int(round(out_stall * 1000))), str(int(max_cycles))]
+            if weights is not None:
+                fw = Path(tmp) / "weights.hex"
+                fw.write_text("".join(f"{int(w):x}\n" for w in weights))
+                if weights_at < 0:
+                    raise ValueError(f"weights_at must be >= 0, got {weights_at}")
+                args += [str(fw), "-1" if weights_first else str(int(weights_at))]
             start = time.perf_counter()
             run = subprocess.run(args, cwd=str(cwd) if cwd else tmp, capture_output=True, text=True,
                                  timeout=timeout_s)
@@ -191,6 +206,7 @@ def build(
     cache_dir: Path | str | None = None,
     opt: str = "-O2",
     extra_args: Sequence[str] = (),
+    weight_stream: bool = False,
 ) -> VerilatedDesign:
     """Verilate ``sources`` (``top`` the top module, FINN's stream ports) with the
     harness into an executable; ``parameters`` override top-level parameters
@@ -198,6 +214,8 @@ def build(
     sources, the harness, the parameters and the flags, so an unchanged design is
     not rebuilt and a changed one never reuses a stale model."""
     sources = [Path(s).resolve() for s in sources]
+    if weight_stream:  # the harness drives in1_V too
+        extra_args = (*extra_args, "-CFLAGS", "-DWF_WEIGHT_STREAM")
     gflags = []
     for name, value in (parameters or {}).items():
         gflags.append(f'-G{name}="{value}"' if isinstance(value, str) else f"-G{name}={int(value)}")
@@ -209,14 +227,14 @@ def build(
     folder = root / f"{top}-{key}"
     exe = folder / "obj_dir" / "Vdut"
     if exe.exists():
-        return VerilatedDesign(top, exe)
+        return VerilatedDesign(top, exe, weight_stream)
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [verilator_exe(), *args_fixed, "--Mdir", str(folder / "obj_dir"), "-o", "Vdut",
            *map(str, sources), str(HARNESS)]
     run = subprocess.run(cmd, cwd=folder, env=verilator_env(), capture_output=True, text=True)
     if run.returncode != 0 or not exe.exists():
         raise RuntimeError(f"verilator build of {top} failed:\n{run.stdout[-6000:]}{run.stderr[-6000:]}")
-    return VerilatedDesign(top, exe)
+    return VerilatedDesign(top, exe, weight_stream)
 
 
 def lint(top: str, sources: Sequence[Path | str], parameters: dict | None = None) -> str:

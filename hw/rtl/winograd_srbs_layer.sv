@@ -79,7 +79,10 @@ module winograd_srbs_layer #(
     parameter int OTF_SERIAL = 1,  // 1: one serial 1-D A^T unit per PE (T + M cycles a tile and output
                                    //    fold: needs (T*T/POS)*(CIN/SIMD) >= T + M); 0: parallel 2-D
     parameter     VALUES_FILE  = "",  // $readmemh files (the wrapper names them)
-    parameter     INDICES_FILE = ""
+    parameter     INDICES_FILE = "",
+    parameter int RUNTIME_W = 0,   // 1: weights written at run time through the w_* stream, not $readmemh
+    parameter int LOAD_W    = 64,  // RUNTIME_W: bits of one weight-stream word
+    parameter int URAM      = 0    // RUNTIME_W: the weight memory in UltraRAM (no initial contents there)
 ) (
     input  logic                     ap_clk,
     input  logic                     ap_rst_n,
@@ -88,7 +91,13 @@ module winograd_srbs_layer #(
     input  logic [SIMD * IN_W - 1:0] in_tdata,
     output logic                     out_tvalid,
     input  logic                     out_tready,
-    output logic [OE * OUT_W - 1:0]  out_tdata
+    output logic [OE * OUT_W - 1:0]  out_tdata,
+    // weight stream (RUNTIME_W = 1; unused, w_tready low, otherwise): the memory's lines in
+    // address order, each as NCOL words of LOAD_W bits, least significant first (line = the
+    // NE values, then the NE indices, winoforge.hw.srbs_codegen.weight_stream_words)
+    input  logic                     w_tvalid,
+    output logic                     w_tready,
+    input  logic [LOAD_W - 1:0]      w_tdata
 );
     localparam int T      = M + 2;
     localparam int T2     = T * T;
@@ -378,8 +387,9 @@ module winograd_srbs_layer #(
     logic d_valid, d_first, d_last;
     logic [G_W - 1:0] d_g;
     logic [W_AW - 1:0] w_raddr;  // (p_f * G + p_g) * SF + p_s: counts through the ROM once a tile
+    logic w_loaded;  // the weight memory holds a complete set (always, for the ROM)
     assign pipe_en = !d_valid || dot_ready;
-    assign p_issue = vfull[p_half] && pipe_en;
+    assign p_issue = vfull[p_half] && pipe_en && w_loaded;
     assign p_last  = (p_f == CF_W'(CF - 1)) && (p_g == G_W'(G - 1)) && (p_s == SF_W'(SF - 1));
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
@@ -402,22 +412,81 @@ module winograd_srbs_layer #(
         end
     end
 
-    // weight ROM (synchronous read)
-    logic [NE * W_W - 1:0]   wrom [WDEPTH];
+    // weight memory (synchronous read)
     logic [NE * W_W - 1:0]   d_w;
     logic [NE * IDX_W - 1:0] d_idx;
-    if (VALUES_FILE != "") begin : g_wrom_init
-        initial $readmemh(VALUES_FILE, wrom);
-    end
-    always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
-    if (HAS_IDX != 0) begin : g_idx
-        logic [NE * IDX_W - 1:0] irom [WDEPTH];
-        if (INDICES_FILE != "") begin : g_irom_init
-            initial $readmemh(INDICES_FILE, irom);
+    if (RUNTIME_W == 0) begin : g_rom
+        // ROM with the bitstream's initial contents
+        logic [NE * W_W - 1:0] wrom [WDEPTH];
+        if (VALUES_FILE != "") begin : g_wrom_init
+            initial $readmemh(VALUES_FILE, wrom);
         end
-        always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
-    end else begin : g_no_idx
-        assign d_idx = '0;
+        always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
+        if (HAS_IDX != 0) begin : g_idx
+            logic [NE * IDX_W - 1:0] irom [WDEPTH];
+            if (INDICES_FILE != "") begin : g_irom_init
+                initial $readmemh(INDICES_FILE, irom);
+            end
+            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
+        end else begin : g_no_idx
+            assign d_idx = '0;
+        end
+        assign w_tready = 1'b0;
+        assign w_loaded = 1'b1;
+        logic unused_w;
+        assign unused_w = &{1'b0, w_tvalid, w_tdata};
+    end else begin : g_ram
+        // RAM written by the weight stream: NCOL column memories of LOAD_W bits, column c
+        // holding bits [c*LOAD_W +: LOAD_W] of every line.  The PE array starts once the
+        // first complete set is in (w_loaded); a new set may be written between frames.
+        localparam int VAL_W  = NE * W_W;
+        localparam int LINE_W = VAL_W + ((HAS_IDX != 0) ? NE * IDX_W : 0);
+        localparam int NCOL   = (LINE_W + LOAD_W - 1) / LOAD_W;
+        localparam int COL_W  = (NCOL > 1) ? $clog2(NCOL) : 1;
+        logic [COL_W - 1:0] ld_col;
+        logic [W_AW - 1:0]  ld_addr;
+        logic ld_fire, ld_done;
+        logic [NCOL * LOAD_W - 1:0] line;
+        assign w_tready = ap_rst_n;
+        assign ld_fire  = w_tvalid && w_tready;
+        assign ld_done  = ld_fire && (ld_col == COL_W'(NCOL - 1)) && (ld_addr == W_AW'(WDEPTH - 1));
+        always_ff @(posedge ap_clk) begin
+            if (!ap_rst_n) begin
+                ld_col <= '0; ld_addr <= '0; w_loaded <= 1'b0;
+            end else if (ld_fire) begin
+                if (ld_col != COL_W'(NCOL - 1)) ld_col <= ld_col + 1'b1;
+                else begin
+                    ld_col <= '0;
+                    ld_addr <= (ld_addr == W_AW'(WDEPTH - 1)) ? '0 : ld_addr + 1'b1;
+                end
+                if (ld_done) w_loaded <= 1'b1;
+            end
+        end
+        for (genvar c = 0; c < NCOL; c++) begin : g_col
+            if (URAM != 0) begin : g_uram
+                (* ram_style = "ultra" *) logic [LOAD_W - 1:0] mem [WDEPTH];
+                always_ff @(posedge ap_clk) begin
+                    if (ld_fire && ld_col == COL_W'(c)) mem[ld_addr] <= w_tdata;
+                    if (pipe_en) line[c * LOAD_W +: LOAD_W] <= mem[w_raddr];
+                end
+            end else begin : g_ram_auto
+                logic [LOAD_W - 1:0] mem [WDEPTH];
+                always_ff @(posedge ap_clk) begin
+                    if (ld_fire && ld_col == COL_W'(c)) mem[ld_addr] <= w_tdata;
+                    if (pipe_en) line[c * LOAD_W +: LOAD_W] <= mem[w_raddr];
+                end
+            end
+        end
+        assign d_w = line[VAL_W - 1:0];
+        if (HAS_IDX != 0) begin : g_idx
+            assign d_idx = line[VAL_W +: NE * IDX_W];
+        end else begin : g_no_idx
+            assign d_idx = '0;
+        end
+        if (NCOL * LOAD_W > LINE_W) begin : g_pad
+            logic unused_pad;
+            assign unused_pad = &{1'b0, line[NCOL * LOAD_W - 1:LINE_W]};
+        end
     end
 
     // stage D: operands at the dots

@@ -15,6 +15,7 @@ import numpy as np
 
 from winoforge.hw.rtl.verilator import VerilatedDesign, build, pack_beats, steady_state_interval, unpack_beats
 from winoforge.hw.rtl.winograd_layer import write_layer, write_weights
+from winoforge.hw.srbs_codegen import weight_stream_words
 from winoforge.hw.srbs_params import WinogradSRBSParams, winograd_srbs_reference
 from winoforge.hw.srbs_ranges import datatype_output_range, smallest_datatype
 
@@ -57,17 +58,29 @@ class CompiledLayer:
     folder: Path
 
     def run(self, U: np.ndarray, x: np.ndarray, case_dir: Path, *, seed: int = 0, in_bubble: float = 0.0,
-            out_stall: float = 0.0):
+            out_stall: float = 0.0, weights_first: bool = False, weights_at: int = 0,
+            preload: np.ndarray | None = None):
         """``(y (N, Ho, Wo, Cout) int64, SimResult)``: ``x`` through the layer with
-        weights ``U``."""
+        weights ``U`` -- ``$readmemh`` files, or for runtime-writeable weights the
+        weight stream (after the stream of the weights ``preload``, if given: a
+        second complete set overwrites the first), from cycle ``weights_at`` on or
+        (``weights_first``) before the first input word."""
         p = self.params
-        write_weights(p, U, case_dir, "layer_top")
+        stream = None
+        if p.runtime_weights:
+            stream = [int(w) for w in weight_stream_words(U, p)]
+            if preload is not None:
+                stream = [int(w) for w in weight_stream_words(preload, p)] + stream
+        else:
+            write_weights(p, U, case_dir, "layer_top")
         folded = x.reshape(x.shape[0], *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
         words = pack_beats(folded, p.input_datatype.bitwidth())
         oe = p.out_stream_elems
         ho, wo = p.out_dim
         n_out = x.shape[0] * ho * wo * p.ofm_channels // oe
-        res = self.design.run(words, n_out, seed=seed, in_bubble=in_bubble, out_stall=out_stall, cwd=case_dir)
+        case_dir.mkdir(parents=True, exist_ok=True)
+        res = self.design.run(words, n_out, seed=seed, in_bubble=in_bubble, out_stall=out_stall, cwd=case_dir,
+                              weights=stream, weights_first=weights_first, weights_at=weights_at)
         odt = p.output_datatype
         y = unpack_beats(res.outputs, odt.bitwidth(), bool(odt.signed()), oe)
         return y.reshape(x.shape[0], ho, wo, p.ofm_channels), res
@@ -80,7 +93,8 @@ def compile_layer(params: WinogradSRBSParams, folder: Path, U: np.ndarray | None
     rng = np.random.default_rng(0)
     U = random_weights(params, rng) if U is None else U
     files = write_layer(params, U, folder, "layer_top")
-    design = build("layer_top", files.sources, cache_dir=cache_dir or folder.parent / "verilator_cache")
+    design = build("layer_top", files.sources, cache_dir=cache_dir or folder.parent / "verilator_cache",
+                   weight_stream=bool(params.runtime_weights))
     return CompiledLayer(params, design, folder)
 
 
@@ -92,4 +106,5 @@ def check_case(layer: CompiledLayer, U, x, case_dir: Path, **run) -> dict:
     beats = y.shape[1] * y.shape[2] * layer.params.ofm_channels // layer.params.out_stream_elems
     interval = steady_state_interval(res.out_cycles, beats) if x.shape[0] >= 2 else None
     return {"interval": interval, "cycles": res.cycles, "latency": int(res.out_cycles[beats - 1]) + 1,
+            "first_out": int(res.out_cycles[0]),
             "cycles_per_s": res.cycles_per_s}

@@ -30,6 +30,7 @@ from rtl_layer_cases import (  # noqa: E402
 from winoforge.hw.rtl import RTL_DIR  # noqa: E402
 from winoforge.hw.rtl.verilator import build, lint, pack_beats, unpack_beats  # noqa: E402
 from winoforge.hw.rtl.winograd_layer import LAYER_MODULE, LAYER_SOURCES, layer_parameters, write_layer  # noqa: E402
+from winoforge.hw.srbs_codegen import weight_stream_words  # noqa: E402
 from winoforge.hw.srbs_folding import choose_folding  # noqa: E402
 from winoforge.hw.srbs_params import WinogradSRBSParams  # noqa: E402
 
@@ -86,6 +87,53 @@ def test_layer_cycles_match_estimate_and_ideal(fast_layers, rtl_root, name):
         assert fig["interval"] <= 1.05 * p.ideal_cycles(), (fig, p.ideal_cycles())
 
 
+@pytest.fixture(scope="module")
+def runtime_layer(rtl_root):
+    """FAST_SHAPES["m2_srbs"] with runtime-writeable weights in UltraRAM (the weight stream in1_V)."""
+    cache, tmp = rtl_root
+    p = make_params(**FAST_SHAPES["m2_srbs"], runtime_weights=1, ram_style="ultra")
+    return compile_layer(p, tmp / "m2_srbs_runtime", cache_dir=cache)
+
+
+def test_runtime_weights_are_written_through_the_weight_stream(runtime_layer, rtl_root):
+    """Bit-exact with the weights streamed in: (0) weights late (from cycle 400, with
+    bubbles): the PE array must wait for the whole set -- fails where it does not (the
+    input is in the line buffer long before); (1) weights first; (2) a first set, then a
+    second that overwrites it."""
+    layer = runtime_layer
+    p = layer.params
+    rng = np.random.default_rng(11)
+    for case in range(3):
+        U, x = random_weights(p, rng), random_inputs(p, 2, rng)
+        fig = check_case(layer, U, x, rtl_root[1] / f"runtime_{case}", seed=case, in_bubble=0.3, out_stall=0.4,
+                         weights_at=400 if case == 0 else 0, weights_first=case > 0,
+                         preload=random_weights(p, rng) if case == 2 else None)
+        if case == 0:  # no output before the last weight word (offered from cycle 400, one a cycle at most)
+            assert fig["first_out"] > 400 + len(weight_stream_words(U, p)), fig
+
+
+def test_weight_stream_words_hold_the_weight_memory_lines():
+    """Unpacking the stream gives weight_memory_words (values, then indices) line by line."""
+    from winoforge.hw import srbs_codegen as cg
+
+    for kw in (FAST_SHAPES["m2_srbs"], FAST_SHAPES["m4_dense"]):
+        p = make_params(**kw, runtime_weights=1)
+        U = random_weights(p, np.random.default_rng(2))
+        values, indices = cg.weight_memory_words(U, p)
+        r = layer_parameters(p)
+        words = [int(w) for w in cg.weight_stream_words(U, p)]
+        per_line = len(words) // len(values)
+        assert per_line * len(values) == len(words) and r["LOAD_W"] == 64
+        for a in range(len(values)):
+            line = sum(w << (64 * c) for c, w in enumerate(words[a * per_line:(a + 1) * per_line]))
+            vals = unpack_beats([line], r["W_W"], bool(r["W_SIGNED"]), values.shape[1])[0]
+            assert np.array_equal(vals, values[a])
+            if r["HAS_IDX"]:
+                rest = line >> (values.shape[1] * r["W_W"])
+                assert np.array_equal(unpack_beats([rest], r["IDX_W"], False, indices.shape[1])[0], indices[a])
+            assert line >> (values.shape[1] * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0))) == 0
+
+
 def test_harness_packing_is_finns(module):
     data_packing = module("finn.util.data_packing")
     from qonnx.core.datatype import DataType
@@ -103,6 +151,8 @@ def test_harness_packing_is_finns(module):
 
 LINT_SHAPES = [
     dict(FAST_SHAPES["m2_srbs"]),
+    dict(FAST_SHAPES["m2_srbs"], runtime_weights=1, ram_style="ultra"),
+    dict(FAST_SHAPES["m4_dense"], runtime_weights=1),
     dict(FAST_SHAPES["m4_dense"]),
     dict(m=2, ifm_channels=1, ofm_channels=12, ifm_dim=(4, 4), input_datatype="UINT8", weight_datatype="INT8",
          padding=0, pe=4, simd=1, pos=16),  # OE=6 not a multiple of PE=4; three V slots

@@ -248,6 +248,8 @@ BAD = [
     ("batchSize", dict(batch_size=0)),
     ("resType", dict(res_type="fabric")),
     ("ram_style", dict(ram_style="flash")),
+    ("ram_style", dict(ram_style="ultra")),  # UltraRAM has no bitstream contents: runtime weights only
+    ("runtime_writeable_weights", dict(runtime_weights=2)),
 ]
 
 
@@ -534,7 +536,8 @@ def estimate_case(draw):
         weight_datatype=draw(st.sampled_from(["INT2", "INT4", "INT8"])),
         output_datatype=draw(st.sampled_from(["INT12", "INT16", "INT24"])),
         res_type=draw(st.sampled_from(["auto", "lut", "dsp"])),
-        ram_style=draw(st.sampled_from(["auto", "block", "distributed", "ultra"])),
+        ram_style=(style := draw(st.sampled_from(["auto", "block", "distributed", "ultra"]))),
+        runtime_weights=int(style == "ultra" or draw(st.booleans())),
         batch_size=draw(st.integers(1, 2)), simd=simds[0],
     )
     folding = dict(pos=draw(st.sampled_from(poss)), pe=draw(st.sampled_from(pes)), simd=draw(st.sampled_from(simds)))
@@ -588,12 +591,15 @@ def test_pos_widens_the_weight_rom_with_the_same_bits(case):
     mem = {m.name: m for m in memories(p)}
     mem1 = {m.name: m for m in memories(one)}
     w, w1 = mem["weight_memory"], mem1["weight_memory"]
-    # one ROM (the RTL's): POS times wider, POS times shallower
-    assert w.banks == w1.banks == 1 and w.depth * p.pos == w1.depth and w.width == p.pos * w1.width
+    if p.runtime_weights:  # one RAM of 64-bit columns: POS times shallower, about POS times the columns
+        assert w.width == w1.width == 64 and w.depth * p.pos == w1.depth
+        assert w1.banks <= w.banks <= p.pos * w1.banks
+    else:  # one ROM (the RTL's): POS times wider, POS times shallower
+        assert w.banks == w1.banks == 1 and w.depth * p.pos == w1.depth and w.width == p.pos * w1.width
     assert mem["line_buffer"] == mem1["line_buffer"]  # line buffers do not depend on POS
     res = p.estimate_resources(PART).breakdown["weight_memory"]
     if w.style == "block":
-        assert res["BRAM_18K"] == _bram18_plan(w.depth, w.width, False)[0]
+        assert res["BRAM_18K"] == w.banks * _bram18_plan(w.depth, w.width, False)[0]
     assert p.op_and_param_counts() == one.op_and_param_counts()  # the folding does not change the work
 
 
@@ -812,3 +818,36 @@ def test_prepare_ip_runs_the_code_generation(tmp_path, monkeypatch):
     tcl = inst.code_generation_ipi()
     assert tcl[-1] == f"create_bd_cell -type module -reference {top} {inst.onnx_node.name}"
     assert all(Path(line.split()[-1]).is_file() for line in tcl[:-1])
+
+
+def test_runtime_weights_move_the_weight_memory_and_add_the_weight_stream():
+    """runtime_writeable_weights=1: the weights (values and indices side by side) in one RAM of
+    64-bit columns -- in UltraRAM with ram_style=ultra, where the ROM could not go -- and the
+    node's interfaces gain the weight stream in1_V; the rest of the layer is unchanged."""
+    zcu = "xczu7ev-ffvc1156-2-e"
+    rom = WinogradSRBSParams(**{**GOOD, "pe": 8, "pos": 16, "ifm_channels": 64, "ofm_channels": 64})
+    ram = rom.replace(runtime_weights=1, ram_style="ultra")
+    e_rom, e_ram = rom.estimate_resources(zcu), ram.estimate_resources(zcu)
+    lines, line_bits = rom.position_groups * 8 * 8, 16 * 8 * 4 * (4 + 2)  # G*CF*SF lines of NE*(Wb + idx)
+    assert e_ram.breakdown["weight_memory"] == {**e_ram.breakdown["weight_memory"], "style": "ultra",
+                                                "banks": math.ceil(line_bits / 64), "depth": lines, "width": 64}
+    assert e_ram.uram == math.ceil(line_bits / 64) and e_rom.uram == 0
+    assert "index_memory" not in e_ram.breakdown and e_rom.breakdown["index_memory"]["style"] != "ultra"
+    assert e_ram.bram18 == e_rom.bram18 - sum(e_rom.breakdown[m]["BRAM_18K"] for m in ("weight_memory",
+                                                                                      "index_memory"))
+    for unit in ("multipliers", "index_muxes", "adder_trees", "input_transform"):
+        assert e_ram.breakdown[unit]["LUT"] == e_rom.breakdown[unit]["LUT"]
+    assert ram.cycles() == rom.cycles()
+    node = wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "runtime_weights": 1, "ram_style": "ultra"},
+                                      rtl=True, name="w0")
+    inst = getCustomOp(node)
+    assert inst.get_nodeattr("runtime_writeable_weights") == 1
+    assert [n for n, _ in inst.get_verilog_top_module_intf_names()["s_axis"]] == ["in0_V", "in1_V"]
+
+
+def test_the_open_stitcher_refuses_runtime_weights_by_node():
+    from winoforge.hw.rtl.stitch import StitchError, _stage
+
+    node = wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "runtime_weights": 1}, rtl=True, name="w0")
+    with pytest.raises(StitchError, match=r"node w0 \(WinogradSRBS_rtl\) has runtime-writeable weights"):
+        _stage(None, node)
