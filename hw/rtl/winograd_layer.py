@@ -35,6 +35,8 @@ __all__ = [
     "LAYER_MODULE",
     "LAYER_SOURCES",
     "layer_parameters",
+    "weight_stream_columns",
+    "weight_stream_length",
     "stream_widths",
     "wrapper_source",
     "LayerFiles",
@@ -97,6 +99,21 @@ def layer_parameters(params) -> dict[str, int]:
         **({"RUNTIME_W": 1, "LOAD_W": LOAD_W, "URAM": int(params.ram_style == "ultra")}
            if params.runtime_weights else {}),
     }
+
+
+def weight_stream_columns(params) -> int:
+    """Runtime-writeable weights: the :data:`LOAD_W`-bit words of one weight-memory line
+    (``POS * PE * lanes`` values and, SRBS, as many indices)."""
+    r = layer_parameters(params)
+    ne = params.pos * params.pe * params.lanes
+    return -(-ne * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)) // LOAD_W)
+
+
+def weight_stream_length(params) -> int:
+    """Words of a runtime-weight layer's weight stream: lines (``(t^2/POS) (Cout/PE) (Cin/SIMD)``)
+    times :func:`weight_stream_columns`."""
+    lines = params.position_groups * (params.ofm_channels // params.pe) * (params.ifm_channels // params.simd)
+    return lines * weight_stream_columns(params)
 
 
 def window_to_pe(params) -> int:

