@@ -435,3 +435,22 @@ def test_generated_hdl_of_a_student_build_is_bit_exact_with_its_nodes(tmp_path, 
         odt = p.output_datatype
         y = unpack_beats(res.outputs, odt.bitwidth(), bool(odt.signed()), p.out_stream_elems)
         assert np.array_equal(y.reshape(y_py.shape), y_py), node.name
+
+
+def test_runtime_weights_in_ultraram_as_yosys_maps_them(tool):
+    """Yosys (synth_xilinx -family xcup) puts a layer's runtime-writeable weights with
+    ram_style=ultra into URAM288 and the other memories into block RAM, as the estimate counts
+    them (URAM and RAMB18 equal)."""
+    tool("yosys")
+    from winoforge.hw.rtl.winograd_layer import layer_yosys_counts
+
+    p = make_params(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(8, 8), input_datatype="UINT4",
+                    weight_datatype="INT4", sub_row=8, keep=2, pe=2, simd=8, pos=2, res_type="lut",
+                    runtime_weights=1, ram_style="ultra")
+    counts = layer_yosys_counts(p, random_weights(p, np.random.default_rng(0)), family="xcup")
+    est = p.estimate_resources("xczu7ev-ffvc1156-2-e")
+    cells = counts["cells"]
+    assert cells.get("URAM288", 0) == est.uram >= 1
+    ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
+        n for c, n in cells.items() if c.startswith("RAMB36"))
+    assert ramb18 == est.bram18
