@@ -11,7 +11,9 @@ expected cycles and estimated LUT (``estimate_resources``, calibrated within -12
 ``benchmarks/rtl_calibration.py``).  Then, for every dense folding, the fastest SRBS folding with
 no more LUT: the speed-up at equal LUT.  Also the LUT ratio at equal multipliers (SRBS at 4x the
 dense speed), where a continuous folding would land between the discrete steps.  W4A4 (the
-networks' widths) and W8A8.  Estimates only, no synthesis: seconds.
+networks' widths) and W8A8.  And the same layer in F(4x4,3x3) at W4A4 (``f4x4_W4A4``): its
+t^2 = 36 positions fold in finer steps (4/3x, 1.5x), against its own dense layer and against the
+F(2x2,3x3) dense one.  Estimates only, no synthesis: seconds.
 
 Writes ``benchmarks/results/srbs_equal_lut.json``.  Run: ``python benchmarks/srbs_equal_lut.py``.
 """
@@ -25,26 +27,29 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 PART = "xc7z020clg400-1"
 TARGETS = sorted({2**k for k in range(10, 20)} | {3 * 2 ** (k - 1) for k in range(10, 19)})
+#: F(4x4,3x3) folds its t^2 = 36 positions by 1, 2, 3, 4, 6, 9, 12, 18, 36: cycle targets 2^(k/4) find its
+#: 4/3x and 1.5x steps too
+FINE_TARGETS = sorted({int(2 ** (k / 4)) for k in range(36, 80)})
 
 
-def _layer(weight_bits: int, act_bits: int, sub_row: int, keep: int):
+def _layer(weight_bits: int, act_bits: int, sub_row: int, keep: int, m: int = 2):
     from qonnx.core.datatype import DataType
 
     from winoforge.hw.srbs_params import WinogradSRBSParams
     from winoforge.winograd import WinogradSpec, bit_growth
 
-    acc = bit_growth(act_bits, weight_bits, 32, WinogradSpec(2), in_signed=False).output_bits
-    return WinogradSRBSParams(m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+    acc = bit_growth(act_bits, weight_bits, 32, WinogradSpec(m), in_signed=False).output_bits
+    return WinogradSRBSParams(m=m, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
                               input_datatype=DataType[f"UINT{act_bits}"], weight_datatype=DataType[f"INT{weight_bits}"],
                               output_datatype=DataType[f"INT{acc}"], padding=1, sub_row=sub_row, keep=keep,
                               simd=max(sub_row, 1), res_type="lut")
 
 
-def foldings(params) -> list[dict]:
+def foldings(params, targets=TARGETS) -> list[dict]:
     from winoforge.hw.srbs_folding import choose_folding
 
     seen = {}
-    for target in TARGETS:
+    for target in targets:
         try:
             f = choose_folding(params, target, PART)
         except ValueError:
@@ -54,18 +59,24 @@ def foldings(params) -> list[dict]:
     return sorted(seen.values(), key=lambda p: p["cycles"])
 
 
+def _equal_lut(dense: list[dict], srbs: list[dict]) -> list[dict]:
+    """For every dense folding, the fastest SRBS folding with no more LUT."""
+    out = []
+    for d in dense:
+        best = min((s for s in srbs if s["lut"] <= d["lut"]), key=lambda s: s["cycles"], default=None)
+        if best is not None:
+            out.append({"dense_cycles": d["cycles"], "lut_budget": d["lut"], "srbs_cycles": best["cycles"],
+                        "srbs_lut": best["lut"], "speedup": d["cycles"] / best["cycles"]})
+    return out
+
+
 def main() -> int:
     t0 = time.perf_counter()
     out = {"layer": "32 -> 32, 28x28, F(2x2,3x3), padding 1; SRBS SubRow 8 Keep 2 (density 1/4)", "part": PART,
            "widths": {}}
     for wb, ab in ((4, 4), (8, 8)):
         dense, srbs = foldings(_layer(wb, ab, 0, 0)), foldings(_layer(wb, ab, 8, 2))
-        equal_lut = []
-        for d in dense:
-            best = min((s for s in srbs if s["lut"] <= d["lut"]), key=lambda s: s["cycles"], default=None)
-            if best is not None:
-                equal_lut.append({"dense_cycles": d["cycles"], "lut_budget": d["lut"], "srbs_cycles": best["cycles"],
-                                  "srbs_lut": best["lut"], "speedup": d["cycles"] / best["cycles"]})
+        equal_lut = _equal_lut(dense, srbs)
         equal_mult = []
         for d in dense:
             s = next((s for s in srbs if s["multipliers"] == d["multipliers"] and s["cycles"] * 4 == d["cycles"]), None)
@@ -78,6 +89,16 @@ def main() -> int:
         ratios = [round(e["lut_ratio_at_4x_speed"], 2) for e in equal_mult]
         print(f"{key}: speed-up at equal LUT over {len(equal_lut)} budgets: {ups}; "
               f"LUT ratio at equal multipliers (4x speed): {ratios}")
+    # F(4x4,3x3): 36 positions fold in steps of 4/3x and 1.5x as well -- does a finer step reach 3x?
+    f43 = {"dense": foldings(_layer(4, 4, 0, 0, m=4), FINE_TARGETS),
+           "srbs": foldings(_layer(4, 4, 8, 2, m=4), FINE_TARGETS)}
+    f23_dense = foldings(_layer(4, 4, 0, 0), FINE_TARGETS)
+    f43["equal_lut"] = _equal_lut(f43["dense"], f43["srbs"])
+    f43["equal_lut_vs_f23_dense"] = _equal_lut(f23_dense, f43["srbs"])
+    out["f4x4_W4A4"] = f43
+    for key, rec in (("F(4,3) SRBS vs F(4,3) dense", f43["equal_lut"]),
+                     ("F(4,3) SRBS vs F(2,3) dense", f43["equal_lut_vs_f23_dense"])):
+        print(f"W4A4 {key}: speed-up at equal LUT, best {max(e['speedup'] for e in rec):.2f}x over {len(rec)} budgets")
     out["seconds"] = time.perf_counter() - t0
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "srbs_equal_lut.json"
