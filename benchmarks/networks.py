@@ -549,7 +549,9 @@ def main(argv=None) -> int:
 def _merge(args) -> int:
     """One results file from runs over disjoint subsets of the networks (two processes share the work)."""
     parts = [json.loads(Path(p).read_text()) for p in args.merge]
-    rows = [r for part in parts for r in part["rows"]]
+    order = list(QUICK_NETWORKS if args.quick else NETWORKS)  # the table's order, whichever run had a network
+    rows = sorted((r for part in parts for r in part["rows"]),
+                  key=lambda r: order.index(r["network"]) if r["network"] in order else len(order))
     names = [r["network"] for r in rows]
     clash = sorted({n for n in names if sum(n in part["networks"] for part in parts) > 1})
     if clash:
