@@ -316,7 +316,7 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
                             "baseline_residual": "stock FINN, streamlined with the residual rules"}[kind]
             search = FoldingSearch(onnx, kind, board, work / name / label, grid)
             # equal resources: finn is capped by the board; dense Winograd by finn; SRBS by dense (and so finn)
-            ref_flow = {"winograd_dense": "finn", "srbs": "winograd_dense"}.get(flow)
+            ref_flow = REFERENCE_FLOW.get(flow)
             ref = caps.get(ref_flow)
             best = search.fastest_within(ref["lut"] if ref else None, ref["dsp"] if ref else None)
             if best is None and ref is not None:
@@ -353,17 +353,26 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
     return rows, info
 
 
+#: the row each flow's resources are capped by ("at equal resources")
+REFERENCE_FLOW = {"winograd_dense": "finn", "srbs": "winograd_dense"}
+
+
 def add_speedups(rows: list[dict]) -> None:
     """Fill each row's speed-ups from the rows of its network: FPS ratios to the ``winograd_dense``
-    and ``finn`` rows (``None`` where either FPS is missing)."""
+    and ``finn`` rows (``None`` where either FPS is missing); and ``within_reference``: whether the
+    row's final figures (Yosys where it is ``rtl``) still hold no more LUT and DSP than the row that
+    capped its folding (the search compares estimates; ``None`` where either row is missing)."""
     by_flow = {}
     for row in rows:
         if row["flow"] in ("finn", "winograd_dense"):
-            by_flow[(row["network"], row["flow"])] = row["fps"]
+            by_flow[(row["network"], row["flow"])] = row
     for row in rows:
         for key, flow in (("speedup_vs_dense_winograd", "winograd_dense"), ("speedup_vs_finn", "finn")):
-            ref = by_flow.get((row["network"], flow))
+            ref = by_flow.get((row["network"], flow), {}).get("fps")
             row[key] = row["fps"] / ref if row["fps"] and ref else None
+        ref = by_flow.get((row["network"], REFERENCE_FLOW.get(row["flow"])))
+        row["within_reference"] = (None if not ref or not ref.get("fps") or not row.get("fps") else
+                                   bool(row["lut"] <= ref["lut"] and row["dsp"] <= ref["dsp"]))
 
 
 #: bench-rtl's networks (``benchmarks/results/rtl.json``) that are rows of this benchmark: the PYNQ-Z2
@@ -454,8 +463,10 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['network']:20s} {r['board']:8s} {flow:15s} {r['density']:5.2f} {fmt(r['mean_bits'], '5.2f')} "
                      f"{fmt(r['fps'], '9.0f')} {fmt(r['lut'], '8.0f')} {fmt(r['ff'], '8.0f')} {fmt(r['bram'], '7.1f')} "
                      f"{fmt(r.get('uram'), '5.0f')} "
-                     f"{fmt(r['dsp'], '5.0f')} {fmt(r['speedup_vs_dense_winograd'], '7.2f') + 'x' if r['speedup_vs_dense_winograd'] else '       -'} "
+                     f"{fmt(r['dsp'], '5.0f')} {fmt(r['speedup_vs_dense_winograd'], '7.2f') + ('x' if r.get('within_reference') is not False else '!') if r['speedup_vs_dense_winograd'] else '       -'} "
                      f"{fmt(r['speedup_vs_finn'], '7.2f') + 'x' if r['speedup_vs_finn'] else '       -'} {r['source']}")
+    if any(r.get("within_reference") is False for r in rows):
+        lines.append("!: the row's final (Yosys) LUT/DSP exceed those of the row that capped it: not at equal resources")
     lines.append("paper (BISWSRBS, Yang et al. TRETS 2021, SRBS + mixed precision vs dense Winograd): "
                  + ", ".join(f"{p['network']}/{p['dataset']} {p.get('speedup_vs_dense_winograd', p.get('speedup_vs_sparse_winograd'))}x"
                              + ("" if "speedup_vs_dense_winograd" in p else " (vs sparse Winograd)") for p in PAPER))

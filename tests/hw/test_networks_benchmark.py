@@ -158,3 +158,26 @@ def test_apply_rtl_only_rewrites_the_recorded_rows(tmp_path):
     assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 1000.0 == 4.0
     assert result["targets"]["n"]["met"] is True and result["networks"] == {"n": {"kept": True}}
     assert result["rtl_applied"]["rows"] == ["n srbs 0.25"] and out.with_suffix(".png").is_file()
+
+
+def test_rows_beyond_their_reference_after_synthesis_are_marked():
+    """The folding search caps each flow by its reference row's *estimates*; where a row's final
+    figures (Yosys, once rebuilt in RTL) exceed the reference's LUT or DSP, ``within_reference`` is
+    False, the table marks the speed-up with '!' and the density-1/4 target does not count it."""
+    nb = runpy.run_path(str(SCRIPT))
+
+    def row(flow, density, lut, fps, dsp=0):
+        return {"network": "n", "board": "PYNQ-Z2", "flow": flow, "density": density, "mixed_precision": False,
+                "mean_bits": 4.0, "fps": fps, "lut": lut, "ff": None, "bram": 1.0, "dsp": dsp, "uram": 0,
+                "source": "rtl"}
+
+    rows = [row("finn", 1.0, 100, 10.0), row("winograd_dense", 1.0, 90, 10.0), row("srbs", 0.5, 91, 20.0),
+            row("srbs", 0.25, 90, 40.0)]
+    nb["add_speedups"](rows)
+    assert [r["within_reference"] for r in rows] == [None, True, False, True]
+    lines = nb["table"](rows).splitlines()
+    assert "2.00!" in lines[4] and "4.00x" in lines[5] and lines[6].startswith("!:")
+    assert nb["targets"](rows)["n"]["met"] is True
+    rows[3]["dsp"] = 1  # one DSP more than dense Winograd: not at equal resources
+    nb["add_speedups"](rows)
+    assert rows[3]["within_reference"] is False and nb["targets"](rows)["n"]["met"] is False
