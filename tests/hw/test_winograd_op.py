@@ -843,11 +843,3 @@ def test_runtime_weights_move_the_weight_memory_and_add_the_weight_stream():
     inst = getCustomOp(node)
     assert inst.get_nodeattr("runtime_writeable_weights") == 1
     assert [n for n, _ in inst.get_verilog_top_module_intf_names()["s_axis"]] == ["in0_V", "in1_V"]
-
-
-def test_the_open_stitcher_refuses_runtime_weights_by_node():
-    from winoforge.hw.rtl.stitch import StitchError, _stage
-
-    node = wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "runtime_weights": 1}, rtl=True, name="w0")
-    with pytest.raises(StitchError, match=r"node w0 \(WinogradSRBS_rtl\) has runtime-writeable weights"):
-        _stage(None, node)
