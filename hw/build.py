@@ -315,12 +315,10 @@ def step_weights_to_uram(model, cfg):
         nodes = [n for n in graph_model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")
                  or n.op_type.startswith("WinogradSRBS")]
 
-        def totals():
-            return _totals([node_resources(getCustomOp(n), part) for n in nodes], converters)
-
+        res = [node_resources(getCustomOp(n), part) for n in nodes]  # a move re-estimates only its node
         cands = sorted(((_weight_bram18(getCustomOp(n), part), i) for i, n in enumerate(nodes)
                         if n.op_type in _URAM_WEIGHT_OPS), reverse=True)
-        now = totals()
+        now = _totals(res, converters)
         for bram, i in cands:
             if now.get("BRAM_18K", 0) <= board.bram18 or bram <= 0:
                 break
@@ -328,12 +326,13 @@ def step_weights_to_uram(model, cfg):
             before = {a: inst.get_nodeattr(a) for a in ("ram_style", "runtime_writeable_weights")}
             inst.set_nodeattr("runtime_writeable_weights", 1)
             inst.set_nodeattr("ram_style", "ultra")
-            after = totals()
+            moved = node_resources(inst, part)
+            after = _totals([*res[:i], moved, *res[i + 1:]], converters)
             if after.get("URAM", 0) > board.uram:  # does not fit the URAM left: the next, smaller one may
                 for a, v in before.items():
                     inst.set_nodeattr(a, v)
             else:
-                now = after
+                res[i], now = moved, after
         return graph_model
 
     return _each_dataflow_graph(model, move)

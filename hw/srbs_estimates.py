@@ -437,10 +437,18 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
 
 def _weight_columns(params: WinogradSRBSParams, r: dict) -> int:
     """Runtime-writeable weights: the LOAD_W-bit columns of one weight-memory line
-    (``POS * PE * lanes`` values and, SRBS, as many indices)."""
+    (:func:`winoforge.hw.rtl.winograd_layer.weight_stream_columns` on the cached parameters)."""
     from winoforge.hw.rtl.winograd_layer import weight_stream_columns
 
-    return weight_stream_columns(params)
+    return weight_stream_columns(params, r)
+
+
+def _weight_load_luts(params: WinogradSRBSParams, r: dict) -> int:
+    """Runtime-writeable weights: the load address counter, the column counter and its
+    compare, a write enable per column."""
+    cols = _weight_columns(params, r)
+    lines = params.position_groups * (params.ofm_channels // params.pe) * (params.ifm_channels // params.simd)
+    return _bits(lines) + 2 * _bits(cols) + cols
 
 
 def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
@@ -477,9 +485,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "output_transform": otf,
         "output_select": oe * r["OUT_W"] * _mux_luts(m * m) + rotate,
         # runtime-writeable weights: the load address and column counters, a write enable per column
-        "weight_load": (_bits(params.position_groups * (params.ofm_channels // pe) * (params.ifm_channels // simd))
-                        + 2 * _bits(_weight_columns(params, r)) + _weight_columns(params, r)
-                        if params.runtime_weights else 0),
+        "weight_load": _weight_load_luts(params, r) if params.runtime_weights else 0,
     }
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .winograd_layer import LOAD_W
+from .winograd_layer import LOAD_W, weight_stream_length
 
 __all__ = ["StitchError", "Stage", "StitchedDesign", "split_fabric", "fabric_edges", "stitch", "stream_order", "stream_order_of", "FIFO_REPORT_TAG", "FIFO_REPORT_FILE", "TOP_MODULE",
            "IN_PORT", "OUT_PORT"]
@@ -291,7 +291,6 @@ def _weight_stream(inst) -> tuple[int, str | None]:
     ``(0, None)`` for a layer whose weights are in the bitstream."""
     if not inst.onnx_node.op_type.startswith("WinogradSRBS") or not inst.params().runtime_weights:
         return 0, None
-    from winoforge.hw.rtl.winograd_layer import weight_stream_length
     from winoforge.hw.srbs_codegen import STREAM_FILE
 
     return weight_stream_length(inst.params()), f"{inst.onnx_node.name}_{STREAM_FILE}"

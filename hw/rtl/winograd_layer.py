@@ -101,10 +101,11 @@ def layer_parameters(params) -> dict[str, int]:
     }
 
 
-def weight_stream_columns(params) -> int:
+def weight_stream_columns(params, r: dict | None = None) -> int:
     """Runtime-writeable weights: the :data:`LOAD_W`-bit words of one weight-memory line
-    (``POS * PE * lanes`` values and, SRBS, as many indices)."""
-    r = layer_parameters(params)
+    (``POS * PE * lanes`` values and, SRBS, as many indices); ``r``: the layer's
+    :func:`layer_parameters`, where the caller has them."""
+    r = layer_parameters(params) if r is None else r
     ne = params.pos * params.pe * params.lanes
     return -(-ne * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)) // LOAD_W)
 
