@@ -298,7 +298,8 @@ def step_weights_to_uram(model, cfg):
     contents from a bitstream, so these weights are written at run time -- FINN's AXI-lite weight
     interface for its MVAUs, the weight stream ``in1_V`` for ``WinogradSRBS_rtl``), one at a time,
     largest first, while the URAM lasts, until the BRAM fits.  A design that fits, or a board without
-    URAM, is left as it is.  Not in the default step lists: the runtime does not write weights yet
+    URAM, is left as it is.  Not in the default step lists: the runtime writes the weights of
+    ``WinogradSRBS`` layers (manifest ``runtime_weights``) but not yet FINN's AXI-lite MVAU weights
     (``make bench-networks`` uses it for the estimates of the ZCU104 networks)."""
     from qonnx.custom_op.registry import getCustomOp
 
@@ -336,6 +337,43 @@ def step_weights_to_uram(model, cfg):
         return graph_model
 
     return _each_dataflow_graph(model, move)
+
+
+def step_runtime_weights(model, cfg):
+    """Every ``WinogradSRBS_rtl`` keeps its weights in a RAM written at run time
+    (``runtime_writeable_weights=1``, FINN's attribute; the memory style stays as folded): the
+    host writes them through each layer's weight DMA when it loads the package, and may write new
+    ones without a new bitstream (``Accelerator.load_weights``).  ``winoforge build
+    --runtime-weights``."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    def mark(graph_model):
+        for node in graph_model.graph.node:
+            if node.op_type.startswith("WinogradSRBS"):
+                getCustomOp(node).set_nodeattr("runtime_writeable_weights", 1)
+        return graph_model
+
+    return _each_dataflow_graph(model, mark)
+
+
+def runtime_weight_layers(model) -> list[tuple[str, object, np.ndarray]]:
+    """``[(node name, WinogradSRBSParams, U)]`` of the ``WinogradSRBS`` nodes with runtime-writeable
+    weights, in graph order (the stitched design's weight stream takes their sets in this order),
+    in ``model`` or its dataflow partitions."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    graphs = [ModelWrapper(getCustomOp(p).get_nodeattr("model"))
+              for p in model.get_nodes_by_op_type("StreamingDataflowPartition")] or [model]
+    out = []
+    for graph_model in graphs:
+        for node in graph_model.graph.node:
+            if node.op_type.startswith("WinogradSRBS"):
+                inst = getCustomOp(node)
+                params = inst.params()
+                if params.runtime_weights:
+                    out.append((node.name, params, inst.weights(graph_model)))
+    return out
 
 
 def _each_dataflow_graph(model, fn):
@@ -399,13 +437,15 @@ FINN_FRONT = ["step_qonnx_to_finn", "step_tidy_up"]
 FINN_BACK = ["step_minimize_bit_width_initial", "step_create_dataflow_partition", step_specialize_layers]
 
 
-def winograd_steps(codegen: bool = False, open_rtl: bool = True) -> list:
+def winograd_steps(codegen: bool = False, open_rtl: bool = True, runtime_weights: bool = False) -> list:
     """Our flow.  ``open_rtl``: pooling, global pooling and the classifier become our RTL layers
     (every layer then plain SystemVerilog, simulated by Verilator); ``False`` keeps FINN's HLS /
-    DSP variants (the vendor path, where Vivado and Vitis HLS exist)."""
+    DSP variants (the vendor path, where Vivado and Vitis HLS exist).  ``runtime_weights``: the
+    Winograd layers' weights are written at run time (:func:`step_runtime_weights`)."""
     steps = [step_winograd_import, *FINN_FRONT, step_winograd_streamline, step_streamline_head, "step_convert_to_hw",
              step_check_supported,
-             *FINN_BACK, step_winograd_folding, *([step_open_rtl_layers] if open_rtl else []),
+             *FINN_BACK, step_winograd_folding, *([step_runtime_weights] if runtime_weights else []),
+             *([step_open_rtl_layers] if open_rtl else []),
              "step_minimize_bit_width", "step_generate_estimate_reports", step_check_resources]
     return steps + (["step_hw_codegen"] if codegen else [])
 

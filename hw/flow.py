@@ -209,10 +209,48 @@ def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> Valu
                       f"frames per second at {clock_mhz:g} MHz; lower the target")
 
 
+#: the package folder of the runtime-writeable weight streams
+WEIGHTS_DIR = "weights"
+
+
+def write_runtime_weights(model, package: Path) -> list[dict[str, Any]]:
+    """Write the weight stream of every layer with runtime-writeable weights into
+    ``<package>/weights/<node>.npy`` (``uint64`` words, ``srbs_codegen.weight_stream_words``);
+    the manifest's ``runtime_weights`` entries, in graph order, each layer with its own weight
+    DMA named as FINN's shell names its further input DMAs (``idma1``, ``idma2``...)."""
+    from .build import runtime_weight_layers
+    from .srbs_codegen import weight_layout, weight_stream_words
+
+    entries = []
+    for k, (node, params, U) in enumerate(runtime_weight_layers(model), start=1):
+        words = weight_stream_words(U, params)
+        rel = f"{WEIGHTS_DIR}/{node}.npy"
+        (package / WEIGHTS_DIR).mkdir(exist_ok=True)
+        np.save(package / rel, words)
+        entries.append({"node": node, "dma": f"idma{k}", "file": rel, "words": int(len(words)),
+                        "layout": weight_layout(params)})
+    return entries
+
+
+def _check_weight_stream(package: Path, entries: list[dict[str, Any]]) -> None:
+    """The stitched design's weight stream (``rtl/weights_stream.npy``) must be the layers' streams
+    in the manifest's order: what the runtime's rtl backend sends through the router."""
+    from winoforge.runtime.rtl_backend import RTL_DIR
+
+    path = package / RTL_DIR / "weights_stream.npy"
+    have = np.load(path) if path.is_file() else np.zeros(0, np.uint64)
+    want = (np.concatenate([np.load(package / e["file"]) for e in entries]) if entries
+            else np.zeros(0, np.uint64))
+    if not np.array_equal(have, want):
+        raise AssertionError(f"{path}: the stitched design's weight stream ({len(have)} words) is not the layers' "
+                             f"streams in the manifest's order ({len(want)} words)")
+
+
 def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", target_fps: float | None = None,
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
-                  progress: bool = True, rtl: bool = False, open_rtl: bool = True) -> dict[str, Any]:
+                  progress: bool = True, rtl: bool = False, open_rtl: bool = True,
+                  runtime_weights: bool = False) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
     deployment package ``<out_root>/<name>/``.  Returns the package's manifest.
 
@@ -223,7 +261,16 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     ``open_rtl=False`` (``winoforge build --vendor-layers``): pooling, global pooling and the
     classifier keep FINN's HLS/DSP variants (the vendor path, for Vivado + Vitis HLS) instead of
     our RTL layers (:func:`winoforge.hw.build.step_open_rtl_layers`); the manifest's ``layers``
-    says which.  Such a build has no vendor-free RTL to stitch, so ``rtl=True`` is refused."""
+    says which.  Such a build has no vendor-free RTL to stitch, so ``rtl=True`` is refused.
+
+    ``runtime_weights=True`` (``winoforge build --runtime-weights``): the Winograd layers keep their
+    weights in RAMs written at run time (:func:`winoforge.hw.build.step_runtime_weights`).  Every
+    layer with runtime-writeable weights (also those ``step_weights_to_uram`` moved) gets its
+    weight stream in ``weights/<node>.npy`` and an entry in the manifest's ``runtime_weights``
+    (node, weight DMA ``idma1``..., file, words, layout), which the runtime writes on loading."""
+    if runtime_weights and baseline:
+        raise ValueError("runtime_weights=True applies to the Winograd flow; the stock-FINN baseline keeps "
+                         "FINN's weights (drop --baseline or --runtime-weights)")
     if rtl and not open_rtl:
         raise ValueError("--rtl needs the open-RTL layers: drop --vendor-layers (open_rtl=False keeps FINN's "
                          "HLS/DSP pooling and classifier, which Verilator cannot simulate)")
@@ -241,7 +288,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps)
     steps = (baseline_steps(open_rtl=open_rtl) if baseline
-             else winograd_steps(codegen=codegen, open_rtl=open_rtl))
+             else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
     try:
         result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
     except BuildStepError as err:
@@ -271,6 +318,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
             raw = raw.transpose(0, 2, 3, 1)
         np.savez(package / "runtime" / "golden.npz", input=raw.astype(np.uint8),
                  output=np.asarray(result.golden_outputs["output"]))
+    weight_entries = write_runtime_weights(result.model, package)
     rtl_entry = None
     if rtl:
         from .rtl_sim import package_rtl
@@ -281,6 +329,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         rtl_entry = package_rtl(result.model, package, work, raw.astype(np.int64), fpgapart=cfg._resolve_fpga_part(),
                                 clk_ns=cfg.synth_clk_period_ns, estimates=result.estimates,
                                 build_root=Path(work_root) / "verilator")
+        _check_weight_stream(package, weight_entries)
     if codegen:  # FINN's generated HDL and our WinogradSRBS parameter/weight files, per node
         from qonnx.custom_op.registry import getCustomOp
 
@@ -308,6 +357,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "input": {"name": iname, "shape": result.model.get_tensor_shape(iname), "dtype": "uint8"},
         "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
         "estimated_fps": result.estimates.get("fps"), "bitfile": None, "rtl": rtl_entry,
+        "runtime_weights": weight_entries,
         "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
                     "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
         "provenance": portable_paths({

@@ -253,7 +253,7 @@ class WinogradSRBS(HWCustomOp):
         if idt != self.get_input_datatype(0):
             self.set_nodeattr("inputDataType", idt.name)
         params = self.params()
-        U = self.weights(model)
+        U = None if params.runtime_weights else self.weights(model)
         rng = exact_range_cached(U, params) if U is not None else datatype_output_range(params)
         lo, hi = dt_range(params.output_datatype)
         if rng[0] < lo or rng[1] > hi:
@@ -263,10 +263,11 @@ class WinogradSRBS(HWCustomOp):
     def minimize_accumulator_width(self, model, datatype_only=False):
         """Set ``outputDataType`` to the smallest type holding the output range: exact
         for the weights in ``model`` (:func:`exact_output_range`), or the sound bound
-        :func:`datatype_output_range` when ``datatype_only`` or without weights.
-        (Unlike MVAU, a last node is not rounded up to a multiple of 8 bits.)"""
+        :func:`datatype_output_range` when ``datatype_only``, without weights, or with
+        runtime-writeable weights (any weights of ``weightDataType`` may be written later; as
+        FINN's MVAU).  (Unlike MVAU, a last node is not rounded up to a multiple of 8 bits.)"""
         params = self.params()
-        U = None if datatype_only else self.weights(model)
+        U = None if datatype_only or params.runtime_weights else self.weights(model)
         rng = exact_range_cached(U, params) if U is not None else datatype_output_range(params)
         odt = smallest_datatype(*rng)
         self.set_nodeattr("outputDataType", odt.name)
@@ -274,8 +275,9 @@ class WinogradSRBS(HWCustomOp):
         return odt
 
     def minimize_weight_bit_width(self, model, datatype_only=False):
-        """As MVAU: shrink ``weightDataType`` to the smallest type holding the weights."""
-        U = None if datatype_only else self.weights(model)
+        """As MVAU: shrink ``weightDataType`` to the smallest type holding the weights (not with
+        runtime-writeable weights: the type is what a later weight set may use)."""
+        U = None if datatype_only or self.params().runtime_weights else self.weights(model)
         if U is not None and U.size:
             wdt = smallest_datatype(min(int(U.min()), 0), max(int(U.max()), 0))
             self.set_nodeattr("weightDataType", wdt.name)
@@ -298,6 +300,10 @@ class WinogradSRBS(HWCustomOp):
         p = self.params()
         if ind == 0:
             return (p.batch_size, *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
+        if ind == 1 and p.runtime_weights:  # the weight stream in1_V: bytes of LOAD_W-bit words
+            from .rtl.winograd_layer import LOAD_W, weight_stream_length
+
+            return (1, weight_stream_length(p), LOAD_W // 8)
         if ind == 1:  # the weight memory: POS banks, words of PE x lanes entries
             return (p.weight_memory_depth, p.pos, p.pe, p.lanes)
         raise ValueError(f"{OP_TYPE} has inputs 0 and 1, not {ind}")
@@ -316,6 +322,10 @@ class WinogradSRBS(HWCustomOp):
         """``SIMD * in_bits`` at any POS (an input-rate bound in the cycles instead)."""
         if ind == 0:
             return self.get_nodeattr("SIMD") * self.get_input_datatype(0).bitwidth()
+        if ind == 1 and self.get_nodeattr("runtime_writeable_weights"):
+            from .rtl.winograd_layer import LOAD_W
+
+            return LOAD_W  # the weight stream in1_V
         if ind == 1:
             return 0  # weights live in the layer's own memory: no stream
         raise ValueError(f"{OP_TYPE} has inputs 0 and 1, not {ind}")
@@ -480,7 +490,10 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
         return [folder + name for name in (*LAYER_SOURCES, self._top() + ".sv")]
 
     def get_all_meminit_filenames(self, abspath=False):
-        """The ``$readmemh`` files (values; indices for SRBS layers)."""
+        """The ``$readmemh`` files (values; indices for SRBS layers); none with runtime-writeable
+        weights (the RAM has no initial contents: the weights come through ``in1_V``)."""
+        if self.params().runtime_weights:
+            return []
         folder = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
         names = weight_files(self._top())
         return [folder + n for n in (names if self.params().index_bits else names[:1])]

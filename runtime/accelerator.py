@@ -13,6 +13,13 @@
 * ``backend="auto"``: ``pynq`` where the package has a bitfile and ``pynq`` finds a
   device, else ``sim``.
 
+Runtime-writeable weights: a package whose manifest lists ``runtime_weights`` (layers
+that keep their weights in a RAM written at run time, one weight DMA each) gets those
+streams written through the weight DMAs when it is loaded, on every backend;
+:meth:`Accelerator.load_weights` writes new ones (new weights, same bitstream).  The
+simulated device computes with the weights its DMAs delivered (decoded by
+:mod:`.weights`), the rtl backend feeds them to the stitched design's weight stream.
+
 Loading first verifies the package (every sha256, :mod:`.package`).  The io spec
 (datatypes and normal/folded shapes of the accelerator's input and output) comes
 from the program (``Program.load(<package>/runtime).io``), whichever backend runs.
@@ -33,7 +40,7 @@ from .device import DataflowDriver, IOSpec, SimulatedOverlay
 from .package import Package, load_package
 
 __all__ = ["Accelerator", "BackendError", "ProgramLike", "BACKENDS", "PROGRAM_DIR", "open_overlay", "to_accelerator_layout",
-           "pynq_allocator"]
+           "pynq_allocator", "runtime_weight_entries"]
 
 #: backend names :meth:`Accelerator.load` accepts
 BACKENDS = ("auto", "pynq", "sim", "rtl")
@@ -169,12 +176,70 @@ def to_accelerator_layout(x: np.ndarray, image_shape: tuple[int, ...]) -> tuple[
     return x, None
 
 
+def runtime_weight_entries(package: Package) -> list[dict[str, Any]]:
+    """The manifest's ``runtime_weights``: per layer ``{node, dma, file, words, layout}``, in the
+    order of the fabric (the stitched design's weight stream concatenates them so)."""
+    from .weights import WeightLayout
+
+    entries = package.manifest.get("runtime_weights") or []
+    if not isinstance(entries, list):
+        raise BackendError(f"{package.path}: manifest 'runtime_weights' must be a list")
+    out, seen = [], set()
+    for i, e in enumerate(entries):
+        missing = [k for k in ("node", "dma", "file", "words", "layout") if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise BackendError(f"{package.path}: manifest runtime_weights[{i}] lacks {', '.join(missing)}")
+        if e["dma"] in seen or e["dma"] in ("idma0", "odma0"):
+            raise BackendError(f"{package.path}: manifest runtime_weights[{i}]: DMA name {e['dma']!r} is taken")
+        seen.add(e["dma"])
+        layout = WeightLayout.from_dict(e["layout"])
+        if layout.words != int(e["words"]):
+            raise BackendError(f"{package.path}: manifest runtime_weights[{i}] ({e['node']}): {e['words']} words, "
+                               f"its layout makes {layout.words}")
+        out.append({**e, "layout": layout})
+    return out
+
+
+def _weight_streams(package: Package, entries: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """``{dma: uint64 words}`` from the package's stream files (sha256-checked by the loader)."""
+    streams = {}
+    for e in entries:
+        words = np.load(package.file(e["file"]), allow_pickle=False)
+        if words.ndim != 1 or words.dtype.kind not in "iu" or len(words) != e["layout"].words:
+            raise BackendError(f"{package.path}: {e['file']} ({e['node']}): {words.dtype} {words.shape}; expected "
+                               f"{e['layout'].words} uint64 words")
+        streams[e["dma"]] = words.astype(np.uint64)
+    return streams
+
+
+class _ProgramWithWeights:
+    """The sim backend's compute for a package with runtime weights: the integer program (a
+    copy of its own), whose ``WinogradSRBS`` nodes take the weights the weight DMAs deliver."""
+
+    def __init__(self, program: Any, entries: list[dict[str, Any]]) -> None:
+        from .program import Program
+
+        self.program = Program(program.spec, dict(program.params), source=program.source)
+        self.by_dma = {e["dma"]: e for e in entries}
+
+    def load_weights(self, dma: str, words: np.ndarray) -> None:
+        from .weights import decode
+
+        e = self.by_dma[dma]
+        self.program.replace_param(e["node"], "U", decode(words, e["layout"]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.program.run(x)
+
+
 class Accelerator:
     """A loaded deployment package behind one of the backends; build it with :meth:`load`."""
 
     def __init__(self, package: Package, driver: DataflowDriver, backend: str, program: ProgramLike | None,
-                 overlay: Any) -> None:
+                 overlay: Any, weight_entries: list[dict[str, Any]] | None = None) -> None:
         self.package = package
+        #: the package's layers with runtime-writeable weights (:func:`runtime_weight_entries`)
+        self.weight_entries = list(weight_entries or [])
         self.driver = driver
         self.backend = backend
         self.program = program
@@ -212,21 +277,48 @@ class Accelerator:
         if overlay_options and backend not in ("sim", "rtl"):
             raise ValueError(f"overlay options {sorted(overlay_options)} apply to the sim backend only (and to rtl, "
                              "which drives the same simulated device)")
+        entries = runtime_weight_entries(package)
+        streams = _weight_streams(package, entries) if entries else None
         if backend == "pynq":
             bitfile = _bitfile(package)
             pynq = _import_pynq()
             overlay = open_overlay(pynq, bitfile, package.manifest.get("clock_mhz"))
             driver = DataflowDriver(overlay, pynq_allocator(pynq, overlay), io, batch_size=batch_size,
-                                    timeout_s=timeout_s)
+                                    timeout_s=timeout_s, weights=streams)
         else:
-            compute = program.run
+            compute: Any = _ProgramWithWeights(program, entries) if entries else program.run
             if backend == "rtl":
                 from .rtl_backend import rtl_compute  # lazily: the harness needs the host environment
 
-                compute = rtl_compute(package.path, program, **dict(rtl_options or {}))
-            overlay = SimulatedOverlay(compute, io, **overlay_options)
-            driver = DataflowDriver(overlay, overlay.allocate, io, batch_size=batch_size, timeout_s=timeout_s)
-        return cls(package, driver, backend, program, overlay)
+                compute = rtl_compute(package.path, program, weight_dmas=[e["dma"] for e in entries],
+                                      **dict(rtl_options or {}))
+            overlay = SimulatedOverlay(compute, io, weight_dmas={e["dma"]: e["layout"].words for e in entries},
+                                       **overlay_options)
+            driver = DataflowDriver(overlay, overlay.allocate, io, batch_size=batch_size, timeout_s=timeout_s,
+                                    weights=streams)
+        return cls(package, driver, backend, program, overlay, entries)
+
+    def load_weights(self, weights: Mapping[str, Any]) -> None:
+        """Write new Winograd-domain weights into layers with runtime-writeable weights:
+        ``{node name: U (Cout, Cin, t, t) integers}`` (any subset of the layers), encoded as
+        the layer's stream (:func:`.weights.encode`: its shape, bit width and SRBS pattern are
+        checked, naming the node) and written through its weight DMA.  The bitstream stays."""
+        from .weights import WeightStreamError, encode
+
+        by_node = {e["node"]: e for e in self.weight_entries}
+        if not by_node:
+            raise BackendError(f"{self.package.path}: no layer has runtime-writeable weights (manifest "
+                               "runtime_weights is empty); its weights are in the bitstream")
+        streams = {}
+        for node, U in weights.items():
+            if node not in by_node:
+                raise ValueError(f"weights: no layer {node!r} with runtime-writeable weights; allowed: "
+                                 f"{', '.join(by_node)}")
+            try:
+                streams[by_node[node]["dma"]] = encode(U, by_node[node]["layout"])
+            except WeightStreamError as err:
+                raise WeightStreamError(f"layer {node}: {err}") from None
+        self.driver.load_weights(streams)
 
     # -- properties
     @property

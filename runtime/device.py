@@ -25,6 +25,15 @@ One batch, as FINN's ``driver_base.py`` (``execute_on_buffers``) runs it:
 4. poll ``odma0`` 0x00 until bit 1 (done) is set.  Here with a timeout: a
    device that never reports done raises :class:`DeviceTimeoutError`.
 
+Runtime-writeable weights (``runtime_weights`` in the package's manifest): each layer that
+keeps its weights in a RAM has a weight DMA of its own (``idma1``, ``idma2``... as FINN
+names the input DMAs of its shell), an IODMA of the same register map feeding the layer's
+weight stream ``in1_V``.  Before the first batch (and whenever the host writes a new set)
+:meth:`DataflowDriver.load_weights` copies each layer's ``uint64`` words (little-endian)
+into a buffer, flushes it, programs address and batch count 1, starts the DMA and waits
+for its done bit.  Until a layer has its whole set it computes nothing: a batch started
+earlier never finishes (the driver's timeout says so).
+
 Around it (``execute``): the host folds the input (a reshape to the first
 layer's folded shape), packs it (:mod:`.packing`, ``reverse_inner`` and
 ``reverse_endian`` both true), copies it into the DMA buffer and flushes the
@@ -184,12 +193,17 @@ class DataflowDriver:
     """
 
     def __init__(self, overlay: Any, allocate: Callable[..., np.ndarray], io: IOSpec | Mapping[str, Any],
-                 batch_size: int = 1, timeout_s: float = 10.0, poll_interval_s: float = 1e-4) -> None:
+                 batch_size: int = 1, timeout_s: float = 10.0, poll_interval_s: float = 1e-4,
+                 weights: Mapping[str, Any] | None = None) -> None:
+        """``weights``: ``{weight DMA name: uint64 words}`` of the layers with runtime-writeable
+        weights (module docstring), written by :meth:`load_weights` before the first batch."""
         self.io = IOSpec.from_dict(io)
         for ip in ("idma0", "odma0"):
             if not hasattr(overlay, ip):
                 raise DeviceError(f"the overlay has no '{ip}' (FINN's zynq-iodma shell names its DMAs "
                                   "idma0/odma0); is this a FINN dataflow bitstream?")
+        #: the weight DMAs written so far, with the number of words each got
+        self.weights_loaded: dict[str, int] = {}
         self.overlay = overlay
         self.idma: RegisterIP = overlay.idma0
         self.odma: RegisterIP = overlay.odma0
@@ -202,6 +216,8 @@ class DataflowDriver:
         self.obuf: np.ndarray | None = None
         self._batch_size = 0
         self.batch_size = batch_size
+        if weights:
+            self.load_weights(weights)
 
     # -- buffers
     @property
@@ -246,6 +262,46 @@ class DataflowDriver:
         """Folded ``(n, *oshape_folded[1:])`` -> normal ``(n, *oshape_normal[1:])``."""
         return folded.reshape(self.io.batched(self.io.oshape_normal, folded.shape[0]))
 
+    # -- runtime-writeable weights
+    def load_weights(self, weights: Mapping[str, Any]) -> None:
+        """Write each layer's weight set through its weight DMA, one DMA after the other:
+        ``weights`` maps the DMA's name (``idma1``...) to the layer's ``uint64`` words.  Each
+        set goes through a buffer of its own (little-endian words, flushed), batch count 1;
+        the call returns once every DMA reported done (:class:`DeviceTimeoutError` after
+        ``timeout_s``).  Call it between batches to change the weights."""
+        if not isinstance(weights, Mapping) or not weights:
+            raise ValueError("weights: a non-empty mapping {weight DMA name: uint64 words}")
+        streams = {}
+        for name, words in weights.items():
+            if name in ("idma0", "odma0") or not hasattr(self.overlay, str(name)):
+                raise DeviceError(f"weights: the overlay has no weight DMA {name!r} (the package's manifest names "
+                                  "one per layer with runtime-writeable weights: runtime_weights[].dma)")
+            arr = np.asarray(words)
+            if arr.ndim != 1 or arr.dtype.kind not in "iu" or not len(arr):
+                raise ValueError(f"weights[{name!r}]: a non-empty 1-D array of uint64 words, got {arr.dtype} "
+                                 f"{arr.shape}")
+            streams[name] = np.ascontiguousarray(arr.astype(np.uint64)).astype("<u8").view(np.uint8)
+        for name, data in streams.items():
+            dma: RegisterIP = getattr(self.overlay, name)
+            status = int(dma.read(AP_CTRL))
+            if not status & AP_IDLE:
+                raise DeviceError(f"weight DMA {name} is not idle ({name} 0x00 = {status:#x}); reload the overlay")
+            buf = self._allocate(shape=(data.size,), dtype=np.uint8)
+            try:
+                np.copyto(buf, data)
+                buf.flush()
+                address = int(buf.device_address)
+                dma.write(ADDR_LO, address & 0xFFFFFFFF)
+                dma.write(ADDR_HI, (address >> 32) & 0xFFFFFFFF)
+                dma.write(NUM_REPS, 1)
+                dma.write(AP_CTRL, AP_START)
+                self._wait_done(dma, f"weight DMA {name}", f"the weights ({data.size // 8} words) did not finish")
+            finally:
+                release = getattr(buf, "freebuffer", None)
+                if callable(release):
+                    release()
+            self.weights_loaded[name] = data.size // 8
+
     # -- the protocol
     def execute_on_buffers(self, n: int | None = None) -> None:
         """Run ``n`` images (default ``batch_size``) from the input buffer into the output
@@ -270,18 +326,24 @@ class DataflowDriver:
         """Poll ``odma0`` 0x00 until bit 1 (done) is set; :class:`DeviceTimeoutError` after
         ``timeout_s``.  Busy-polls first (a batch takes microseconds to milliseconds),
         then sleeps ``poll_interval_s`` between reads."""
+        hint = "" if self.weights_loaded or not hasattr(self.overlay, "idma1") else (
+            "; the overlay has a weight DMA (idma1) and no weights were written: a layer with runtime-writeable "
+            "weights computes nothing before its weights are written (load_weights)")
+        self._wait_done(self.odma, "output DMA odma0", "the accelerator did not finish", "the pipeline may be stalled, or the "
+                        "bitstream does not match this package" + hint)
+
+    def _wait_done(self, dma: RegisterIP, label: str, what: str, why: str = "") -> None:
         deadline = time.monotonic() + self.timeout_s
         polls = 0
         while True:
-            status = int(self.odma.read(AP_CTRL))
+            status = int(dma.read(AP_CTRL))
             if status & AP_DONE:
                 return
             polls += 1
             if time.monotonic() > deadline:
                 raise DeviceTimeoutError(
-                    f"the accelerator did not finish within {self.timeout_s:g} s: output DMA odma0 0x00 = "
-                    f"{status:#x} (bit 1 'done' never set, {polls} reads); the pipeline may be stalled, "
-                    "or the bitstream does not match this package")
+                    f"{what} within {self.timeout_s:g} s: {label} 0x00 = {status:#x} (bit 1 'done' never set, "
+                    f"{polls} reads)" + (f"; {why}" if why else ""))
             if polls > 1000:
                 time.sleep(self.poll_interval_s)
 
@@ -487,6 +549,10 @@ class SimulatedIODMAPair:
     ``io.odt`` and the output shape, packs it and writes it at odma's address; both DMAs
     then report done (``odma0`` after ``latency_polls`` reads of its control register).
 
+    ``weight_dmas``: ``{name: words}`` of the layers with runtime-writeable weights, each a
+    simulated weight DMA (attribute ``name``) whose start delivers its words to
+    ``compute.load_weights(name, words)``; until every one has, a batch hangs.
+
     Fault injection: ``hang=True``: done never comes; ``busy=True``: odma0 never idle.
     Shared by :class:`SimulatedOverlay` (this runtime's own stand-in for an overlay) and
     :class:`winoforge.runtime.pynq_sim.SimulatedPynqDevice` (a ``pynq.Device`` under pynq's
@@ -495,13 +561,21 @@ class SimulatedIODMAPair:
 
     def __init__(self, compute: Callable[[np.ndarray], np.ndarray], io: IOSpec | Mapping[str, Any],
                  memory: SimulatedMemory | None = None, latency_polls: int = 0, hang: bool = False,
-                 busy: bool = False) -> None:
+                 busy: bool = False, weight_dmas: Mapping[str, int] | None = None) -> None:
         self.io = IOSpec.from_dict(io)
         self.compute = compute
         self.memory = memory if memory is not None else SimulatedMemory()
         self.latency_polls = int(latency_polls)
         self.idma0 = SimulatedIODMA("idma0", self._started)
         self.odma0 = SimulatedIODMA("odma0", self._started)
+        #: runtime-writeable weights: weight DMA name -> words of its layer's set
+        self.weight_dmas = {str(k): int(v) for k, v in (weight_dmas or {}).items()}
+        for name in self.weight_dmas:
+            if name in ("idma0", "odma0") or not name.isidentifier():
+                raise ValueError(f"weight DMA name {name!r}: allowed: identifiers other than idma0/odma0 (idma1...)")
+            setattr(self, name, SimulatedIODMA(name, self._weights_started))
+        #: the words each weight DMA delivered last (what the layers hold)
+        self.weights: dict[str, np.ndarray] = {}
         self.hang = bool(hang)
         if busy:
             self.odma0.running = True  # and never finishes: not idle
@@ -509,9 +583,31 @@ class SimulatedIODMAPair:
         self.batches = 0
         self.images = 0
 
+    @property
+    def dmas(self) -> dict[str, SimulatedIODMA]:
+        """Every DMA of the design by name: ``idma0``, ``odma0`` and the weight DMAs."""
+        return {"idma0": self.idma0, "odma0": self.odma0, **{n: getattr(self, n) for n in self.weight_dmas}}
+
+    def _weights_started(self, dma: SimulatedIODMA) -> None:
+        """A weight DMA streams its buffer ``count`` times into its layer's weight stream; the
+        layer keeps the last whole set.  ``compute.load_weights(name, words)`` (where the
+        compute has it) gets the words: the simulated layers compute with what arrived."""
+        words, reps = self.weight_dmas[dma.name], dma.count
+        if reps < 1:
+            raise DeviceError(f"{dma.name}: batch count 0x1C = {reps}; a weight DMA streams its set at least once")
+        raw = self.memory.read(dma.address, words * 8 * reps)
+        got = raw.reshape(reps, words * 8)[-1].copy().view("<u8").astype(np.uint64)
+        load = getattr(self.compute, "load_weights", None)
+        if callable(load):
+            load(dma.name, got)
+        self.weights[dma.name] = got
+        dma.running, dma.done = False, True
+
     def _started(self, dma: SimulatedIODMA) -> None:
         if not (self.idma0.running and self.odma0.running) or self.hang:
             return
+        if any(name not in self.weights for name in self.weight_dmas):
+            return  # a layer without its weights never starts: the batch hangs, as on the board
         n = self.idma0.count
         if n != self.odma0.count or n < 1:
             raise DeviceError(f"batch counts differ or are zero: idma0 0x1C = {n}, odma0 0x1C = {self.odma0.count}")

@@ -579,6 +579,29 @@ class Program:
                                f"supported (this runtime reads {FORMAT_VERSION})")
         return cls(spec, _load_params(folder / PARAMS_FILE), source=str(folder))
 
+    def replace_param(self, node_name: str, role: str, value: Any) -> None:
+        """Give node ``node_name`` a new parameter ``role`` (e.g. a ``WinogradSRBS`` node's ``U``
+        after the simulated device received new runtime weights): same shape, integer values
+        the stored dtype holds; :class:`ProgramError` naming what differs."""
+        node = next((n for n in self.nodes if n["name"] == node_name), None)
+        if node is None:
+            raise ProgramError(f"{self.source}: no node {node_name!r}")
+        if role not in node["params"]:
+            raise ProgramError(f"{self.source}: node {node_name} has no parameter {role!r} "
+                               f"(it has {', '.join(node['params']) or 'none'})")
+        old = self.params[node["params"][role]]
+        new = np.asarray(value)
+        if new.shape != old.shape:
+            raise ProgramError(f"{self.source}: node {node_name} {role}: shape {new.shape}, expected {old.shape}")
+        if old.dtype.kind in "iu":
+            info = np.iinfo(old.dtype)
+            if new.dtype.kind not in "iub" or (new.size and (int(new.min()) < info.min or int(new.max()) > info.max)):
+                raise ProgramError(f"{self.source}: node {node_name} {role}: values must be integers in "
+                                   f"{old.dtype} [{info.min}, {info.max}]")
+        new = new.astype(old.dtype)
+        self.params = {**self.params, node["params"][role]: new}
+        node["_params"] = {**node["_params"], role: new}
+
     # ---- description
 
     @property

@@ -44,7 +44,7 @@ import ctypes
 import datetime
 import struct
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,10 +196,12 @@ def _iodma_module(instance: str, port: str, bus: str) -> str:
     </MODULE>'''
 
 
-def simulated_hwh(family: str = "zynq_ultrascale", clock_mhz: float = 100.0, design: str = SIM_DESIGN) -> str:
+def simulated_hwh(family: str = "zynq_ultrascale", clock_mhz: float = 100.0, design: str = SIM_DESIGN,
+                  weight_dmas: Sequence[str] = ()) -> str:
     """The text of a minimal ``.hwh`` for :class:`SimulatedPynqDevice`: the PS (PL clock 0 at
     ``clock_mhz``), ``idma0`` and ``odma0`` (FINN's IODMA register maps: ``CTRL`` 0x00,
-    buffer address 0x10/0x14, ``numReps`` 0x1C) at 64 KiB apart from the family's PL base."""
+    buffer address 0x10/0x14, ``numReps`` 0x1C) and the ``weight_dmas`` (runtime-writeable
+    weights: ``idma1``..., the same map) at 64 KiB apart from the family's PL base."""
     fam = FAMILIES[family]
     src_mhz = 1000.0
     divisor0 = max(1, min(63, round(src_mhz / clock_mhz)))
@@ -207,7 +209,8 @@ def simulated_hwh(family: str = "zynq_ultrascale", clock_mhz: float = 100.0, des
                        for k, v in fam.clock_parameters(clock_mhz, divisor0).items())
     bus = f"ps_{fam.ps_master}"  # one AXI-lite bus from the PS master to both control ports
     ranges = []
-    for k, ip in enumerate(("idma0", "odma0")):
+    dmas = [("idma0", "in0_V"), ("odma0", "out_V"), *((name, "in0_V") for name in weight_dmas)]
+    for k, (ip, _) in enumerate(dmas):
         base = fam.ip_base + k * 0x1_0000
         ranges.append(f'        <MEMRANGE ADDRESSBLOCK="Reg" BASENAME="C_S_AXI_CONTROL_BASEADDR" '
                       f'BASEVALUE="0x{base:08X}" HIGHNAME="C_S_AXI_CONTROL_HIGHADDR" '
@@ -241,8 +244,7 @@ def simulated_hwh(family: str = "zynq_ultrascale", clock_mhz: float = 100.0, des
 {chr(10).join(ranges)}
       </MEMORYMAP>
     </MODULE>
-{_iodma_module("idma0", "in0_V", bus)}
-{_iodma_module("odma0", "out_V", bus)}
+{chr(10).join(_iodma_module(ip, port, bus) for ip, port in dmas)}
   </MODULES>
 
 </EDKSYSTEM>
@@ -267,17 +269,17 @@ def simulated_bit(family: str = "zynq_ultrascale", design: str = SIM_DESIGN) -> 
 
 
 def write_simulated_bitstream(folder: str | Path, name: str = "simulated", family: str = "zynq_ultrascale",
-                              clock_mhz: float = 100.0) -> Path:
+                              clock_mhz: float = 100.0, weight_dmas: Sequence[str] = ()) -> Path:
     """Write ``<folder>/<name>.bit`` and ``<name>.hwh`` for :class:`SimulatedPynqDevice`; the
     ``.bit``'s path.  Files for the simulated device only: they are not bitstreams (module
-    docstring)."""
+    docstring).  ``weight_dmas``: the weight DMAs the design has (:func:`simulated_hwh`)."""
     if family not in FAMILIES:
         raise ValueError(f"family={family!r}; allowed: {', '.join(FAMILIES)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     bit = folder / f"{name}.bit"
     bit.write_bytes(simulated_bit(family))
-    bit.with_suffix(".hwh").write_text(simulated_hwh(family, clock_mhz), encoding="utf-8")
+    bit.with_suffix(".hwh").write_text(simulated_hwh(family, clock_mhz, weight_dmas=weight_dmas), encoding="utf-8")
     return bit
 
 
@@ -298,7 +300,9 @@ def rehearsal_package(package: str | Path, out: str | Path, family: str | None =
     manifest = dict(source.manifest)
     part = fpga_part or manifest["fpga_part"]
     family = family or family_for_part(part)
-    bit = write_simulated_bitstream(out, source.name, family=family, clock_mhz=float(manifest["clock_mhz"]))
+    dmas = [e["dma"] for e in manifest.get("runtime_weights") or []]
+    bit = write_simulated_bitstream(out, source.name, family=family, clock_mhz=float(manifest["clock_mhz"]),
+                                    weight_dmas=dmas)
     info = {k: v for k, v in manifest.items() if k not in ("format_version", "files")}
     info.update(bitfile=bit.name, fpga_part=part, board=board or manifest["board"])
     write_manifest(out, info)
@@ -558,7 +562,7 @@ class SimulatedPynqDevice(pynq.Device):
         if parser is None:
             raise RuntimeError(f"{bitstream.bitfile_name}: no .hwh metadata")
         self._ips = {}
-        for name, ip in (("idma0", self.pl.idma0), ("odma0", self.pl.odma0)):
+        for name, ip in self.pl.dmas.items():
             if name not in parser.ip_dict:
                 raise RuntimeError(f"{bitstream.bitfile_name}: the .hwh has no {name}")
             desc = parser.ip_dict[name]
@@ -585,13 +589,18 @@ class _TrackedMemory(XrtMemory):
 _MISSING = object()
 
 
-def _load_compute(package: Any) -> tuple[Callable[[np.ndarray], np.ndarray], IOSpec]:
+def _load_compute(package: Any) -> tuple[Callable[[np.ndarray], np.ndarray], IOSpec, dict[str, int]]:
+    """The package's integer program as the PL's compute (taking the weights its weight DMAs
+    deliver, where it has runtime-writeable weights), its io, and ``{weight DMA: words}``."""
+    from .accelerator import _ProgramWithWeights, runtime_weight_entries
     from .package import Package, load_package
     from .program import Program
 
     pkg = package if isinstance(package, Package) else load_package(package)
     program = Program.load(pkg.path / "runtime")
-    return program.run, IOSpec.from_dict(program.io)
+    entries = runtime_weight_entries(pkg)
+    compute = _ProgramWithWeights(program, entries) if entries else program.run
+    return compute, IOSpec.from_dict(program.io), {e["dma"]: e["layout"].words for e in entries}
 
 
 @contextlib.contextmanager
@@ -610,19 +619,21 @@ def simulated_pynq(package_or_compute: Any, io: IOSpec | Mapping[str, Any] | Non
     ``device``) and ``pynq.buffer``'s ``libc``/``ctypes`` (the ``munmap`` that frees buffers);
     on leaving, frees the buffers still allocated and restores all of them as they were.
     """
+    weight_dmas: dict[str, int] = {}
     if callable(package_or_compute):
         if io is None:
             raise ValueError("simulated_pynq(compute, io): io is required with a compute callable")
         compute, spec = package_or_compute, IOSpec.from_dict(io)
     else:
-        compute, spec = _load_compute(package_or_compute)
+        compute, spec, weight_dmas = _load_compute(package_or_compute)
         if io is not None:
             spec = IOSpec.from_dict(io)
     if family not in FAMILIES:
         raise ValueError(f"family={family!r}; allowed: {', '.join(FAMILIES)}")
     fam = FAMILIES[family]
     memory = SimulatedMemory(base=fam.memory_base if memory_base is None else memory_base)
-    pl = SimulatedIODMAPair(compute, spec, memory=memory, latency_polls=latency_polls, hang=hang, busy=busy)
+    pl = SimulatedIODMAPair(compute, spec, memory=memory, latency_polls=latency_polls, hang=hang, busy=busy,
+                            weight_dmas=weight_dmas)
     device = SimulatedPynqDevice(pl, family)
 
     Device, Clocks = pynq.Device, pynq.ps.Clocks

@@ -25,6 +25,7 @@ This module imports numpy only; the harness is imported when a design runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,30 @@ class VerilatedFabric:
                                      weight_stream=bool(self.spec.get("weight_stream")))
         return self._built[key]
 
+    #: the weight stream the host wrote (``set_weights``), else the folder's file is used
+    _weights: list[int] | None = None
+
+    def set_weights(self, words: Any) -> None:
+        """The words the design's weight stream ``in1_V`` gets before the next batch (what the
+        host's weight DMAs delivered), instead of the folder's ``weights_stream.npy``."""
+        if not self.spec.get("weight_stream"):
+            raise RtlBackendError(f"{self.folder}: the stitched design has no weight stream (no layer with "
+                                  "runtime-writeable weights)")
+        want = len(np.load(self.folder / self.spec["weight_stream"]))
+        words = [int(w) for w in np.asarray(words, dtype=np.uint64)]
+        if len(words) != want:
+            raise RtlBackendError(f"weight stream: {len(words)} words; the stitched design takes {want}")
+        self._weights = words
+
     def weight_words(self) -> list[int] | None:
         """The words of the design's weight stream (``in1_V``; layers with runtime-writeable
-        weights), or ``None`` where every weight is in the bitstream."""
+        weights): those set by :meth:`set_weights`, else the folder's file; ``None`` where
+        every weight is in the bitstream."""
         name = self.spec.get("weight_stream")
         if not name:
             return None
+        if self._weights is not None:
+            return list(self._weights)
         return [int(w) for w in np.load(self.folder / name)]
 
     def run(self, x: np.ndarray, *, cwd: str | Path | None = None, defines: tuple[str, ...] = (),
@@ -160,15 +179,31 @@ class VerilatedFabric:
 
 
 def rtl_compute(package_path: str | Path, program: Any, build_root: str | Path | None = None,
-                **options: Any):
+                weight_dmas: Sequence[str] = (), **options: Any):
     """``compute(x_normal) -> y_normal`` of a package: the verilated fabric, then the host tail.
-    ``options`` go to every run (``seed``, ``in_bubble``, ``out_stall``)."""
+    ``options`` go to every run (``seed``, ``in_bubble``, ``out_stall``).  ``weight_dmas``: the
+    weight DMAs of the layers with runtime-writeable weights, in the order the stitched
+    design's weight stream takes their sets; ``compute.load_weights(dma, words)`` receives what
+    each delivered, and the fabric runs on the concatenation of the last sets."""
     fabric = VerilatedFabric(Path(package_path) / RTL_DIR, build_root)
     tail = tail_program(program, fabric.spec["fabric_output"], fabric.io)
+    order = list(weight_dmas)
+    if order and not fabric.spec.get("weight_stream"):
+        raise RtlBackendError(f"{package_path}: the manifest lists runtime weights ({', '.join(order)}) but the "
+                              "stitched design has no weight stream")
+    received: dict[str, np.ndarray] = {}
 
     def compute(x: np.ndarray) -> np.ndarray:
         y, _ = fabric.run(x, **options)
         return y if tail is None else tail.run(y)
 
+    def load_weights(dma: str, words: np.ndarray) -> None:
+        if dma not in order:
+            raise RtlBackendError(f"weight DMA {dma!r} is not one of the package's ({', '.join(order)})")
+        received[dma] = np.asarray(words, dtype=np.uint64)
+        if len(received) == len(order):
+            fabric.set_weights(np.concatenate([received[d] for d in order]))
+
     compute.fabric = fabric  # type: ignore[attr-defined]
+    compute.load_weights = load_weights  # type: ignore[attr-defined]
     return compute

@@ -407,7 +407,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         manifest = build_package(args.onnx, args.name, board=args.board, target_fps=args.target_fps,
                                  out_root=args.out_root, work_root=args.work_root, golden=golden,
                                  codegen=args.codegen, baseline=args.baseline, provenance=provenance,
-                                 rtl=args.rtl, open_rtl=not args.vendor_layers)
+                                 rtl=args.rtl, open_rtl=not args.vendor_layers,
+                                 runtime_weights=args.runtime_weights)
     except BuildStepError as err:
         print(f"winoforge build: {err}", file=sys.stderr)
         return 1
@@ -596,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vendor-layers", action="store_true",
                    help="pooling, global pooling and the classifier as FINN's HLS/DSP layers (the Vivado + Vitis "
                         "HLS path) instead of our open RTL layers; not with --rtl")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="the Winograd layers keep their weights in RAMs the runtime writes through a weight DMA "
+                        "each (new weights without a new bitstream: Accelerator.load_weights)")
     p.add_argument("--verify-images", type=count, default=1,
                    help="golden images executed after every step (0: no verification)")
     p.add_argument("--out-root", type=_output_dir, default="bitstreams")

@@ -268,3 +268,39 @@ def test_the_simulated_device_refuses_other_files(tmp_path):
         buf = pynq.allocate(shape=(4,), dtype=np.uint8, cacheable=False, target=overlay.device)
         buf[:] = 7  # non-cacheable: the CPU writes the DDR itself, no flush needed
         assert overlay.device.memory.read(buf.device_address, 4).tolist() == [7] * 4
+
+
+# ---------------------------------------------------------------------- runtime-writeable weights under pynq
+
+def test_runtime_weights_are_written_through_pynqs_weight_dmas(tmp_path):
+    """A package whose Winograd layers take their weights at run time: pynq's Overlay binds the
+    weight DMAs idma1/idma2 from the .hwh, the driver writes each layer's set through its DMA
+    (one rep, through pynq's MMIO and a pynq buffer) before the first batch, the self-test is
+    bit-exact, and a new set written between batches gives the program's outputs for it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_weights import new_weights, runtime_weight_package
+
+    from winoforge.runtime.program import Program
+
+    rw = runtime_weight_package(tmp_path)
+    pkg = rehearsal_package(rw, tmp_path / "rw-pynq", board="ZCU104", fpga_part="xczu7ev-ffvc1156-2-e")
+    with simulated_pynq(pkg, family="zynq_ultrascale") as device:
+        with Accelerator.load(pkg, backend="pynq", batch_size=4) as acc:
+            assert isinstance(acc.overlay.idma1, pynq.DefaultIP) and isinstance(acc.overlay.idma2, pynq.DefaultIP)
+            entries = load_package(pkg).manifest["runtime_weights"]
+            for e in entries:
+                base = acc.overlay.ip_dict[e["dma"]]["phys_addr"]
+                writes = [(a - base, v) for op, a, v in device.register_log if op == "write" and base <= a < base + 0x20]
+                assert [a for a, _ in writes] == [ADDR_LO, ADDR_HI, NUM_REPS, AP_CTRL] and writes[2][1] == 1
+                assert np.array_equal(device.pl.weights[e["dma"]], np.load(pkg / e["file"]))
+            assert acc.self_test()["equal"]
+            updates = new_weights(acc.program)
+            acc.load_weights(updates)
+            x = fmnist_like(6)
+            got = acc.execute(x)
+    want = Program.load(PACKAGE / "runtime")
+    for name, U in updates.items():
+        want.replace_param(name, "U", U)
+    assert np.array_equal(got, want.run(x))
