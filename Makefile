@@ -9,7 +9,7 @@ PY_BOARD := $(VENV_BOARD)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-rtl-rows bench-calibration bench-networks export estimate run sim synth bitfile notebooks demo-package clean
+.PHONY: tiny-rw-package help setup setup-host setup-board demo tiny-package test test-host test-slow test-all test-board bench bench-hw bench-rtl bench-rtl-rows bench-calibration bench-networks export estimate run sim synth bitfile notebooks demo-package clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -154,6 +154,11 @@ tiny-package: setup-host ## train (if needed), export and build notebooks/packag
 	$(PY) -m winoforge.cli export --run $(TINY_RUN) --out build/fmnist-tiny/model.onnx --check-images 500
 	$(PY) -m winoforge.cli build --onnx build/fmnist-tiny/model.onnx --name fmnist-tiny --board pynq-z2 \
 		--verify-images 16 --out-root notebooks/packages --work-root build/finn
+
+# The tiny student again with runtime-writeable weights (notebook section 5: new weights, same bitstream)
+tiny-rw-package: setup-host ## build notebooks/packages/fmnist-tiny-rw from fmnist-tiny's model with --runtime-weights
+	$(PY) -m winoforge.cli build --onnx notebooks/packages/fmnist-tiny/model.onnx --name fmnist-tiny-rw \
+		--board pynq-z2 --runtime-weights --verify-images 16 --out-root notebooks/packages --work-root build/finn
 
 clean: ## remove build outputs (keeps the environments; `make distclean` removes those too)
 	rm -rf build .pytest_cache .hypothesis *.egg-info

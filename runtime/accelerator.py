@@ -240,6 +240,7 @@ class Accelerator:
         self.package = package
         #: the package's layers with runtime-writeable weights (:func:`runtime_weight_entries`)
         self.weight_entries = list(weight_entries or [])
+        self._written: dict[str, np.ndarray] = {}
         self.driver = driver
         self.backend = backend
         self.program = program
@@ -319,6 +320,18 @@ class Accelerator:
             except WeightStreamError as err:
                 raise WeightStreamError(f"layer {node}: {err}") from None
         self.driver.load_weights(streams)
+        self._written.update({node: np.asarray(weights[node]).astype(np.int64) for node in weights})
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """``{node: U}``: the Winograd-domain weights last written into each layer with runtime-
+        writeable weights (the package's, decoded from its streams, until :meth:`load_weights`)."""
+        from .weights import decode
+
+        for e in self.weight_entries:
+            if e["node"] not in self._written:
+                words = np.load(self.package.file(e["file"]), allow_pickle=False)
+                self._written[e["node"]] = decode(words, e["layout"])
+        return {e["node"]: self._written[e["node"]].copy() for e in self.weight_entries}
 
     # -- properties
     @property

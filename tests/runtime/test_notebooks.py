@@ -64,6 +64,13 @@ def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
     assert measured > 0.6  # a trained student, far above chance (0.1): the package is not a random network
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for cell in nb.cells for o in cell.get("outputs", []))
+    # section 5: new weights through the weight DMAs of packages/fmnist-tiny-rw, then the package's back
+    assert "WinogradSRBS_rtl_1: SRBS 2 of 8, 1024 words of 64 bits through idma2" in text
+    assert "self-test after writing the package's weights back: {'images': 16, 'equal': True" in text
+    acc5 = {k: float(v) for k, v in re.findall(r"^(package weights written back|pruned at run time|"
+                                                r"package weights) ?\(?.*?: ([0-9.]+)% on 300 test images", text, re.M)}
+    assert len(acc5) == 3 and acc5["package weights"] == acc5["package weights written back"]
+    assert acc5["pruned at run time"] != acc5["package weights"]  # the pruned set did reach the device
     # section 4: the pynq backend through pynq's own code on a simulated device (board environment)
     if importlib.util.find_spec("pynq") is not None:
         assert "backend='pynq'" in text and "overlay: pynq.overlay.Overlay" in text

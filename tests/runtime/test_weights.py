@@ -219,8 +219,13 @@ def test_sim_backend_writes_the_packages_weights_and_takes_new_ones(rw_package):
         assert acc.self_test()["equal"]
         golden = np.load(rw_package / "runtime" / "golden.npz")
         x = golden["input"]
+        before = acc.weights()
+        assert set(before) == {"WinogradSRBS_rtl_0", "WinogradSRBS_rtl_1"}
+        for node in winograd_nodes(acc.program):
+            assert np.array_equal(before[node["name"]], node["_params"]["U"])  # the package's streams decoded
         updates = new_weights(acc.program)
         acc.load_weights(updates)
+        assert all(np.array_equal(acc.weights()[k], v) for k, v in updates.items())
         got = acc.execute(x)
     want_program = Program.load(PACKAGE / "runtime")
     for name, U in updates.items():
