@@ -6,7 +6,8 @@ as the builds set it), its output as wide
 as :func:`winoforge.winograd.bit_growth` says for any weights (a build narrows it to its
 weights' range, e.g. INT14 for fmnist-vgg's reference weights against 17 here).  For every power-of-two cycle target from 2^10 to 2^19 (and 1.5x those),
 :func:`winoforge.hw.srbs_folding.choose_folding` picks the cheapest folding of the dense layer
-(``SubRow = 0``) and of the SRBS layer (``SubRow = 8, Keep = 2``: density 1/4) and records its
+(``SubRow = 0``) and of the SRBS layer (``SubRow = 8, Keep = 2``: density 1/4; and ``SubRow = 4,
+Keep = 1``, the same density with half the index-mux inputs, ``subrow4_keep1_W4A4``) and records its
 expected cycles and estimated LUT (``estimate_resources``, calibrated within -12..+17 % of Yosys,
 ``benchmarks/rtl_calibration.py``).  Then, for every dense folding, the fastest SRBS folding with
 no more LUT: the speed-up at equal LUT.  Also the LUT ratio at equal multipliers (SRBS at 4x the
@@ -89,6 +90,17 @@ def main() -> int:
         ratios = [round(e["lut_ratio_at_4x_speed"], 2) for e in equal_mult]
         print(f"{key}: speed-up at equal LUT over {len(equal_lut)} budgets: {ups}; "
               f"LUT ratio at equal multipliers (4x speed): {ratios}")
+    # the same density with a shorter sub-row (SubRow 4, Keep 1): each index mux selects 1 of 4, not
+    # 1 of 8 -- half the mux LUTs; does that reach 3x at equal LUT?
+    dense = out["widths"]["W4A4"]["dense"]
+    short = foldings(_layer(4, 4, 4, 1))
+    ratios = [{"multipliers": d["multipliers"], "dense_lut": d["lut"], "srbs_lut": s["lut"],
+               "lut_ratio_at_4x_speed": s["lut"] / d["lut"]}
+              for d in dense for s in short if s["multipliers"] == d["multipliers"] and s["cycles"] * 4 == d["cycles"]]
+    out["subrow4_keep1_W4A4"] = {"srbs": short, "equal_lut": _equal_lut(dense, short), "equal_multipliers": ratios}
+    rec = out["subrow4_keep1_W4A4"]
+    print(f"W4A4 SubRow 4 Keep 1: speed-up at equal LUT {sorted({round(e['speedup'], 3) for e in rec['equal_lut']})}; "
+          f"LUT ratio at equal multipliers (4x speed): {[round(r['lut_ratio_at_4x_speed'], 2) for r in ratios]}")
     # F(4x4,3x3): 36 positions fold in steps of 4/3x and 1.5x as well -- does a finer step reach 3x?
     f43 = {"dense": foldings(_layer(4, 4, 0, 0, m=4), FINE_TARGETS),
            "srbs": foldings(_layer(4, 4, 8, 2, m=4), FINE_TARGETS)}

@@ -467,12 +467,16 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
         """FINN's interface names; with runtime-writeable weights also the weight stream
         ``in1_V`` (:data:`~winoforge.hw.rtl.winograd_layer.LOAD_W` bits, the words of
         :func:`~winoforge.hw.srbs_codegen.weight_stream_words`), which FINN's IPI
-        stitching leaves as a top-level port for the weights to be written through."""
+        stitching connects to what feeds the node's second input (``hw.bitfile.InsertWeightDMA``:
+        a weight DMA) or leaves as a top-level port.  FINN's base class lists ``in1_V`` itself
+        once ``get_instream_width(1)`` is non-zero; it is listed once, at the weight-stream width."""
         intf = super().get_verilog_top_module_intf_names()
+        s_axis = [(name, width) for name, width in intf["s_axis"] if name != "in1_V"]
         if self.params().runtime_weights:
             from winoforge.hw.rtl.winograd_layer import LOAD_W
 
-            intf["s_axis"] = [*intf["s_axis"], ("in1_V", LOAD_W)]
+            s_axis.append(("in1_V", LOAD_W))
+        intf["s_axis"] = s_axis
         return intf
 
     def _top(self) -> str:
