@@ -103,6 +103,22 @@ POINTS: dict[str, list[dict]] = {
         dict(name="bench_rtl5_c128_pos16", m=2, ifm_channels=128, ofm_channels=128, ifm_dim=(7, 7),
              input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=2, simd=8, pos=16,
              res_type="lut"),
+        # dense and SRBS at the networks' scale (32 -> 32 on 28x28, W4A4, LUT multipliers): the dense
+        # counterpart of bench_rtl1_c32_pos16, the dense folding the Fashion-MNIST dense rows pick (PE 1, SIMD 4),
+        # and PE 4 / POS 8 of both (the SRBS multipliers sit behind the index mux, the layer's deepest logic;
+        # the dense ones are fed by registers: Yosys maps them for area)
+        dict(name="bench_dense_c32_pos16_pe2", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=2, simd=8, pos=16,
+             res_type="lut"),
+        dict(name="bench_dense_c32_pos16_pe1_simd4", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=1, simd=4, pos=16,
+             res_type="lut"),
+        dict(name="bench_srbs_c32_pos8_pe4", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=4, simd=8, pos=8,
+             res_type="lut"),
+        dict(name="bench_dense_c32_pos8_pe4", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=4, simd=8, pos=8,
+             res_type="lut"),
     ],
 }
 

@@ -60,14 +60,38 @@ LUTRAM_CELLS_PER_RAMB18 = 16
 ROM_LOGIC_BITS_PER_RAMB18 = 8192
 # ... and then takes about one LUT6 per 64 bits
 ROM_LOGIC_BITS_PER_LUT = 64
-# LUT multipliers (srbs_dot MUL_LUT = 1), fitted to Yosys on 18 single-lane srbs_dot units (signed weight
-# width Wb 2..8 x V 4, 7, 11, PROD = V + Wb - 1, the accumulator's PROD LUTs taken off): per multiplier
-# about MUL_LUT_PER_STAGE_BIT LUTs per bit of V per conditional add/subtract stage (Wb - 1 of them) plus
-# MUL_LUT_PER_PRODUCT_BIT per product bit; within 16 % of every measured unit except Wb = 3 (up to +50 %:
-# Yosys maps 3-bit weights about as small as 2-bit ones).  The count before (Wx (V + Wx), Wx the signed
-# weight width) was right at 3 bits but 0.5-0.65x at 4-bit weights (the benchmark network's W4 layers).
-MUL_LUT_PER_STAGE_BIT = 2.48
-MUL_LUT_PER_PRODUCT_BIT = 1.68
+# LUT multipliers (srbs_dot MUL_LUT = 1), measured in their context: one srbs_dot between registers as in
+# the layer (V from registers, weights and indices from a ROM's read register), Yosys's LUTs in the cone of
+# its product registers, W2-W4 x V6-V11 (the estimate-bias review of the calibration's benchmark-scale
+# points).  Yosys's ABC maps for depth first and recovers area off the critical path, so the same
+# multiplier has two costs:
+#
+# * area-mapped -- fed by registers (a dense layer: V straight from the V-buffer registers) it is not the
+#   deepest logic of a layer; measured with a deeper path beside it (50 LUTs a 4 x 7-bit multiplier, as in
+#   the flattened dense 32->32 POS 16 layer: 51): MUL_LUT_PER_STAGE_BIT LUTs per bit of V per conditional
+#   add/subtract stage (Wb - 1 of them) plus MUL_LUT_PER_PRODUCT_BIT per product bit (within 1 % of the
+#   four measured widths);
+# * behind the SRBS index mux of SubRow = 8 (an 11-input AND-OR per bit) the mux and the multiplier are the
+#   deepest LUT logic of the 28x28 and 14x14 layers, and ABC maps both for depth (7- and 8-input functions
+#   as LUT6 + MUXF7/MUXF8, LUT1 feed-throughs into the MUXFs): the mux INDEX_MUX_LUT_PER_BIT[SubRow] a bit
+#   of V plus DEPTH_MAP_LUT_PER_STAGE_BIT per stage bit of the multiplier (95.5 LUTs a 4 x 7-bit lane
+#   measured alone, 88-94 in the flattened bench_rtl1_c32_pos16, against 50 for the multiplier
+#   area-mapped; the fit is within 3 % of the four measured widths).  A 2:1 or 4:1 mux fits beside the
+#   multiplier's first stage (56-57 LUTs a 4 x 7-bit lane at SubRow 4, either mapping): 1 LUT a bit.
+#   Not modeled: in the 7x7 layers (bench_rtl5_c128_pos16, 7,786-8,576 LUT) ABC maps the SRBS lanes for
+#   area (70-75 LUTs a lane in the flattened layer), so those come out about 15-20 % high.
+#
+# The fit before (2.48 / 1.68 per bit on single srbs_dot units, all mapped for depth, divided by
+# LUT_LOGIC_SCALE, and mux(SubRow) = 2 LUTs a bit) counted every multiplier at the depth-mapped cost and
+# the SubRow-8 mux at two thirds without the deeper mapping behind it: dense layers came out 5-22 % high,
+# SRBS layers 6-10 % low, at the networks' scale.
+MUL_LUT_PER_STAGE_BIT = 2.08
+MUL_LUT_PER_PRODUCT_BIT = 0.66
+INDEX_MUX_LUT_PER_BIT = {2: 1.0, 4: 1.0, 8: 3.07}
+DEPTH_MAP_LUT_PER_STAGE_BIT = 1.08
+# Accumulators: the adder and the first fold's clear in front of the carry chain's DI (measured: 26 LUTs
+# for a 13-bit accumulator in the flattened SRBS layer, 30 for 15 bits in the dense one)
+ACC_LUT_PER_BIT = 2
 # Fixed pipeline registers besides the transforms (see CycleEstimate).
 MULT_LATENCY = 3
 STREAM_REGISTERS = 2
@@ -451,9 +475,18 @@ def _weight_load_luts(params: WinogradSRBSParams, r: dict) -> int:
     return _bits(lines) + 2 * _bits(cols) + cols
 
 
+#: units of :func:`_logic_luts` whose LUTs were measured in context (Yosys, flattened): not scaled by
+#: :data:`LUT_LOGIC_SCALE` (``index_muxes`` only with LUT multipliers, see :func:`_index_mux_luts`)
+MEASURED_UNITS = ("multipliers", "accumulators")
+
+
+def _measured(name: str, r: dict) -> bool:
+    return name in MEASURED_UNITS or (name == "index_muxes" and bool(r["MUL_LUT"]))
+
+
 def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
-    """LUTs of the RTL's logic, by unit, before :data:`LUT_LOGIC_SCALE` (see
-    :func:`estimate_resources`)."""
+    """LUTs of the RTL's logic, by unit; the counted units before :data:`LUT_LOGIC_SCALE`, the
+    measured ones (:func:`_measured`) as they are (see :func:`estimate_resources`)."""
     t, m = params.t, params.m
     bt, at = _transform_adders(params.spec.BT), _transform_adders(params.spec.AT)
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
@@ -477,10 +510,13 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
         "v_write": simd * r["V_W"] * _v_write_mux_luts(t, nb),
         "v_select": simd * r["V_W"] * sum(_mux_luts(s) for s in sources),
-        "index_muxes": dots * lanes * r["V_W"] * _mux_luts(params.sub_row) if r["HAS_IDX"] else 0,
+        "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]))
+        if r["HAS_IDX"] else 0,
         "multipliers": dots * lanes * _lut_multiplier_luts(r["W_W"], r["V_W"], r["PROD_W"]) if r["MUL_LUT"] else 0,
         "adder_trees": dots * tree,
-        "accumulators": 0 if not r["MUL_LUT"] and lanes == 1 else dots * r["ACC_W"],  # one DSP product: P accumulates
+        # the adder and the first fold's clear (the carry chain's DI operand, a LUT of its own): 2 LUTs a bit;
+        # one DSP product: its P register accumulates
+        "accumulators": 0 if not r["MUL_LUT"] and lanes == 1 else dots * ACC_LUT_PER_BIT * r["ACC_W"],
         "m_collector": collector,
         "output_transform": otf,
         "output_select": oe * r["OUT_W"] * _mux_luts(m * m) + rotate,
@@ -495,13 +531,30 @@ def _bits(n: int) -> int:
 
 
 def _lut_multiplier_luts(wb: int, v: int, prod: int) -> int:
-    """LUTs of one shift-and-add multiplier of ``srbs_dot`` (``MUL_LUT = 1``): a ``Wb``-bit
-    weight gives ``Wb`` partial products (the shifted V, the sign bit's subtracted; an
-    unsigned weight's zero-extension bit is constant), so ``Wb - 1`` conditional
-    add/subtract stages, truncated to PROD bits; before :data:`LUT_LOGIC_SCALE`:
-    ``(MUL_LUT_PER_STAGE_BIT * (Wb - 1) * V + MUL_LUT_PER_PRODUCT_BIT * PROD) /
-    LUT_LOGIC_SCALE`` (fitted, see the constants)."""
-    return math.ceil((MUL_LUT_PER_STAGE_BIT * (wb - 1) * v + MUL_LUT_PER_PRODUCT_BIT * prod) / LUT_LOGIC_SCALE)
+    """LUTs of one shift-and-add multiplier of ``srbs_dot`` (``MUL_LUT = 1``), area-mapped: a
+    ``Wb``-bit weight gives ``Wb`` partial products (the shifted V, the sign bit's subtracted;
+    an unsigned weight's zero-extension bit is constant), so ``Wb - 1`` conditional
+    add/subtract stages, truncated to PROD bits: ``MUL_LUT_PER_STAGE_BIT * (Wb - 1) * V +
+    MUL_LUT_PER_PRODUCT_BIT * PROD`` (measured in context, see the constants; not scaled)."""
+    return math.ceil(MUL_LUT_PER_STAGE_BIT * (wb - 1) * v + MUL_LUT_PER_PRODUCT_BIT * prod)
+
+
+def _index_mux_luts(sub_row: int, v: int, wb: int, lut_multiplier: bool) -> int:
+    """LUTs of one lane's SRBS index mux (``SubRow``:1 over V-bit channels).  Beside a DSP
+    multiplier: ``V * mux(SubRow)``, counted (scaled by :data:`LUT_LOGIC_SCALE`).  In front of a
+    LUT multiplier, measured (not scaled): ``V * INDEX_MUX_LUT_PER_BIT[SubRow]`` and, from SubRow 8
+    on (the mux then makes the lane the layer's deepest logic), the deeper mapping of the
+    multiplier behind it, ``DEPTH_MAP_LUT_PER_STAGE_BIT * (Wb - 1) * V`` (see the constants).
+    SubRow values not measured: 1 LUT a bit up to 4, ``INDEX_MUX_LUT_PER_BIT[8] * ceil(SubRow / 8)``
+    above."""
+    if sub_row <= 1:
+        return 0
+    if not lut_multiplier:
+        return v * _mux_luts(sub_row)
+    per_bit = INDEX_MUX_LUT_PER_BIT.get(sub_row, 1.0 if sub_row <= 4 else INDEX_MUX_LUT_PER_BIT[8]
+                                        * math.ceil(sub_row / 8))
+    deeper = DEPTH_MAP_LUT_PER_STAGE_BIT * (wb - 1) * v if sub_row > 4 else 0
+    return math.ceil(v * per_bit + deeper)
 
 
 def _v_write_mux_luts(t: int, nb: int) -> int:
@@ -571,7 +624,9 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     ``nB``/``nA`` adders of one 1-D ``B^T``/``A^T`` (:func:`_transform_adders`),
     ``mux(n) = ceil(n/4)`` LUTs per bit of an n:1 mux (0 for n = 1).
 
-    LUT = LUT_LOGIC_SCALE * (sum of the units) + LUTRAM + ROMs in logic:
+    LUT = LUT_LOGIC_SCALE * (sum of the counted units) + the measured units (LUT
+    multipliers, their index muxes, accumulators; :data:`MEASURED_UNITS`) + LUTRAM + ROMs
+    in logic:
 
     * line-buffer read: ``t * S * IN * mux(t + m)`` (t window rows from t+m row banks);
     * input transform: ``S * (nB * (VMID + V) + t VMID mux(t))`` -- two serial 1-D units
@@ -582,12 +637,17 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
       row where none writes; :func:`_v_write_mux_luts`): 0 where every bank takes one
       column (``nB`` a multiple of t, as ``nB = t`` or ``t = 4``, ``Q = nB = 16``);
     * V select: ``S * V * sum_j mux(banks position j reads over the position groups)``;
-    * index muxes ``D * lanes * V * mux(SubRow)`` (SRBS); LUT multipliers
-      ``D * lanes * (2.48 (Wb - 1) V + 1.68 PROD) / LUT_LOGIC_SCALE`` (shift-and-add:
-      ``Wb - 1`` conditional add/subtract stages; the only fitted unit,
-      :data:`MUL_LUT_PER_STAGE_BIT`, :data:`MUL_LUT_PER_PRODUCT_BIT`), 0 for DSP ones;
-      adder trees ``D * sum_levels nodes * min(PROD + d, SUM)``; accumulators
-      ``D * ACC`` (0 for one DSP product a dot: its P register accumulates);
+    * LUT multipliers, measured (area-mapped): ``D * lanes * (2.08 (Wb - 1) V + 0.66 PROD)``
+      (shift-and-add: ``Wb - 1`` conditional add/subtract stages; :data:`MUL_LUT_PER_STAGE_BIT`,
+      :data:`MUL_LUT_PER_PRODUCT_BIT`), 0 for DSP ones;
+    * index muxes (SRBS): beside DSP multipliers ``D * lanes * V * mux(SubRow)`` (counted);
+      in front of LUT multipliers, measured, ``D * lanes * (V * 3.07 + 1.08 (Wb - 1) V)`` at
+      SubRow 8 -- the 8:1 AND-OR mux and the depth-oriented mapping of the multiplier
+      behind it, the layer's deepest logic -- and ``D * lanes * V`` at SubRow 2 and 4
+      (:func:`_index_mux_luts`);
+    * adder trees ``D * sum_levels nodes * min(PROD + d, SUM)``; accumulators, measured,
+      ``D * 2 ACC`` (the adder and the first fold's clear on the carry chain's DI operand;
+      0 for one DSP product a dot: its P register accumulates);
     * M collector ``P * (t-1) t * ACC`` (the shift muxes, serial output transform);
     * output transform: serial ``P * (nA * OUT + t * OMID + t m OMID)`` (1-D unit,
       its input select and Z' shift muxes), parallel ``P * (t nA OMID + m nA OUT)``;
@@ -600,18 +660,16 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
 
     ``Wb`` is the weight width.  Measured unit by unit (Yosys without ``-flatten``, the
     benchmark network's W4A4 layers at POS 8/16, issue 10): the 1-D transforms, the
-    output transforms, the LUTRAM and the ROMs in logic match the counts; the missing
-    LUTs (estimate 0.71-0.83x) were the LUT multipliers (a 4 x 7-bit unit 69 LUTs where
-    ``Wx (V + Wx)`` said 44; exact at 3 bits) and, at the top level, the V-buffer write
-    data of ``nB = Q > t`` banks (896 LUTs at S = 8, Q = 16, a '0 default Yosys kept; the
-    RTL now defaults to a column the bank does take, and the mux is gone).  The
-    SubRow = 8 index mux (an AND-OR Yosys maps without MUXF7/8) takes about 4.4 LUTs a
-    bit in an srbs_dot kept apart, but flattened into the layer the dots shrink again
-    (kept apart, the dots of WinogradSRBS_rtl_5 add 1,660 LUTs), so ``mux(SubRow)``
-    stays: with it the calibration points are within 17 % in LUT (the 3-bit LUT
-    multipliers of ``m2_dense_lut`` 1.16x, the fitted multiplier's worst case) and the
-    benchmark network's six layers 0.92-1.07x (0.85-1.06x in ``make bench-rtl`` since the
-    two input-side muxes came out).
+    output transforms, the LUTRAM and the ROMs in logic match the counts.  The dots were
+    measured again in context (flattened, between registers, the LUTs in the cone of their
+    registers): Yosys's ABC maps for depth and recovers area off the critical path, so a
+    dense layer's multipliers (fed by registers) take the area-mapped 50 LUTs (4 x 7 bits)
+    and an SRBS layer's lanes, behind the 8:1 index mux, the depth-mapped 88-95 (see the
+    constants).  Counting every multiplier at the depth-mapped cost of a lone unit and the
+    mux at ``mux(8) = 2`` LUTs a bit had dense layers 5-22 % high and SRBS layers 6-10 %
+    low at the networks' scale (32 -> 32 on 28x28, POS 16); now both are within 5 % there.
+    The 7x7 layers with 128 channels area-map their SRBS lanes too (70-75 LUTs a lane in
+    ``bench_rtl5_c128_pos16``): their estimate is about 18 % high.
 
     FF: the Z tiles of the input transforms ``S (2t^2 - t) VMID``, the dots' pipeline
     (products where LUT multipliers, tree levels, accumulator), the M collector
@@ -659,7 +717,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     ff = _ff(params, r, {mem.name: mem.style for mem in mems})
     for name, value in ff.items():
         breakdown.setdefault(name, {})["FF"] = value
-    lut = int(LUT_LOGIC_SCALE * sum(logic.values()) + lutram)
+    counted = sum(v for k, v in logic.items() if not _measured(k, r))
+    lut = int(LUT_LOGIC_SCALE * counted + sum(logic.values()) - counted + lutram)
     return ResourceEstimate(lut, bram18, uram, dsp, bram_bits, breakdown, ff=int(sum(ff.values())))
 
 
