@@ -119,6 +119,13 @@ POINTS: dict[str, list[dict]] = {
         dict(name="bench_dense_c32_pos8_pe4", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
              input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=4, simd=8, pos=8,
              res_type="lut"),
+        # density 1/4 as SubRow 4 Keep 1 (index muxes of 1 of 4) at 4x the speed of a dense layer with as many
+        # multipliers (SIMD 8 against 2), three foldings, and those dense layers: the equal-LUT question
+        *[dict(name=f"bench_{kind}_c32_pos{pos}_pe{pe}", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+               input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=sub_row, keep=keep, pe=pe,
+               simd=simd, pos=pos, res_type="lut")
+          for pos, pe in ((16, 2), (16, 4), (8, 2))
+          for kind, sub_row, keep, simd in (("srbs4of1", 4, 1, 8), ("dense_simd2", 0, 0, 2))],
     ],
 }
 

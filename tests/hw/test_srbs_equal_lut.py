@@ -33,3 +33,17 @@ def test_equal_lut_sweep_records_consistent_foldings(tmp_path):
             assert all(p["cycles"] >= e["srbs_cycles"] for p in rec["srbs"] if p["lut"] <= e["lut_budget"])
         for e in rec["equal_multipliers"]:
             assert e["srbs_lut"] > e["dense_lut"]  # 4x the speed is never free
+
+
+def test_shorter_sub_row_record_is_consistent():
+    """SubRow 4 Keep 1 (same density, 4:1 index muxes): its equal-LUT foldings fit their budgets,
+    and at equal multipliers (4x the dense speed) it costs less LUT than SubRow 8 Keep 2."""
+    result = json.loads((SCRIPT.parent / "results" / "srbs_equal_lut.json").read_text())
+    rec = result["subrow4_keep1_W4A4"]
+    assert rec["equal_lut"] and rec["equal_multipliers"]
+    for e in rec["equal_lut"]:
+        assert e["srbs_lut"] <= e["lut_budget"] and e["speedup"] == e["dense_cycles"] / e["srbs_cycles"]
+    long = {e["multipliers"]: e["srbs_lut"] for e in result["widths"]["W4A4"]["equal_multipliers"]}
+    for e in rec["equal_multipliers"]:
+        if e["multipliers"] in long:
+            assert e["srbs_lut"] < long[e["multipliers"]]
