@@ -329,8 +329,8 @@ class DataflowDriver:
         hint = "" if self.weights_loaded or not hasattr(self.overlay, "idma1") else (
             "; the overlay has a weight DMA (idma1) and no weights were written: a layer with runtime-writeable "
             "weights computes nothing before its weights are written (load_weights)")
-        self._wait_done(self.odma, "output DMA odma0", "the accelerator did not finish", "the pipeline may be stalled, or the "
-                        "bitstream does not match this package" + hint)
+        self._wait_done(self.odma, "output DMA odma0", "the accelerator did not finish",
+                        "the pipeline may be stalled, or the bitstream does not match this package" + hint)
 
     def _wait_done(self, dma: RegisterIP, label: str, what: str, why: str = "") -> None:
         deadline = time.monotonic() + self.timeout_s
