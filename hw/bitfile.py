@@ -17,7 +17,6 @@ import shutil
 import sys
 from pathlib import Path
 
-
 __all__ = ["VENDOR_TOOLS", "VivadoMissingError", "missing_tools", "build_bitfile", "main", "InsertWeightDMA",
            "step_insert_weight_dmas", "weight_dma_names"]
 
@@ -37,8 +36,9 @@ class InsertWeightDMA:
     leaves it to this DMA); the DMA's output becomes the node's second input, without an
     initializer, so that partitioning makes it the layer partition's input (the layer's RTL
     has no initial weights: ``write_layer_parameters`` and the IPI files leave them out).  The
-    graph is not executed in Python after this step.  ZynqBuild's ``Floorplan`` then puts each such DMA in a
-    partition of its own, which ``MakeZYNQProject`` names ``idma<k>`` (:func:`weight_dma_names`)."""
+    graph is not executed in Python after this step.  ZynqBuild's ``Floorplan`` then puts each
+    such DMA in a partition of its own, which ``MakeZYNQProject`` names ``idma<k>``
+    (:func:`weight_dma_names`).  Applied once (``apply`` returns ``(model, False)``)."""
 
     def apply(self, model):
         from onnx import TensorProto, helper
@@ -47,7 +47,6 @@ class InsertWeightDMA:
 
         from .rtl.winograd_layer import LOAD_W, weight_stream_length
 
-        modified = False
         for node in list(model.graph.node):
             if not node.op_type.startswith("WinogradSRBS") or model.find_producer(node.input[1]) is not None:
                 continue
@@ -72,7 +71,6 @@ class InsertWeightDMA:
                                    backend="fpgadataflow", name=f"IODMA_weights_{node.name}")
             node.input[1] = dst
             model.graph.node.insert(list(model.graph.node).index(node), dma)
-            modified = True
         return model, False
 
 
