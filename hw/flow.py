@@ -222,10 +222,12 @@ def write_runtime_weights(model, package: Path) -> list[dict[str, Any]]:
     from .srbs_codegen import weight_layout, weight_stream_words
 
     entries = []
-    for k, (node, params, U) in enumerate(runtime_weight_layers(model), start=1):
+    layers = runtime_weight_layers(model)
+    if layers:
+        (package / WEIGHTS_DIR).mkdir()
+    for k, (node, params, U) in enumerate(layers, start=1):
         words = weight_stream_words(U, params)
         rel = f"{WEIGHTS_DIR}/{node}.npy"
-        (package / WEIGHTS_DIR).mkdir(exist_ok=True)
         np.save(package / rel, words)
         entries.append({"node": node, "dma": f"idma{k}", "file": rel, "words": int(len(words)),
                         "layout": weight_layout(params)})

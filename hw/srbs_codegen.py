@@ -74,32 +74,21 @@ def weight_memory_words(U: np.ndarray, params: WinogradSRBSParams) -> tuple[np.n
 
 
 
-def _bit_matrix(entries: np.ndarray, bits: int) -> np.ndarray:
-    """``(depth, n * bits)`` uint8 bits of ``entries (depth, n)``, entry 0 least significant."""
-    raw = entries.astype(np.int64) & ((1 << bits) - 1)
-    return ((raw[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8).reshape(len(raw), -1)
-
-
 def weight_stream_words(U: np.ndarray, params: WinogradSRBSParams) -> np.ndarray:
     """The weight stream of a layer with runtime-writeable weights (``in1_V``, ``LOAD_W`` =
     :data:`winoforge.hw.rtl.winograd_layer.LOAD_W` bits a word), as ``uint64`` words in stream
     order: the weight memory's lines in address order (:func:`weight_memory_words`), each the
     ``POS * PE * lanes`` values (``W_W`` bits each, entry 0 least significant) followed by as
     many indices (``IDX_W`` bits, SRBS only), zero-padded to whole words and sent least
-    significant word first."""
-    from winoforge.hw.rtl.winograd_layer import LOAD_W, layer_parameters
+    significant word first.  One implementation with the runtime's (numpy only, on the board):
+    :func:`winoforge.runtime.weights.encode` on the layer's :func:`weight_layout`."""
+    from winoforge.hw.rtl.winograd_layer import LOAD_W
+    from winoforge.runtime.weights import LOAD_W as RUNTIME_LOAD_W
+    from winoforge.runtime.weights import WeightLayout, encode
 
-    if LOAD_W != 64:
-        raise AssertionError("weight_stream_words packs 64-bit words")
-    r = layer_parameters(params)
-    values, indices = weight_memory_words(U, params)
-    parts = [_bit_matrix(values, r["W_W"])]
-    if r["HAS_IDX"]:
-        parts.append(_bit_matrix(indices, r["IDX_W"]))
-    bits = np.concatenate(parts, axis=1)
-    ncol = -(-bits.shape[1] // LOAD_W)
-    bits = np.pad(bits, ((0, 0), (0, ncol * LOAD_W - bits.shape[1])))
-    return np.packbits(bits.reshape(-1, LOAD_W), axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64)
+    if LOAD_W != RUNTIME_LOAD_W:
+        raise AssertionError(f"the RTL's weight words have {LOAD_W} bits, the runtime's {RUNTIME_LOAD_W}")
+    return encode(U, WeightLayout.from_dict(weight_layout(params)))
 
 
 def weight_layout(params: WinogradSRBSParams) -> dict:
@@ -137,29 +126,27 @@ def write_layer_parameters(op, model, fpgapart: str, clk) -> None:
     code_gen_dir = Path(raw_dir)
     params = op.params()
     U = op.weights(model)
-    if U is None and params.runtime_weights:
-        # the weights arrive through in1_V (a weight DMA feeds it: hw.bitfile.InsertWeightDMA); the
-        # memory has no initial contents, the output width is the sound bound for any weights
-        document = _parameter_document(op, params, None, {}, fpgapart, clk)
-        (code_gen_dir / PARAMS_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        return
-    if U is None:
+    if U is None and not params.runtime_weights:
         raise ValueError(
             f"{OP_TYPE} node {op.onnx_node.name}: weights {op.onnx_node.input[1]} are not an initializer"
         )
-    check_output_datatype_holds(params.output_datatype, exact_range_cached(U, params))
-    values, indices = weight_memory_words(U, params)
-    wbits = params.weight_datatype.bitwidth()
-    values_file, indices_file = weight_files(op.onnx_node.name)
-    (code_gen_dir / values_file).write_text("\n".join(_hex_lines(values, wbits)) + "\n")
-    files = {"values": values_file}
-    if params.runtime_weights:  # what the runtime writes into the weight memory
-        stream_file = f"{op.onnx_node.name}_{STREAM_FILE}"
-        np.save(code_gen_dir / stream_file, weight_stream_words(U, params))
-        files["stream"] = stream_file
-    if params.index_bits:
-        (code_gen_dir / indices_file).write_text("\n".join(_hex_lines(indices, params.index_bits)) + "\n")
-        files["indices"] = indices_file
+    # without U, runtime-writeable weights arrive through in1_V (a weight DMA feeds it:
+    # hw.bitfile.InsertWeightDMA): no weight files, the output width the sound bound for any weights
+    files = {}
+    if U is not None:
+        check_output_datatype_holds(params.output_datatype, exact_range_cached(U, params))
+        values, indices = weight_memory_words(U, params)
+        wbits = params.weight_datatype.bitwidth()
+        values_file, indices_file = weight_files(op.onnx_node.name)
+        (code_gen_dir / values_file).write_text("\n".join(_hex_lines(values, wbits)) + "\n")
+        files["values"] = values_file
+        if params.runtime_weights:  # what the runtime writes into the weight memory
+            stream_file = f"{op.onnx_node.name}_{STREAM_FILE}"
+            np.save(code_gen_dir / stream_file, weight_stream_words(U, params))
+            files["stream"] = stream_file
+        if params.index_bits:
+            (code_gen_dir / indices_file).write_text("\n".join(_hex_lines(indices, params.index_bits)) + "\n")
+            files["indices"] = indices_file
     document = _parameter_document(op, params, U, files, fpgapart, clk)
     (code_gen_dir / PARAMS_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 

@@ -325,7 +325,8 @@ class WinogradSRBS(HWCustomOp):
         if ind == 1 and self.get_nodeattr("runtime_writeable_weights"):
             from .rtl.winograd_layer import LOAD_W
 
-            return LOAD_W  # the weight stream in1_V
+            # the weight stream in1_V: FINN's get_verilog_top_module_intf_names lists it from this width
+            return LOAD_W
         if ind == 1:
             return 0  # weights live in the layer's own memory: no stream
         raise ValueError(f"{OP_TYPE} has inputs 0 and 1, not {ind}")
@@ -462,22 +463,6 @@ class WinogradSRBS_rtl(WinogradSRBS, RTLBackend):  # noqa: N801 - FINN's naming 
         top = self.get_verilog_top_module_name()
         write_hdl(self.params(), code_gen_dir, top, weight_path=str(code_gen_dir))
         self.set_nodeattr("gen_top_module", top)
-
-    def get_verilog_top_module_intf_names(self):
-        """FINN's interface names; with runtime-writeable weights also the weight stream
-        ``in1_V`` (:data:`~winoforge.hw.rtl.winograd_layer.LOAD_W` bits, the words of
-        :func:`~winoforge.hw.srbs_codegen.weight_stream_words`), which FINN's IPI
-        stitching connects to what feeds the node's second input (``hw.bitfile.InsertWeightDMA``:
-        a weight DMA) or leaves as a top-level port.  FINN's base class lists ``in1_V`` itself
-        once ``get_instream_width(1)`` is non-zero; it is listed once, at the weight-stream width."""
-        intf = super().get_verilog_top_module_intf_names()
-        s_axis = [(name, width) for name, width in intf["s_axis"] if name != "in1_V"]
-        if self.params().runtime_weights:
-            from winoforge.hw.rtl.winograd_layer import LOAD_W
-
-            s_axis.append(("in1_V", LOAD_W))
-        intf["s_axis"] = s_axis
-        return intf
 
     def _top(self) -> str:
         top = self.get_nodeattr("gen_top_module")

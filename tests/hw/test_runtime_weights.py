@@ -20,9 +20,10 @@ sys.path.insert(0, str(ROOT / "tests" / "runtime"))
 
 
 def test_runtime_codec_equals_the_builds_weight_stream():
-    """``runtime.weights.encode`` (numpy only, on the board) makes the same words as the build's
-    ``srbs_codegen.weight_stream_words`` (what the RTL's weight RAM is tested with), and decodes
-    them back, for SRBS and dense layers, signed and unsigned weights, m = 2 and 4."""
+    """The build's ``srbs_codegen.weight_stream_words`` (what the RTL's weight RAM is tested with)
+    is ``runtime.weights.encode`` (numpy only, on the board) on the layer's ``weight_layout``, and
+    ``decode`` gives the weights back, for SRBS and dense layers, signed and unsigned weights,
+    m = 2 and 4 (``test_rtl_layer.py`` checks the words against the weight memory's lines)."""
     from rtl_layer_cases import random_weights
 
     from winoforge.hw.srbs_codegen import weight_layout, weight_stream_words
