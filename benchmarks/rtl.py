@@ -84,9 +84,11 @@ def _demo_student(work: Path, check) -> Path:
     return onnx
 
 
-#: ``networks.py`` flow labels (``networks.json``'s ``networks.<name>.flows``) and their rows' keys
-ROW_FLOWS = {"winograd_dense": ("winograd_dense", 1.0, False), "srbs_4of8": ("srbs", 0.5, False),
-             "srbs_2of8": ("srbs", 0.25, False), "srbs_2of8_mixed": ("srbs", 0.25, True)}
+#: ``networks.py`` flow labels (``networks.json``'s ``networks.<name>.flows``) and their rows'
+#: ``(flow, density, mixed_precision, sub_row)``
+ROW_FLOWS = {"winograd_dense": ("winograd_dense", 1.0, False, None), "srbs_4of8": ("srbs", 0.5, False, 8),
+             "srbs_2of8": ("srbs", 0.25, False, 8), "srbs_2of8_mixed": ("srbs", 0.25, True, 8),
+             "srbs_1of4": ("srbs", 0.25, False, 4), "srbs_1of4_mixed": ("srbs", 0.25, True, 4)}
 
 
 def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndarray]:
@@ -108,20 +110,21 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     if network not in fm or flow not in ROW_FLOWS:
         raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW with NETWORK in {fm} "
                          f"and FLOW in {list(ROW_FLOWS)}")
-    flow_name, density, mixed = ROW_FLOWS[flow]
+    flow_name, density, mixed, sub_row = ROW_FLOWS[flow]
     rows = json.loads((RESULTS / "networks.json").read_text())["rows"]
-    row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed)), None)
+    row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed, sub_row)), None)
     if row is None or not row.get("target_fps"):
         raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
     nspec = nb.NETWORKS[network]
-    keep = round(density * nb.SUB_ROW) if flow_name == "srbs" else None
+    keep = round(density * sub_row) if flow_name == "srbs" else None
     x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
-    layer_bits = nb.mixed_widths(nspec, x, keep)["layer_bits"] if mixed else None
-    net = nb._student(nspec, x, keep, layer_bits)
+    layer_bits = nb.mixed_widths(nspec, x, keep, sub_row)["layer_bits"] if mixed else None
+    net = nb._student(nspec, x, keep, layer_bits, sub_row or nb.SUB_ROW)
     onnx = work / "rows" / network / flow / "model.onnx"
     export_run(net, onnx, image_shape=tuple(x.shape[1:]), check_images=x[:4], progress=False)
     key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
-           "target_fps": row["target_fps"], "max_cycles": row["max_cycles"]}
+           "target_fps": row["target_fps"], "max_cycles": row["max_cycles"],
+           **({"sub_row": sub_row, "keep": keep} if sub_row else {})}
     return f"{network}-{flow}", onnx, float(row["target_fps"]), key, raw[:4]
 
 
