@@ -228,6 +228,17 @@ def _front_and_back(kind: str):
     return front, back
 
 
+def _kind(model, layer: dict) -> str:
+    """A layer's op type; a WinogradSRBS layer's with its pattern, ``WinogradSRBS_rtl (2of8)`` or
+    ``(dense)`` (the stem on one input channel, and the dense flow)."""
+    if not layer["op_type"].startswith("WinogradSRBS"):
+        return layer["op_type"]
+    from qonnx.custom_op.registry import getCustomOp
+
+    params = getCustomOp(model.get_node_from_name(layer["name"])).params()
+    return layer["op_type"] + (f" ({params.keep}of{params.sub_row})" if params.sparse else " (dense)")
+
+
 def _point(result, board) -> dict:
     from winoforge.hw.boards import fits
 
@@ -236,7 +247,11 @@ def _point(result, board) -> dict:
     layers = est["layers"]
     lacking = [layer["name"] for layer in layers if "FF" not in layer["resources"]]
     ff_known = sum(layer["resources"]["FF"] for layer in layers if "FF" in layer["resources"])
-    return {"fps": est["fps"], "lut": totals.get("LUT", 0), "ff": None if lacking else ff_known,
+    by_kind: dict[str, float] = {}  # where the LUTs go: our Winograd layers against everything else
+    for kind, res in [*((_kind(result.model, layer), layer["resources"]) for layer in layers),
+                      *(("width converters", conv["resources"]) for conv in est.get("converters", []))]:
+        by_kind[kind] = by_kind.get(kind, 0) + res.get("LUT", 0)
+    return {"lut_by_op_type": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])), "fps": est["fps"], "lut": totals.get("LUT", 0), "ff": None if lacking else ff_known,
             "ff_partial": ff_known, "ff_missing_layers": len(lacking), "bram": totals.get("BRAM_18K", 0) / 2,
             "dsp": totals.get("DSP", 0), "uram": totals.get("URAM", 0), "max_cycles": est["max_cycles"],
             "slowest": est["slowest"], "fits": fits(totals, board).ok, "why_not": str(fits(totals, board))}
@@ -345,7 +360,7 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
                 row["note"] = ("no folding of the grid fits: at the slowest target "
                                f"{grid[0]} FPS: {slowest.get('error') or slowest['why_not']}")
             else:
-                row.update({k: best[k] for k in ("fps", "lut", "ff", "bram", "dsp", "uram")},
+                row.update({k: best[k] for k in ("fps", "lut", "ff", "bram", "dsp", "uram", "lut_by_op_type")},
                            target_fps=best["target_fps"],
                            ff_partial=best["ff_partial"], slowest_layer=best["slowest"],
                            max_cycles=best["max_cycles"])

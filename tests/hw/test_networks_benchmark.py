@@ -38,6 +38,11 @@ def test_rows_follow_the_schema(quick):
         assert r["fps"] is not None, r.get("note")  # the tiny network fits PYNQ-Z2 in every flow
         assert r["fps"] > 0 and r["lut"] > 0 and r["bram"] >= 0 and r["dsp"] >= 0
         assert isinstance(r["saturated"], bool)
+        # where the LUTs go: every layer and converter once, a Winograd layer named with its pattern
+        assert sum(r["lut_by_op_type"].values()) == pytest.approx(r["lut"])
+        if r["flow"] != "finn":
+            pattern = "dense" if r["flow"] == "winograd_dense" else f"{r['keep']}of{r['sub_row']}"
+            assert r["lut_by_op_type"][f"WinogradSRBS_rtl ({pattern})"] > 0
     uniform = [r for r in rows if not r["mixed_precision"]]
     assert all(r["mean_bits"] == pytest.approx(4.0) for r in uniform if r["flow"] != "finn")
     for mixed in (rows[4], rows[6]):
