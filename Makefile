@@ -120,7 +120,7 @@ bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmar
 	$(PY) benchmarks/rtl.py
 
 #: networks.json's rows of our flows that bench-rtl-rows rebuilds in RTL (Fashion-MNIST networks: Verilator runs its images)
-RTL_ROWS ?= $(subst $(space),$(comma),$(foreach n,fmnist-vgg fmnist-resnet8,$(foreach f,winograd_dense srbs_4of8 srbs_2of8 srbs_2of8_mixed,$(n):$(f))))
+RTL_ROWS ?= $(subst $(space),$(comma),$(foreach n,fmnist-vgg fmnist-resnet8,$(foreach f,winograd_dense srbs_4of8 srbs_2of8 srbs_2of8_mixed srbs_1of4 srbs_1of4_mixed,$(n):$(f))))
 comma := ,
 empty :=
 space := $(empty) $(empty)

@@ -428,7 +428,9 @@ def row_key(row: dict) -> tuple:
 
 def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
     """``(row key, bench-rtl network, file)`` for every network ``make bench-rtl`` built that is a
-    row here; a row ``rtl_rows.json`` built replaces the same row of ``rtl.json``."""
+    row here, at the row's folding or at a candidate folding of its flow (``rtl.py --rows
+    NETWORK:FLOW@FPS``); a build in ``rtl_rows.json`` replaces one of ``rtl.json`` of the same row
+    and folding (estimated cycles per frame)."""
     found = {}
     for name in RTL_FILES:
         path = results / name
@@ -438,34 +440,69 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
             row = net.get("row")
             key = row_key(row) if row else RTL_ROWS.get(net["name"])
             if key is not None:
-                found[key] = (key, net, f"benchmarks/results/{name}")
+                found[(key, net["cycles_per_frame_est"])] = (key, net, f"benchmarks/results/{name}")
     return list(found.values())
 
 
 def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
-    """Where ``make bench-rtl`` built, simulated and synthesized a row's network at the row's folding
-    (same network, flow, density and estimated cycles per frame; :func:`rtl_networks`), the row takes
-    the RTL's figures: FPS from the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys
-    (every layer, FIFO and converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.
+    """Where ``make bench-rtl`` built, simulated and synthesized a row's network (same network, flow,
+    density, pattern, mixed precision; :func:`rtl_networks`) the row takes the RTL's figures: FPS from
+    the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys (every layer, FIFO and
+    converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.
+
+    * A build at the row's folding (the same estimated cycles per frame) gives the row its figures.
+    * A build at another folding of the row's flow replaces the row's folding where it is faster and
+      *measured* within the row's limits: Yosys LUT and DSP no more than the final figures of the row
+      that capped it (``REFERENCE_FLOW``; references are applied first) and the board, 0 mismatches.
+      The search caps each flow on estimates, which err by a few per cent either way; a folding just
+      past the estimate's cap can hold under Yosys (``rtl.chosen`` says so).
     Re-applicable: a row that is already ``rtl`` starts again from its ``estimate``."""
-    by_key = {key: (net, origin) for key, net, origin in rtl}
+    from winoforge.hw.boards import fits, get_board
+
+    by_key: dict[tuple, list] = {}
+    for key, net, origin in rtl:
+        if net.get("yosys_complete"):
+            by_key.setdefault(key, []).append((net, origin))
     for row in rows:
         if "rtl" in row:  # back to the estimates, then again from the current RTL results
             row.update(row.pop("estimate"), source="estimate")
             del row["rtl"]
-        net, origin = by_key.get(row_key(row), (None, None))
-        if (net is None or not row.get("fps") or row.get("max_cycles") != net["cycles_per_frame_est"]
-                or not net.get("yosys_complete")):
+    flows = ["finn", "winograd_dense", "srbs"]
+    for row in sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows)):
+        nets = by_key.get(row_key(row), [])
+        if not row.get("fps") or not nets:
             continue
-        row["estimate"] = {k: row[k] for k in _ROW_FIGURES}
+        chosen = next(((n, o) for n, o in nets if n["cycles_per_frame_est"] == row.get("max_cycles")), None)
+        fps = CLOCK_HZ / chosen[0]["cycles_per_frame_sim"] if chosen else row["fps"]
+        ref = next((r for r in rows if r["network"] == row["network"]
+                    and r["flow"] == REFERENCE_FLOW.get(row["flow"]) and r.get("fps")), None)
+        same = chosen[0] if chosen else None
+        faster = [(n, o) for n, o in nets if n is not same and n["mismatches"] == 0
+                  and CLOCK_HZ / n["cycles_per_frame_sim"] > fps and ref is not None
+                  and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
+                  and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"]},
+                           get_board(row["board"])).ok]
+        why = None
+        if faster:
+            folded = chosen
+            chosen = min(faster, key=lambda no: no[0]["cycles_per_frame_sim"])
+            why = (f"fastest build of this flow measured within {ref['flow']}'s LUT/DSP ({ref['lut']:.0f}, "
+                   f"{ref['source']}) and the board; the estimates capped the search at {row['fps']:.0f} FPS"
+                   + (f" ({CLOCK_HZ / folded[0]['cycles_per_frame_sim']:.0f} simulated)" if folded else ""))
+        if chosen is None:
+            continue
+        net, origin = chosen
+        row["estimate"] = {k: row.get(k) for k in (*_ROW_FIGURES, "max_cycles", "target_fps")}
         y = net["yosys"]
         row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
-                   dsp=y["dsp"], source="rtl")
+                   dsp=y["dsp"], source="rtl", max_cycles=net["cycles_per_frame_est"],
+                   target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
         row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
                       "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
                       "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
                       "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP by "
-                              "Yosys synth_xilinx, every layer, FIFO and converter summed"}
+                              "Yosys synth_xilinx, every layer, FIFO and converter summed",
+                      **({"chosen": why} if why else {})}
 
 
 def targets(rows: list[dict]) -> dict:

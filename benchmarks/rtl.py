@@ -95,6 +95,9 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     """``NETWORK:FLOW`` (``--rows``): the row of ``benchmarks/results/networks.json`` rebuilt as
     ``networks.py`` built it -- the same untrained reference student (seeded; BatchNorm from the same
     calibration images; the mixed row's widths chosen again), exported, at the row's target FPS.
+    ``NETWORK:FLOW@FPS``: a *candidate* folding of that row's flow, built at target FPS instead
+    (the row's key with ``candidate: true``; ``networks.apply_rtl`` takes it where Yosys puts it
+    within the row's reference and it is faster than the row).
     Returns ``(name, onnx, target_fps, row key, golden images)``.  Verilator runs Fashion-MNIST
     test images, so only the Fashion-MNIST (PYNQ-Z2) networks are allowed."""
     import sys
@@ -106,10 +109,11 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     from winoforge.hw.flow import export_run
 
     network, _, flow = spec.partition(":")
+    flow, _, at = flow.partition("@")
     fm = [n for n, s in nb.NETWORKS.items() if s["data"] == "fashion-mnist"]
-    if network not in fm or flow not in ROW_FLOWS:
-        raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW with NETWORK in {fm} "
-                         f"and FLOW in {list(ROW_FLOWS)}")
+    if network not in fm or flow not in ROW_FLOWS or (at and not (at.isdigit() and int(at) > 0)):
+        raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW[@FPS] with NETWORK in {fm}, "
+                         f"FLOW in {list(ROW_FLOWS)} and FPS a positive integer (a candidate folding)")
     flow_name, density, mixed, sub_row = ROW_FLOWS[flow]
     rows = json.loads((RESULTS / "networks.json").read_text())["rows"]
     row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed, sub_row)), None)
@@ -123,9 +127,9 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     onnx = work / "rows" / network / flow / "model.onnx"
     export_run(net, onnx, image_shape=tuple(x.shape[1:]), check_images=x[:4], progress=False)
     key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
-           "target_fps": row["target_fps"], "max_cycles": row["max_cycles"],
-           **({"sub_row": sub_row, "keep": keep} if sub_row else {})}
-    return f"{network}-{flow}", onnx, float(row["target_fps"]), key, raw[:4]
+           "target_fps": int(at) if at else row["target_fps"], "max_cycles": row["max_cycles"],
+           **({"sub_row": sub_row, "keep": keep} if sub_row else {}), **({"candidate": True} if at else {})}
+    return f"{network}-{flow}" + (f"@{at}" if at else ""), onnx, float(key["target_fps"]), key, raw[:4]
 
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden) -> dict:
@@ -262,6 +266,8 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
         t0 = time.perf_counter()
         name, onnx, fps, key, golden = _row_network(spec, work)
         net = _network(name, onnx, fps, work, images, golden)
+        if key.get("candidate"):  # a folding of its own: the row's cycles do not apply
+            key["max_cycles"] = net["cycles_per_frame_est"]
         net["row"] = key
         net["targets"] = _targets(net)
         net["targets"].update(zero_mismatches=net["mismatches"] == 0,

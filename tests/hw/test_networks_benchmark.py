@@ -95,8 +95,9 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them(tmp_path):
     assert WIDTHS == mod["VGG_PYNQ"]  # bench-rtl's benchmark network is this benchmark's fmnist-vgg
 
     def row(flow, density, fps, cycles):
-        return {"network": "fmnist-vgg", "flow": flow, "density": density, "mixed_precision": False, "fps": fps,
-                "lut": 40_000.0, "ff": None, "bram": 50.0, "dsp": 0, "max_cycles": cycles, "source": "estimate"}
+        return {"network": "fmnist-vgg", "board": "PYNQ-Z2", "flow": flow, "density": density,
+                "mixed_precision": False, "fps": fps, "lut": 40_000.0, "ff": None, "bram": 50.0, "dsp": 0,
+                "max_cycles": cycles, "source": "estimate"}
 
     def net(name, est, sim, lut, row=None):
         return {"name": name, "cycles_per_frame_est": est, "cycles_per_frame_sim": sim, "yosys_complete": True,
@@ -125,12 +126,13 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them(tmp_path):
     (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": [
         net("fmnist-vgg-winograd_dense", 50_000, 50_000, 45_000, {**key, "flow": "winograd_dense"}),
         net("fmnist-vgg-srbs_2of8", 25_000, 25_000, 39_000, {**key, "flow": "srbs", "density": 0.25}),
-        net("fmnist-vgg-srbs_4of8", 12_500, 12_500, 30_000, {**key, "flow": "srbs", "density": 0.5})]}))
+        net("fmnist-vgg-srbs_4of8", 12_500, 12_500, 46_000, {**key, "flow": "srbs", "density": 0.5})]}))
     mod["apply_rtl"](rows, mod["rtl_networks"](tmp_path))
     assert dense["source"] == "rtl" and dense["lut"] == 45_000 and dense["estimate"]["lut"] == 40_000.0
     assert quarter["fps"] == 100e6 / 25_000 and quarter["lut"] == 39_000
     assert quarter["rtl"]["from"] == "benchmarks/results/rtl_rows.json"
-    assert half["source"] == "estimate"  # built at another folding (12,500 cycles, the row has 50,000)
+    # built at another folding (12,500 cycles, the row has 50,000) and over dense's 45,000 LUT by Yosys
+    assert half["source"] == "estimate"
     (tmp_path / "rtl_rows.json").unlink()
     (tmp_path / "rtl.json").unlink()
     mod["apply_rtl"](rows, mod["rtl_networks"](tmp_path))  # no RTL results: every row its estimates again
@@ -225,3 +227,46 @@ def test_sub_row_patterns_are_separate_rows():
     nb["add_speedups"](rows)
     assert nb["targets"](rows)["n"]["met"] is True  # the estimate (99 LUT) held within dense's 100
     assert "srbs 1of4 mixed" in nb["table"](rows) and "srbs 2of8" in nb["table"](rows)
+
+
+def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
+    """``rtl.py --rows NETWORK:FLOW@FPS`` builds a candidate folding past the estimate's cap; the row
+    takes the fastest such build whose Yosys LUT/DSP hold within its reference's *final* figures
+    (the reference's own RTL build applied first) and the board, with 0 mismatches; a build over
+    the reference, or with a mismatch, is not taken; re-applying without builds restores the row."""
+    nb = runpy.run_path(str(SCRIPT))
+
+    def row(flow, lut, fps, sub_row=None):
+        return {"network": "n", "board": "PYNQ-Z2", "flow": flow, "density": 1.0 if flow != "srbs" else 0.25,
+                "mixed_precision": False, "mean_bits": 4.0, "fps": fps, "lut": lut, "ff": None, "bram": 1.0,
+                "dsp": 0, "uram": 0, "max_cycles": 100e6 / fps, "target_fps": fps, "source": "estimate",
+                **({"sub_row": sub_row, "keep": 1} if sub_row else {})}
+
+    def build(flow, fps, lut, mismatches=0, sub_row=None, name="b"):
+        key = {"network": "n", "flow": flow, "density": 1.0 if flow != "srbs" else 0.25, "mixed_precision": False,
+               "target_fps": fps, "max_cycles": 100e6 / fps, **({"sub_row": sub_row, "candidate": True}
+                                                                if sub_row else {})}
+        net = {"name": name, "row": key, "cycles_per_frame_est": 100e6 / fps, "cycles_per_frame_sim": 100e6 / fps,
+               "yosys_complete": True, "yosys": {"lut": lut, "ff": 1, "bram": 2, "dsp": 0}, "images": 200,
+               "mismatches": mismatches}
+        return nb["row_key"](key), net, "rtl_rows.json"
+
+    finn, dense, quarter = row("finn", 120, 10.0), row("winograd_dense", 100, 10.0), row("srbs", 90, 20.0, 4)
+    rows = [quarter, dense, finn]  # any order: the references are applied first
+    rtl = [build("winograd_dense", 10.0, 105),  # dense at its folding: 105 LUT by Yosys (its estimate said 100)
+           build("srbs", 40.0, 104, sub_row=4, name="c40"),  # past the estimate's cap, within dense's 105
+           build("srbs", 80.0, 106, sub_row=4, name="c80"),  # over dense by Yosys
+           build("srbs", 60.0, 50, mismatches=1, sub_row=4, name="c60")]  # wrong outputs
+    nb["apply_rtl"](rows, rtl)
+    assert dense["source"] == "rtl" and dense["lut"] == 105
+    assert quarter["source"] == "rtl" and quarter["fps"] == 40.0 and quarter["lut"] == 104
+    assert quarter["rtl"]["network"] == "c40" and "winograd_dense" in quarter["rtl"]["chosen"]
+    assert quarter["max_cycles"] == 100e6 / 40.0 and quarter["estimate"]["max_cycles"] == 100e6 / 20.0
+    nb["add_speedups"](rows)
+    assert quarter["within_reference"] is True and quarter["speedup_vs_dense_winograd"] == 4.0
+    assert nb["targets"](rows)["n"]["met"] is True
+    nb["apply_rtl"](rows, rtl)  # re-applicable
+    assert quarter["fps"] == 40.0 and quarter["estimate"]["fps"] == 20.0
+    nb["apply_rtl"](rows, [])
+    assert quarter["source"] == "estimate" and quarter["fps"] == 20.0 and quarter["max_cycles"] == 100e6 / 20.0
+    assert dense["lut"] == 100 and "rtl" not in quarter

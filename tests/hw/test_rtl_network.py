@@ -387,7 +387,8 @@ def test_bench_rtl_rows_name_what_they_allow(tmp_path):
 
     bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
     for spec, word in (("cifar-resnet20:srbs_2of8", "cifar-resnet20"), ("fmnist-vgg:finn", "finn"),
-                       ("fmnist-vgg", "NETWORK:FLOW")):
+                       ("fmnist-vgg", "NETWORK:FLOW"), ("fmnist-vgg:srbs_1of4@fast", "FPS a positive integer"),
+                       ("fmnist-vgg:srbs_1of4@0", "@0")):
         with pytest.raises(SystemExit, match="allowed: NETWORK:FLOW") as err:
             bench["_row_network"](spec, tmp_path)
         assert word in str(err.value) and "fmnist-resnet8" in str(err.value) and "srbs_2of8_mixed" in str(err.value)
