@@ -56,7 +56,10 @@ ours for WinogradSRBS, our pooling/classifier RTL and FINN's RTL layers, calibra
 in ``benchmarks/rtl_calibration.py``; our WinogradSRBS cycle model equals the Verilator-simulated
 cycles, ``benchmarks/rtl.py``).  ``make bench-rtl`` builds the PYNQ-Z2 benchmark network
 (``rtl.json``); ``python benchmarks/rtl.py --rows NETWORK:FLOW,...`` rebuilds any row of our flows
-on the Fashion-MNIST networks at its folding (``rtl_rows.json``; about 15 min a row).  The
+on the Fashion-MNIST networks at its folding (``rtl_rows.json``; about 15 min a row), and
+``NETWORK:FLOW@FPS`` a candidate folding of a row's flow past the estimate's cap: the row takes the
+fastest build of its flow that Yosys measures within its reference's final LUT and DSP
+(:func:`apply_rtl`; the estimates err by a few per cent either way).  The
 CIFAR-sized rows stay estimates (``--rows`` takes Fashion-MNIST networks only: the RTL's
 whole-network simulation, ``hw.rtl_sim.run_package``, runs Fashion-MNIST test images).  The
 ``finn`` rows stay estimates: FINN's HLS layers need Vitis HLS for RTL.
