@@ -126,6 +126,16 @@ POINTS: dict[str, list[dict]] = {
                simd=simd, pos=pos, res_type="lut")
           for pos, pe in ((16, 2), (16, 4), (8, 2))
           for kind, sub_row, keep, simd in (("srbs4of1", 4, 1, 8), ("dense_simd2", 0, 0, 2))],
+        # the image size, channels and pattern of bench_rtl1 varied (POS 16, PE 2, SIMD 8 SRBS / 2 dense): on
+        # 7x7 and 8x8 images ABC area-maps the SubRow-8 lanes (on 14x14 and larger it maps them for depth),
+        # whatever the channels and memory styles; SubRow 4 and dense layers are mapped alike at every size
+        *[dict(name=f"size_{kind}_c{c}_{d}x{d}", m=2, ifm_channels=c, ofm_channels=c, ifm_dim=(d, d),
+               input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=sub_row, keep=keep, pe=2,
+               simd=simd, pos=16, res_type="lut")
+          for kind, sub_row, keep, simd, c, d in (
+              ("srbs2of8", 8, 2, 8, 32, 7), ("srbs2of8", 8, 2, 8, 32, 8), ("srbs2of8", 8, 2, 8, 64, 7),
+              ("srbs2of8", 8, 2, 8, 32, 15), ("srbs2of8", 8, 2, 8, 128, 14), ("srbs4of1", 4, 1, 8, 32, 7),
+              ("srbs4of1", 4, 1, 8, 128, 7), ("dense", 0, 0, 2, 32, 7))],
     ],
 }
 

@@ -78,8 +78,11 @@ ROM_LOGIC_BITS_PER_LUT = 64
 #   measured alone, 88-94 in the flattened bench_rtl1_c32_pos16, against 50 for the multiplier
 #   area-mapped; the fit is within 3 % of the four measured widths).  A 2:1 or 4:1 mux fits beside the
 #   multiplier's first stage (56-57 LUTs a 4 x 7-bit lane at SubRow 4, either mapping): 1 LUT a bit.
-#   Not modeled: in the 7x7 layers (bench_rtl5_c128_pos16, 7,786-8,576 LUT) ABC maps the SRBS lanes for
-#   area (70-75 LUTs a lane in the flattened layer), so those come out about 15-20 % high.
+#   On images up to AREA_MAPPED_MAX_DIM wide (F(2,3); 7x7 and 8x8 measured, at 32-128 channels, the line
+#   buffer in LUTRAM or BRAM alike: the size_* and bench_rtl5 calibration points) ABC maps the SubRow-8
+#   lanes for area (70-75 LUTs a lane in the flattened layer): the mux's INDEX_MUX_LUT_PER_BIT stays, the
+#   deeper mapping goes (the estimate was 14-18 % high there before; within 2 % now).  From 14x14 on
+#   (14, 15, 28 measured) they are mapped for depth.
 #
 # The fit before (2.48 / 1.68 per bit on single srbs_dot units, all mapped for depth, divided by
 # LUT_LOGIC_SCALE, and mux(SubRow) = 2 LUTs a bit) counted every multiplier at the depth-mapped cost and
@@ -89,6 +92,7 @@ MUL_LUT_PER_STAGE_BIT = 2.08
 MUL_LUT_PER_PRODUCT_BIT = 0.66
 INDEX_MUX_LUT_PER_BIT = {2: 1.0, 4: 1.0, 8: 3.07}
 DEPTH_MAP_LUT_PER_STAGE_BIT = 1.08
+AREA_MAPPED_MAX_DIM = 8
 # Accumulators: the adder and the first fold's clear in front of the carry chain's DI (measured: 26 LUTs
 # for a 13-bit accumulator in the flattened SRBS layer, 30 for 15 bits in the dense one)
 ACC_LUT_PER_BIT = 2
@@ -510,8 +514,8 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
         "v_write": simd * r["V_W"] * _v_write_mux_luts(t, nb),
         "v_select": simd * r["V_W"] * sum(_mux_luts(s) for s in sources),
-        "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]))
-        if r["HAS_IDX"] else 0,
+        "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]),
+                                                      _lanes_depth_mapped(params)) if r["HAS_IDX"] else 0,
         "multipliers": dots * lanes * _lut_multiplier_luts(r["W_W"], r["V_W"], r["PROD_W"]) if r["MUL_LUT"] else 0,
         "adder_trees": dots * tree,
         # the adder and the first fold's clear (the carry chain's DI operand, a LUT of its own): 2 LUTs a bit;
@@ -539,12 +543,19 @@ def _lut_multiplier_luts(wb: int, v: int, prod: int) -> int:
     return math.ceil(MUL_LUT_PER_STAGE_BIT * (wb - 1) * v + MUL_LUT_PER_PRODUCT_BIT * prod)
 
 
-def _index_mux_luts(sub_row: int, v: int, wb: int, lut_multiplier: bool) -> int:
+def _lanes_depth_mapped(params: WinogradSRBSParams) -> bool:
+    """Whether Yosys's ABC maps a SubRow-8 layer's lanes for depth: not on F(2,3) images up to
+    :data:`AREA_MAPPED_MAX_DIM` wide (measured, see the constants)."""
+    return not (params.m == 2 and max(params.ifm_dim) <= AREA_MAPPED_MAX_DIM)
+
+
+def _index_mux_luts(sub_row: int, v: int, wb: int, lut_multiplier: bool, depth_mapped: bool = True) -> int:
     """LUTs of one lane's SRBS index mux (``SubRow``:1 over V-bit channels).  Beside a DSP
     multiplier: ``V * mux(SubRow)``, counted (scaled by :data:`LUT_LOGIC_SCALE`).  In front of a
     LUT multiplier, measured (not scaled): ``V * INDEX_MUX_LUT_PER_BIT[SubRow]`` and, from SubRow 8
-    on (the mux then makes the lane the layer's deepest logic), the deeper mapping of the
-    multiplier behind it, ``DEPTH_MAP_LUT_PER_STAGE_BIT * (Wb - 1) * V`` (see the constants).
+    on (the mux then makes the lane the layer's deepest logic) where ``depth_mapped``
+    (:func:`_lanes_depth_mapped`), the deeper mapping of the multiplier behind it,
+    ``DEPTH_MAP_LUT_PER_STAGE_BIT * (Wb - 1) * V`` (see the constants).
     SubRow values not measured: 1 LUT a bit up to 4, ``INDEX_MUX_LUT_PER_BIT[8] * ceil(SubRow / 8)``
     above."""
     if sub_row <= 1:
@@ -553,7 +564,7 @@ def _index_mux_luts(sub_row: int, v: int, wb: int, lut_multiplier: bool) -> int:
         return v * _mux_luts(sub_row)
     per_bit = INDEX_MUX_LUT_PER_BIT.get(sub_row, 1.0 if sub_row <= 4 else INDEX_MUX_LUT_PER_BIT[8]
                                         * math.ceil(sub_row / 8))
-    deeper = DEPTH_MAP_LUT_PER_STAGE_BIT * (wb - 1) * v if sub_row > 4 else 0
+    deeper = DEPTH_MAP_LUT_PER_STAGE_BIT * (wb - 1) * v if sub_row > 4 and depth_mapped else 0
     return math.ceil(v * per_bit + deeper)
 
 
@@ -643,7 +654,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     * index muxes (SRBS): beside DSP multipliers ``D * lanes * V * mux(SubRow)`` (counted);
       in front of LUT multipliers, measured, ``D * lanes * (V * 3.07 + 1.08 (Wb - 1) V)`` at
       SubRow 8 -- the 8:1 AND-OR mux and the depth-oriented mapping of the multiplier
-      behind it, the layer's deepest logic -- and ``D * lanes * V`` at SubRow 2 and 4
+      behind it, the layer's deepest logic (not on F(2,3) images up to 8 wide: mapped for
+      area there, ``V * 3.07`` only) -- and ``D * lanes * V`` at SubRow 2 and 4
       (:func:`_index_mux_luts`);
     * adder trees ``D * sum_levels nodes * min(PROD + d, SUM)``; accumulators, measured,
       ``D * 2 ACC`` (the adder and the first fold's clear on the carry chain's DI operand;
@@ -668,8 +680,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     constants).  Counting every multiplier at the depth-mapped cost of a lone unit and the
     mux at ``mux(8) = 2`` LUTs a bit had dense layers 5-22 % high and SRBS layers 6-10 %
     low at the networks' scale (32 -> 32 on 28x28, POS 16); now both are within 5 % there.
-    The 7x7 layers with 128 channels area-map their SRBS lanes too (70-75 LUTs a lane in
-    ``bench_rtl5_c128_pos16``): their estimate is about 18 % high.
+    On 7x7 and 8x8 images ABC area-maps the SubRow-8 lanes too (70-75 LUTs a lane in
+    ``bench_rtl5_c128_pos16``), which the estimate follows (:func:`_lanes_depth_mapped`).
 
     FF: the Z tiles of the input transforms ``S (2t^2 - t) VMID``, the dots' pipeline
     (products where LUT multipliers, tree levels, accumulator), the M collector

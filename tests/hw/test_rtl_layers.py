@@ -519,6 +519,24 @@ def test_winograd_estimate_has_no_kind_bias_at_network_scale(calibration):
     assert abs(ratio_est / ratio_yosys - 1) <= 0.06, (ratio_est, ratio_yosys)
 
 
+def test_winograd_estimate_follows_the_image_size(calibration):
+    """On 7x7 and 8x8 images ABC maps the SubRow-8 lanes for area, from 14x14 on for depth (whatever the
+    channels: 32-128): the estimate follows (``srbs_estimates._lanes_depth_mapped``) and holds every
+    point of the size sweep and the benchmark's 7x7 layer within 6 % of Yosys (it was 14-18 % high on
+    the small images); SubRow 4 and dense layers, mapped alike at every size, too."""
+    from winoforge.hw import srbs_estimates
+
+    bench, record = calibration
+    points = {p["config"]["name"]: p for p in record["points"] if p["kind"] == "winograd"}
+    sweep = sorted(n for n in points if n.startswith("size_")) + ["bench_rtl5_c128_pos16"]
+    assert len(sweep) == 9
+    for name in sweep:
+        est = bench.estimate("winograd", points[name]["config"])["lut"]
+        assert abs(est / points[name]["yosys"]["lut"] - 1) <= 0.06, (name, est, points[name]["yosys"])
+    small, large = (bench.winograd_params(points[f"size_srbs2of8_c32_{d}x{d}"]["config"]) for d in (8, 15))
+    assert not srbs_estimates._lanes_depth_mapped(small) and srbs_estimates._lanes_depth_mapped(large)
+
+
 def test_calibration_points_reproduce(calibration, tool, tmp_path):
     """Yosys gives the recorded counts again (one point of each of our layer types)."""
     tool("yosys")
