@@ -659,16 +659,31 @@ def main(argv=None) -> int:
 
 
 def _merge(args) -> int:
-    """One results file from runs over disjoint subsets of the networks (two processes share the work)."""
+    """One results file from runs over disjoint subsets of the networks or flows (processes share the
+    work); a network's rows in the order of :data:`FLOWS`."""
     parts = [json.loads(Path(p).read_text()) for p in args.merge]
     order = list(QUICK_NETWORKS if args.quick else NETWORKS)  # the table's order, whichever run had a network
-    rows = sorted((r for part in parts for r in part["rows"]),
-                  key=lambda r: order.index(r["network"]) if r["network"] in order else len(order))
-    names = [r["network"] for r in rows]
-    clash = sorted({n for n in names if sum(n in part["networks"] for part in parts) > 1})
+    flows = [(f, sub_row, mixed) for f, sub_row, _, mixed in FLOWS]
+
+    def place(r):
+        flow = (r["flow"], row_sub_row(r), r["mixed_precision"])
+        density = -r["density"]  # SubRow 8: 1/2 before 1/4
+        return (order.index(r["network"]) if r["network"] in order else len(order),
+                flows.index(flow) if flow in flows else len(flows), density)
+
+    rows = sorted((r for part in parts for r in part["rows"]), key=place)
+    keys = [row_key(r) for r in rows]
+    clash = sorted({" ".join(map(str, k)) for k in keys if keys.count(k) > 1})
     if clash:
-        raise SystemExit(f"--merge: networks {clash} appear in more than one file; allowed: disjoint runs")
-    details = {k: v for part in parts for k, v in part["networks"].items()}
+        raise SystemExit(f"--merge: rows {clash} appear in more than one file; allowed: runs over disjoint networks "
+                         "or flows (--networks, --flows)")
+    details: dict = {}
+    for part in parts:  # a network run in several parts (other flows): its flows together
+        for name, info in part["networks"].items():
+            if name in details and "flows" in details[name] and "flows" in info:
+                details[name] = {**details[name], **info, "flows": {**details[name]["flows"], **info["flows"]}}
+            else:
+                details[name] = info
     out = Path(args.out) if args.out else RESULTS / ("networks_quick.json" if args.quick else "networks.json")
     result = _write(out, rows, details, args, parts[0]["setup"]["grid"], time.perf_counter(),
                     [] if args.quick else rtl_networks())

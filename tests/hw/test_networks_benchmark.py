@@ -270,3 +270,41 @@ def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
     nb["apply_rtl"](rows, [])
     assert quarter["source"] == "estimate" and quarter["fps"] == 20.0 and quarter["max_cycles"] == 100e6 / 20.0
     assert dense["lut"] == 100 and "rtl" not in quarter
+
+
+def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
+    """``--merge``: runs over other networks or other flows of one network (``--flows``) combine into
+    one file, the rows in the table's order and a network's flows together; a row in two runs is
+    refused, naming it."""
+    import argparse
+
+    nb = runpy.run_path(str(SCRIPT))
+
+    def row(net, flow, density, sub_row=None, mixed=False):
+        return {"network": net, "board": "PYNQ-Z2", "flow": flow, "density": density, "mixed_precision": mixed,
+                "mean_bits": 4.0, "fps": 10.0, "lut": 100, "ff": None, "bram": 1.0, "dsp": 0, "uram": 0,
+                "max_cycles": 1e7, "source": "estimate", **({"sub_row": sub_row, "keep": 1} if sub_row else {})}
+
+    def part(name, rows, flows):
+        path = tmp_path / name
+        path.write_text(json.dumps({"rows": rows, "networks": {rows[0]["network"]: {"flows": flows}},
+                                    "setup": {"grid": [1, 2]}, "wall_seconds": 1.0, "git_commit": name}))
+        return str(path)
+
+    net = "fmnist-resnet8"
+    a = part("a.json", [row(net, "finn", 1.0), row(net, "winograd_dense", 1.0), row(net, "srbs", 0.25)],
+             {"finn": {}, "winograd_dense": {}, "srbs_2of8": {}})
+    b = part("b.json", [row(net, "srbs", 0.25, 4, mixed=True), row(net, "srbs", 0.25, 4)],
+             {"srbs_1of4_mixed": {}, "srbs_1of4": {}})
+    c = part("c.json", [row("fmnist-vgg", "winograd_dense", 1.0)], {"winograd_dense": {}})
+    out = tmp_path / "networks.json"
+    assert nb["_merge"](argparse.Namespace(merge=[a, b, c], out=str(out), quick=False)) == 0
+    result = json.loads(out.read_text())
+    assert [(r["network"], r["flow"], r.get("sub_row"), r["mixed_precision"]) for r in result["rows"]] == [
+        ("fmnist-vgg", "winograd_dense", None, False), (net, "finn", None, False), (net, "winograd_dense", None, False),
+        (net, "srbs", None, False), (net, "srbs", 4, False), (net, "srbs", 4, True)]
+    assert set(result["networks"][net]["flows"]) == {"finn", "winograd_dense", "srbs_2of8", "srbs_1of4",
+                                                     "srbs_1of4_mixed"}
+    assert result["rows"][4]["speedup_vs_dense_winograd"] == 1.0  # capped and compared within its network
+    with pytest.raises(SystemExit, match="fmnist-resnet8 srbs 0.25 False 4"):
+        nb["_merge"](argparse.Namespace(merge=[a, b, b], out=str(out), quick=False))
