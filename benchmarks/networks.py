@@ -573,7 +573,7 @@ def plot(rows: list[dict], path: Path) -> None:
     series = [("finn", 1.0, False, None, "stock FINN"), ("srbs", 0.5, False, 8, "SRBS 1/2 (4 of 8)"),
               ("srbs", 0.25, False, 8, "SRBS 1/4 (2 of 8)"), ("srbs", 0.25, True, 8, "SRBS 1/4 mixed (2 of 8)"),
               ("srbs", 0.25, False, 4, "SRBS 1/4 (1 of 4)"), ("srbs", 0.25, True, 4, "SRBS 1/4 mixed (1 of 4)")]
-    fig, ax = plt.subplots(figsize=(max(7, 1.9 * len(nets) + 3), 4.8))
+    fig, ax = plt.subplots(figsize=(max(9, 1.9 * len(nets) + 5), 4.8))
     width = 0.8 / (len(series) + 1)
     idx = np.arange(len(nets))
     for k, (flow, dens, mixed, sub_row, label) in enumerate(series):
@@ -593,7 +593,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set(ylabel="FPS / FPS of dense Winograd (no more LUT, DSP)",
            title="Speed-up over dense Winograd, fastest folding that fits\n(untrained references; source 'rtl': "
                  "Verilator + Yosys, else estimates; paper: nearest network)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: the bars reach the top
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
