@@ -713,7 +713,9 @@ def _apply_rtl_only(args, results: Path = RESULTS) -> int:
     add_speedups(rows)
     result["targets"] = targets(rows)
     result["rtl_applied"] = {"git_commit": _git_commit(), "files": list(RTL_FILES),
-                             "rows": [f"{r['network']} {r['flow']} {r['density']}" + (" mixed" if r["mixed_precision"] else "")
+                             "rows": [f"{r['network']} {r['flow']} {r['density']}" + (
+                                          f" {r.get('keep') or round(r['density'] * row_sub_row(r))}of{row_sub_row(r)}"
+                                          if row_sub_row(r) else "") + (" mixed" if r["mixed_precision"] else "")
                                       for r in rows if r["source"] == "rtl"]}
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot(rows, out.with_suffix(".png"))

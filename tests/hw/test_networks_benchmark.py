@@ -167,7 +167,7 @@ def test_apply_rtl_only_rewrites_the_recorded_rows(tmp_path):
     assert quarter["source"] == "rtl" and quarter["fps"] == 100e6 / 25_000 and quarter["lut"] == 38_000
     assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 1000.0 == 4.0
     assert result["targets"]["n"]["met"] is True and result["networks"] == {"n": {"kept": True}}
-    assert result["rtl_applied"]["rows"] == ["n srbs 0.25"] and out.with_suffix(".png").is_file()
+    assert result["rtl_applied"]["rows"] == ["n srbs 0.25 2of8"] and out.with_suffix(".png").is_file()
 
 
 def test_rows_beyond_their_reference_after_synthesis_are_marked():
