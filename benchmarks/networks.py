@@ -156,11 +156,13 @@ def calibration_images(data: str, count: int, seed: int = 0) -> tuple[np.ndarray
     raise ValueError(f"data={data!r} is not known; allowed: 'fashion-mnist', 'random-32x32x3'")
 
 
-def _student(spec: dict, x: np.ndarray, keep: int | None, layer_bits: dict | None = None, sub_row: int = SUB_ROW):
+def _student(spec: dict, x: np.ndarray, keep: int | None, layer_bits: dict | None = None,
+             sub_row: int | None = SUB_ROW):
+    """The flow's reference student: SRBS ``keep`` of ``sub_row``, dense Winograd where ``keep`` is None."""
     from winoforge.hw.flow import reference_student
 
     kwargs = {"widths": spec["widths"]} if spec["arch"] == "vgg" else {"depth": spec["depth"], "width": spec["width"]}
-    return reference_student(arch=spec["arch"], sub_row=sub_row if keep else None, keep=keep or sub_row,
+    return reference_student(arch=spec["arch"], sub_row=sub_row if keep else None, keep=keep or SUB_ROW,
                              calibration=x, in_channels=x.shape[1], layer_bits=layer_bits, **kwargs)
 
 
@@ -198,7 +200,7 @@ def mixed_widths(spec: dict, x: np.ndarray, keep: int, sub_row: int = SUB_ROW) -
             "budget_bops": budget, "mean_bits": mean_bits(pairs, mults, fixed)}
 
 
-def _mean_bits_w4a4(spec: dict, x: np.ndarray, keep: int | None, sub_row: int = SUB_ROW) -> float:
+def _mean_bits_w4a4(spec: dict, x: np.ndarray, keep: int | None, sub_row: int | None = SUB_ROW) -> float:
     from winoforge.model.mixed_precision import layer_mults, layer_pairs, mean_bits
     from winoforge.model.students import StudentConfig, act_sources
 
@@ -254,10 +256,12 @@ def _point(result, board) -> dict:
     for kind, res in [*((_kind(result.model, layer), layer["resources"]) for layer in layers),
                       *(("width converters", conv["resources"]) for conv in est.get("converters", []))]:
         by_kind[kind] = by_kind.get(kind, 0) + res.get("LUT", 0)
-    return {"lut_by_op_type": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])), "fps": est["fps"], "lut": totals.get("LUT", 0), "ff": None if lacking else ff_known,
+    fit = fits(totals, board)
+    return {"fps": est["fps"], "lut": totals.get("LUT", 0), "ff": None if lacking else ff_known,
             "ff_partial": ff_known, "ff_missing_layers": len(lacking), "bram": totals.get("BRAM_18K", 0) / 2,
             "dsp": totals.get("DSP", 0), "uram": totals.get("URAM", 0), "max_cycles": est["max_cycles"],
-            "slowest": est["slowest"], "fits": fits(totals, board).ok, "why_not": str(fits(totals, board))}
+            "slowest": est["slowest"], "fits": fit.ok, "why_not": str(fit),
+            "lut_by_op_type": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))}
 
 
 class FoldingSearch:
@@ -337,8 +341,8 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
         entry = info["flows"][label] = {}
         try:
             mp = mixed_widths(spec, x, keep, sub_row) if mixed else None
-            row["mean_bits"] = mp["mean_bits"] if mp else _mean_bits_w4a4(spec, x, keep, sub_row or SUB_ROW)
-            net = _student(spec, x, keep, mp["layer_bits"] if mp else None, sub_row or SUB_ROW)
+            row["mean_bits"] = mp["mean_bits"] if mp else _mean_bits_w4a4(spec, x, keep, sub_row)
+            net = _student(spec, x, keep, mp["layer_bits"] if mp else None, sub_row)
             if flow == "finn":
                 net = direct_baseline(net)
             onnx = work / name / label / "model.onnx"
@@ -420,7 +424,14 @@ _ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp")
 def row_sub_row(row: dict) -> int | None:
     """An SRBS row's sub-row length (:data:`SUB_ROW` where the row predates the field); None for
     the dense flows."""
-    return row.get("sub_row") or SUB_ROW if row["flow"] == "srbs" else None
+    return (row.get("sub_row") or SUB_ROW) if row["flow"] == "srbs" else None
+
+
+def row_pattern(row: dict) -> str | None:
+    """An SRBS row's pattern, ``"2of8"``, ``"1of4"``... (keep from its density where the row
+    predates the field); None for the dense flows."""
+    sub_row = row_sub_row(row)
+    return f"{row.get('keep') or round(row['density'] * sub_row)}of{sub_row}" if sub_row else None
 
 
 def row_key(row: dict) -> tuple:
@@ -521,8 +532,7 @@ def targets(rows: list[dict]) -> dict:
         for r in quarter:
             ok = bool(dense and dense["fps"] and r["fps"] and r["lut"] <= dense["lut"] and r["dsp"] <= dense["dsp"]
                       and r["speedup_vs_dense_winograd"] >= 3.0)
-            name = f"{r.get('keep') or round(0.25 * row_sub_row(r))}of{row_sub_row(r)}" + (
-                "_mixed" if r["mixed_precision"] else "")
+            name = row_pattern(r) + ("_mixed" if r["mixed_precision"] else "")
             by_pattern[name] = {"speedup_vs_dense": r["speedup_vs_dense_winograd"], "met": ok,
                                 "within_dense_lut_dsp": r.get("within_reference"), "mean_bits": r["mean_bits"]}
 
@@ -547,9 +557,7 @@ def table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
-        sub_row = row_sub_row(r)
-        flow = r["flow"] + (f" {r.get('keep') or round(r['density'] * sub_row)}of{sub_row}" if sub_row else "") + (
-            " mixed" if r["mixed_precision"] else "")
+        flow = " ".join(filter(None, (r["flow"], row_pattern(r), "mixed" if r["mixed_precision"] else None)))
         lines.append(f"{r['network']:20s} {r['board']:8s} {flow:15s} {r['density']:5.2f} {fmt(r['mean_bits'], '5.2f')} "
                      f"{fmt(r['fps'], '9.0f')} {fmt(r['lut'], '8.0f')} {fmt(r['ff'], '8.0f')} {fmt(r['bram'], '7.1f')} "
                      f"{fmt(r.get('uram'), '5.0f')} "
@@ -713,9 +721,8 @@ def _apply_rtl_only(args, results: Path = RESULTS) -> int:
     add_speedups(rows)
     result["targets"] = targets(rows)
     result["rtl_applied"] = {"git_commit": _git_commit(), "files": list(RTL_FILES),
-                             "rows": [f"{r['network']} {r['flow']} {r['density']}" + (
-                                          f" {r.get('keep') or round(r['density'] * row_sub_row(r))}of{row_sub_row(r)}"
-                                          if row_sub_row(r) else "") + (" mixed" if r["mixed_precision"] else "")
+                             "rows": [" ".join(filter(None, (r["network"], r["flow"], str(r["density"]), row_pattern(r),
+                                                             "mixed" if r["mixed_precision"] else None)))
                                       for r in rows if r["source"] == "rtl"]}
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot(rows, out.with_suffix(".png"))
@@ -732,7 +739,8 @@ def _write(out: Path, rows, details, args, grid, t0, rtl=()) -> dict:
         "rows": rows, "targets": targets(rows), "paper": PAPER, "paper_beside": PAPER_BESIDE,
         "networks": details,
         "setup": {"networks": {n: s for n, s in (QUICK_NETWORKS if args.quick else NETWORKS).items()},
-                  "bits": "W4A4, 8-bit input, power-of-two scales, F(2,3)", "sub_row": "per row (SRBS rows: sub_row, keep)",
+                  "bits": "W4A4, 8-bit input, power-of-two scales, F(2,3)",
+                  "sub_row": "per row (SRBS rows: sub_row, keep)",
                   "mixed_precision": {"bops_fraction_of_w4a4": MIXED_BOPS_FRACTION,
                                       "candidates": MIXED_CANDIDATES,
                                       "sensitivity": "proxy 4^-w + 4^-a per layer (untrained networks)"},

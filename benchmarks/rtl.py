@@ -123,7 +123,7 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     keep = round(density * sub_row) if flow_name == "srbs" else None
     x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
     layer_bits = nb.mixed_widths(nspec, x, keep, sub_row)["layer_bits"] if mixed else None
-    net = nb._student(nspec, x, keep, layer_bits, sub_row or nb.SUB_ROW)
+    net = nb._student(nspec, x, keep, layer_bits, sub_row)
     onnx = work / "rows" / network / flow / "model.onnx"
     export_run(net, onnx, image_shape=tuple(x.shape[1:]), check_images=x[:4], progress=False)
     key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
