@@ -62,9 +62,11 @@ def weight_memory_words(U: np.ndarray, params: WinogradSRBSParams) -> tuple[np.n
     Keep = 1 (no indices).
     """
     L, K = (params.sub_row, params.keep) if params.sparse else (1, 1)
-    packed = pack_srbs(np.asarray(U, dtype=np.int64), L, K)
+    U = np.asarray(U, dtype=np.int64)
+    pad = params.padded_ofm_channels - params.ofm_channels  # the last fold's padding channels: zero weights
+    packed = pack_srbs(np.pad(U, ((0, pad), (0, 0), (0, 0), (0, 0))), L, K)
     pos, pe, simd = params.pos, params.pe, params.simd
-    groups, cf, sf = params.position_groups, params.ofm_channels // pe, params.ifm_channels // simd
+    groups, cf, sf = params.position_groups, params.output_folds, params.ifm_channels // simd
     shape = (groups, pos, cf, pe, sf, simd // L, K)
 
     def order(a: np.ndarray) -> np.ndarray:  # (g, j, f, pe, s, sub-row, k) -> (f, g, s | j, pe, sub-row, k)

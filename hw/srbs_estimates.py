@@ -106,7 +106,7 @@ class CycleEstimate:
     """Expected cycles of one layer invocation (``batch`` frames streamed back to back).
 
     With ``T = ceil(Ho/m) * ceil(Wo/m)`` tiles per frame (``th x tw``), ``t = m + 2``,
-    ``cf = OFMChannels/PE``, ``sf = IFMChannels/SIMD``, ``OE`` output channels per
+    ``cf = ceil(OFMChannels/PE)``, ``sf = IFMChannels/SIMD``, ``OE`` output channels per
     output beat (:attr:`WinogradSRBSParams.out_stream_elems`):
 
     Per frame, in steady state (what sets the throughput; FINN's FPS is
@@ -259,7 +259,7 @@ def estimate_cycles(params: WinogradSRBSParams) -> CycleEstimate:
     h, w = params.ifm_dim
     ho, wo = params.out_dim
     th, tw = params.tile_grid
-    cf, sf = params.ofm_channels // params.pe, params.ifm_channels // params.simd
+    cf, sf = params.output_folds, params.ifm_channels // params.simd
     tiles = params.tiles_per_frame
     main = tiles * params.position_groups * cf * sf
     oe = params.out_stream_elems
@@ -439,7 +439,7 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     others as Yosys maps them."""
     r = _rtl_parameters(params)
     t, m = params.t, params.m
-    sf, cf = params.ifm_channels // params.simd, params.ofm_channels // params.pe
+    sf, cf = params.ifm_channels // params.simd, params.output_folds
     nb = max(t, params.pos)
     ne = params.pos * params.pe * params.lanes
     wdepth = params.position_groups * cf * sf
@@ -475,7 +475,7 @@ def _weight_load_luts(params: WinogradSRBSParams, r: dict) -> int:
     """Runtime-writeable weights: the load address counter, the column counter and its
     compare, a write enable per column."""
     cols = _weight_columns(params, r)
-    lines = params.position_groups * (params.ofm_channels // params.pe) * (params.ifm_channels // params.simd)
+    lines = params.weight_memory_depth
     return _bits(lines) + 2 * _bits(cols) + cols
 
 
@@ -508,7 +508,10 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     oe = r["OE"]
     # OE > PE: per output-buffer bank the PE select of its write data ('0 default) and its write address adder
     ob_aw = _bits(2 * params.tile_grid[1] * params.ofm_channels // oe)
-    rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw)
+    # (a PE that does not divide OFMChannels: each bank's write enable also compares its PE source with the
+    # last fold's channel count)
+    padded = params.padded_ofm_channels != params.ofm_channels
+    rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw + padded)
     return {
         "line_buffer_read": t * simd * r["IN_W"] * _mux_luts(t + m),
         "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
@@ -586,7 +589,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     t, m = params.t, params.m
     t2, rows = t * t, t + m
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
-    sf, cf = params.ifm_channels // simd, params.ofm_channels // pe
+    sf, cf = params.ifm_channels // simd, params.output_folds
     th, tw = params.tile_grid
     ho, wo = params.out_dim
     h, w = params.ifm_dim

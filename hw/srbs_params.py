@@ -12,8 +12,12 @@ semantics (:func:`winoforge.winograd.winograd_conv2d` on integers).
 
 Folding: ``PE`` output channels, ``SIMD`` (dense-equivalent) input channels and
 ``POS`` Winograd positions (a divisor of t*t) are computed in parallel:
-``POS * PE * SIMD*Keep/SubRow`` multipliers.  Loop order per frame: tile ->
-output-channel fold (OFMChannels/PE) -> position group (t*t/POS; group g holds the
+``POS * PE * SIMD*Keep/SubRow`` multipliers.  PE need not divide OFMChannels: the
+last of the ``ceil(OFMChannels/PE)`` output folds is then padded (channels past
+OFMChannels have zero weights, and their results are not written), so the folding
+moves in finer steps than the divisors of a power-of-two channel count allow (e.g.
+32 channels at PE 11: 3 folds).  Loop order per frame: tile ->
+output-channel fold (ceil(OFMChannels/PE)) -> position group (t*t/POS; group g holds the
 positions ``xi = g*POS + j``, j < POS) -> input-channel fold (IFMChannels/SIMD,
 innermost).  ``OE`` (output channels per output-stream beat) is derived, not an
 attribute: PE unless the output rate needs more (:attr:`WinogradSRBSParams.out_stream_elems`).
@@ -45,6 +49,7 @@ __all__ = [
     "WinogradSRBSParams",
     "attr_error",
     "divisors",
+    "pe_steps",
     "allowed_simd",
     "first_index",
     "check_weights",
@@ -108,6 +113,14 @@ def _datatype_attr(attr: str, value, max_bits: int | None) -> BaseDataType:
         )
     return dt
 
+
+
+def pe_steps(cout: int) -> list[int]:
+    """The PE values worth building for ``cout`` output channels: for each number of output
+    folds ``cf`` in 1..cout the smallest PE reaching it, ``ceil(cout / cf)`` (any PE in 1..cout
+    is allowed; a larger one with the same folds only pads more).  The divisors of ``cout``
+    and the padded steps between them, e.g. 32: 1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32."""
+    return sorted({-(-cout // cf) for cf in range(1, cout + 1)})
 
 
 def allowed_simd(cin: int, sub_row: int) -> list[int]:
@@ -203,8 +216,9 @@ class WinogradSRBSParams:
         if sub_row and not 1 <= keep <= sub_row:
             raise attr_error("Keep", keep, f"must be 1..SubRow={sub_row}", f"1..{sub_row}")
         pe = _int_attr("PE", self.pe, 1)
-        if cout % pe:
-            raise attr_error("PE", pe, f"must divide OFMChannels={cout}", _list(divisors(cout)))
+        if pe > cout:
+            raise attr_error("PE", pe, f"must be at most OFMChannels={cout} (a PE that does not divide it "
+                             "pads the last output fold)", f"1..{cout}")
         simd = _int_attr("SIMD", self.simd, 1)
         simd_ok = allowed_simd(cin, sub_row)
         if simd not in simd_ok:
@@ -323,20 +337,30 @@ class WinogradSRBSParams:
         return self.t**2 // self.pos
 
     @property
+    def output_folds(self) -> int:
+        """``cf = ceil(OFMChannels / PE)``: output folds, the last one padded where PE does not
+        divide OFMChannels."""
+        return -(-self.ofm_channels // self.pe)
+
+    @property
+    def padded_ofm_channels(self) -> int:
+        """``cf * PE``: output channels the PE array computes, OFMChannels and the padding."""
+        return self.output_folds * self.pe
+
+    @property
     def index_bits(self) -> int:
         return index_bits(self.sub_row) if self.sparse else 0
 
     @property
     def weight_memory_depth(self) -> int:
         """Words of each of the POS weight-memory banks (all read at one address):
-        ``(t^2/POS) * (OFMChannels/PE) * (IFMChannels/SIMD)``."""
-        return self.position_groups * (self.ofm_channels // self.pe) * (self.ifm_channels // self.simd)
+        ``(t^2/POS) * cf * (IFMChannels/SIMD)`` (``cf``: :attr:`output_folds`)."""
+        return self.position_groups * self.output_folds * (self.ifm_channels // self.simd)
 
     @property
     def band_cycles(self) -> int:
         """Compute cycles of one tile band: ``tw * (t^2/POS) * cf * sf``."""
-        cf, sf = self.ofm_channels // self.pe, self.ifm_channels // self.simd
-        return self.tile_grid[1] * self.position_groups * cf * sf
+        return self.tile_grid[1] * self.position_groups * self.output_folds * (self.ifm_channels // self.simd)
 
     @property
     def out_stream_elems(self) -> int:
@@ -361,11 +385,11 @@ class WinogradSRBSParams:
     def input_transform_units(self) -> int:
         """``u_in``: serial 1-D ``B^T`` units per SIMD lane.  The t x t transform of one
         input fold is 2t 1-D transforms (``ceil(2t/u_in)`` cycles); its V values serve
-        all ``cf = OFMChannels/PE`` output folds, whose compute takes
+        all ``cf`` output folds (:attr:`output_folds`), whose compute takes
         ``(t^2/POS) * cf`` cycles per input fold, so ``u_in = ceil(2 POS / (t cf))``: 1
         for POS <= t/2 * cf; POS*SIMD values per cycle at cf = 1; 2t (a fully
         parallel 2-D transform) at POS = t^2, cf = 1."""
-        return math.ceil(2 * self.pos / (self.t * (self.ofm_channels // self.pe)))
+        return math.ceil(2 * self.pos / (self.t * self.output_folds))
 
     @property
     def output_transform_units(self) -> int:

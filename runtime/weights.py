@@ -71,9 +71,11 @@ class WeightLayout:
                 raise WeightStreamError(f"weight layout: {name}={value!r}; allowed: a positive integer")
         if not 1 <= self.w_bits <= 32:
             raise WeightStreamError(f"weight layout: w_bits={self.w_bits}; allowed: 1..32")
-        for name, total in (("pos", self.t * self.t), ("pe", self.cout), ("simd", self.cin)):
+        for name, total in (("pos", self.t * self.t), ("simd", self.cin)):
             if total % getattr(self, name):
                 raise WeightStreamError(f"weight layout: {name}={getattr(self, name)} does not divide {total}")
+        if self.pe > self.cout:  # a PE that does not divide cout pads the last output fold
+            raise WeightStreamError(f"weight layout: pe={self.pe}; allowed: 1..cout={self.cout}")
         if self.sparse:
             if not 1 <= self.keep <= self.sub_row or self.simd % self.sub_row:
                 raise WeightStreamError(f"weight layout: sub_row={self.sub_row}, keep={self.keep}; allowed: "
@@ -114,8 +116,13 @@ class WeightLayout:
         return self.pos * self.pe * self.lanes
 
     @property
+    def output_folds(self) -> int:
+        """``ceil(cout / pe)``: the last fold padded with zero-weight channels where pe does not divide cout."""
+        return -(-self.cout // self.pe)
+
+    @property
     def lines(self) -> int:
-        return (self.t * self.t // self.pos) * (self.cout // self.pe) * (self.cin // self.simd)
+        return (self.t * self.t // self.pos) * self.output_folds * (self.cin // self.simd)
 
     @property
     def columns(self) -> int:
@@ -138,7 +145,7 @@ class WeightLayout:
     def _fold_shape(self) -> tuple[int, ...]:
         """Packed ``(t^2, Cout, Cin/L, K)`` as ``(G, POS, CF, PE, SF, SIMD/L, K)``."""
         L, K = (self.sub_row, self.keep) if self.sparse else (1, 1)
-        return (self.t * self.t // self.pos, self.pos, self.cout // self.pe, self.pe, self.cin // self.simd,
+        return (self.t * self.t // self.pos, self.pos, self.output_folds, self.pe, self.cin // self.simd,
                 self.simd // L, K)
 
 
@@ -148,7 +155,7 @@ def stream_length(layout: WeightLayout) -> int:
 
 
 def _to_lines(packed: np.ndarray, layout: WeightLayout) -> np.ndarray:
-    """``(t^2, Cout, Cin/L, K)`` -> ``(lines, NE)`` in memory order (f, g, s | j, pe, r, k)."""
+    """``(t^2, CF*PE, Cin/L, K)`` -> ``(lines, NE)`` in memory order (f, g, s | j, pe, r, k)."""
     return packed.reshape(layout._fold_shape()).transpose(2, 0, 4, 1, 3, 5, 6).reshape(layout.lines, layout.entries)
 
 
@@ -157,7 +164,7 @@ def _from_lines(lines: np.ndarray, layout: WeightLayout) -> np.ndarray:
     g, pos, cf, pe, sf, r, k = layout._fold_shape()
     L, K = (layout.sub_row, layout.keep) if layout.sparse else (1, 1)
     return lines.reshape(cf, g, sf, pos, pe, r, k).transpose(1, 3, 0, 4, 2, 5, 6).reshape(
-        layout.t * layout.t, layout.cout, layout.cin // L, K)
+        layout.t * layout.t, cf * pe, layout.cin // L, K)
 
 
 def encode(U: Any, layout: WeightLayout) -> np.ndarray:
@@ -181,10 +188,11 @@ def encode(U: Any, layout: WeightLayout) -> np.ndarray:
     if U.size and (int(U.min()) < lo or int(U.max()) > hi):
         raise WeightStreamError(f"weights: values {int(U.min())}..{int(U.max())} lie outside the layer's "
                                 f"{'signed' if layout.w_signed else 'unsigned'} {layout.w_bits}-bit range [{lo}, {hi}]")
-    t2 = layout.t * layout.t
+    t2, cout = layout.t * layout.t, layout.output_folds * layout.pe
+    U = np.pad(U, ((0, cout - layout.cout), (0, 0), (0, 0), (0, 0)))  # the last fold's padding: zero weights
     if layout.sparse:
         L, K = layout.sub_row, layout.keep
-        groups = U.transpose(2, 3, 0, 1).reshape(t2, layout.cout, layout.cin // L, L)
+        groups = U.transpose(2, 3, 0, 1).reshape(t2, cout, layout.cin // L, L)
         over = int((np.count_nonzero(groups, axis=-1) > K).sum())
         if over:
             raise WeightStreamError(f"weights: {over} sub-rows hold more than keep={K} non-zeros of sub_row={L} "
@@ -193,7 +201,7 @@ def encode(U: Any, layout: WeightLayout) -> np.ndarray:
         idx = np.sort(np.argsort(key, axis=-1, kind="stable")[..., :K], axis=-1)
         values = np.take_along_axis(groups, idx, axis=-1)
     else:
-        values = U.transpose(2, 3, 0, 1).reshape(t2, layout.cout, layout.cin, 1)
+        values = U.transpose(2, 3, 0, 1).reshape(t2, cout, layout.cin, 1)
         idx = None
     parts = [_bit_matrix(_to_lines(values, layout), layout.w_bits)]
     if layout.has_index:
@@ -218,9 +226,10 @@ def decode(words: Any, layout: WeightLayout) -> np.ndarray:
     bits = np.unpackbits(raw.reshape(layout.lines, layout.columns * 8), axis=1, bitorder="little")
     ne, wb = layout.entries, layout.w_bits
     values = _from_bits(bits[:, :ne * wb], ne, wb, layout.w_signed)
-    t2 = layout.t * layout.t
+    t2, cout = layout.t * layout.t, layout.output_folds * layout.pe
     if not layout.sparse:
-        return _from_lines(values, layout).reshape(layout.t, layout.t, layout.cout, layout.cin).transpose(2, 3, 0, 1)
+        U = _from_lines(values, layout).reshape(layout.t, layout.t, cout, layout.cin).transpose(2, 3, 0, 1)
+        return U[:layout.cout]  # the padding channels' weights are not a part of the layer
     L = layout.sub_row
     vals = _from_lines(values, layout)
     if layout.has_index:
@@ -228,10 +237,10 @@ def decode(words: Any, layout: WeightLayout) -> np.ndarray:
         idx = _from_lines(_from_bits(bits[:, ne * wb:ne * (wb + ib)], ne, ib, False), layout)
     else:
         idx = np.zeros_like(vals)
-    groups = np.zeros((t2, layout.cout, layout.cin // L, L + 1), dtype=np.int64)  # slot L: an index past the sub-row
+    groups = np.zeros((t2, cout, layout.cin // L, L + 1), dtype=np.int64)  # slot L: an index past the sub-row
     np.add.at(groups, (*np.indices(idx.shape)[:3], np.minimum(idx, L)), vals)
-    G = groups[..., :L].reshape(layout.t, layout.t, layout.cout, layout.cin)
-    return G.transpose(2, 3, 0, 1)
+    G = groups[..., :L].reshape(layout.t, layout.t, cout, layout.cin)
+    return G.transpose(2, 3, 0, 1)[:layout.cout]
 
 
 def _bit_matrix(entries: np.ndarray, bits: int) -> np.ndarray:

@@ -111,9 +111,9 @@ def weight_stream_columns(params, r: dict | None = None) -> int:
 
 
 def weight_stream_length(params) -> int:
-    """Words of a runtime-weight layer's weight stream: lines (``(t^2/POS) (Cout/PE) (Cin/SIMD)``)
+    """Words of a runtime-weight layer's weight stream: lines (``(t^2/POS) ceil(Cout/PE) (Cin/SIMD)``)
     times :func:`weight_stream_columns`."""
-    lines = params.position_groups * (params.ofm_channels // params.pe) * (params.ifm_channels // params.simd)
+    lines = params.weight_memory_depth
     return lines * weight_stream_columns(params)
 
 
@@ -129,7 +129,7 @@ def v_buffer_slots(params) -> int:
     covers its ``t * sf`` window reads plus the hand-over; else 3, so the window
     stage runs two tiles ahead and the window reads alone set the pace."""
     sf = params.ifm_channels // params.simd
-    pe_work = params.position_groups * (params.ofm_channels // params.pe) * sf
+    pe_work = params.position_groups * params.output_folds * sf
     return 2 if pe_work >= params.t * sf + window_to_pe(params) else 3
 
 

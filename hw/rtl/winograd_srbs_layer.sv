@@ -26,7 +26,9 @@
 //                SIMD*V_W bits.  NVB = 3 lets the window stage run two tiles
 //                ahead where a tile's PE work is shorter than its T*SF window
 //                reads plus the pipeline.
-//   PE array     per tile: output fold f (CF = COUT/PE) -> position group g
+//   PE array     per tile: output fold f (CF = ceil(COUT/PE); where PE does not
+//                divide COUT the last fold's padding channels have zero weights
+//                and are not written out) -> position group g
 //                (G = T*T/POS) -> input fold s (innermost), one step a cycle;
 //                POS x PE srbs_dot units (multipliers '*' or, MUL_LUT = 1,
 //                shift-and-add), weights from the ROM read with
@@ -103,7 +105,8 @@ module winograd_srbs_layer #(
     localparam int T2     = T * T;
     localparam int ROWS   = T + M;
     localparam int SF     = CIN / SIMD;
-    localparam int CF     = COUT / PE;
+    localparam int CF     = (COUT + PE - 1) / PE;  // output folds; the last padded where PE does not divide COUT
+    localparam int LASTN  = COUT - (CF - 1) * PE;  // channels of the last output fold that are written
     localparam int G      = T2 / POS;
     localparam int HO     = H + 2 * PAD - 2;
     localparam int WO     = W + 2 * PAD - 2;
@@ -702,7 +705,9 @@ module winograd_srbs_layer #(
                     logic [OE_W - 1:0] pe_src;
                     always_comb begin
                         pe_src = (OE_W'(e) >= woff) ? OE_W'(e) - woff : OE_W'(e + OE) - woff;
-                        we     = ow_col_we[j] && (pe_src < OE_W'(PE));
+                        // the last fold's padding channels (PE not dividing COUT) are not written
+                        we     = ow_col_we[j] && (pe_src < ((LASTN != PE && ow_f == CF_W'(CF - 1)) ? OE_W'(LASTN)
+                                                                                                  : OE_W'(PE)));
                         waddr  = ob_wrow + OB_AW'(wbase) + OB_AW'((OE_W'(e) >= woff) ? 0 : 1);
                         wdata  = '0;
                         for (int p = 0; p < PE; p++) if (pe_src == OE_W'(p)) wdata = ydata[p][i][j];

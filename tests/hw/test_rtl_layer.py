@@ -43,6 +43,10 @@ FAST_SHAPES = {
     # m=4, dense, signed inputs, unsigned weights, POS=4, PE=3 of 6, odd H: cropping
     "m4_dense": dict(m=4, ifm_channels=4, ofm_channels=6, ifm_dim=(7, 6), input_datatype="INT3",
                      weight_datatype="UINT3", padding=1, sub_row=0, keep=0, pe=3, simd=2, pos=4),
+    # m=2, SRBS 1/4, PE=3 not dividing Cout=8: three output folds, the last with one padding
+    # channel (not written out); OE=4, so the folds straddle the output beats
+    "m2_padded_pe": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4",
+                         weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=8, pos=2),
 }
 
 
@@ -68,6 +72,8 @@ def test_layer_bit_exact_under_backpressure(fast_layers, rtl_root, name):
     layer = fast_layers[name]
     p = layer.params
     assert p.out_stream_elems > p.pe or p.pos > 1
+    if name == "m2_padded_pe":
+        assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems) == (3, 9, 4)
     rng = np.random.default_rng(7)
     for case in range(4):
         U = random_weights(p, rng)
@@ -83,8 +89,10 @@ def test_layer_cycles_match_estimate_and_ideal(fast_layers, rtl_root, name):
     fig = check_case(layer, random_weights(p, rng), random_inputs(p, 4, rng), rtl_root[1] / f"{name}_cycles")
     est = p.cycles()
     assert abs(fig["interval"] - est.interval) <= 0.05 * est.interval, (fig, est)
-    if est.stall == 0 and est.refill == 0:  # the PE array sets the pace
-        assert fig["interval"] <= 1.05 * p.ideal_cycles(), (fig, p.ideal_cycles())
+    if est.stall == 0 and est.refill == 0:  # the PE array sets the pace, busy every cycle
+        # (a padded PE spends padded/Cout of it on the last fold's padding channels: 9/8 for m2_padded_pe)
+        busy = p.ideal_cycles() * p.padded_ofm_channels / p.ofm_channels
+        assert fig["interval"] <= 1.05 * busy, (fig, busy)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +124,7 @@ def test_weight_stream_words_hold_the_weight_memory_lines():
     """Unpacking the stream gives weight_memory_words (values, then indices) line by line."""
     from winoforge.hw import srbs_codegen as cg
 
-    for kw in (FAST_SHAPES["m2_srbs"], FAST_SHAPES["m4_dense"]):
+    for kw in (FAST_SHAPES["m2_srbs"], FAST_SHAPES["m4_dense"], FAST_SHAPES["m2_padded_pe"]):
         p = make_params(**kw, runtime_weights=1)
         U = random_weights(p, np.random.default_rng(2))
         values, indices = cg.weight_memory_words(U, p)
@@ -187,22 +195,23 @@ def _folding_layers():
 
 
 def test_every_folding_choose_folding_can_return_is_built():
-    """choose_folding searches POS in divisors(t^2), PE in divisors(Cout), SIMD in
-    allowed_simd(Cin, SubRow): the RTL takes every one of them (layer_parameters
+    """choose_folding searches POS in divisors(t^2), PE in pe_steps(Cout) (padded where
+    it does not divide Cout), SIMD in allowed_simd(Cin, SubRow): the RTL takes every
+    one of them (layer_parameters
     refuses only Padding > t, independent of the folding), with the structure the
     cycle model needs: V slots 2 or 3, the serial output transform only where it
     keeps pace."""
-    from winoforge.hw.srbs_params import allowed_simd, divisors
+    from winoforge.hw.srbs_params import allowed_simd, divisors, pe_steps
 
     seen = set()
     for base in _folding_layers():
         for pos in divisors(base.t**2):
-            for pe in divisors(base.ofm_channels):
+            for pe in pe_steps(base.ofm_channels):
                 for simd in allowed_simd(base.ifm_channels, base.sub_row):
                     p = base.replace(pos=pos, pe=pe, simd=simd)
                     sv = layer_parameters(p)
                     assert (sv["POS"], sv["PE"], sv["SIMD"]) == (pos, pe, simd)
-                    assert sv["NVB"] in (2, 3) and sv["OE"] % 1 == 0 and sv["OE"] >= pe
+                    assert sv["NVB"] in (2, 3) and p.ofm_channels % sv["OE"] == 0 and sv["OE"] >= pe
                     sf = p.ifm_channels // simd
                     assert sv["OTF_SERIAL"] == int(p.position_groups * sf >= p.t + p.m)
                     assert sv["MUL_LUT"] == int(p.mult_style == "lut")
@@ -247,7 +256,16 @@ MUTATIONS = {
     # the row pass of the input transform writes V one row late
     "v_rows_shifted": ("if (rp_row == T_W'(i) && (b - (i * T) % NB + NB) % NB < T) begin",
                        "if (rp_row == T_W'((i + 1) % T) && (b - (i * T) % NB + NB) % NB < T) begin"),
+    # PE not dividing Cout: the last output fold's padding channel is written -- beyond the tile's
+    # beats, i.e. into the other band's first beat, which the reader may not have streamed yet
+    "padding_written": ("(pe_src < ((LASTN != PE && ow_f == CF_W'(CF - 1)) ? OE_W'(LASTN)",
+                        "(pe_src < ((LASTN != PE && ow_f == CF_W'(CF - 1)) ? OE_W'(PE)"),
+    # ... or the padded fold is not computed at all (Cout // PE folds)
+    "padding_fold_dropped": ("localparam int CF     = (COUT + PE - 1) / PE;", "localparam int CF     = COUT / PE;"),
 }
+#: the shape (and output back-pressure) each mutant runs on, else m2_srbs at 0.5: the padding write
+#: reaches a beat not yet streamed only where the reader lags a band behind (heavy back-pressure)
+MUTANT_SHAPES = {"padding_written": ("m2_padded_pe", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5)}
 
 
 def _mutant_fails(name: str, rtl_root) -> bool:
@@ -255,7 +273,8 @@ def _mutant_fails(name: str, rtl_root) -> bool:
     old, new = MUTATIONS[name]
     src = (RTL_DIR / f"{LAYER_MODULE}.sv").read_text()
     assert src.count(old) == 1, f"mutation {name}: the line is not in the RTL any more"
-    p = make_params(**FAST_SHAPES["m2_srbs"])
+    shape, out_stall = MUTANT_SHAPES.get(name, ("m2_srbs", 0.5))
+    p = make_params(**FAST_SHAPES[shape])
     folder = tmp / f"mutant_{name}"
     files = write_layer(p, random_weights(p, np.random.default_rng(0)), folder, "layer_top")
     (folder / f"{LAYER_MODULE}.sv").write_text(src.replace(old, new))
@@ -265,7 +284,7 @@ def _mutant_fails(name: str, rtl_root) -> bool:
     rng = np.random.default_rng(1)
     try:
         check_case(layer, random_weights(p, rng), random_inputs(p, 2, rng), folder / "case", seed=1,
-                   in_bubble=0.3, out_stall=0.5)
+                   in_bubble=0.3, out_stall=out_stall)
     except (AssertionError, RuntimeError):
         return True
     return False
@@ -277,7 +296,7 @@ def test_mutant_ignoring_out_ready_fails(rtl_root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation", "output_columns_swapped",
-                                  "v_rows_shifted"])
+                                  "v_rows_shifted", "padding_written", "padding_fold_dropped"])
 def test_more_mutants_fail(rtl_root, name):
     assert _mutant_fails(name, rtl_root)
 

@@ -40,6 +40,9 @@ def test_runtime_codec_equals_the_builds_weight_stream():
              simd=16, pos=9),
         dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 6), weight_datatype="INT4", sub_row=1, keep=1, pe=1,
              simd=8, pos=16),
+        # PE=3 of 8 output channels: the last output fold padded (zero weights, index 0 -- both packers)
+        dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), weight_datatype="INT4", sub_row=4, keep=2, pe=3,
+             simd=8, pos=2),
     ]
     for case in cases:
         params = WinogradSRBSParams(**common, **case)

@@ -29,8 +29,8 @@ from finn.util.resource_models import _bram18_plan
 from winoforge.hw import winograd_op as wo
 from winoforge.hw.srbs_codegen import PARAMS_FILE, weight_files
 from winoforge.hw.srbs_estimates import memories
-from winoforge.hw.srbs_folding import choose_folding
-from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights
+from winoforge.hw.srbs_folding import choose_folding, foldings
+from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights, pe_steps
 from winoforge.hw.srbs_ranges import datatype_output_range, exact_output_range, smallest_datatype
 from winoforge.winograd import WinogradSpec, srbs_mask, winograd_conv2d
 
@@ -90,7 +90,7 @@ def layer_case(draw):
     h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     padding = max(draw(st.integers(0, 2)), math.ceil((3 - min(h, w)) / 2))
     simd = draw(st.sampled_from([d for d in range(1, cin + 1) if cin % d == 0 and (not sub_row or d % sub_row == 0)]))
-    pe = draw(st.sampled_from([d for d in range(1, cout + 1) if cout % d == 0]))
+    pe = draw(st.integers(1, cout))  # a PE not dividing Cout pads the last output fold
     pos = draw(st.sampled_from([d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]))
     idt, wdt = draw(st.sampled_from(INPUT_TYPES)), draw(st.sampled_from(WEIGHT_TYPES))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -231,7 +231,7 @@ BAD = [
     ("Keep", dict(keep=5)),
     ("Keep", dict(keep=0)),
     ("Keep", dict(sub_row=0, keep=1)),
-    ("PE", dict(pe=3)),
+    ("PE", dict(pe=17)),
     ("PE", dict(pe=0)),
     ("SIMD", dict(simd=2)),
     ("SIMD", dict(simd=32)),
@@ -274,9 +274,10 @@ def test_bad_attribute_is_named_when_the_op_is_created(attr, change):
 
 
 def test_error_message_names_value_reason_and_allowed_values():
-    message = "WinogradSRBS attribute PE=3 is not allowed: must divide OFMChannels=16 (allowed: 1, 2, 4, 8, 16)"
+    message = ("WinogradSRBS attribute PE=17 is not allowed: must be at most OFMChannels=16 (a PE that does not "
+               "divide it pads the last output fold) (allowed: 1..16)")
     with pytest.raises(ValueError, match=re.escape(message)):
-        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pe": 3})
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pe": 17})
 
 
 def test_bad_pos_lists_the_divisors_of_the_winograd_positions():
@@ -526,7 +527,7 @@ def estimate_case(draw):
         cin = 1  # a first layer
     cout = draw(st.sampled_from([1, 4, 6, 16, 24, 64]))
     size = draw(st.integers(3, 40))
-    pes = [d for d in range(1, cout + 1) if cout % d == 0]
+    pes = pe_steps(cout)  # the divisors and the padded steps between them, as choose_folding searches
     simds = allowed_simd(cin, sub_row)
     poss = [d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]
     base = WinogradSRBSParams(
@@ -574,13 +575,17 @@ def test_cycles_are_at_least_ideal(case):
     cycles = p.cycles()
     assert cycles.total >= p.ideal_cycles()
     assert cycles.latency >= cycles.total
-    assert cycles.main * p.batch_size == pytest.approx(p.ideal_cycles())  # full SRBS budget: main is ideal
+    # full SRBS budget: main is ideal, but for the padding channels of the last output fold (PE not dividing Cout)
+    padding = p.padded_ofm_channels / p.ofm_channels
+    assert cycles.main * p.batch_size == pytest.approx(p.ideal_cycles() * padding)
     density = p.keep / p.sub_row if p.sub_row else 1
     assert p.multipliers == folding["pos"] * folding["pe"] * folding["simd"] * density
     t2 = p.t**2
-    assert cycles.main == p.tiles_per_frame * (t2 // p.pos) * (p.ofm_channels // p.pe) * (p.ifm_channels // p.simd)
+    cf = -(-p.ofm_channels // p.pe)
+    assert cycles.main == p.tiles_per_frame * (t2 // p.pos) * cf * (p.ifm_channels // p.simd)
     if p.pos == 1:  # a tile takes longer than streaming its m x m new pixels in and out
-        assert cycles.stall == 0 and p.out_stream_elems == p.pe
+        oe = min(d for d in range(p.pe, p.ofm_channels + 1) if p.ofm_channels % d == 0)  # PE, or above where padded
+        assert cycles.stall == 0 and p.out_stream_elems == oe
 
 
 @given(estimate_case())
@@ -677,26 +682,41 @@ def _foldings(base, axes):
 
 
 @given(estimate_case(), st.floats(0.0, 1.0))
-def test_choose_folding_meets_the_target_with_the_fewest_multipliers(case, where):
+def test_choose_folding_meets_the_target_at_the_least_estimated_cost(case, where):
     base, axes, _ = case
     slowest = base.replace(pos=1, pe=1, simd=axes["simd"][0]).exp_cycles()
     fastest = base.replace(pos=axes["pos"][-1], pe=axes["pe"][-1], simd=axes["simd"][-1]).exp_cycles()
     target = int(fastest + where * (slowest - fastest))
     chosen = choose_folding(base, target, PART)
     assert chosen.exp_cycles() <= target
-    tied = []
-    for cand in _foldings(base, axes):
-        if cand.multipliers < chosen.multipliers:
-            assert cand.exp_cycles() > target
-        elif cand.multipliers == chosen.multipliers and cand.exp_cycles() <= target:
-            tied.append(cand)
-    # ties: fewer cycles, fewer LUTs, fewer RAMB18s, larger SIMD, larger PE, smaller POS
+    # the search space: every (POS, PE, SIMD) of the axes, PE over the padded steps too
+    space = list(_foldings(base, axes))
+    assert {(p.pos, p.pe, p.simd) for p in space} == {(p.pos, p.pe, p.simd) for p in foldings(base)}
 
+    # cost: fewest DSPs, fewest LUTs, fewest RAMB18s, fewer cycles, then larger SIMD, larger PE, smaller POS
     def key(p):
         r = p.estimate_resources(PART)
-        return p.exp_cycles(), r.lut, r.bram18, -p.simd, -p.pe, p.pos
+        return r.dsp, r.lut, r.bram18, p.exp_cycles(), -p.simd, -p.pe, p.pos
 
-    assert key(chosen) == min(key(p) for p in tied)
+    assert key(chosen) == min(key(p) for p in space if p.exp_cycles() <= target)
+
+
+def test_choose_folding_weighs_lut_not_multipliers():
+    """With the padded PE steps the fewest multipliers is no longer the cheapest: 64 -> 64 on 7x7
+    at 11,048 cycles, (POS, PE, SIMD) = (1, 13, 8) has 26 multipliers but 13 output transforms and M
+    collectors; the search takes (16, 1, 8), 32 multipliers at a quarter of the LUTs.  Where 32 ->
+    32 channels need 2.9x the speed of PE 4, PE 3 (11 folds, one padding channel) is what it takes."""
+    base = WinogradSRBSParams(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(7, 7), input_datatype="UINT4",
+                              weight_datatype="INT4", output_datatype="INT16", sub_row=8, keep=2, simd=8,
+                              res_type="lut")
+    chosen = choose_folding(base, 11048, PART)
+    few = base.replace(pos=1, pe=13, simd=8)
+    assert few.exp_cycles() <= 11048 and few.multipliers < chosen.multipliers
+    assert (chosen.pos, chosen.pe, chosen.simd) == (16, 1, 8)
+    assert 3 * chosen.estimate_resources(PART).lut < few.estimate_resources(PART).lut
+    dense = base.replace(ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28), sub_row=4, keep=1, pos=16, pe=4)
+    padded = choose_folding(dense, dense.replace(pe=3).exp_cycles(), PART)
+    assert padded.pe == 3 and padded.output_folds == 11 and padded.padded_ofm_channels == 33
 
 
 def test_choose_folding_uses_positions_when_channels_run_out():

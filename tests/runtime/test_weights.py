@@ -28,6 +28,8 @@ LAYOUTS = [
     WeightLayout(cout=4, cin=8, t=4, pos=2, pe=2, simd=2, sub_row=0, keep=0, w_bits=3, w_signed=True, idx_bits=0),
     WeightLayout(cout=8, cin=16, t=6, pos=9, pe=4, simd=16, sub_row=8, keep=2, w_bits=3, w_signed=False, idx_bits=3),
     WeightLayout(cout=6, cin=12, t=4, pos=16, pe=3, simd=6, sub_row=3, keep=1, w_bits=5, w_signed=True, idx_bits=2),
+    # pe not dividing cout: three output folds, the last with one padding channel
+    WeightLayout(cout=8, cin=8, t=4, pos=2, pe=3, simd=8, sub_row=4, keep=1, w_bits=4, w_signed=True, idx_bits=2),
 ]
 
 
@@ -44,7 +46,7 @@ def srbs_weights(layout: WeightLayout, rng: np.random.Generator, dense: bool = F
     return U.astype(np.int64)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.sub_row}of{lay.keep}_pos{lay.pos}")
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.sub_row}of{lay.keep}_pos{lay.pos}_pe{lay.pe}")
 def test_decode_inverts_encode(layout):
     rng = np.random.default_rng(layout.cout * layout.cin)
     for _ in range(3):
@@ -102,8 +104,11 @@ def test_bad_weights_and_streams_are_refused_naming_the_field():
         encode(U + 0.5, lay)
     with pytest.raises(WeightStreamError, match=f"{lay.words - 1} words; the layer takes {lay.words}"):
         decode(encode(U, lay)[:-1], lay)
-    with pytest.raises(WeightStreamError, match="pe=3 does not divide 8"):
-        WeightLayout.from_dict({**lay.to_dict(), "pe": 3})
+    with pytest.raises(WeightStreamError, match=r"pe=9; allowed: 1\.\.cout=8"):
+        WeightLayout.from_dict({**lay.to_dict(), "pe": 9})
+    assert WeightLayout.from_dict({**lay.to_dict(), "pe": 3}).lines == 4 * 3 and lay.lines == 4 * 4  # G * CF * SF
+    with pytest.raises(WeightStreamError, match="simd=3 does not divide 4"):
+        WeightLayout.from_dict({**lay.to_dict(), "simd": 3})
     with pytest.raises(WeightStreamError, match="missing keep"):
         WeightLayout.from_dict({k: v for k, v in lay.to_dict().items() if k != "keep"})
     with pytest.raises(WeightStreamError, match="idx_bits=1 cannot index sub_row=4"):
