@@ -470,6 +470,8 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
       that capped it (``REFERENCE_FLOW``; references are applied first) and the board, 0 mismatches.
       The search caps each flow on estimates, which err by a few per cent either way; a folding just
       past the estimate's cap can hold under Yosys (``rtl.chosen`` says so).
+    * Where the row's own build is *over* those limits by Yosys, the fastest build within them
+      replaces it even if it is slower (else the row keeps its own build, marked ``!`` in the table).
     Re-applicable: a row that is already ``rtl`` starts again from its ``estimate``."""
     from winoforge.hw.boards import fits, get_board
 
@@ -491,18 +493,26 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         ref = next((r for r in rows if r["network"] == row["network"]
                     and r["flow"] == REFERENCE_FLOW.get(row["flow"]) and r.get("fps")), None)
         same = chosen[0] if chosen else None
-        faster = [(n, o) for n, o in nets if n is not same and n["mismatches"] == 0
-                  and CLOCK_HZ / n["cycles_per_frame_sim"] > fps and ref is not None
-                  and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
-                  and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"]},
-                           get_board(row["board"])).ok]
+
+        def within(n: dict) -> bool:
+            return (n["mismatches"] == 0 and ref is not None
+                    and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
+                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"]},
+                             get_board(row["board"])).ok)
+
+        # faster builds within the limits; where the row's own build is over them, slower ones too
+        own_over = same is not None and ref is not None and not within(same)
+        better = [(n, o) for n, o in nets if n is not same and within(n)
+                  and (own_over or CLOCK_HZ / n["cycles_per_frame_sim"] > fps)]
         why = None
-        if faster:
+        if better:
             folded = chosen
-            chosen = min(faster, key=lambda no: no[0]["cycles_per_frame_sim"])
+            chosen = min(better, key=lambda no: no[0]["cycles_per_frame_sim"])
             why = (f"fastest build of this flow measured within {ref['flow']}'s LUT/DSP ({ref['lut']:.0f}, "
                    f"{ref['source']}) and the board; the estimates capped the search at {row['fps']:.0f} FPS"
-                   + (f" ({CLOCK_HZ / folded[0]['cycles_per_frame_sim']:.0f} simulated)" if folded else ""))
+                   + (f" ({CLOCK_HZ / folded[0]['cycles_per_frame_sim']:.0f} simulated"
+                      + (f", {folded[0]['yosys']['lut']} LUT by Yosys: over" if own_over else "") + ")"
+                      if folded else ""))
         if chosen is None:
             continue
         net, origin = chosen

@@ -233,7 +233,9 @@ def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
     """``rtl.py --rows NETWORK:FLOW@FPS`` builds a candidate folding past the estimate's cap; the row
     takes the fastest such build whose Yosys LUT/DSP hold within its reference's *final* figures
     (the reference's own RTL build applied first) and the board, with 0 mismatches; a build over
-    the reference, or with a mismatch, is not taken; re-applying without builds restores the row."""
+    the reference, or with a mismatch, is not taken; re-applying without builds restores the row.
+    Where the row's own build is over its reference by Yosys, the fastest build within it replaces
+    it even if slower."""
     nb = runpy.run_path(str(SCRIPT))
 
     def row(flow, lut, fps, sub_row=None):
@@ -270,6 +272,21 @@ def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
     nb["apply_rtl"](rows, [])
     assert quarter["source"] == "estimate" and quarter["fps"] == 20.0 and quarter["max_cycles"] == 100e6 / 20.0
     assert dense["lut"] == 100 and "rtl" not in quarter
+
+    # the row's own build over dense's 105 LUT by Yosys: a slower build within takes its place ...
+    own = build("srbs", 20.0, 107, sub_row=4, name="own")
+    own[1]["row"].pop("candidate")
+    own = (nb["row_key"](own[1]["row"]), own[1], own[2])
+    slower = build("srbs", 15.0, 95, sub_row=4, name="c15")
+    nb["apply_rtl"](rows, [rtl[0], own, slower])
+    assert quarter["rtl"]["network"] == "c15" and quarter["fps"] == 15.0 and quarter["lut"] == 95
+    assert "107 LUT by Yosys: over" in quarter["rtl"]["chosen"]
+    nb["add_speedups"](rows)
+    assert quarter["within_reference"] is True and quarter["speedup_vs_dense_winograd"] == 1.5
+    # ... and without one the row keeps its own build, not within its reference
+    nb["apply_rtl"](rows, [rtl[0], own])
+    nb["add_speedups"](rows)
+    assert quarter["rtl"]["network"] == "own" and quarter["lut"] == 107 and quarter["within_reference"] is False
 
 
 def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
