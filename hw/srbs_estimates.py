@@ -259,9 +259,10 @@ def estimate_cycles(params: WinogradSRBSParams) -> CycleEstimate:
     h, w = params.ifm_dim
     ho, wo = params.out_dim
     th, tw = params.tile_grid
-    cf, sf = params.output_folds, params.ifm_channels // params.simd
+    sf = params.ifm_channels // params.simd
     tiles = params.tiles_per_frame
-    main = tiles * params.position_groups * cf * sf
+    pe_work = params.weight_memory_depth  # (t^2/POS) * cf * sf: a tile's PE-array cycles, one pass of the weights
+    main = tiles * pe_work
     oe = params.out_stream_elems
     in_beats = h * w * sf
     window_reads = tiles * t * sf
@@ -275,7 +276,6 @@ def estimate_cycles(params: WinogradSRBSParams) -> CycleEstimate:
     if refill_rows:
         from winoforge.hw.rtl.winograd_layer import v_buffer_slots, window_to_pe
 
-        pe_work = params.position_groups * cf * sf
         queued = min(v_buffer_slots(params), tiles) * pe_work - t * sf
         refill = max(0, refill_rows * w * sf + t * sf + window_to_pe(params) - queued - stall)
     fill = need * w * sf
@@ -439,10 +439,10 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     others as Yosys maps them."""
     r = _rtl_parameters(params)
     t, m = params.t, params.m
-    sf, cf = params.ifm_channels // params.simd, params.output_folds
+    sf = params.ifm_channels // params.simd
     nb = max(t, params.pos)
     ne = params.pos * params.pe * params.lanes
-    wdepth = params.position_groups * cf * sf
+    wdepth = params.weight_memory_depth
     tw = params.tile_grid[1]
     oe = r["OE"]
     mems = [
@@ -595,7 +595,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     h, w = params.ifm_dim
     oe = r["OE"]
     bits = lambda n: max((n - 1).bit_length(), 1)  # noqa: E731 -- a counter over range(n)
-    wdepth = params.position_groups * cf * sf
+    wdepth = params.weight_memory_depth
     control = (
         2 * (rows + 1).bit_length() + bits(w * sf) + 3 * bits(rows)  # line buffer, window bank rotation
         + 2 * bits(th) + 2 * bits(tw) + 4 * bits(sf) + 3 * bits(t) + 2 * bits(cf) + 3 * bits(params.position_groups)

@@ -360,7 +360,7 @@ class WinogradSRBSParams:
     @property
     def band_cycles(self) -> int:
         """Compute cycles of one tile band: ``tw * (t^2/POS) * cf * sf``."""
-        return self.tile_grid[1] * self.position_groups * self.output_folds * (self.ifm_channels // self.simd)
+        return self.tile_grid[1] * self.weight_memory_depth  # one weight-memory pass per tile
 
     @property
     def out_stream_elems(self) -> int:

@@ -121,6 +121,11 @@ class WeightLayout:
         return -(-self.cout // self.pe)
 
     @property
+    def padded_cout(self) -> int:
+        """``output_folds * pe``: the channels the PE array computes, cout and the padding."""
+        return self.output_folds * self.pe
+
+    @property
     def lines(self) -> int:
         return (self.t * self.t // self.pos) * self.output_folds * (self.cin // self.simd)
 
@@ -188,7 +193,7 @@ def encode(U: Any, layout: WeightLayout) -> np.ndarray:
     if U.size and (int(U.min()) < lo or int(U.max()) > hi):
         raise WeightStreamError(f"weights: values {int(U.min())}..{int(U.max())} lie outside the layer's "
                                 f"{'signed' if layout.w_signed else 'unsigned'} {layout.w_bits}-bit range [{lo}, {hi}]")
-    t2, cout = layout.t * layout.t, layout.output_folds * layout.pe
+    t2, cout = layout.t * layout.t, layout.padded_cout
     U = np.pad(U, ((0, cout - layout.cout), (0, 0), (0, 0), (0, 0)))  # the last fold's padding: zero weights
     if layout.sparse:
         L, K = layout.sub_row, layout.keep
@@ -226,7 +231,7 @@ def decode(words: Any, layout: WeightLayout) -> np.ndarray:
     bits = np.unpackbits(raw.reshape(layout.lines, layout.columns * 8), axis=1, bitorder="little")
     ne, wb = layout.entries, layout.w_bits
     values = _from_bits(bits[:, :ne * wb], ne, wb, layout.w_signed)
-    t2, cout = layout.t * layout.t, layout.output_folds * layout.pe
+    t2, cout = layout.t * layout.t, layout.padded_cout
     if not layout.sparse:
         U = _from_lines(values, layout).reshape(layout.t, layout.t, cout, layout.cin).transpose(2, 3, 0, 1)
         return U[:layout.cout]  # the padding channels' weights are not a part of the layer

@@ -129,7 +129,7 @@ def v_buffer_slots(params) -> int:
     covers its ``t * sf`` window reads plus the hand-over; else 3, so the window
     stage runs two tiles ahead and the window reads alone set the pace."""
     sf = params.ifm_channels // params.simd
-    pe_work = params.position_groups * params.output_folds * sf
+    pe_work = params.weight_memory_depth  # (t^2/POS) * cf * sf
     return 2 if pe_work >= params.t * sf + window_to_pe(params) else 3
 
 
