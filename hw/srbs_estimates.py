@@ -452,7 +452,11 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
         Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
     if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
-        mems[0] = Memory("weight_memory", _weight_columns(params, r), wdepth, r["LOAD_W"])
+        # synthesis drops the never-read pad bits of the last column (Yosys: 8 -> 4 channels at POS 1, one 4-bit
+        # line of 512, takes 144 LUTRAM, not a 64-bit column's 704 LUT), so one column holds just the line
+        cols = _weight_columns(params, r)
+        width = r["LOAD_W"] if cols > 1 else _weight_line_bits(params, r)
+        mems[0] = Memory("weight_memory", cols, wdepth, width)
     elif r["HAS_IDX"]:
         mems.insert(1, Memory("index_memory", 1, wdepth, ne * r["IDX_W"], rom=True))
     out = []
@@ -461,6 +465,11 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
         style = params.ram_style if weights and params.ram_style != "auto" else _auto_style(mem)
         out.append(Memory(mem.name, mem.banks, mem.depth, mem.width, style, mem.rom))
     return out
+
+
+def _weight_line_bits(params: WinogradSRBSParams, r: dict) -> int:
+    """Bits of one weight-memory line: ``POS * PE * lanes`` values and, SRBS, as many indices."""
+    return params.pos * params.pe * params.lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0))
 
 
 def _weight_columns(params: WinogradSRBSParams, r: dict) -> int:
@@ -609,8 +618,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     dot += sum(((1 << levels) >> d) * min(r["PROD_W"] + d, r["SUM_W"]) + 3 for d in range(1, levels + 1))
     dot += 1 + (0 if dsp_mult and lanes == 1 else r["ACC_W"])  # one product: its P register accumulates
     lutram = lambda name: styles.get(name) in ("distributed", "logic")  # noqa: E731 -- a read register in FFs
-    rom_bits = (_weight_columns(params, r) * r["LOAD_W"] if params.runtime_weights
-                else pos * pe * lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0)))
+    rom_bits = _weight_line_bits(params, r)  # the read register (its pad bits are never read)
     return {
         "control": control,
         "line_buffer": rows * simd * r["IN_W"] if lutram("line_buffer") else 0,
