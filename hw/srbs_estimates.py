@@ -106,7 +106,9 @@ class CycleEstimate:
     """Expected cycles of one layer invocation (``batch`` frames streamed back to back).
 
     With ``T = ceil(Ho/m) * ceil(Wo/m)`` tiles per frame (``th x tw``), ``t = m + 2``,
-    ``cf = ceil(OFMChannels/PE)``, ``sf = IFMChannels/SIMD``, ``OE`` output channels per
+    ``cf = ceil(OFMChannels/PE)``, ``sf = IFMChannels/SIMD`` in the PE array's terms and
+    ``IFMChannels/ISIMD`` (:attr:`WinogradSRBSParams.in_folds`) in the input side's
+    (``in_beats``, ``window_reads``, the refill and fill rows), ``OE`` output channels per
     output beat (:attr:`WinogradSRBSParams.out_stream_elems`):
 
     Per frame, in steady state (what sets the throughput; FINN's FPS is
@@ -116,7 +118,7 @@ class CycleEstimate:
       position group, input fold); equals the ideal cycles at the SRBS budget;
     * ``stall = max(0, in_beats - main, window_reads - main, out_beats - main)`` --
       the rate bounds: ``in_beats = H * W * sf`` (the input stream stays
-      ``SIMD * in_bits`` wide: a layer needing more input bandwidth is bound by it,
+      ``ISIMD * in_bits`` wide: a layer needing more input bandwidth is bound by it,
       here), ``window_reads = T * t * sf`` (the input transform reads a tile's t x t
       window of one input fold as t columns, one word from each of t line-buffer
       row banks per cycle), ``out_beats = Ho * Wo * OFMChannels / OE``.  Zero for
@@ -156,7 +158,7 @@ class CycleEstimate:
 
     Monotone: ``main``, the rate bounds and ``interval = max(main + stall, (T - q) *
     pe_work + R*W*sf + 2 t sf + t + 2)`` (where ``R > 0``; ``q = min(NVB, T)``, and NVB
-    only grows with POS, PE and SIMD) are non-increasing in POS, PE and SIMD (``OE`` is
+    only grows with POS, PE and SIMD) are non-increasing in POS, PE, SIMD and ISIMD (``OE`` is
     non-decreasing in each), so ``total`` is; so are ``fill``, ``drain`` and ``pipeline``.
     """
 
@@ -259,7 +261,7 @@ def estimate_cycles(params: WinogradSRBSParams) -> CycleEstimate:
     h, w = params.ifm_dim
     ho, wo = params.out_dim
     th, tw = params.tile_grid
-    sf = params.ifm_channels // params.simd
+    sf = params.in_folds  # the input side's folds: IFMChannels / ISIMD
     tiles = params.tiles_per_frame
     pe_work = params.weight_memory_depth  # (t^2/POS) * cf * sf: a tile's PE-array cycles, one pass of the weights
     main = tiles * pe_work
@@ -375,7 +377,7 @@ def _rtl_parameters(params: WinogradSRBSParams) -> dict[str, int]:
     transform and V-buffer slots).  A Padding the RTL refuses (> t) is estimated as
     Padding t: the structure does not depend on it."""
     key = (params.m, params.ifm_dim, params.ifm_channels, params.ofm_channels, min(params.padding, params.t),
-           params.simd, params.pe, params.pos, params.sub_row, params.keep, params.input_datatype.name,
+           params.simd, params.in_simd, params.pe, params.pos, params.sub_row, params.keep, params.input_datatype.name,
            params.weight_datatype.name, params.output_datatype.name, params.mult_style, params.runtime_weights,
            params.ram_style)
     if key not in _RTL_CACHE:
@@ -440,6 +442,7 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     r = _rtl_parameters(params)
     t, m = params.t, params.m
     sf = params.ifm_channels // params.simd
+    isimd = params.in_simd  # the input side: ISIMD-wide line buffer words; each V bank SIMD/ISIMD sub-memories
     nb = max(t, params.pos)
     ne = params.pos * params.pe * params.lanes
     wdepth = params.weight_memory_depth
@@ -447,8 +450,8 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     oe = r["OE"]
     mems = [
         Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
-        Memory("line_buffer", t + m, params.ifm_dim[1] * sf, params.simd * r["IN_W"]),
-        Memory("v_buffer", nb, r["NVB"] * sf * t * t // nb, params.simd * r["V_W"]),
+        Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
+        Memory("v_buffer", nb * (params.simd // isimd), r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
         Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
     if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
@@ -503,6 +506,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     t, m = params.t, params.m
     bt, at = _transform_adders(params.spec.BT), _transform_adders(params.spec.AT)
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
+    isimd, ks = params.in_simd, params.simd // params.in_simd  # the input side's width, its sub-folds
     dots = pos * pe
     nb, groups = max(t, pos), params.position_groups
     sources = [len({(g * pos + j) % nb for g in range(groups)}) for j in range(pos)]
@@ -522,9 +526,10 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     padded = params.padded_ofm_channels != params.ofm_channels
     rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw + padded)
     return {
-        "line_buffer_read": t * simd * r["IN_W"] * _mux_luts(t + m),
-        "input_transform": simd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
-        "v_write": simd * r["V_W"] * _v_write_mux_luts(t, nb),
+        "line_buffer_read": t * isimd * r["IN_W"] * _mux_luts(t + m),
+        "input_transform": isimd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
+        # (ISIMD < SIMD: each bank's sub-memory write enable compares the sub-fold)
+        "v_write": isimd * r["V_W"] * _v_write_mux_luts(t, nb) + (nb * ks if ks > 1 else 0),
         "v_select": simd * r["V_W"] * sum(_mux_luts(s) for s in sources),
         "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]),
                                                       _lanes_depth_mapped(params)) if r["HAS_IDX"] else 0,
@@ -599,6 +604,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     t2, rows = t * t, t + m
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
     sf, cf = params.ifm_channels // simd, params.output_folds
+    isimd, sfi, ks = params.in_simd, params.in_folds, simd // params.in_simd
     th, tw = params.tile_grid
     ho, wo = params.out_dim
     h, w = params.ifm_dim
@@ -606,8 +612,10 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     bits = lambda n: max((n - 1).bit_length(), 1)  # noqa: E731 -- a counter over range(n)
     wdepth = params.weight_memory_depth
     control = (
-        2 * (rows + 1).bit_length() + bits(w * sf) + 3 * bits(rows)  # line buffer, window bank rotation
-        + 2 * bits(th) + 2 * bits(tw) + 4 * bits(sf) + 3 * bits(t) + 2 * bits(cf) + 3 * bits(params.position_groups)
+        2 * (rows + 1).bit_length() + bits(w * sfi) + 3 * bits(rows)  # line buffer, window bank rotation
+        + 2 * bits(th) + 2 * bits(tw) + bits(sfi) + 3 * bits(sf) + 3 * bits(t) + 2 * bits(cf)
+        + 3 * bits(params.position_groups)
+        + (bits(sf) + 3 * bits(ks) if ks > 1 else 0)  # ISIMD < SIMD: the window's fold and sub-fold
         + 2 * ((h + w + 2 * t + 2 * params.padding + 2).bit_length() + 1) + bits(wdepth) + bits(wo)
         + 2 * bits(params.ofm_channels // oe) + 5 * bits(m) + (2 * oe + 1).bit_length() + (t + m).bit_length()
         + t + 3 * 2 + r["NVB"] + 16  # window row flags, slot indices, valid/first/last flags
@@ -621,8 +629,8 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     rom_bits = _weight_line_bits(params, r)  # the read register (its pad bits are never read)
     return {
         "control": control,
-        "line_buffer": rows * simd * r["IN_W"] if lutram("line_buffer") else 0,
-        "input_transform": simd * (2 * t2 - t) * r["VMID_W"],
+        "line_buffer": rows * isimd * r["IN_W"] if lutram("line_buffer") else 0,
+        "input_transform": isimd * (2 * t2 - t) * r["VMID_W"],
         "v_buffer": max(t, pos) * simd * r["V_W"] if lutram("v_buffer") else 0,
         "weight_memory": rom_bits if lutram("weight_memory") else 0,
         "dots": pos * pe * dot,

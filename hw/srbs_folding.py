@@ -1,4 +1,4 @@
-"""The folding search of a WinogradSRBS layer: the cheapest (POS, PE, SIMD) that
+"""The folding search of a WinogradSRBS layer: the cheapest (POS, PE, SIMD, ISIMD) that
 meets a cycle target, by the estimates of :mod:`winoforge.hw.srbs_estimates`."""
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ __all__ = ["choose_folding", "foldings"]
 def foldings(params: WinogradSRBSParams) -> list[WinogradSRBSParams]:
     """Every folding the search considers: POS a divisor of t^2, PE in :func:`pe_steps`
     (the divisors of OFMChannels and the padded values between them), SIMD in
-    :func:`allowed_simd`."""
-    return [params.replace(pos=pos, pe=pe, simd=simd)
+    :func:`allowed_simd`, ISIMD a divisor of SIMD (0 for SIMD itself)."""
+    return [params.replace(pos=pos, pe=pe, simd=simd, isimd=isimd if isimd < simd else 0)
             for pos in divisors(params.t**2)
             for pe in pe_steps(params.ofm_channels)
-            for simd in allowed_simd(params.ifm_channels, params.sub_row)]
+            for simd in allowed_simd(params.ifm_channels, params.sub_row)
+            for isimd in divisors(simd)]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -35,11 +36,19 @@ def _cycles(params: WinogradSRBSParams) -> int:
 
 
 def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str = "") -> WinogradSRBSParams:
-    """The cheapest folding (POS, PE, SIMD) of :func:`foldings` whose expected cycles are at
-    most ``target_cycles``: the fewest estimated DSPs, then the fewest estimated LUTs, then
-    RAMB18s, then fewer expected cycles, and only then (exact ties) the larger SIMD, the
-    larger PE, the smaller POS (FINN's SetFolding raises SIMD before PE; the plain,
-    unbanked design has the smaller POS).
+    """The cheapest folding (POS, PE, SIMD, ISIMD) of :func:`foldings` whose expected cycles
+    are at most ``target_cycles``: the fewest estimated DSPs, then the fewest estimated LUTs,
+    then RAMB18s, then fewer expected cycles, and only then (exact ties) the larger SIMD, the
+    larger PE, the smaller POS, the wider input side (FINN's SetFolding raises SIMD before PE;
+    the plain, unbanked design has the smaller POS).
+
+    ISIMD narrows the input side where the PE array leaves it idle: a tile's window reads
+    take ``t * Cin/ISIMD`` cycles against ``(t^2/POS) * cf * Cin/SIMD`` of PE work.  An SRBS
+    layer at Keep/SubRow density has SubRow/Keep times the SIMD of a dense layer with as
+    many multipliers, so its input side (line buffer reads, input transforms) is that much
+    wider for the same work -- ISIMD takes it back: fmnist-vgg's 128 -> 128 layer on 7x7
+    at 1 of 4, 11,008 cycles, is (16, 3, 8) with an 8-channel input side at 11,128
+    estimated LUTs, (4, 3, 32) with a 2-channel one at 10,022.
 
     The estimates rather than the multiplier count decide.  With PE running over the
     padded steps too, the fewest multipliers is often far from the cheapest: 64 -> 64 on
@@ -65,11 +74,11 @@ def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str
         if cycles > target_cycles:
             continue
         res = _resources(cand, fpgapart)
-        key = (res.dsp, res.lut, res.bram18, cycles, -cand.simd, -cand.pe, cand.pos)
+        key = (res.dsp, res.lut, res.bram18, cycles, -cand.simd, -cand.pe, cand.pos, -cand.in_simd)
         if best_key is None or key < best_key:
             best, best_key = cand, key
     if best is None:
-        full = params.replace(pos=params.t**2, pe=params.ofm_channels, simd=params.ifm_channels)
+        full = params.replace(pos=params.t**2, pe=params.ofm_channels, simd=params.ifm_channels, isimd=0)
         raise ValueError(
             f"{OP_TYPE}: no folding reaches target_cycles={int(target_cycles)}; even full parallelism "
             f"(POS={full.pos}, PE={full.pe}, SIMD={full.simd}) needs {full.exp_cycles()} cycles"

@@ -21,6 +21,11 @@ output-channel fold (ceil(OFMChannels/PE)) -> position group (t*t/POS; group g h
 positions ``xi = g*POS + j``, j < POS) -> input-channel fold (IFMChannels/SIMD,
 innermost).  ``OE`` (output channels per output-stream beat) is derived, not an
 attribute: PE unless the output rate needs more (:attr:`WinogradSRBSParams.out_stream_elems`).
+``ISIMD`` (0 = SIMD, else a divisor of it) narrows the input side -- the input stream,
+line buffer, window reads and input transform take ISIMD channels a cycle, SIMD/ISIMD
+sub-folds making one input fold of V -- where the PE array's work per tile leaves that
+side idle (an SRBS layer reads SubRow/Keep times the channels per multiplier a dense one
+does).
 """
 
 from __future__ import annotations
@@ -150,6 +155,7 @@ ATTRS: dict[str, tuple[str, str, bool, object]] = {
     "resType": ("res_type", "s", False, "auto"),
     "ram_style": ("ram_style", "s", False, "auto"),
     "runtime_writeable_weights": ("runtime_weights", "i", False, 0),
+    "ISIMD": ("isimd", "i", False, 0),
 }
 _RES_TYPES = ("auto", "lut", "dsp")
 _RAM_STYLES = ("auto", "block", "distributed", "ultra")
@@ -183,6 +189,7 @@ class WinogradSRBSParams:
     res_type: str = "auto"
     ram_style: str = "auto"
     runtime_weights: int = 0
+    isimd: int = 0
 
     def __post_init__(self) -> None:
         m = self.m
@@ -224,6 +231,10 @@ class WinogradSRBSParams:
         if simd not in simd_ok:
             reason = f"must divide IFMChannels={cin}" + (f" and be a multiple of SubRow={sub_row}" if sub_row else "")
             raise attr_error("SIMD", simd, reason, _list(simd_ok))
+        isimd = _int_attr("ISIMD", self.isimd, 0)
+        if isimd and simd % isimd:
+            raise attr_error("ISIMD", isimd, f"must be 0 (the input side as wide as SIMD) or divide SIMD={simd}",
+                             _list([0] + divisors(simd)))
         pos = _int_attr("POS", self.pos, 1)
         t2 = (int(m) + 2) ** 2
         if t2 % pos:
@@ -249,7 +260,7 @@ class WinogradSRBSParams:
             ("m", int(m)), ("ifm_channels", cin), ("ofm_channels", cout), ("ifm_dim", dim), ("padding", pad),
             ("sub_row", sub_row), ("keep", keep), ("pe", pe), ("simd", simd), ("pos", pos), ("input_datatype", idt),
             ("weight_datatype", wdt), ("output_datatype", odt), ("batch_size", batch),
-            ("runtime_weights", int(rtw)),
+            ("runtime_weights", int(rtw)), ("isimd", isimd),
         ):
             object.__setattr__(self, name, value)
 
@@ -350,6 +361,17 @@ class WinogradSRBSParams:
     @property
     def index_bits(self) -> int:
         return index_bits(self.sub_row) if self.sparse else 0
+
+    @property
+    def in_simd(self) -> int:
+        """Channels the input side (stream, line buffer, window, input transform, V writes)
+        takes a cycle: ``ISIMD``, or SIMD where ISIMD is 0."""
+        return self.isimd or self.simd
+
+    @property
+    def in_folds(self) -> int:
+        """``sfi = IFMChannels / in_simd``: input sub-folds of a pixel (beats of the input stream)."""
+        return self.ifm_channels // self.in_simd
 
     @property
     def weight_memory_depth(self) -> int:

@@ -113,14 +113,15 @@ def make_winograd_srbs_node(
     res_type: str = "auto",
     ram_style: str = "auto",
     runtime_weights: int = 0,
+    isimd: int = 0,
     weights=None,
     rtl: bool = False,
     name: str = "",
 ) -> NodeProto:
     """A validated ``WinogradSRBS`` (or, with ``rtl=True``, ``WinogradSRBS_rtl``) node.
 
-    Folding: ``pe``, ``simd`` and ``pos`` (node attributes PE, SIMD, POS; see
-    :func:`choose_folding`).
+    Folding: ``pe``, ``simd``, ``pos`` and ``isimd`` (node attributes PE, SIMD, POS, ISIMD;
+    see :func:`choose_folding`).
 
     ``output_datatype`` defaults to the smallest type holding the exact output range
     of ``weights`` when given (:func:`exact_output_range`), else the sound bound
@@ -136,7 +137,7 @@ def make_winograd_srbs_node(
         input_datatype=_datatype_name(input_datatype), weight_datatype=_datatype_name(weight_datatype),
         output_datatype=_datatype_name(probe_odt), padding=padding, sub_row=sub_row, keep=keep,
         pe=pe, simd=simd, pos=pos, batch_size=batch_size, res_type=res_type, ram_style=ram_style,
-        runtime_weights=runtime_weights,
+        runtime_weights=runtime_weights, isimd=isimd,
     )
     if weights is not None:
         U = check_weights(weights, params)
@@ -299,7 +300,7 @@ class WinogradSRBS(HWCustomOp):
     def get_folded_input_shape(self, ind=0):
         p = self.params()
         if ind == 0:
-            return (p.batch_size, *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
+            return (p.batch_size, *p.ifm_dim, p.in_folds, p.in_simd)
         if ind == 1 and p.runtime_weights:  # the weight stream in1_V: bytes of LOAD_W-bit words
             from .rtl.winograd_layer import LOAD_W, weight_stream_length
 
@@ -319,9 +320,10 @@ class WinogradSRBS(HWCustomOp):
         return (p.batch_size, *p.out_dim, p.ofm_channels // oe, oe)
 
     def get_instream_width(self, ind=0):
-        """``SIMD * in_bits`` at any POS (an input-rate bound in the cycles instead)."""
+        """``ISIMD * in_bits`` (SIMD where ISIMD is 0) at any POS (an input-rate bound in the
+        cycles instead)."""
         if ind == 0:
-            return self.get_nodeattr("SIMD") * self.get_input_datatype(0).bitwidth()
+            return self.params().in_simd * self.get_input_datatype(0).bitwidth()
         if ind == 1 and self.get_nodeattr("runtime_writeable_weights"):
             from .rtl.winograd_layer import LOAD_W
 
@@ -427,11 +429,13 @@ class WinogradSRBS(HWCustomOp):
         return self.params().op_and_param_counts()
 
     def choose_folding(self, target_cycles: int, fpgapart: str = "") -> tuple[int, int, int]:
-        """Set PE, SIMD and POS by :func:`choose_folding`; returns ``(PE, SIMD, POS)``."""
+        """Set PE, SIMD, POS and ISIMD by :func:`choose_folding`; returns ``(PE, SIMD, POS)``."""
         chosen = choose_folding(self.params(), target_cycles, fpgapart)
+        self.set_nodeattr("ISIMD", 0)  # first: the new SIMD need not be a multiple of the old ISIMD
         self.set_nodeattr("PE", chosen.pe)
         self.set_nodeattr("SIMD", chosen.simd)
         self.set_nodeattr("POS", chosen.pos)
+        self.set_nodeattr("ISIMD", chosen.isimd)
         return chosen.pe, chosen.simd, chosen.pos
 
 

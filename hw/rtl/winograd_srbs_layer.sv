@@ -4,27 +4,35 @@
 // result of winoforge.hw.winograd_op.winograd_srbs_reference.
 //
 // Streams (AXI-stream valid/ready, back-pressure on both sides, FINN's order):
-//   in : NHWC, one beat = SIMD channels of one pixel (folded shape
-//        (H, W, CIN/SIMD, SIMD)), lane c at in_tdata[c*IN_W +: IN_W];
+//   in : NHWC, one beat = ISIMD channels of one pixel (folded shape
+//        (H, W, CIN/ISIMD, ISIMD)), lane c at in_tdata[c*IN_W +: IN_W];
 //   out: NHWC (HO x WO, cropped where HO or WO is not a multiple of M), one beat
 //        = OE channels of one pixel, lane e at out_tdata[e*OUT_W +: OUT_W]
 //        (two's complement modulo 2^OUT_W: the low OUT_W bits of the result).
 //
 // Datapath (one frame after another, frames overlap):
-//   line buffer  T+M row banks of W*SF words (SF = CIN/SIMD); a row enters a
+//   line buffer  T+M row banks of W*SFI words (SFI = CIN/ISIMD); a row enters a
 //                free bank, a tile band releases the rows the next band does
 //                not need.  The layer pads itself (PAD rows/columns of zeros;
 //                tiles past the bottom/right edge read zeros as well).
-//   window       per tile and input fold: T column reads (one word from each
-//                of T row banks), one a cycle.
-//   input tf     per SIMD lane two serial 1-D B^T units (winograd_transform_1d):
+//   window       per tile and input sub-fold: T column reads (one word from each
+//                of T row banks), one a cycle.  The input side (line buffer,
+//                window, input transform, V writes) is ISIMD channels wide, a
+//                divisor of SIMD: KS = SIMD/ISIMD sub-folds fill one SIMD-wide
+//                input fold of V.  It needs T*SFI cycles a tile where the PE
+//                array takes (T*T/POS)*CF*SF, so a layer whose PE work per tile
+//                is long (many output folds) takes the narrow input side for free
+//                -- SRBS at Keep/SubRow density reads SubRow/Keep times the
+//                channels per multiplier that a dense layer does.
+//   input tf     per ISIMD lane two serial 1-D B^T units (winograd_transform_1d):
 //                the column unit turns each window column into a column of
 //                Z = B^T d, the row unit turns the T rows of Z into the rows of
 //                V = Z B, one a cycle, while the next fold's columns arrive.
 //   V buffer     NVB slots (tiles k, k+1[, k+2]) in NB = max(T, POS) banks
 //                (position xi in bank xi % NB) of NVB*SF*T*T/NB words of
-//                SIMD*V_W bits.  NVB = 3 lets the window stage run two tiles
-//                ahead where a tile's PE work is shorter than its T*SF window
+//                SIMD*V_W bits (KS sub-memories of ISIMD*V_W bits, one per
+//                sub-fold).  NVB = 3 lets the window stage run two tiles
+//                ahead where a tile's PE work is shorter than its T*SFI window
 //                reads plus the pipeline.
 //   PE array     per tile: output fold f (CF = ceil(COUT/PE); where PE does not
 //                divide COUT the last fold's padding channels have zero weights
@@ -58,6 +66,7 @@ module winograd_srbs_layer #(
     parameter int COUT      = 4,
     parameter int PAD       = 1,
     parameter int SIMD      = 4,
+    parameter int ISIMD     = SIMD,  // input-side channels a cycle: a divisor of SIMD
     parameter int PE        = 2,
     parameter int POS       = 1,
     parameter int SUBROW    = 1,   // 1 with KEEP = 1: dense (no index memory)
@@ -90,7 +99,7 @@ module winograd_srbs_layer #(
     input  logic                     ap_rst_n,
     input  logic                     in_tvalid,
     output logic                     in_tready,
-    input  logic [SIMD * IN_W - 1:0] in_tdata,
+    input  logic [ISIMD * IN_W - 1:0] in_tdata,
     output logic                     out_tvalid,
     input  logic                     out_tready,
     output logic [OE * OUT_W - 1:0]  out_tdata,
@@ -105,6 +114,8 @@ module winograd_srbs_layer #(
     localparam int T2     = T * T;
     localparam int ROWS   = T + M;
     localparam int SF     = CIN / SIMD;
+    localparam int SFI    = CIN / ISIMD;  // input sub-folds: KS per input fold
+    localparam int KS     = SIMD / ISIMD;
     localparam int CF     = (COUT + PE - 1) / PE;  // output folds; the last padded where PE does not divide COUT
     localparam int LASTN  = COUT - (CF - 1) * PE;  // channels of the last output fold that are written
     localparam int G      = T2 / POS;
@@ -112,14 +123,15 @@ module winograd_srbs_layer #(
     localparam int WO     = W + 2 * PAD - 2;
     localparam int TH     = (HO + M - 1) / M;
     localparam int TW     = (WO + M - 1) / M;
-    localparam int LB_D   = W * SF;
+    localparam int LB_D   = W * SFI;
     localparam int LANES  = SIMD / SUBROW * KEEP;
     localparam int NE     = POS * PE * LANES;
     localparam int WDEPTH = G * CF * SF;
     localparam int OBEATS = COUT / OE;
     localparam int OB_D   = 2 * TW * OBEATS;
-    localparam int WIN    = SIMD * IN_W;
+    localparam int WIN    = ISIMD * IN_W;
     localparam int VWORD  = SIMD * V_W;
+    localparam int IVWORD = ISIMD * V_W;  // one sub-fold of a V word
     localparam int LAST_ROWS = HO - (TH - 1) * M;  // output rows of the last tile band
     // counter and address widths: each holds exactly its range
     localparam int LB_AW  = (LB_D > 1) ? $clog2(LB_D) : 1;
@@ -129,6 +141,8 @@ module winograd_srbs_layer #(
     localparam int TR_W   = (TH > 1) ? $clog2(TH) : 1;
     localparam int TC_W   = (TW > 1) ? $clog2(TW) : 1;
     localparam int SF_W   = (SF > 1) ? $clog2(SF) : 1;
+    localparam int SFI_W  = (SFI > 1) ? $clog2(SFI) : 1;
+    localparam int KS_W   = (KS > 1) ? $clog2(KS) : 1;
     localparam int CF_W   = (CF > 1) ? $clog2(CF) : 1;
     localparam int G_W    = (G > 1) ? $clog2(G) : 1;
     localparam int T_W    = $clog2(T);
@@ -184,7 +198,9 @@ module winograd_srbs_layer #(
     // one column of the t x t window of one input fold a cycle (T row banks read at once)
     logic [TR_W - 1:0] w_tr;
     logic [TC_W - 1:0] w_tc;
-    logic [SF_W - 1:0] w_s;
+    logic [SFI_W - 1:0] w_s;   // input sub-fold
+    logic [SF_W - 1:0]  w_sf;  // its input fold (w_s / KS) and sub-fold within it (w_s % KS)
+    logic [KS_W - 1:0]  w_k;
     logic [T_W - 1:0]  w_col;
     logic signed [XY_W - 1:0] w_y0, w_x0;  // top-left input pixel of the tile (may be padding)
     logic [VS_W - 1:0] w_half;   // V buffer slot being written
@@ -208,12 +224,12 @@ module winograd_srbs_layer #(
         w_issue  = band_ok && !vfull[w_half];
         x0       = w_x0 + XY_W'(w_col);
         col_ok   = (x0 >= 0) && (x0 < XY_W'(W));
-        lb_raddr = col_ok ? LB_AW'(LB_AW'(x0) * LB_AW'(SF)) + LB_AW'(w_s) : '0;
+        lb_raddr = col_ok ? LB_AW'(LB_AW'(x0) * LB_AW'(SFI)) + LB_AW'(w_s) : '0;
         for (int k = 0; k < T; k++) row_ok[k] = (w_y0 + XY_W'(k) >= 0) && (w_y0 + XY_W'(k) < XY_W'(H));
         // bank of window row k = (lb_base + k - toppad) mod ROWS, for valid rows
         rot = (lb_base >= ROW_AW'(toppad)) ? lb_base - ROW_AW'(toppad)
                                            : ROW_AW'((CNT_W + 1)'(lb_base) + (CNT_W + 1)'(ROWS) - (CNT_W + 1)'(toppad));
-        w_last_tile      = (w_s == SF_W'(SF - 1)) && (w_col == T_W'(T - 1));
+        w_last_tile      = (w_s == SFI_W'(SFI - 1)) && (w_col == T_W'(T - 1));
         w_last_band_step = w_last_tile && (w_tc == TC_W'(TW - 1));
         rel_rows = '0;
         if (w_issue && w_last_band_step)
@@ -230,7 +246,7 @@ module winograd_srbs_layer #(
             if (w_col != T_W'(T - 1)) w_col <= w_col + 1'b1;
             else begin
                 w_col <= '0;
-                if (w_s != SF_W'(SF - 1)) w_s <= w_s + 1'b1;
+                if (w_s != SFI_W'(SFI - 1)) w_s <= w_s + 1'b1;
                 else begin
                     w_s <= '0;
                     w_half <= (w_half == VS_W'(NVB - 1)) ? '0 : w_half + 1'b1;
@@ -248,17 +264,39 @@ module winograd_srbs_layer #(
         end
     end
 
+    if (KS == 1) begin : g_ks1
+        assign w_sf = SF_W'(w_s);
+        assign w_k  = '0;
+    end else begin : g_ks
+        logic [SF_W - 1:0] sf_q;
+        logic [KS_W - 1:0] k_q;
+        always_ff @(posedge ap_clk) begin
+            if (!ap_rst_n) begin
+                sf_q <= '0; k_q <= '0;
+            end else if (w_issue && w_col == T_W'(T - 1)) begin
+                if (w_s == SFI_W'(SFI - 1)) begin
+                    sf_q <= '0; k_q <= '0;
+                end else if (k_q == KS_W'(KS - 1)) begin
+                    k_q <= '0; sf_q <= sf_q + 1'b1;
+                end else k_q <= k_q + 1'b1;
+            end
+        end
+        assign w_sf = sf_q;
+        assign w_k  = k_q;
+    end
+
     // stage A: line-buffer words arrive
     logic a_valid, a_last, a_col_ok, a_tile_end;
     logic [VS_W - 1:0] a_half;
     logic [SF_W - 1:0] a_s;
+    logic [KS_W - 1:0] a_k;
     logic [T - 1:0] a_row_ok;
     logic [ROW_AW - 1:0] a_rot;
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) a_valid <= 1'b0;
         else a_valid <= w_issue;
         a_tile_end <= w_col == T_W'(T - 1);
-        a_s <= w_s; a_half <= w_half; a_last <= w_last_tile && w_issue;
+        a_s <= w_sf; a_k <= w_k; a_half <= w_half; a_last <= w_last_tile && w_issue;
         a_row_ok <= row_ok; a_col_ok <= col_ok; a_rot <= rot;
     end
     logic [WIN - 1:0] col_val [T];
@@ -275,7 +313,7 @@ module winograd_srbs_layer #(
     end
 
     // ------------------------------------------------------------------ input transforms
-    // Per SIMD lane two serial 1-D B^T units: the column unit takes the window
+    // Per ISIMD lane two serial 1-D B^T units: the column unit takes the window
     // column of this cycle (Z[:, col] = B^T d[:, col], held until the fold's last
     // column), the row unit turns the T rows of Z into the T rows of V = Z B, one a
     // cycle, while the column unit takes the next fold: T cycles a fold, the pace
@@ -285,17 +323,18 @@ module winograd_srbs_layer #(
     logic rp_valid, rp_last;  // row pass
     logic [T_W - 1:0]  rp_row;
     logic [SF_W - 1:0] rp_s;
+    logic [KS_W - 1:0] rp_k;
     logic [VS_W - 1:0] rp_half;
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) rp_valid <= 1'b0;
         else if (tin_valid) rp_valid <= 1'b1;
         else if (rp_row == T_W'(T - 1)) rp_valid <= 1'b0;
         if (tin_valid) begin
-            rp_row <= '0; rp_s <= a_s; rp_half <= a_half; rp_last <= a_last;
+            rp_row <= '0; rp_s <= a_s; rp_k <= a_k; rp_half <= a_half; rp_last <= a_last;
         end else if (rp_valid) rp_row <= rp_row + 1'b1;
     end
-    logic [T * V_W - 1:0] v_row [SIMD];  // row rp_row of V, element j at [j*V_W]
-    for (genvar c = 0; c < SIMD; c++) begin : g_itf
+    logic [T * V_W - 1:0] v_row [ISIMD];  // row rp_row of V (sub-fold rp_k), element j at [j*V_W]
+    for (genvar c = 0; c < ISIMD; c++) begin : g_itf
         logic [T * IN_W - 1:0]  dcol;
         logic [T * VMID_W - 1:0] zcol;
         logic [T * VMID_W - 1:0] zrow;
@@ -346,24 +385,23 @@ module winograd_srbs_layer #(
     assign vb_rbase = (VB_AW'(p_half) * VB_AW'(SF) + VB_AW'(p_s)) * VB_AW'(QN);
     assign vb_wbase = (VB_AW'(rp_half) * VB_AW'(SF) + VB_AW'(rp_s)) * VB_AW'(QN);
     for (genvar b = 0; b < NB; b++) begin : g_vbuf
-        logic [VWORD - 1:0] mem [VB_D];
-        logic               we;
-        logic [Q_W - 1:0]   wq, rq;
-        logic [VWORD - 1:0] wdata;
+        logic                we;
+        logic [Q_W - 1:0]    wq, rq;
+        logic [IVWORD - 1:0] wdata;  // one sub-fold: lanes k*ISIMD .. of the V word
         always_comb begin
             // write data where no row writes this bank: the column of the first row that does
             // (don't care, we = 0), so that a bank every row writes at the same column needs no mux
             we = 1'b0; wq = '0; wdata = '0;
             for (int i = T - 1; i >= 0; i--)
                 if ((b - (i * T) % NB + NB) % NB < T)
-                    for (int c = 0; c < SIMD; c++)
+                    for (int c = 0; c < ISIMD; c++)
                         wdata[c * V_W +: V_W] = v_row[c][((b - (i * T) % NB + NB) % NB) * V_W +: V_W];
             for (int i = 0; i < T; i++) begin
                 // column (b - i*T) mod NB of row i lies in this bank if it is < T
                 if (rp_row == T_W'(i) && (b - (i * T) % NB + NB) % NB < T) begin
                     we = rp_valid;
                     wq = Q_W'((i * T + (b - (i * T) % NB + NB) % NB) / NB);
-                    for (int c = 0; c < SIMD; c++)
+                    for (int c = 0; c < ISIMD; c++)
                         wdata[c * V_W +: V_W] = v_row[c][((b - (i * T) % NB + NB) % NB) * V_W +: V_W];
                 end
             end
@@ -372,9 +410,14 @@ module winograd_srbs_layer #(
                 if (p_g == G_W'(g) && (b - (g * POS) % NB + NB) % NB < POS)
                     rq = Q_W'((g * POS + (b - (g * POS) % NB + NB) % NB) / NB);
         end
-        always_ff @(posedge ap_clk) begin
-            if (we) mem[vb_wbase + VB_AW'(wq)] <= wdata;
-            if (pipe_en) v_rd[b] <= mem[vb_rbase + VB_AW'(rq)];
+        for (genvar k = 0; k < KS; k++) begin : g_sub
+            logic [IVWORD - 1:0] mem [VB_D];
+            logic [IVWORD - 1:0] rd;
+            always_ff @(posedge ap_clk) begin
+                if (we && (KS == 1 || rp_k == KS_W'(k))) mem[vb_wbase + VB_AW'(wq)] <= wdata;
+                if (pipe_en) rd <= mem[vb_rbase + VB_AW'(rq)];
+            end
+            assign v_rd[b][k * IVWORD +: IVWORD] = rd;
         end
     end
     always_ff @(posedge ap_clk) begin

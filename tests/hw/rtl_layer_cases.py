@@ -73,7 +73,7 @@ class CompiledLayer:
                 stream = [int(w) for w in weight_stream_words(preload, p)] + stream
         else:
             write_weights(p, U, case_dir, "layer_top")
-        folded = x.reshape(x.shape[0], *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
+        folded = x.reshape(x.shape[0], *p.ifm_dim, p.in_folds, p.in_simd)  # ISIMD channels a beat
         words = pack_beats(folded, p.input_datatype.bitwidth())
         oe = p.out_stream_elems
         ho, wo = p.out_dim

@@ -3,9 +3,10 @@ the native Verilator harness: bit-exact (np.array_equal) with the Python model
 under random input bubbles and output back-pressure, cycles against the op's
 estimate and the ideal cycles, lint, a mutated RTL line caught.
 
-Fast tier: two compiled shapes (m=2 SRBS with OE > PE and cropping; m=4 dense,
-signed, POS > 1), several weight sets / batches / seeds per compile (weights are
-``$readmemh`` files read from the run folder).  Slow tier: seeded random layers
+Fast tier: four compiled shapes (m=2 SRBS with OE > PE and cropping; m=4 dense,
+signed, POS > 1; a PE padding the last output fold; an input side narrower than
+SIMD), several weight sets / batches / seeds per compile (weights are ``$readmemh``
+files read from the run folder).  Slow tier: seeded random layers
 with the folding ``choose_folding`` picks, 17 cases per compiled shape.
 Builds are cached in pytest's cache folder by a digest of the sources.
 """
@@ -47,6 +48,10 @@ FAST_SHAPES = {
     # channel (not written out); OE=4, so the folds straddle the output beats
     "m2_padded_pe": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4",
                          weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=8, pos=2),
+    # m=2, SRBS 1/4 at SIMD 8 with a 2-channel input side (ISIMD 2): four sub-folds make one input
+    # fold of V; 16 channels: 8 input-stream beats a pixel, 2 folds in the PE array
+    "m2_narrow_in": dict(m=2, ifm_channels=16, ofm_channels=8, ifm_dim=(6, 7), input_datatype="UINT4",
+                         weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=2, simd=8, pos=2, isimd=2),
 }
 
 
@@ -74,6 +79,8 @@ def test_layer_bit_exact_under_backpressure(fast_layers, rtl_root, name):
     assert p.out_stream_elems > p.pe or p.pos > 1
     if name == "m2_padded_pe":
         assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems) == (3, 9, 4)
+    if name == "m2_narrow_in":
+        assert (p.in_simd, p.in_folds, p.simd) == (2, 8, 8)
     rng = np.random.default_rng(7)
     for case in range(4):
         U = random_weights(p, rng)
@@ -262,10 +269,13 @@ MUTATIONS = {
                         "(pe_src < ((LASTN != PE && ow_f == CF_W'(CF - 1)) ? OE_W'(PE)"),
     # ... or the padded fold is not computed at all (Cout // PE folds)
     "padding_fold_dropped": ("localparam int CF     = (COUT + PE - 1) / PE;", "localparam int CF     = COUT / PE;"),
+    # ISIMD < SIMD: every sub-fold written into every sub-memory of the V word (the last one wins)
+    "sub_fold_ignored": ("if (we && (KS == 1 || rp_k == KS_W'(k))) mem", "if (we) mem"),
 }
 #: the shape (and output back-pressure) each mutant runs on, else m2_srbs at 0.5: the padding write
 #: reaches a beat not yet streamed only where the reader lags a band behind (heavy back-pressure)
-MUTANT_SHAPES = {"padding_written": ("m2_padded_pe", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5)}
+MUTANT_SHAPES = {"padding_written": ("m2_padded_pe", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5),
+                 "sub_fold_ignored": ("m2_narrow_in", 0.5)}
 
 
 def _mutant_fails(name: str, rtl_root) -> bool:
@@ -296,7 +306,8 @@ def test_mutant_ignoring_out_ready_fails(rtl_root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation", "output_columns_swapped",
-                                  "v_rows_shifted", "padding_written", "padding_fold_dropped"])
+                                  "v_rows_shifted", "padding_written", "padding_fold_dropped",
+                                  "sub_fold_ignored"])
 def test_more_mutants_fail(rtl_root, name):
     assert _mutant_fails(name, rtl_root)
 
@@ -447,7 +458,7 @@ def test_generated_hdl_of_a_student_build_is_bit_exact_with_its_nodes(tmp_path, 
         files = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
         intf = inst.get_verilog_top_module_intf_names()
         design = build(inst.get_nodeattr("gen_top_module"), files, cache_dir=rtl_root[0])
-        folded = acts.reshape(len(acts), *p.ifm_dim, p.ifm_channels // p.simd, p.simd)
+        folded = acts.reshape(len(acts), *p.ifm_dim, p.in_folds, p.in_simd)  # ISIMD channels a beat
         n_out = len(acts) * p.out_dim[0] * p.out_dim[1] * p.ofm_channels // p.out_stream_elems
         res = design.run(pack_beats(folded, p.input_datatype.bitwidth(), intf["s_axis"][0][1]), n_out, seed=3,
                          in_bubble=0.3, out_stall=0.3)

@@ -192,6 +192,22 @@ def test_shapes_and_stream_widths():
     inst.verify_node()
 
 
+def test_narrow_input_side_folds_the_input_stream():
+    """ISIMD: the input stream carries ISIMD channels a beat (SIMD/ISIMD sub-folds an input fold);
+    ISIMD = SIMD is the layer of ISIMD 0, estimates and all; the error names the allowed values."""
+    kw = dict(m=2, ifm_channels=16, ofm_channels=8, ifm_dim=(6, 7), padding=1, sub_row=4, keep=1, pe=2, simd=8,
+              pos=2, input_datatype="UINT4", weight_datatype="INT4", output_datatype="INT16")
+    inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **kw, isimd=2))
+    assert inst.get_folded_input_shape() == (1, 6, 7, 8, 2) and inst.get_instream_width() == 2 * 4
+    wide = WinogradSRBSParams(**kw)
+    assert wide.replace(isimd=8).cycles() == wide.cycles()
+    assert wide.replace(isimd=8).estimate_resources(PART).lut == wide.estimate_resources(PART).lut
+    with pytest.raises(ValueError, match=r"attribute ISIMD=3 is not allowed: must be 0 \(the input side as wide as "
+                                         r"SIMD\) or divide SIMD=8 \(allowed: 0, 1, 2, 4, 8\)"):
+        inst.set_nodeattr("ISIMD", 3)
+    assert inst.get_nodeattr("ISIMD") == 2
+
+
 def test_output_stream_widens_only_when_parallel_positions_need_it():
     # 28x28x1 -> 64, F(2,3): at POS = 16 one output fold of a tile (2x2 pixels x PE channels) is
     # finished every cycle, so PE = 16 channels per beat cannot keep up; a whole pixel (64) can
@@ -250,6 +266,9 @@ BAD = [
     ("ram_style", dict(ram_style="flash")),
     ("ram_style", dict(ram_style="ultra")),  # UltraRAM has no bitstream contents: runtime weights only
     ("runtime_writeable_weights", dict(runtime_weights=2)),
+    ("ISIMD", dict(isimd=3)),  # must divide SIMD = 8
+    ("ISIMD", dict(isimd=16)),
+    ("ISIMD", dict(isimd=-1)),
 ]
 
 
@@ -604,6 +623,26 @@ def test_cycles_are_at_least_ideal(case):
 
 
 @given(estimate_case())
+def test_a_narrower_input_side_costs_cycles_only_where_it_outpaces_the_pe_array(case):
+    """Narrowing the input side (ISIMD below SIMD) never speeds a layer up and never costs LUTs in
+    the input side; it costs no cycles where a tile's window reads (``t * Cin/ISIMD``, plus the
+    hand-over) fit in its PE work -- the reason the search narrows SRBS layers for free."""
+    base, _, folding = case
+    p = base.replace(**folding)
+    layers = [p.replace(isimd=d) for d in range(1, p.simd + 1) if p.simd % d == 0]
+    side = lambda q: sum(q.estimate_resources(PART).breakdown[k]["LUT"]  # noqa: E731
+                         for k in ("line_buffer_read", "input_transform"))
+    for narrow, wide in zip(layers, layers[1:]):
+        assert narrow.exp_cycles() >= wide.exp_cycles()
+        assert side(narrow) <= side(wide)
+        assert narrow.cycles().main == wide.cycles().main  # the PE array's work is the same
+    for q in layers:
+        reads = q.tiles_per_frame * q.t * q.in_folds
+        if q.cycles().main >= max(reads, q.ifm_dim[0] * q.ifm_dim[1] * q.in_folds) and p.cycles().stall == 0:
+            assert q.cycles().stall == 0
+
+
+@given(estimate_case())
 def test_pos_widens_the_weight_rom_with_the_same_bits(case):
     base, _, folding = case
     one = base.replace(**{**folding, "pos": 1})
@@ -696,7 +735,8 @@ def _foldings(base, axes):
     for pos in axes["pos"]:
         for pe in axes["pe"]:
             for simd in axes["simd"]:
-                yield base.replace(pos=pos, pe=pe, simd=simd)
+                for isimd in (d for d in range(1, simd + 1) if simd % d == 0):  # the input side: ISIMD | SIMD
+                    yield base.replace(pos=pos, pe=pe, simd=simd, isimd=isimd)
 
 
 @given(estimate_case(), st.floats(0.0, 1.0))
@@ -707,14 +747,16 @@ def test_choose_folding_meets_the_target_at_the_least_estimated_cost(case, where
     target = int(fastest + where * (slowest - fastest))
     chosen = choose_folding(base, target, PART)
     assert chosen.exp_cycles() <= target
-    # the search space: every (POS, PE, SIMD) of the axes, PE over the padded steps too
+    # the search space: every (POS, PE, SIMD, ISIMD) of the axes, PE over the padded steps too
     space = list(_foldings(base, axes))
-    assert {(p.pos, p.pe, p.simd) for p in space} == {(p.pos, p.pe, p.simd) for p in foldings(base)}
+    fold = lambda p: (p.pos, p.pe, p.simd, p.in_simd)  # noqa: E731
+    assert {fold(p) for p in space} == {fold(p) for p in foldings(base)}
 
-    # cost: fewest DSPs, fewest LUTs, fewest RAMB18s, fewer cycles, then larger SIMD, larger PE, smaller POS
+    # cost: fewest DSPs, fewest LUTs, fewest RAMB18s, fewer cycles, then larger SIMD, larger PE, smaller POS,
+    # the wider input side
     def key(p):
         r = p.estimate_resources(PART)
-        return r.dsp, r.lut, r.bram18, p.exp_cycles(), -p.simd, -p.pe, p.pos
+        return r.dsp, r.lut, r.bram18, p.exp_cycles(), -p.simd, -p.pe, p.pos, -p.in_simd
 
     assert key(chosen) == min(key(p) for p in space if p.exp_cycles() <= target)
 
@@ -722,7 +764,9 @@ def test_choose_folding_meets_the_target_at_the_least_estimated_cost(case, where
 def test_choose_folding_weighs_lut_not_multipliers():
     """With the padded PE steps the fewest multipliers is no longer the cheapest: 64 -> 64 on 7x7
     at 11,048 cycles, (POS, PE, SIMD) = (1, 13, 8) has 26 multipliers but 13 output transforms and M
-    collectors; the search takes (16, 1, 8), 32 multipliers at a quarter of the LUTs.  Where 32 ->
+    collectors; the search takes 32 multipliers at PE 1 at under a third of the LUTs -- (4, 1, 32)
+    with an input side of 2 channels (ISIMD), which the tile's 8 x 8 x 2 cycles of PE work leave
+    time for, cheaper than (16, 1, 8) with its 8-channel input side and 16 V banks.  Where 32 ->
     32 channels need 2.9x the speed of PE 4, PE 3 (11 folds, one padding channel) is what it takes."""
     base = WinogradSRBSParams(m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(7, 7), input_datatype="UINT4",
                               weight_datatype="INT4", output_datatype="INT16", sub_row=8, keep=2, simd=8,
@@ -730,8 +774,11 @@ def test_choose_folding_weighs_lut_not_multipliers():
     chosen = choose_folding(base, 11048, PART)
     few = base.replace(pos=1, pe=13, simd=8)
     assert few.exp_cycles() <= 11048 and few.multipliers < chosen.multipliers
-    assert (chosen.pos, chosen.pe, chosen.simd) == (16, 1, 8)
+    assert (chosen.pos, chosen.pe, chosen.simd, chosen.in_simd) == (4, 1, 32, 2)
     assert 3 * chosen.estimate_resources(PART).lut < few.estimate_resources(PART).lut
+    wide = base.replace(pos=16, pe=1, simd=8)
+    assert wide.exp_cycles() == chosen.exp_cycles() and wide.multipliers == chosen.multipliers
+    assert chosen.estimate_resources(PART).lut < wide.estimate_resources(PART).lut
     dense = base.replace(ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28), sub_row=4, keep=1, pos=16, pe=4)
     padded = choose_folding(dense, dense.replace(pe=3).exp_cycles(), PART)
     assert padded.pe == 3 and padded.output_folds == 11 and padded.padded_ofm_channels == 33
