@@ -451,7 +451,7 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     mems = [
         Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
         Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
-        Memory("v_buffer", nb * (params.simd // isimd), r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
+        Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
         Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
     if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
@@ -506,7 +506,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     t, m = params.t, params.m
     bt, at = _transform_adders(params.spec.BT), _transform_adders(params.spec.AT)
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
-    isimd, ks = params.in_simd, params.simd // params.in_simd  # the input side's width, its sub-folds
+    isimd, ks = params.in_simd, params.input_subfolds  # the input side's width, its sub-folds
     dots = pos * pe
     nb, groups = max(t, pos), params.position_groups
     sources = [len({(g * pos + j) % nb for g in range(groups)}) for j in range(pos)]
@@ -604,7 +604,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     t2, rows = t * t, t + m
     pe, simd, pos, lanes = params.pe, params.simd, params.pos, params.lanes
     sf, cf = params.ifm_channels // simd, params.output_folds
-    isimd, sfi, ks = params.in_simd, params.in_folds, simd // params.in_simd
+    isimd, sfi, ks = params.in_simd, params.in_folds, params.input_subfolds
     th, tw = params.tile_grid
     ho, wo = params.out_dim
     h, w = params.ifm_dim

@@ -374,6 +374,11 @@ class WinogradSRBSParams:
         return self.ifm_channels // self.in_simd
 
     @property
+    def input_subfolds(self) -> int:
+        """``SIMD / in_simd``: input-side passes that fill one SIMD-wide input fold of V (the RTL's KS)."""
+        return self.simd // self.in_simd
+
+    @property
     def weight_memory_depth(self) -> int:
         """Words of each of the POS weight-memory banks (all read at one address):
         ``(t^2/POS) * cf * (IFMChannels/SIMD)`` (``cf``: :attr:`output_folds`)."""
