@@ -155,6 +155,15 @@ POINTS: dict[str, list[dict]] = {
           for kind, sub_row, keep, c, d, pe, simd, isimd in (
               ("srbs4of1", 4, 1, 32, 28, 2, 32, 2), ("srbs4of1", 4, 1, 128, 7, 3, 32, 2),
               ("dense", 0, 0, 128, 7, 4, 8, 4))],
+        # a padded PE whose output beats are narrower than PE (OE < PE): the output buffer keeps a bank per PE
+        # lane and rotates on reading -- the PE 5 foldings the search takes for fmnist-vgg's 28x28 and 14x14
+        # layers at 3x dense Winograd (1 of 4), and the dense reference's PE 3 layer
+        *[dict(name=f"lanes_{kind}_c{c}_{d}x{d}_pe{pe}", m=2, ifm_channels=c, ofm_channels=c, ifm_dim=(d, d),
+               input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=sub_row, keep=keep, pe=pe,
+               simd=simd, pos=4, isimd=isimd, res_type="lut")
+          for kind, sub_row, keep, c, d, pe, simd, isimd in (
+              ("srbs4of1", 4, 1, 32, 28, 5, 16, 4), ("srbs4of1", 4, 1, 64, 14, 5, 16, 2),
+              ("dense", 0, 0, 32, 28, 3, 8, 1))],
     ],
 }
 

@@ -452,7 +452,9 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
         Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
         Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
         Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
-        Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
+        # a bank per beat channel, or (OE < PE) per PE lane with a word per output fold
+        Memory("output_buffer", m * m * params.pe, 2 * tw * params.output_folds, r["OUT_W"]) if params.out_lanes
+        else Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
     ]
     if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
         # synthesis drops the never-read pad bits of the last column (Yosys: 8 -> 4 channels at POS 1, one 4-bit
@@ -525,6 +527,10 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
     # last fold's channel count)
     padded = params.padded_ofm_channels != params.ofm_channels
     rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw + padded)
+    if params.out_lanes:  # OE < PE: per lane bank its read address (this fold or the next), per beat channel
+        ob_aw = _bits(2 * params.tile_grid[1] * params.output_folds)  # a PE:1 select of the lanes
+        rotate = pe * (ob_aw + 1) + oe * r["OUT_W"] * _mux_luts(pe)
+    banks = pe if params.out_lanes else oe  # output-buffer banks per output position
     return {
         "line_buffer_read": t * isimd * r["IN_W"] * _mux_luts(t + m),
         "input_transform": isimd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
@@ -540,7 +546,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "accumulators": 0 if not r["MUL_LUT"] and lanes == 1 else dots * ACC_LUT_PER_BIT * r["ACC_W"],
         "m_collector": collector,
         "output_transform": otf,
-        "output_select": oe * r["OUT_W"] * _mux_luts(m * m) + rotate,
+        "output_select": banks * r["OUT_W"] * _mux_luts(m * m) + rotate,
         # runtime-writeable weights: the load address and column counters, a write enable per column
         "weight_load": _weight_load_luts(params, r) if params.runtime_weights else 0,
     }
@@ -618,6 +624,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
         + (bits(sf) + 3 * bits(ks) if ks > 1 else 0)  # ISIMD < SIMD: the window's fold and sub-fold
         + 2 * ((h + w + 2 * t + 2 * params.padding + 2).bit_length() + 1) + bits(wdepth) + bits(wo)
         + 2 * bits(params.ofm_channels // oe) + 5 * bits(m) + (2 * oe + 1).bit_length() + (t + m).bit_length()
+        + (bits(cf) + 2 * (2 * pe + 1).bit_length() if params.out_lanes else 0)  # the beat's first fold and lane
         + t + 3 * 2 + r["NVB"] + 16  # window row flags, slot indices, valid/first/last flags
     )
     levels = (lanes - 1).bit_length()
@@ -636,7 +643,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
         "dots": pos * pe * dot,
         "m_collector": (t2 - pos) * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
         "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
-        "output_buffer": m * m * oe * r["OUT_W"] if lutram("output_buffer") else 0,
+        "output_buffer": m * m * (pe if params.out_lanes else oe) * r["OUT_W"] if lutram("output_buffer") else 0,
         "weight_load": bits(wdepth) + bits(_weight_columns(params, r)) + 1 if params.runtime_weights else 0,
     }
 
@@ -685,7 +692,10 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     * output select ``OE * OUT * mux(m^2)`` plus, where the PE channels rotate into
       wider beats (``OE > P``), per output-buffer bank (``m^2 OE``) its write data
       ``OUT * max(1, mux(P))`` (the PE select with its '0 default) and write address
-      adder (``ceil(log2(2 TW Cout/OE))`` bits);
+      adder (``ceil(log2(2 TW Cout/OE))`` bits); where they rotate on reading (``OE <
+      P``, a padded PE), ``P * OUT * mux(m^2)`` (a bank per lane), per lane its read
+      address adder (``ceil(log2(2 TW cf))`` bits and the fold compare) and per beat
+      channel ``OUT * mux(P)``;
     * LUTRAM ``banks * luts(depth, width)`` (:func:`_lutram_luts`), ROMs in logic
       ``ceil(bits / 64)``.
 
@@ -716,7 +726,7 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     weight stream (its counters: ``weight_load``) -- the line buffer ``t + m``
     banks of ``W Cin/S`` x ``S IN``, the V buffer ``max(t, Q)`` banks of
     ``NVB (Cin/S) t^2 / max(t, Q)`` x ``S V``, the output buffer ``m^2 OE`` banks of
-    ``2 TW Cout/OE`` x ``OUT`` -- LUTRAM or BRAM as Yosys chooses (:func:`_auto_style`);
+    ``2 TW Cout/OE`` x ``OUT`` (``OE < P``: ``m^2 P`` of ``2 TW cf``) -- LUTRAM or BRAM as Yosys chooses (:func:`_auto_style`);
     RAMB18 = banks x FINN's ``_bram18_plan(depth, width)``.
 
     DSP = ``D * lanes * ceil((Wb + V)/48)`` for DSP multipliers.

@@ -53,8 +53,8 @@ def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str
     The estimates rather than the multiplier count decide.  With PE running over the
     padded steps too, the fewest multipliers is often far from the cheapest: 64 -> 64 on
     7x7, F(2,3), SubRow 8, Keep 2, W4A4 with LUT multipliers at 11,048 cycles, (POS, PE,
-    SIMD) = (1, 13, 8) has 26 multipliers and 14,542 estimated LUTs (13 output transforms
-    and M collectors), (16, 1, 8) 32 multipliers and 3,472.  And at equal multipliers
+    SIMD) = (1, 13, 8) has 26 multipliers and 12,202 estimated LUTs (13 output transforms
+    and M collectors), (4, 1, 32) with a 2-channel input side 32 multipliers and 4,652.  And at equal multipliers
     what differs goes either way: larger SIMD means fewer adder trees, accumulators and
     M-buffer banks per multiplier but more input-transform units and a wider, shallower
     line buffer (BRAM -> LUTRAM); larger PE more output-transform units and a wider

@@ -398,6 +398,13 @@ class WinogradSRBSParams:
         PE array; OFMChannels (a whole pixel per beat) if no divisor is enough (the
         stall term of :class:`CycleEstimate` then counts the difference).
 
+        Where PE does not divide OFMChannels, the largest divisor below PE instead
+        if it is enough: the output buffer then keeps one bank per PE lane and
+        rotates a beat's OE channels (OE distinct lanes) into place as it reads
+        them (:attr:`out_lanes`) -- OE selects of PE lanes, where rotating the PE
+        channels into wider beats on the write side takes a select per bank and
+        output position, ``m^2 OE`` of them.
+
         PE for POS = 1 (a band's outputs need at most ``PE * m^2/t^2 < PE`` channels
         per cycle); wider only when positions run in parallel, e.g. a first layer
         (IFMChannels = 1) at POS = t^2 finishes an output fold of a tile (m^2 pixels)
@@ -405,8 +412,18 @@ class WinogradSRBSParams:
         """
         rows = min(self.m, self.out_dim[0])
         need = math.ceil(rows * self.out_dim[1] * self.ofm_channels / self.band_cycles)
+        if self.ofm_channels % self.pe:
+            below = max(d for d in divisors(self.ofm_channels) if d < self.pe)
+            if below >= need:
+                return below
         floor = max(self.pe, need)
         return next((d for d in divisors(self.ofm_channels) if d >= floor), self.ofm_channels)
+
+    @property
+    def out_lanes(self) -> bool:
+        """Whether the output buffer keeps a bank per PE lane and rotates on reading
+        (``OE < PE``, see :attr:`out_stream_elems`)."""
+        return self.out_stream_elems < self.pe
 
     @property
     def input_transform_units(self) -> int:

@@ -52,6 +52,7 @@ __all__ = [
     "synth_counts",
     "counts_of_cells",
     "FRONTENDS",
+    "rtl_sources_digest",
 ]
 
 #: Folder of the SystemVerilog sources (shipped as package data).
@@ -70,6 +71,18 @@ RTL_TILES = (2, 4)
 
 #: ``synth_xilinx -family`` values :func:`yosys_counts` accepts.
 YOSYS_FAMILIES = ("xc7", "xcup", "xcu", "xc6s", "xc7s")
+
+
+def rtl_sources_digest() -> str:
+    """sha256 (16 hex digits) of every SystemVerilog source of ours (this folder and
+    ``layers/``, names and contents): a build records it, so that its figures can be told
+    apart from those of an RTL that changed since (``benchmarks/networks.py``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(RTL_DIR.rglob("*.sv")):
+        h.update(path.relative_to(RTL_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _check_unit(unit: str) -> str:

@@ -50,7 +50,15 @@
 //                (winograd_output_transform), one fold a cycle.
 //   output buf   two tile bands (M rows x WO x COUT), banks (i, j, e):
 //                written by tiles (M*M*PE values; column by column when
-//                serial), read as NHWC beats of OE.
+//                serial), read as NHWC beats of OE.  OE >= PE: OE banks per
+//                (i, j), bank e holding channel e of each beat (OE > PE: the
+//                PE channels of a fold rotate into the beats on the write
+//                side).  OE < PE (a PE that does not divide COUT, the beat
+//                the largest divisor of COUT below it): PE banks per (i, j),
+//                bank p holding lane p of each output fold, and the OE
+//                channels of a beat -- from OE distinct lanes, each at its own
+//                fold -- rotate into place on the read side: a PE:1 select per
+//                beat channel instead of one per bank and position.
 //
 // Widths (winoforge.hw.rtl.winograd_layer.layer_parameters): every stage
 // computes modulo 2^width, so capping each at OUT_W is exact whenever the
@@ -84,7 +92,8 @@ module winograd_srbs_layer #(
     parameter int ACC_W     = 16,
     parameter int OMID_W    = 18,  // output transform: M A
     parameter int OUT_W     = 18,
-    parameter int OE        = 2,   // output channels per beat (a divisor of COUT, >= PE)
+    parameter int OE        = 2,   // output channels per beat (a divisor of COUT; below PE only where
+                                   //    PE does not divide COUT)
     parameter int NVB       = 2,   // V buffer slots: 2, or 3 where the window stage is the bottleneck
     parameter int MUL_LUT   = 0,   // 1: multipliers in LUTs (shift-and-add), 0: '*' (DSPs)
     parameter int OTF_SERIAL = 1,  // 1: one serial 1-D A^T unit per PE (T + M cycles a tile and output
@@ -128,7 +137,10 @@ module winograd_srbs_layer #(
     localparam int NE     = POS * PE * LANES;
     localparam int WDEPTH = G * CF * SF;
     localparam int OBEATS = COUT / OE;
-    localparam int OB_D   = 2 * TW * OBEATS;
+    localparam bit OB_LANES = (OE < PE);             // output buffer banks by PE lane, rotated on reading
+    localparam int OB_NB  = OB_LANES ? PE : OE;      // output buffer banks per output position (i, j)
+    localparam int OB_PIX = OB_LANES ? CF : OBEATS;  // words per pixel column in each bank
+    localparam int OB_D   = 2 * TW * OB_PIX;
     localparam int WIN    = ISIMD * IN_W;
     localparam int VWORD  = SIMD * V_W;
     localparam int IVWORD = ISIMD * V_W;  // one sub-fold of a V word
@@ -158,6 +170,7 @@ module winograd_srbs_layer #(
     localparam int OBT_W  = (OBEATS > 1) ? $clog2(OBEATS) : 1;
     localparam int WO_W   = (WO > 1) ? $clog2(WO) : 1;
     localparam int OE_W   = $clog2(2 * OE + 1);  // lanes, and lanes + PE
+    localparam int PE_W   = $clog2(2 * PE + 1);  // a PE lane, and a lane + OE (OB_LANES)
     localparam int SQ_W   = $clog2(T + M);
 
     // ------------------------------------------------------------------ line buffer
@@ -721,6 +734,8 @@ module winograd_srbs_layer #(
     logic [TC_W - 1:0]  r_xd;
     logic [WO_W - 1:0]  r_x;   // r_xd * M + r_xm
     logic [OBT_W - 1:0] r_k;
+    logic [CF_W - 1:0]  r_rf;          // OB_LANES: output fold and lane of the beat's first channel
+    logic [PE_W - 1:0]  r_rl, o_rl;
     logic r_half, r_ok, r_last, r_row_last, out_en;
     logic [M_W - 1:0] r_rows_m1;
     logic [OB_AW - 1:0] ob_raddr, ob_wrow;
@@ -729,18 +744,33 @@ module winograd_srbs_layer #(
     assign r_rows_m1  = (r_tr == TR_W'(TH - 1)) ? M_W'(LAST_ROWS - 1) : M_W'(M - 1);
     assign r_row_last = (r_k == OBT_W'(OBEATS - 1)) && (r_x == WO_W'(WO - 1));
     assign r_last     = r_row_last && (r_i == r_rows_m1);
-    assign ob_raddr   = (OB_AW'(r_half) * OB_AW'(TW) + OB_AW'(r_xd)) * OB_AW'(OBEATS) + OB_AW'(r_k);
-    assign ob_wrow    = (OB_AW'(ow_half) * OB_AW'(TW) + OB_AW'(ow_tc)) * OB_AW'(OBEATS);
+    // x * OB_PIX as the shifts and adds of its set bits: OB_PIX = CF need not be a power of two
+    // (OB_LANES), and a '*' by a constant is a DSP to synth_xilinx
+    function automatic logic [OB_AW - 1:0] times_pix(input logic [OB_AW - 1:0] x);
+        times_pix = '0;
+        for (int b = 0; b < OB_AW; b++) if (((OB_PIX >> b) & 1) == 1) times_pix = times_pix + (x << b);
+    endfunction
+    assign ob_raddr   = times_pix(OB_AW'(r_half) * OB_AW'(TW) + OB_AW'(r_xd)) + OB_AW'(OB_LANES ? 0 : r_k);
+    assign ob_wrow    = times_pix(OB_AW'(ow_half) * OB_AW'(TW) + OB_AW'(ow_tc));
 
-    logic [OUT_W - 1:0] ob_rd [M][M][OE];
+    logic [OUT_W - 1:0] ob_rd [M][M][OB_NB];
     for (genvar i = 0; i < M; i++) begin : g_obi
         for (genvar j = 0; j < M; j++) begin : g_obj
-            for (genvar e = 0; e < OE; e++) begin : g_obe
+            for (genvar e = 0; e < OB_NB; e++) begin : g_obe
                 logic [OUT_W - 1:0] mem [OB_D];
                 logic               we;
-                logic [OB_AW - 1:0] waddr;
+                logic [OB_AW - 1:0] waddr, raddr;
                 logic [OUT_W - 1:0] wdata;
-                if (OE == PE) begin : g_direct
+                if (OB_LANES) begin : g_lane_read
+                    // lane e holds channel f*PE + e at fold f: the beat's channel on this lane is at the
+                    // beat's first fold, or the next one for the lanes below the first channel's
+                    // (past the last fold: no channel of the beat, any word will do)
+                    assign raddr = ob_raddr + OB_AW'(r_rf)
+                                   + OB_AW'((PE_W'(e) >= r_rl || r_rf == CF_W'(CF - 1)) ? 1'b0 : 1'b1);
+                end else begin : g_beat_read
+                    assign raddr = ob_raddr;
+                end
+                if (OE == PE || OB_LANES) begin : g_direct
                     assign we    = ow_col_we[j];
                     assign waddr = ob_wrow + OB_AW'(ow_f);
                     assign wdata = ydata[e][i][j];
@@ -758,7 +788,7 @@ module winograd_srbs_layer #(
                 end
                 always_ff @(posedge ap_clk) begin
                     if (we) mem[waddr] <= wdata;
-                    if (out_en) ob_rd[i][j][e] <= mem[ob_raddr];
+                    if (out_en) ob_rd[i][j][e] <= mem[raddr];
                 end
             end
         end
@@ -768,14 +798,19 @@ module winograd_srbs_layer #(
         if (!ap_rst_n) begin
             out_tvalid <= 1'b0;
             r_tr <= '0; r_i <= '0; r_xd <= '0; r_xm <= '0; r_x <= '0; r_k <= '0; r_half <= 1'b0;
+            r_rf <= '0; r_rl <= '0;
         end else if (out_en) begin
             out_tvalid <= r_ok;
             o_i <= r_i;
             o_j <= r_xm;
+            o_rl <= r_rl;
             if (r_ok) begin
-                if (r_k != OBT_W'(OBEATS - 1)) r_k <= r_k + 1'b1;
-                else begin
-                    r_k <= '0;
+                if (r_k != OBT_W'(OBEATS - 1)) begin
+                    r_k <= r_k + 1'b1;
+                    if (r_rl + PE_W'(OE) >= PE_W'(PE)) begin r_rl <= r_rl + PE_W'(OE) - PE_W'(PE); r_rf <= r_rf + 1'b1; end
+                    else r_rl <= r_rl + PE_W'(OE);
+                end else begin
+                    r_k <= '0; r_rf <= '0; r_rl <= '0;
                     if (!r_row_last) begin
                         r_x <= r_x + 1'b1;
                         if (r_xm != M_W'(M - 1)) r_xm <= r_xm + 1'b1;
@@ -800,11 +835,29 @@ module winograd_srbs_layer #(
             else if (out_en && r_ok && r_last && r_half == h[0]) bfull[h] <= 1'b0;
         end
     end
+    logic [OUT_W - 1:0] ob_px [OB_NB];  // the banks of the output position being read
     always_comb begin
-        out_tdata = '0;
+        for (int e = 0; e < OB_NB; e++) ob_px[e] = '0;
         for (int i = 0; i < M; i++)
             for (int j = 0; j < M; j++)
                 if (o_i == M_W'(i) && o_j == M_W'(j))
-                    for (int e = 0; e < OE; e++) out_tdata[e * OUT_W +: OUT_W] = ob_rd[i][j][e];
+                    for (int e = 0; e < OB_NB; e++) ob_px[e] = ob_rd[i][j][e];
+    end
+    if (OB_LANES) begin : g_out_rotate
+        // beat channel e is on lane (o_rl + e) mod PE
+        always_comb begin
+            out_tdata = '0;
+            for (int e = 0; e < OE; e++)
+                for (int p = 0; p < PE; p++)
+                    if (o_rl + PE_W'(e) == PE_W'(p) || o_rl + PE_W'(e) == PE_W'(p + PE))
+                        out_tdata[e * OUT_W +: OUT_W] = ob_px[p];
+        end
+    end else begin : g_out_beat
+        logic unused_rl;  // the beat is bank for bank
+        assign unused_rl = &{1'b0, o_rl};
+        always_comb begin
+            out_tdata = '0;
+            for (int e = 0; e < OE; e++) out_tdata[e * OUT_W +: OUT_W] = ob_px[e];
+        end
     end
 endmodule

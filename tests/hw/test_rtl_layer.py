@@ -3,8 +3,9 @@ the native Verilator harness: bit-exact (np.array_equal) with the Python model
 under random input bubbles and output back-pressure, cycles against the op's
 estimate and the ideal cycles, lint, a mutated RTL line caught.
 
-Fast tier: four compiled shapes (m=2 SRBS with OE > PE and cropping; m=4 dense,
-signed, POS > 1; a PE padding the last output fold; an input side narrower than
+Fast tier: five compiled shapes (m=2 SRBS with OE > PE and cropping; m=4 dense,
+signed, POS > 1; a PE padding the last output fold, its beats narrower than PE and
+rotated on reading, and wider, rotated on writing; an input side narrower than
 SIMD), several weight sets / batches / seeds per compile (weights are ``$readmemh``
 files read from the run folder).  Slow tier: seeded random layers
 with the folding ``choose_folding`` picks, 17 cases per compiled shape.
@@ -45,9 +46,14 @@ FAST_SHAPES = {
     "m4_dense": dict(m=4, ifm_channels=4, ofm_channels=6, ifm_dim=(7, 6), input_datatype="INT3",
                      weight_datatype="UINT3", padding=1, sub_row=0, keep=0, pe=3, simd=2, pos=4),
     # m=2, SRBS 1/4, PE=3 not dividing Cout=8: three output folds, the last with one padding
-    # channel (not written out); OE=4, so the folds straddle the output beats
+    # channel (not written out); OE=2 < PE: the output buffer keeps a bank per PE lane and a
+    # beat's two channels come from two lanes, at one fold or straddling two
     "m2_padded_pe": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4",
                          weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=8, pos=2),
+    # the same at POS 8: the output rate needs 5 channels a beat, so OE=8 > PE and the folds
+    # rotate into the beats on the write side, the last fold's padding channel not written
+    "m2_padded_pe_wide": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4",
+                              weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=8, pos=8),
     # m=2, SRBS 1/4 at SIMD 8 with a 2-channel input side (ISIMD 2): four sub-folds make one input
     # fold of V; 16 channels: 8 input-stream beats a pixel, 2 folds in the PE array
     "m2_narrow_in": dict(m=2, ifm_channels=16, ofm_channels=8, ifm_dim=(6, 7), input_datatype="UINT4",
@@ -76,9 +82,11 @@ def fast_layers(rtl_root):
 def test_layer_bit_exact_under_backpressure(fast_layers, rtl_root, name):
     layer = fast_layers[name]
     p = layer.params
-    assert p.out_stream_elems > p.pe or p.pos > 1
+    assert p.out_stream_elems != p.pe or p.pos > 1
     if name == "m2_padded_pe":
-        assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems) == (3, 9, 4)
+        assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems, p.out_lanes) == (3, 9, 2, True)
+    if name == "m2_padded_pe_wide":
+        assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems, p.out_lanes) == (3, 9, 8, False)
     if name == "m2_narrow_in":
         assert (p.in_simd, p.in_folds, p.simd) == (2, 8, 8)
     rng = np.random.default_rng(7)
@@ -169,6 +177,8 @@ LINT_SHAPES = [
     dict(FAST_SHAPES["m2_srbs"], runtime_weights=1, ram_style="ultra"),
     dict(FAST_SHAPES["m4_dense"], runtime_weights=1),
     dict(FAST_SHAPES["m4_dense"]),
+    dict(FAST_SHAPES["m2_padded_pe"]),  # OE < PE: the output buffer read across the lanes
+    dict(FAST_SHAPES["m2_padded_pe_wide"]),
     dict(m=2, ifm_channels=1, ofm_channels=12, ifm_dim=(4, 4), input_datatype="UINT8", weight_datatype="INT8",
          padding=0, pe=4, simd=1, pos=16),  # OE=6 not a multiple of PE=4; three V slots
 ]
@@ -218,7 +228,9 @@ def test_every_folding_choose_folding_can_return_is_built():
                     p = base.replace(pos=pos, pe=pe, simd=simd)
                     sv = layer_parameters(p)
                     assert (sv["POS"], sv["PE"], sv["SIMD"]) == (pos, pe, simd)
-                    assert sv["NVB"] in (2, 3) and p.ofm_channels % sv["OE"] == 0 and sv["OE"] >= pe
+                    assert sv["NVB"] in (2, 3) and p.ofm_channels % sv["OE"] == 0
+                    # a beat narrower than PE only where PE pads the last fold (read across the lanes)
+                    assert sv["OE"] >= pe or (p.ofm_channels % pe and p.out_lanes)
                     sf = p.ifm_channels // simd
                     assert sv["OTF_SERIAL"] == int(p.position_groups * sf >= p.t + p.m)
                     assert sv["MUL_LUT"] == int(p.mult_style == "lut")
@@ -271,11 +283,17 @@ MUTATIONS = {
     "padding_fold_dropped": ("localparam int CF     = (COUT + PE - 1) / PE;", "localparam int CF     = COUT / PE;"),
     # ISIMD < SIMD: every sub-fold written into every sub-memory of the V word (the last one wins)
     "sub_fold_ignored": ("if (we && (KS == 1 || rp_k == KS_W'(k))) mem", "if (we) mem"),
+    # OE < PE: the beat's channels taken from the first OE lanes, not rotated by the first channel's lane
+    "lane_rotation_ignored": ("if (o_rl + PE_W'(e) == PE_W'(p) || o_rl + PE_W'(e) == PE_W'(p + PE))",
+                              "if (PE_W'(e) == PE_W'(p))"),
+    # ... or every lane read at the beat's first fold (a beat straddling two folds reads the wrong one)
+    "lane_next_fold_ignored": ("r_rf == CF_W'(CF - 1)) ? 1'b0 : 1'b1);", "r_rf == CF_W'(CF - 1)) ? 1'b0 : 1'b0);"),
 }
 #: the shape (and output back-pressure) each mutant runs on, else m2_srbs at 0.5: the padding write
 #: reaches a beat not yet streamed only where the reader lags a band behind (heavy back-pressure)
-MUTANT_SHAPES = {"padding_written": ("m2_padded_pe", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5),
-                 "sub_fold_ignored": ("m2_narrow_in", 0.5)}
+MUTANT_SHAPES = {"padding_written": ("m2_padded_pe_wide", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5),
+                 "sub_fold_ignored": ("m2_narrow_in", 0.5), "lane_rotation_ignored": ("m2_padded_pe", 0.5),
+                 "lane_next_fold_ignored": ("m2_padded_pe", 0.5)}
 
 
 def _mutant_fails(name: str, rtl_root) -> bool:
@@ -307,7 +325,7 @@ def test_mutant_ignoring_out_ready_fails(rtl_root):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["wrong_window_column", "no_fold_accumulation", "output_columns_swapped",
                                   "v_rows_shifted", "padding_written", "padding_fold_dropped",
-                                  "sub_fold_ignored"])
+                                  "sub_fold_ignored", "lane_rotation_ignored", "lane_next_fold_ignored"])
 def test_more_mutants_fail(rtl_root, name):
     assert _mutant_fails(name, rtl_root)
 

@@ -618,8 +618,11 @@ def test_cycles_are_at_least_ideal(case):
     cf = -(-p.ofm_channels // p.pe)
     assert cycles.main == p.tiles_per_frame * (t2 // p.pos) * cf * (p.ifm_channels // p.simd)
     if p.pos == 1:  # a tile takes longer than streaming its m x m new pixels in and out
-        oe = min(d for d in range(p.pe, p.ofm_channels + 1) if p.ofm_channels % d == 0)  # PE, or above where padded
-        assert cycles.stall == 0 and p.out_stream_elems == oe
+        # PE; where PE pads the last fold, the divisor below it (read across the lanes) if the rate allows, else above
+        above = min(d for d in range(p.pe, p.ofm_channels + 1) if p.ofm_channels % d == 0)
+        below = max(d for d in range(1, p.pe + 1) if p.ofm_channels % d == 0)
+        assert cycles.stall == 0 and p.out_stream_elems in (below, above)
+        assert p.out_lanes == (p.out_stream_elems < p.pe)
 
 
 @given(estimate_case())
@@ -764,7 +767,7 @@ def test_choose_folding_meets_the_target_at_the_least_estimated_cost(case, where
 def test_choose_folding_weighs_lut_not_multipliers():
     """With the padded PE steps the fewest multipliers is no longer the cheapest: 64 -> 64 on 7x7
     at 11,048 cycles, (POS, PE, SIMD) = (1, 13, 8) has 26 multipliers but 13 output transforms and M
-    collectors; the search takes 32 multipliers at PE 1 at under a third of the LUTs -- (4, 1, 32)
+    collectors; the search takes 32 multipliers at PE 1 at under half the LUTs -- (4, 1, 32)
     with an input side of 2 channels (ISIMD), which the tile's 8 x 8 x 2 cycles of PE work leave
     time for, cheaper than (16, 1, 8) with its 8-channel input side and 16 V banks.  Where 32 ->
     32 channels need 2.9x the speed of PE 4, PE 3 (11 folds, one padding channel) is what it takes."""
@@ -775,7 +778,7 @@ def test_choose_folding_weighs_lut_not_multipliers():
     few = base.replace(pos=1, pe=13, simd=8)
     assert few.exp_cycles() <= 11048 and few.multipliers < chosen.multipliers
     assert (chosen.pos, chosen.pe, chosen.simd, chosen.in_simd) == (4, 1, 32, 2)
-    assert 3 * chosen.estimate_resources(PART).lut < few.estimate_resources(PART).lut
+    assert 2 * chosen.estimate_resources(PART).lut < few.estimate_resources(PART).lut
     wide = base.replace(pos=16, pe=1, simd=8)
     assert wide.exp_cycles() == chosen.exp_cycles() and wide.multipliers == chosen.multipliers
     assert chosen.estimate_resources(PART).lut < wide.estimate_resources(PART).lut
