@@ -121,9 +121,11 @@ QUICK_NETWORKS = {
     "tiny-vgg": {"data": "fashion-mnist", "board": "PYNQ-Z2", "arch": "vgg", "widths": [16, "M", 16, "M"]},
     "tiny-resnet-cifar": {"data": "random-32x32x3", "board": "PYNQ-Z2", "arch": "resnet", "depth": 8, "width": 8},
 }
-#: Target FPS, geometric with ratio 2^(1/6) (folding is discrete: a fine grid finds its steps).
-GRID = [int(round(25 * 2 ** (k / 6))) for k in range(0, 103)]  # 25 .. ~3.2 M
-QUICK_GRID = GRID[::12]
+#: Target FPS, geometric with ratio 2^(1/12) (folding is discrete: a fine grid finds its steps -- with
+#: 2^(1/6), fmnist-vgg's 1 of 4 went from 13,312 cycles a frame at 7,184 FPS to 11,008 at 8,063, past its
+#: 12,544-cycle folding; the bisection takes one step more for twice the points).
+GRID = [int(round(25 * 2 ** (k / 12))) for k in range(0, 205)]  # 25 .. ~3.2 M
+QUICK_GRID = GRID[::24]
 
 #: BISWSRBS (Yang et al., ACM TRETS 14(4), 2021), abstract (DESIGN.md, shared/seeds): speed-ups of
 #: their SRBS accelerator with mixed precision over the dense Winograd accelerator of their ref. [20].
@@ -458,6 +460,24 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
     return list(found.values())
 
 
+def built_on_current_rtl(net: dict) -> bool | None:
+    """Whether a bench-rtl build's RTL is the current one: the digest it recorded (``rtl.py``)
+    against :func:`winoforge.hw.rtl.rtl_sources_digest`; for a build recorded before builds
+    recorded it, whether git finds ``hw/rtl`` unchanged since the build's commit (``None``:
+    unknown -- no commit, or no git checkout)."""
+    import subprocess
+
+    from winoforge.hw.rtl import rtl_sources_digest
+
+    if net.get("rtl_digest"):
+        return net["rtl_digest"] == rtl_sources_digest()
+    commit = net.get("git_commit")
+    if not commit:
+        return None
+    run = subprocess.run(["git", "diff", "--quiet", commit, "--", "hw/rtl"], cwd=ROOT.parent, capture_output=True)
+    return {0: True, 1: False}.get(run.returncode)
+
+
 def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
     """Where ``make bench-rtl`` built, simulated and synthesized a row's network (same network, flow,
     density, pattern, mixed precision; :func:`rtl_networks`) the row takes the RTL's figures: FPS from
@@ -472,6 +492,9 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
       past the estimate's cap can hold under Yosys (``rtl.chosen`` says so).
     * Where the row's own build is *over* those limits by Yosys, the fastest build within them
       replaces it even if it is slower (else the row keeps its own build, marked ``!`` in the table).
+    * ``rtl.current_rtl`` says whether the build's RTL is the current one (:func:`built_on_current_rtl`;
+      ``rtl*`` in the table where it is not: the RTL computes the same integers, but its counts and
+      cycles may have moved since).
     Re-applicable: a row that is already ``rtl`` starts again from its ``estimate``."""
     from winoforge.hw.boards import fits, get_board
 
@@ -522,6 +545,7 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
                    dsp=y["dsp"], source="rtl", max_cycles=net["cycles_per_frame_est"],
                    target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
         row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
+                      "current_rtl": built_on_current_rtl(net),
                       "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
                       "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
                       "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP by "
@@ -572,7 +596,10 @@ def table(rows: list[dict]) -> str:
                      f"{fmt(r['fps'], '9.0f')} {fmt(r['lut'], '8.0f')} {fmt(r['ff'], '8.0f')} {fmt(r['bram'], '7.1f')} "
                      f"{fmt(r.get('uram'), '5.0f')} "
                      f"{fmt(r['dsp'], '5.0f')} {fmt(r['speedup_vs_dense_winograd'], '7.2f') + ('x' if r.get('within_reference') is not False else '!') if r['speedup_vs_dense_winograd'] else '       -'} "
-                     f"{fmt(r['speedup_vs_finn'], '7.2f') + 'x' if r['speedup_vs_finn'] else '       -'} {r['source']}")
+                     f"{fmt(r['speedup_vs_finn'], '7.2f') + 'x' if r['speedup_vs_finn'] else '       -'} {r['source']}"
+                     + ("*" if r.get("rtl", {}).get("current_rtl") is False else ""))
+    if any(r.get("rtl", {}).get("current_rtl") is False for r in rows):
+        lines.append("rtl*: built on an RTL that has changed since (the same integers; its counts may have moved)")
     if any(r.get("within_reference") is False for r in rows):
         lines.append("!: the row's final (Yosys) LUT/DSP exceed those of the row that capped it: not at equal resources")
     lines.append("paper (BISWSRBS, Yang et al. TRETS 2021, SRBS + mixed precision vs dense Winograd): "

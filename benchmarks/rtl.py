@@ -262,8 +262,11 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
     locked), with the row's key (``row``) that ``networks.apply_rtl`` matches."""
     import fcntl
 
+    from winoforge.hw.rtl import rtl_sources_digest
+
     for spec in specs:
         t0 = time.perf_counter()
+        digest = rtl_sources_digest()  # the RTL it is built from (networks.py flags later changes)
         name, onnx, fps, key, golden = _row_network(spec, work)
         net = _network(name, onnx, fps, work, images, golden)
         if key.get("candidate"):  # a folding of its own: the row's cycles do not apply
@@ -273,6 +276,7 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
         net["targets"].update(zero_mismatches=net["mismatches"] == 0,
                               same_folding_as_row=net["cycles_per_frame_est"] == key["max_cycles"])
         net["git_commit"] = _git_commit()
+        net["rtl_digest"] = digest
         with open(out, "a+") as f:  # locked on the file itself: processes with other --work dirs share it
             fcntl.flock(f, fcntl.LOCK_EX)
             f.seek(0)

@@ -325,3 +325,37 @@ def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
     assert result["rows"][4]["speedup_vs_dense_winograd"] == 1.0  # capped and compared within its network
     with pytest.raises(SystemExit, match="fmnist-resnet8 srbs 0.25 False 4"):
         nb["_merge"](argparse.Namespace(merge=[a, b, b], out=str(out), quick=False))
+
+
+def test_builds_on_a_changed_rtl_are_flagged(tmp_path):
+    """A build records the digest of the RTL it was built from (rtl.py); apply_rtl says whether that is
+    the current RTL (``rtl.current_rtl``), the table marks the rows where it is not (``rtl*``); builds
+    recorded before the digest fall back to git (hw/rtl unchanged since the build's commit)."""
+    from winoforge.hw.rtl import RTL_DIR, rtl_sources_digest
+
+    mod = runpy.run_path(str(SCRIPT))
+    digest = rtl_sources_digest()
+    assert len(digest) == 16 and digest == rtl_sources_digest()
+    assert mod["built_on_current_rtl"]({"rtl_digest": digest}) is True
+    assert mod["built_on_current_rtl"]({"rtl_digest": "0" * 16}) is False
+    assert mod["built_on_current_rtl"]({}) is None  # neither a digest nor a commit: unknown
+    assert mod["built_on_current_rtl"]({"git_commit": "f" * 40}) is None  # git does not know the commit
+    # a changed source changes the digest (the layer's module and the layers/ folder are both in it)
+    assert (RTL_DIR / "winograd_srbs_layer.sv").is_file() and any((RTL_DIR / "layers").glob("*.sv"))
+
+    def row(fps, cycles):
+        return {"network": "fmnist-vgg", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "sub_row": 8,
+                "keep": 2, "mixed_precision": False, "mean_bits": 4.0, "fps": fps, "lut": 40_000.0, "ff": None,
+                "bram": 50.0, "uram": 0, "dsp": 0, "max_cycles": cycles, "source": "estimate",
+                "speedup_vs_dense_winograd": None, "speedup_vs_finn": None}
+
+    rows = [row(4000.0, 25_000)]
+    key = {"network": "fmnist-vgg", "flow": "srbs", "density": 0.25, "mixed_precision": False}
+    for recorded, current in ((digest, True), ("0" * 16, False)):
+        net = {"name": "fmnist-vgg-srbs_2of8", "cycles_per_frame_est": 25_000, "cycles_per_frame_sim": 25_000,
+               "yosys_complete": True, "yosys": {"lut": 39_000, "ff": 22_000, "bram": 100, "dsp": 0}, "images": 200,
+               "mismatches": 0, "row": key, "rtl_digest": recorded}
+        mod["apply_rtl"](rows, [(mod["row_key"](key), net, "rtl_rows.json")])
+        assert rows[0]["source"] == "rtl" and rows[0]["rtl"]["current_rtl"] is current
+        line = [ln for ln in mod["table"](rows).splitlines() if ln.startswith("fmnist-vgg")][0]
+        assert line.endswith("rtl*") != current
