@@ -447,14 +447,13 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     ne = params.pos * params.pe * params.lanes
     wdepth = params.weight_memory_depth
     tw = params.tile_grid[1]
-    oe = r["OE"]
     mems = [
         Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
         Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
         Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
         # a bank per beat channel, or (OE < PE) per PE lane with a word per output fold
-        Memory("output_buffer", m * m * params.pe, 2 * tw * params.output_folds, r["OUT_W"]) if params.out_lanes
-        else Memory("output_buffer", m * m * oe, 2 * tw * params.ofm_channels // oe, r["OUT_W"]),
+        Memory("output_buffer", m * m * params.output_buffer_banks, 2 * tw * params.output_buffer_pixel_words,
+               r["OUT_W"]),
     ]
     if params.runtime_weights:  # one RAM of NCOL LOAD_W-bit columns, values and indices side by side
         # synthesis drops the never-read pad bits of the last column (Yosys: 8 -> 4 channels at POS 1, one 4-bit
@@ -521,16 +520,16 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         collector = 0
         otf = pe * (t * at * r["OMID_W"] + m * at * r["OUT_W"])
     oe = r["OE"]
-    # OE > PE: per output-buffer bank the PE select of its write data ('0 default) and its write address adder
-    ob_aw = _bits(2 * params.tile_grid[1] * params.ofm_channels // oe)
-    # (a PE that does not divide OFMChannels: each bank's write enable also compares its PE source with the
-    # last fold's channel count)
-    padded = params.padded_ofm_channels != params.ofm_channels
-    rotate = 0 if oe == pe else m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw + padded)
+    ob_aw = _bits(2 * params.tile_grid[1] * params.output_buffer_pixel_words)  # an output-buffer address
     if params.out_lanes:  # OE < PE: per lane bank its read address (this fold or the next), per beat channel
-        ob_aw = _bits(2 * params.tile_grid[1] * params.output_folds)  # a PE:1 select of the lanes
-        rotate = pe * (ob_aw + 1) + oe * r["OUT_W"] * _mux_luts(pe)
-    banks = pe if params.out_lanes else oe  # output-buffer banks per output position
+        rotate = pe * (ob_aw + 1) + oe * r["OUT_W"] * _mux_luts(pe)  # a PE:1 select of the lanes
+    elif oe != pe:  # OE > PE: per output-buffer bank the PE select of its write data ('0 default) and its write
+        # address adder (a PE that does not divide OFMChannels: its write enable also compares its PE source
+        # with the last fold's channel count)
+        padded = params.padded_ofm_channels != params.ofm_channels
+        rotate = m * m * oe * (r["OUT_W"] * max(1, _mux_luts(pe)) + ob_aw + padded)
+    else:
+        rotate = 0
     return {
         "line_buffer_read": t * isimd * r["IN_W"] * _mux_luts(t + m),
         "input_transform": isimd * (bt * (r["VMID_W"] + r["V_W"]) + t * r["VMID_W"] * _mux_luts(t)),
@@ -546,7 +545,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "accumulators": 0 if not r["MUL_LUT"] and lanes == 1 else dots * ACC_LUT_PER_BIT * r["ACC_W"],
         "m_collector": collector,
         "output_transform": otf,
-        "output_select": banks * r["OUT_W"] * _mux_luts(m * m) + rotate,
+        "output_select": params.output_buffer_banks * r["OUT_W"] * _mux_luts(m * m) + rotate,
         # runtime-writeable weights: the load address and column counters, a write enable per column
         "weight_load": _weight_load_luts(params, r) if params.runtime_weights else 0,
     }
@@ -643,7 +642,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
         "dots": pos * pe * dot,
         "m_collector": (t2 - pos) * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
         "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
-        "output_buffer": m * m * (pe if params.out_lanes else oe) * r["OUT_W"] if lutram("output_buffer") else 0,
+        "output_buffer": m * m * params.output_buffer_banks * r["OUT_W"] if lutram("output_buffer") else 0,
         "weight_load": bits(wdepth) + bits(_weight_columns(params, r)) + 1 if params.runtime_weights else 0,
     }
 

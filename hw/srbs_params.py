@@ -426,6 +426,18 @@ class WinogradSRBSParams:
         return self.out_stream_elems < self.pe
 
     @property
+    def output_buffer_banks(self) -> int:
+        """Output-buffer banks per output position of a tile (the RTL's ``OB_NB``): one per
+        beat channel (OE), or per PE lane where the beats are read across the lanes."""
+        return self.pe if self.out_lanes else self.out_stream_elems
+
+    @property
+    def output_buffer_pixel_words(self) -> int:
+        """Words of one pixel in each output-buffer bank (the RTL's ``OB_PIX``): its beats
+        (OFMChannels / OE), or its output folds where the banks are the PE lanes."""
+        return self.output_folds if self.out_lanes else self.ofm_channels // self.out_stream_elems
+
+    @property
     def input_transform_units(self) -> int:
         """``u_in``: serial 1-D ``B^T`` units per SIMD lane.  The t x t transform of one
         input fold is 2t 1-D transforms (``ceil(2t/u_in)`` cycles); its V values serve
