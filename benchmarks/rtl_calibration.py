@@ -164,6 +164,16 @@ POINTS: dict[str, list[dict]] = {
           for kind, sub_row, keep, c, d, pe, simd, isimd in (
               ("srbs4of1", 4, 1, 32, 28, 5, 16, 4), ("srbs4of1", 4, 1, 64, 14, 5, 16, 2),
               ("dense", 0, 0, 32, 28, 3, 8, 1))],
+        # the weight and index ROMs in block RAM (ram_style "block", hw.build.step_weight_roms_to_bram): 1 of 4 at
+        # 4x dense Winograd's speed on fmnist-vgg's 64 -> 64 layer (ROMs of 176 x 384 and 176 x 192 bits, logic
+        # where synthesis chooses), and a POS not dividing the 16 positions (6: three groups, 6 + 6 + 4) on its
+        # 32 -> 32 layer
+        dict(name="rom_block_srbs4of1_c64_14x14_pe3", m=2, ifm_channels=64, ofm_channels=64, ifm_dim=(14, 14),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=3, simd=32, pos=4,
+             isimd=2, res_type="lut", ram_style="block"),
+        dict(name="padded_pos6_srbs4of1_c32_28x28_pe2", m=2, ifm_channels=32, ofm_channels=32, ifm_dim=(28, 28),
+             input_datatype="UINT4", weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=2, simd=32, pos=6,
+             isimd=4, res_type="lut", ram_style="block"),
     ],
 }
 

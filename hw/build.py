@@ -339,6 +339,56 @@ def step_weights_to_uram(model, cfg):
     return _each_dataflow_graph(model, move)
 
 
+#: the share of the board's RAMB18s :func:`step_weight_roms_to_bram` fills: the rest is left to
+#: the FIFOs FINN sizes after the estimates (``step_set_fifo_depths``)
+ROM_BRAM_SHARE = 0.9
+
+
+def step_weight_roms_to_bram(model, cfg):
+    """Weight ROMs that synthesis would build from LUTs (small ones: :func:`winoforge.hw.srbs_estimates.memories`,
+    ``auto``) move to block RAM (``ram_style="block"``: the RTL's ``ROM_BLOCK``, ``rom_style = "block"``) where
+    the board's BRAM has room: the most LUTs saved per RAMB18 first, while the estimated RAMB18s stay within
+    :data:`ROM_BRAM_SHARE` of the board's.  ``WinogradSRBS_rtl`` layers with ``ram_style="auto"`` and
+    bitstream weights only (a RAM written at run time keeps its style); FINN's own layers keep theirs.  Both
+    Winograd flows (dense and SRBS) get it, so their LUT counts compare like for like.  Fashion-MNIST VGG at
+    1 of 4, 11,008 cycles a frame: its four 28x28 and 14x14 layers' ROMs (176 x 576 bits and smaller) save an
+    estimated 2,796 LUT for 40 RAMB18."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .boards import get_board
+    from .finn_estimates import node_resources
+
+    cap = ROM_BRAM_SHARE * get_board(cfg.board).bram18
+    part = cfg._resolve_fpga_part()
+    converters = _converters(model)[0]
+
+    def move(graph_model):
+        nodes = _dataflow_nodes(graph_model)
+        res = [node_resources(getCustomOp(n), part) for n in nodes]
+        now = _totals(res, converters).get("BRAM_18K", 0)
+        cands = []
+        for i, node in enumerate(nodes):
+            if not node.op_type.startswith("WinogradSRBS"):
+                continue
+            inst = getCustomOp(node)
+            if inst.get_nodeattr("ram_style") != "auto" or inst.get_nodeattr("runtime_writeable_weights"):
+                continue
+            inst.set_nodeattr("ram_style", "block")
+            block = node_resources(inst, part)
+            inst.set_nodeattr("ram_style", "auto")
+            saved = res[i].get("LUT", 0) - block.get("LUT", 0)
+            cost = block.get("BRAM_18K", 0) - res[i].get("BRAM_18K", 0)
+            if saved > 0 and cost > 0:
+                cands.append((-saved / cost, i, cost))
+        for _, i, cost in sorted(cands):
+            if now + cost <= cap:
+                getCustomOp(nodes[i]).set_nodeattr("ram_style", "block")
+                now += cost
+        return graph_model
+
+    return _each_dataflow_graph(model, move)
+
+
 def step_runtime_weights(model, cfg):
     """Every ``WinogradSRBS_rtl`` keeps its weights in a RAM written at run time
     (``runtime_writeable_weights=1``, FINN's attribute; the memory style stays as folded): the
@@ -446,7 +496,8 @@ def winograd_steps(codegen: bool = False, open_rtl: bool = True, runtime_weights
              step_check_supported,
              *FINN_BACK, step_winograd_folding, *([step_runtime_weights] if runtime_weights else []),
              *([step_open_rtl_layers] if open_rtl else []),
-             "step_minimize_bit_width", "step_generate_estimate_reports", step_check_resources]
+             "step_minimize_bit_width", step_weight_roms_to_bram, "step_generate_estimate_reports",
+             step_check_resources]
     return steps + (["step_hw_codegen"] if codegen else [])
 
 

@@ -58,7 +58,8 @@ def weight_memory_words(U: np.ndarray, params: WinogradSRBSParams) -> tuple[np.n
     (innermost).  Entry ``(j * PE + pe) * lanes + s * Keep + k`` of a word is bank j's
     entry ``pe * lanes + s * Keep + k``: the k-th kept entry of sub-row s (of this input
     fold) of output channel ``fold * PE + pe`` at Winograd position ``xi = g * POS + j``
-    (``xi = a*t + b``).  POS = 1 is a single bank.  A dense layer packs as SubRow =
+    (``xi = a*t + b``; where POS does not divide t^2, the last group's entries of ``xi >= t^2`` are zero,
+    value and index).  POS = 1 is a single bank.  A dense layer packs as SubRow =
     Keep = 1 (no indices).
     """
     L, K = (params.sub_row, params.keep) if params.sparse else (1, 1)
@@ -70,6 +71,7 @@ def weight_memory_words(U: np.ndarray, params: WinogradSRBSParams) -> tuple[np.n
     shape = (groups, pos, cf, pe, sf, simd // L, K)
 
     def order(a: np.ndarray) -> np.ndarray:  # (g, j, f, pe, s, sub-row, k) -> (f, g, s | j, pe, sub-row, k)
+        a = np.pad(a, ((0, params.padded_positions - a.shape[0]), (0, 0), (0, 0), (0, 0)))  # idle lanes: zeros
         return a.reshape(shape).transpose(2, 0, 4, 1, 3, 5, 6).reshape(cf * groups * sf, params.multipliers)
 
     return order(packed.values), order(packed.indices)

@@ -450,7 +450,7 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     mems = [
         Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
         Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
-        Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * t * t // nb, isimd * r["V_W"]),
+        Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * -(-t * t // nb), isimd * r["V_W"]),
         # a bank per beat channel, or (OE < PE) per PE lane with a word per output fold
         Memory("output_buffer", m * m * params.output_buffer_banks, 2 * tw * params.output_buffer_pixel_words,
                r["OUT_W"]),
@@ -640,7 +640,7 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
         "v_buffer": max(t, pos) * simd * r["V_W"] if lutram("v_buffer") else 0,
         "weight_memory": rom_bits if lutram("weight_memory") else 0,
         "dots": pos * pe * dot,
-        "m_collector": (t2 - pos) * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
+        "m_collector": (params.position_groups - 1) * pos * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
         "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
         "output_buffer": m * m * params.output_buffer_banks * r["OUT_W"] if lutram("output_buffer") else 0,
         "weight_load": bits(wdepth) + bits(_weight_columns(params, r)) + 1 if params.runtime_weights else 0,

@@ -8,17 +8,18 @@ from functools import lru_cache
 import numpy as np
 
 from .srbs_estimates import ResourceEstimate
-from .srbs_params import OP_TYPE, WinogradSRBSParams, allowed_simd, divisors, pe_steps
+from .srbs_params import OP_TYPE, WinogradSRBSParams, allowed_simd, divisors, pe_steps, pos_steps
 
 __all__ = ["choose_folding", "foldings"]
 
 
 def foldings(params: WinogradSRBSParams) -> list[WinogradSRBSParams]:
-    """Every folding the search considers: POS a divisor of t^2, PE in :func:`pe_steps`
+    """Every folding the search considers: POS in :func:`pos_steps` (the divisors of t^2 and the
+    padded values between them), PE in :func:`pe_steps`
     (the divisors of OFMChannels and the padded values between them), SIMD in
     :func:`allowed_simd`, ISIMD a divisor of SIMD (0 for SIMD itself)."""
     return [params.replace(pos=pos, pe=pe, simd=simd, isimd=isimd if isimd < simd else 0)
-            for pos in divisors(params.t**2)
+            for pos in pos_steps(params.t**2)
             for pe in pe_steps(params.ofm_channels)
             for simd in allowed_simd(params.ifm_channels, params.sub_row)
             for isimd in divisors(simd)]
@@ -63,20 +64,34 @@ def choose_folding(params: WinogradSRBSParams, target_cycles: int, fpgapart: str
     buffer.  DSPs come first so that a layer with DSP multipliers takes the fewest of
     them (with LUT multipliers every folding has none).
 
+    A POS that does not divide t^2 (:func:`~winoforge.hw.srbs_params.pos_steps`) is taken only where it
+    beats the best divisor of t^2 without more RAMB18s or DSPs: its idle lanes' zero weights lengthen
+    the weight memory by ``G * POS / t^2``.
+
     ``ValueError`` if even full parallelism ``POS = t^2, PE = OFMChannels,
     SIMD = IFMChannels`` needs more cycles (the cycles are non-increasing in each).
     """
     if isinstance(target_cycles, bool) or not isinstance(target_cycles, (int, np.integer)) or target_cycles < 1:
         raise ValueError(f"target_cycles must be a positive integer, got {target_cycles!r}")
-    best, best_key = None, None
+    best, best_key = {}, {}  # the best of the foldings whose POS divides t^2 (False) and of the padded ones (True)
+    t2 = params.t**2
     for cand in foldings(params):
         cycles = _cycles(cand)
         if cycles > target_cycles:
             continue
         res = _resources(cand, fpgapart)
         key = (res.dsp, res.lut, res.bram18, cycles, -cand.simd, -cand.pe, cand.pos, -cand.in_simd)
-        if best_key is None or key < best_key:
-            best, best_key = cand, key
+        padded = t2 % cand.pos != 0
+        if padded not in best_key or key < best_key[padded]:
+            best[padded], best_key[padded] = cand, key
+    if True in best and False in best:
+        # a padded POS stores zero weights for its idle lanes (t^2 -> G * POS positions): taken only where
+        # it costs no more RAMB18s (nor DSPs) than the best divisor -- left to the LUT-first key alone, it
+        # traded BRAM for LUTs at slow targets (cifar-vgg-nagadomi's dense layers at POS 3 instead of 4:
+        # 826 RAMB18 where ZCU104 has 610)
+        pad, div = best_key[True], best_key[False]
+        del best[False if pad < div and pad[0] <= div[0] and pad[2] <= div[2] else True]
+    best = best.get(False, best.get(True))
     if best is None:
         full = params.replace(pos=params.t**2, pe=params.ofm_channels, simd=params.ifm_channels, isimd=0)
         raise ValueError(

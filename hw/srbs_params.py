@@ -55,6 +55,7 @@ __all__ = [
     "attr_error",
     "divisors",
     "pe_steps",
+    "pos_steps",
     "allowed_simd",
     "first_index",
     "check_weights",
@@ -126,6 +127,14 @@ def pe_steps(cout: int) -> list[int]:
     is allowed; a larger one with the same folds only pads more).  The divisors of ``cout``
     and the padded steps between them, e.g. 32: 1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32."""
     return sorted({-(-cout // cf) for cf in range(1, cout + 1)})
+
+
+def pos_steps(t2: int) -> list[int]:
+    """The POS values worth building for ``t2`` Winograd positions, as :func:`pe_steps`: for each
+    number of position groups the smallest POS reaching it (any POS in 1..t2 is allowed; one that does
+    not divide t2 leaves lanes of the last group idle), e.g. 16: 1, 2, 3, 4, 6, 8, 16 -- POS 6 computes
+    a tile in 3 groups (6 + 6 + 4 positions) where POS 4 takes 4 and POS 8 takes 2."""
+    return pe_steps(t2)
 
 
 def allowed_simd(cin: int, sub_row: int) -> list[int]:
@@ -237,9 +246,10 @@ class WinogradSRBSParams:
                              _list([0] + divisors(simd)))
         pos = _int_attr("POS", self.pos, 1)
         t2 = (int(m) + 2) ** 2
-        if t2 % pos:
-            raise attr_error("POS", pos, f"must divide the t*t={t2} Winograd positions of F({m}x{m},3x3)",
-                             _list(divisors(t2)))
+        if pos > t2:
+            raise attr_error("POS", pos, f"must be at most the t*t={t2} Winograd positions of F({m}x{m},3x3) "
+                             "(a POS that does not divide them leaves lanes of the last position group idle)",
+                             f"1..{t2}")
         idt = _datatype_attr("inputDataType", self.input_datatype, MAX_CODE_BITS)
         wdt = _datatype_attr("weightDataType", self.weight_datatype, MAX_CODE_BITS)
         odt = _datatype_attr("outputDataType", self.output_datatype, None)
@@ -344,8 +354,14 @@ class WinogradSRBSParams:
 
     @property
     def position_groups(self) -> int:
-        """Winograd positions computed one after another: ``t^2 / POS``."""
-        return self.t**2 // self.pos
+        """Position groups computed one after another: ``ceil(t^2 / POS)`` (where POS does not divide
+        t^2, the last group's lanes beyond position t^2 - 1 hold zero weights and their sums are dropped)."""
+        return -(-self.t**2 // self.pos)
+
+    @property
+    def padded_positions(self) -> int:
+        """``position_groups * POS``: the positions of the weight memory's lines, t^2 and the padding."""
+        return self.position_groups * self.pos
 
     @property
     def output_folds(self) -> int:
@@ -445,7 +461,7 @@ class WinogradSRBSParams:
         ``(t^2/POS) * cf`` cycles per input fold, so ``u_in = ceil(2 POS / (t cf))``: 1
         for POS <= t/2 * cf; POS*SIMD values per cycle at cf = 1; 2t (a fully
         parallel 2-D transform) at POS = t^2, cf = 1."""
-        return math.ceil(2 * self.pos / (self.t * self.output_folds))
+        return math.ceil(2 * self.t / (self.position_groups * self.output_folds))  # G = t^2/POS where POS divides
 
     @property
     def output_transform_units(self) -> int:
@@ -455,7 +471,7 @@ class WinogradSRBSParams:
         buffer is double), so ``u_out = ceil(POS (t+m) / (t^2 sf))``: 1 at POS = 1;
         POS*PE accumulators consumed per cycle at sf = 1."""
         sf = self.ifm_channels // self.simd
-        return math.ceil(self.pos * (self.t + self.m) / (self.t**2 * sf))
+        return math.ceil((self.t + self.m) / (self.position_groups * sf))
 
     @property
     def mult_style(self) -> str:

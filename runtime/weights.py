@@ -71,9 +71,10 @@ class WeightLayout:
                 raise WeightStreamError(f"weight layout: {name}={value!r}; allowed: a positive integer")
         if not 1 <= self.w_bits <= 32:
             raise WeightStreamError(f"weight layout: w_bits={self.w_bits}; allowed: 1..32")
-        for name, total in (("pos", self.t * self.t), ("simd", self.cin)):
-            if total % getattr(self, name):
-                raise WeightStreamError(f"weight layout: {name}={getattr(self, name)} does not divide {total}")
+        if self.cin % self.simd:
+            raise WeightStreamError(f"weight layout: simd={self.simd} does not divide cin={self.cin}")
+        if self.pos > self.t * self.t:  # a pos that does not divide t^2 pads the last position group
+            raise WeightStreamError(f"weight layout: pos={self.pos}; allowed: 1..t*t={self.t * self.t}")
         if self.pe > self.cout:  # a PE that does not divide cout pads the last output fold
             raise WeightStreamError(f"weight layout: pe={self.pe}; allowed: 1..cout={self.cout}")
         if self.sparse:
@@ -126,8 +127,13 @@ class WeightLayout:
         return self.output_folds * self.pe
 
     @property
+    def position_groups(self) -> int:
+        """``ceil(t^2 / pos)``: the last group padded with zero-weight positions where pos does not divide t^2."""
+        return -(-self.t * self.t // self.pos)
+
+    @property
     def lines(self) -> int:
-        return (self.t * self.t // self.pos) * self.output_folds * (self.cin // self.simd)
+        return self.position_groups * self.output_folds * (self.cin // self.simd)
 
     @property
     def columns(self) -> int:
@@ -150,7 +156,7 @@ class WeightLayout:
     def _fold_shape(self) -> tuple[int, ...]:
         """Packed ``(t^2, Cout, Cin/L, K)`` as ``(G, POS, CF, PE, SF, SIMD/L, K)``."""
         L, K = (self.sub_row, self.keep) if self.sparse else (1, 1)
-        return (self.t * self.t // self.pos, self.pos, self.output_folds, self.pe, self.cin // self.simd,
+        return (self.position_groups, self.pos, self.output_folds, self.pe, self.cin // self.simd,
                 self.simd // L, K)
 
 
@@ -160,7 +166,9 @@ def stream_length(layout: WeightLayout) -> int:
 
 
 def _to_lines(packed: np.ndarray, layout: WeightLayout) -> np.ndarray:
-    """``(t^2, CF*PE, Cin/L, K)`` -> ``(lines, NE)`` in memory order (f, g, s | j, pe, r, k)."""
+    """``(t^2, CF*PE, Cin/L, K)`` -> ``(lines, NE)`` in memory order (f, g, s | j, pe, r, k); the positions
+    padded to ``G * POS`` with zeros."""
+    packed = np.pad(packed, ((0, layout.position_groups * layout.pos - packed.shape[0]), (0, 0), (0, 0), (0, 0)))
     return packed.reshape(layout._fold_shape()).transpose(2, 0, 4, 1, 3, 5, 6).reshape(layout.lines, layout.entries)
 
 
@@ -169,7 +177,7 @@ def _from_lines(lines: np.ndarray, layout: WeightLayout) -> np.ndarray:
     g, pos, cf, pe, sf, r, k = layout._fold_shape()
     L, K = (layout.sub_row, layout.keep) if layout.sparse else (1, 1)
     return lines.reshape(cf, g, sf, pos, pe, r, k).transpose(1, 3, 0, 4, 2, 5, 6).reshape(
-        layout.t * layout.t, cf * pe, layout.cin // L, K)
+        g * pos, cf * pe, layout.cin // L, K)[: layout.t * layout.t]
 
 
 def encode(U: Any, layout: WeightLayout) -> np.ndarray:

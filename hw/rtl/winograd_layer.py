@@ -14,7 +14,8 @@ weights, dense or SRBS); :func:`layer_parameters` refuses, naming the field and
 its allowed values, what the RTL does not build (m = 6, Padding larger than the
 kernel can use).
 
-Weights: a ROM with the bitstream's contents (``$readmemh``), or, with
+Weights: a ROM with the bitstream's contents (``$readmemh``; ``ram_style="block"`` puts it
+in block RAM, else synthesis maps it: logic where it is small), or, with
 ``runtime_writeable_weights=1``, a RAM written through a third stream ``in1_V``
 (:data:`LOAD_W` bits, the words of
 :func:`~winoforge.hw.srbs_codegen.weight_stream_words`; ``ram_style="ultra"`` puts it
@@ -98,7 +99,7 @@ def layer_parameters(params) -> dict[str, int]:
         "MUL_LUT": int(params.mult_style == "lut"),
         "OTF_SERIAL": int(output_transform_serial(params)),
         **({"RUNTIME_W": 1, "LOAD_W": LOAD_W, "URAM": int(params.ram_style == "ultra")}
-           if params.runtime_weights else {}),
+           if params.runtime_weights else {"ROM_BLOCK": 1} if params.ram_style == "block" else {}),
     }
 
 

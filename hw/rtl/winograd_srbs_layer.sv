@@ -29,7 +29,7 @@
 //                Z = B^T d, the row unit turns the T rows of Z into the rows of
 //                V = Z B, one a cycle, while the next fold's columns arrive.
 //   V buffer     NVB slots (tiles k, k+1[, k+2]) in NB = max(T, POS) banks
-//                (position xi in bank xi % NB) of NVB*SF*T*T/NB words of
+//                (position xi in bank xi % NB) of NVB*SF*ceil(T*T/NB) words of
 //                SIMD*V_W bits (KS sub-memories of ISIMD*V_W bits, one per
 //                sub-fold).  NVB = 3 lets the window stage run two tiles
 //                ahead where a tile's PE work is shorter than its T*SFI window
@@ -37,7 +37,9 @@
 //   PE array     per tile: output fold f (CF = ceil(COUT/PE); where PE does not
 //                divide COUT the last fold's padding channels have zero weights
 //                and are not written out) -> position group g
-//                (G = T*T/POS) -> input fold s (innermost), one step a cycle;
+//                (G = ceil(T*T/POS); where POS does not divide T*T the last
+//                group's lanes past position T*T-1 get zero weights and their
+//                sums are dropped) -> input fold s (innermost), one step a cycle;
 //                POS x PE srbs_dot units (multipliers '*' or, MUL_LUT = 1,
 //                shift-and-add), weights from the ROM read with
 //                $readmemh(VALUES_FILE / INDICES_FILE) (the files of
@@ -102,7 +104,8 @@ module winograd_srbs_layer #(
     parameter     INDICES_FILE = "",
     parameter int RUNTIME_W = 0,   // 1: weights written at run time through the w_* stream, not $readmemh
     parameter int LOAD_W    = 64,  // RUNTIME_W: bits of one weight-stream word
-    parameter int URAM      = 0    // RUNTIME_W: the weight memory in UltraRAM (no initial contents there)
+    parameter int URAM      = 0,   // RUNTIME_W: the weight memory in UltraRAM (no initial contents there)
+    parameter int ROM_BLOCK = 0    // not RUNTIME_W: the weight and index ROMs in block RAM (else as synthesis maps them)
 ) (
     input  logic                     ap_clk,
     input  logic                     ap_rst_n,
@@ -127,7 +130,7 @@ module winograd_srbs_layer #(
     localparam int KS     = SIMD / ISIMD;
     localparam int CF     = (COUT + PE - 1) / PE;  // output folds; the last padded where PE does not divide COUT
     localparam int LASTN  = COUT - (CF - 1) * PE;  // channels of the last output fold that are written
-    localparam int G      = T2 / POS;
+    localparam int G      = (T2 + POS - 1) / POS;  // position groups; the last one's lanes past T2 idle
     localparam int HO     = H + 2 * PAD - 2;
     localparam int WO     = W + 2 * PAD - 2;
     localparam int TH     = (HO + M - 1) / M;
@@ -160,7 +163,7 @@ module winograd_srbs_layer #(
     localparam int T_W    = $clog2(T);
     localparam int M_W    = (M > 1) ? $clog2(M) : 1;
     localparam int NB     = (POS > T) ? POS : T;  // V buffer banks
-    localparam int QN     = T2 / NB;              // positions per bank and fold
+    localparam int QN     = (T2 + NB - 1) / NB;   // positions per bank and fold (at most)
     localparam int VB_D   = NVB * SF * QN;
     localparam int VB_AW  = (VB_D > 1) ? $clog2(VB_D) : 1;
     localparam int Q_W    = (QN > 1) ? $clog2(QN) : 1;
@@ -475,13 +478,28 @@ module winograd_srbs_layer #(
     logic [NE * W_W - 1:0]   d_w;
     logic [NE * IDX_W - 1:0] d_idx;
     if (RUNTIME_W == 0) begin : g_rom
-        // ROM with the bitstream's initial contents
-        logic [NE * W_W - 1:0] wrom [WDEPTH];
-        if (VALUES_FILE != "") begin : g_wrom_init
-            initial $readmemh(VALUES_FILE, wrom);
+        // ROMs with the bitstream's initial contents; ROM_BLOCK: in block RAM (rom_style
+        // "block": winoforge.hw.build.step_weight_roms_to_bram), else where synthesis maps them
+        if (ROM_BLOCK != 0) begin : g_wrom_block
+            (* rom_style = "block" *) logic [NE * W_W - 1:0] wrom [WDEPTH];
+            if (VALUES_FILE != "") begin : g_wrom_init
+                initial $readmemh(VALUES_FILE, wrom);
+            end
+            always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
+        end else begin : g_wrom_auto
+            logic [NE * W_W - 1:0] wrom [WDEPTH];
+            if (VALUES_FILE != "") begin : g_wrom_init
+                initial $readmemh(VALUES_FILE, wrom);
+            end
+            always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
         end
-        always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
-        if (HAS_IDX != 0) begin : g_idx
+        if (HAS_IDX != 0 && ROM_BLOCK != 0) begin : g_idx_block
+            (* rom_style = "block" *) logic [NE * IDX_W - 1:0] irom [WDEPTH];
+            if (INDICES_FILE != "") begin : g_irom_init
+                initial $readmemh(INDICES_FILE, irom);
+            end
+            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
+        end else if (HAS_IDX != 0) begin : g_idx
             logic [NE * IDX_W - 1:0] irom [WDEPTH];
             if (INDICES_FILE != "") begin : g_irom_init
                 initial $readmemh(INDICES_FILE, irom);
@@ -563,8 +581,10 @@ module winograd_srbs_layer #(
     for (genvar j = 0; j < POS; j++) begin : g_pos
         logic [VWORD - 1:0] v_sel;
         always_comb begin
-            v_sel = '0;
-            for (int g = 0; g < G; g++) if (d_g == G_W'(g)) v_sel = v_rd[(g * POS + j) % NB];
+            // group 0's bank unless another group is named: no '0 default, which a G that is not a power
+            // of two (d_g never reaching 2**G_W - 1) would turn into an AND gate on every bit
+            v_sel = v_rd[j % NB];
+            for (int g = 1; g < G; g++) if (d_g == G_W'(g)) v_sel = v_rd[(g * POS + j) % NB];
         end
         for (genvar p = 0; p < PE; p++) begin : g_pe
             localparam int E0 = (j * PE + p) * LANES;

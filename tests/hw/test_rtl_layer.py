@@ -58,6 +58,16 @@ FAST_SHAPES = {
     # fold of V; 16 channels: 8 input-stream beats a pixel, 2 folds in the PE array
     "m2_narrow_in": dict(m=2, ifm_channels=16, ofm_channels=8, ifm_dim=(6, 7), input_datatype="UINT4",
                          weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=2, simd=8, pos=2, isimd=2),
+    # POS 6 not dividing the 16 positions: 3 groups (6 + 6 + 4), the last group's two idle lanes read past
+    # position 15 (zero weights, sums dropped); 6 V-buffer banks of ceil(16/6) = 3 positions; the weight and
+    # index ROMs in block RAM (ram_style "block": ROM_BLOCK)
+    "m2_padded_pos": dict(m=2, ifm_channels=8, ofm_channels=8, ifm_dim=(6, 5), input_datatype="UINT4",
+                          weight_datatype="INT4", padding=1, sub_row=4, keep=1, pe=2, simd=8, pos=6,
+                          ram_style="block"),
+    # m=4 (36 positions) at POS 5 < t: 8 groups, the last with one position and four idle lanes, whose V-buffer
+    # reads run past a bank's 6 positions; dense
+    "m4_padded_pos": dict(m=4, ifm_channels=4, ofm_channels=4, ifm_dim=(7, 6), input_datatype="INT3",
+                          weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=2, simd=2, pos=5),
 }
 
 
@@ -89,6 +99,10 @@ def test_layer_bit_exact_under_backpressure(fast_layers, rtl_root, name):
         assert (p.output_folds, p.padded_ofm_channels, p.out_stream_elems, p.out_lanes) == (3, 9, 8, False)
     if name == "m2_narrow_in":
         assert (p.in_simd, p.in_folds, p.simd) == (2, 8, 8)
+    if name == "m2_padded_pos":
+        assert (p.position_groups, p.padded_positions, layer_parameters(p)["ROM_BLOCK"]) == (3, 18, 1)
+    if name == "m4_padded_pos":
+        assert (p.position_groups, p.padded_positions) == (8, 40)
     rng = np.random.default_rng(7)
     for case in range(4):
         U = random_weights(p, rng)
@@ -105,8 +119,9 @@ def test_layer_cycles_match_estimate_and_ideal(fast_layers, rtl_root, name):
     est = p.cycles()
     assert abs(fig["interval"] - est.interval) <= 0.05 * est.interval, (fig, est)
     if est.stall == 0 and est.refill == 0:  # the PE array sets the pace, busy every cycle
-        # (a padded PE spends padded/Cout of it on the last fold's padding channels: 9/8 for m2_padded_pe)
-        busy = p.ideal_cycles() * p.padded_ofm_channels / p.ofm_channels
+        # (a padded PE spends padded/Cout of it on the last fold's padding channels: 9/8 for m2_padded_pe;
+        # a padded POS padded/t^2 on the last group's idle lanes: 18/16 for m2_padded_pos)
+        busy = p.ideal_cycles() * p.padded_ofm_channels / p.ofm_channels * p.padded_positions / p.t**2
         assert fig["interval"] <= 1.05 * busy, (fig, busy)
 
 
@@ -179,6 +194,9 @@ LINT_SHAPES = [
     dict(FAST_SHAPES["m4_dense"]),
     dict(FAST_SHAPES["m2_padded_pe"]),  # OE < PE: the output buffer read across the lanes
     dict(FAST_SHAPES["m2_padded_pe_wide"]),
+    dict(FAST_SHAPES["m2_padded_pos"]),  # ROMs in block RAM, POS 6 of 16 positions
+    dict(FAST_SHAPES["m4_padded_pos"]),
+    dict(FAST_SHAPES["m2_padded_pos"], pos=3, runtime_weights=1),  # POS 3 < t: 6 groups, runtime weights
     dict(m=2, ifm_channels=1, ofm_channels=12, ifm_dim=(4, 4), input_datatype="UINT8", weight_datatype="INT8",
          padding=0, pe=4, simd=1, pos=16),  # OE=6 not a multiple of PE=4; three V slots
 ]

@@ -30,7 +30,7 @@ from winoforge.hw import winograd_op as wo
 from winoforge.hw.srbs_codegen import PARAMS_FILE, weight_files
 from winoforge.hw.srbs_estimates import _rtl_parameters, memories
 from winoforge.hw.srbs_folding import choose_folding, foldings
-from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights, pe_steps
+from winoforge.hw.srbs_params import ATTRS, DOMAIN, WinogradSRBSParams, allowed_simd, check_weights, pe_steps, pos_steps
 from winoforge.hw.srbs_ranges import datatype_output_range, exact_output_range, smallest_datatype
 from winoforge.winograd import WinogradSpec, srbs_mask, winograd_conv2d
 
@@ -251,10 +251,10 @@ BAD = [
     ("PE", dict(pe=0)),
     ("SIMD", dict(simd=2)),
     ("SIMD", dict(simd=32)),
-    ("POS", dict(pos=3)),
+    ("POS", dict(pos=17)),
     ("POS", dict(pos=0)),
     ("POS", dict(pos=32)),
-    ("POS", dict(m=4, pos=16)),
+    ("POS", dict(m=4, pos=37)),
     ("inputDataType", dict(input_datatype="FLOAT32")),
     ("inputDataType", dict(input_datatype="BIPOLAR")),
     ("inputDataType", dict(input_datatype="INT32")),
@@ -299,13 +299,19 @@ def test_error_message_names_value_reason_and_allowed_values():
         wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pe": 17})
 
 
-def test_bad_pos_lists_the_divisors_of_the_winograd_positions():
-    message = ("WinogradSRBS attribute POS=3 is not allowed: must divide the t*t=16 Winograd positions of "
-               "F(2x2,3x3) (allowed: 1, 2, 4, 8, 16)")
+def test_bad_pos_names_the_winograd_positions():
+    message = ("WinogradSRBS attribute POS=17 is not allowed: must be at most the t*t=16 Winograd positions of "
+               "F(2x2,3x3) (a POS that does not divide them leaves lanes of the last position group idle) "
+               "(allowed: 1..16)")
     with pytest.raises(ValueError, match=re.escape(message)):
-        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pos": 3})
-    with pytest.raises(ValueError, match=re.escape("allowed: 1, 2, 3, 4, 6, 9, 12, 18, 36")):
-        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "m": 4, "pos": 8})
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "pos": 17})
+    with pytest.raises(ValueError, match=re.escape("allowed: 1..36")):
+        wo.make_winograd_srbs_node("x", "U", "y", **{**GOOD, "m": 4, "pos": 37})
+    # a POS that does not divide t^2: ceil(t^2 / POS) groups, the last one padded
+    p = WinogradSRBSParams(**{**GOOD, "pos": 6})
+    assert (p.position_groups, p.padded_positions) == (3, 18)
+    assert p.weight_memory_depth == 3 * p.output_folds * (p.ifm_channels // p.simd)
+    assert pos_steps(16) == [1, 2, 3, 4, 6, 8, 16] and pos_steps(36) == [1, 2, 3, 4, 5, 6, 8, 9, 12, 18, 36]
     with pytest.raises(ValueError, match="attribute POS=True is not allowed: must be an integer"):
         WinogradSRBSParams(**{**GOOD, "pos": True})
 
@@ -320,8 +326,8 @@ def test_pos_round_trips_through_attributes_and_the_node():
     inst = getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD, pos=4))
     assert inst.get_nodeattr("POS") == 4 and inst.params() == params
     assert getCustomOp(wo.make_winograd_srbs_node("x", "U", "y", **GOOD)).get_nodeattr("POS") == 1
-    with pytest.raises(ValueError, match="attribute POS=5 is not allowed"):
-        inst.set_nodeattr("POS", 5)
+    with pytest.raises(ValueError, match="attribute POS=17 is not allowed"):
+        inst.set_nodeattr("POS", 17)
     assert inst.get_nodeattr("POS") == 4
     inst.set_nodeattr("POS", 16)
     assert inst.params().pos == 16 and inst.multipliers() == 16 * 4 * 4
@@ -548,7 +554,7 @@ def estimate_case(draw):
     size = draw(st.integers(3, 40))
     pes = pe_steps(cout)  # the divisors and the padded steps between them, as choose_folding searches
     simds = allowed_simd(cin, sub_row)
-    poss = [d for d in range(1, (m + 2) ** 2 + 1) if (m + 2) ** 2 % d == 0]
+    poss = sorted({-(-(m + 2) ** 2 // g) for g in range(1, (m + 2) ** 2 + 1)})  # the divisors and padded steps
     base = WinogradSRBSParams(
         m=m, ifm_channels=cin, ofm_channels=cout, ifm_dim=(size, draw(st.integers(3, 40))),
         padding=draw(st.integers(0, 2)), sub_row=sub_row, keep=keep,
@@ -610,13 +616,14 @@ def test_cycles_are_at_least_ideal(case):
     assert cycles.total >= p.ideal_cycles()
     assert cycles.latency >= cycles.total
     # full SRBS budget: main is ideal, but for the padding channels of the last output fold (PE not dividing Cout)
-    padding = p.padded_ofm_channels / p.ofm_channels
+    # and the idle lanes of the last position group (POS not dividing t^2)
+    padding = p.padded_ofm_channels / p.ofm_channels * p.padded_positions / p.t**2
     assert cycles.main * p.batch_size == pytest.approx(p.ideal_cycles() * padding)
     density = p.keep / p.sub_row if p.sub_row else 1
     assert p.multipliers == folding["pos"] * folding["pe"] * folding["simd"] * density
     t2 = p.t**2
     cf = -(-p.ofm_channels // p.pe)
-    assert cycles.main == p.tiles_per_frame * (t2 // p.pos) * cf * (p.ifm_channels // p.simd)
+    assert cycles.main == p.tiles_per_frame * -(-t2 // p.pos) * cf * (p.ifm_channels // p.simd)
     if p.pos == 1:  # a tile takes longer than streaming its m x m new pixels in and out
         # PE; where PE pads the last fold, the divisor below it (read across the lanes) if the rate allows, else above
         above = min(d for d in range(p.pe, p.ofm_channels + 1) if p.ofm_channels % d == 0)
@@ -646,21 +653,24 @@ def test_a_narrower_input_side_costs_cycles_only_where_it_outpaces_the_pe_array(
 
 
 @given(estimate_case())
-def test_pos_widens_the_weight_rom_with_the_same_bits(case):
+def test_pos_widens_the_weight_rom_and_shortens_it_by_the_groups(case):
     base, _, folding = case
     one = base.replace(**{**folding, "pos": 1})
     p = base.replace(**folding)
     mem = {m.name: m for m in memories(p)}
     mem1 = {m.name: m for m in memories(one)}
     w, w1 = mem["weight_memory"], mem1["weight_memory"]
-    if p.runtime_weights:  # one RAM of 64-bit columns: POS times shallower, about POS times the columns
-        assert w.depth * p.pos == w1.depth and w1.banks <= w.banks <= p.pos * w1.banks
+    # G = ceil(t^2 / POS) lines where POS = 1 has t^2 (the last group's idle lanes padded with zeros)
+    groups = p.position_groups
+    assert w.depth * p.t**2 == w1.depth * groups
+    if p.runtime_weights:  # one RAM of 64-bit columns: G lines for t^2, about POS times the columns
+        assert w1.banks <= w.banks <= p.pos * w1.banks
         r = _rtl_parameters(p)
         for ram, layer in ((w, p), (w1, one)):  # a single column holds just the line (the pad bits trimmed)
             line = layer.pos * layer.pe * layer.lanes * (r["W_W"] + (r["IDX_W"] if r["HAS_IDX"] else 0))
             assert ram.width == (64 if ram.banks > 1 else line) and ram.banks == -(-line // 64)
-    else:  # one ROM (the RTL's): POS times wider, POS times shallower
-        assert w.banks == w1.banks == 1 and w.depth * p.pos == w1.depth and w.width == p.pos * w1.width
+    else:  # one ROM (the RTL's): POS times wider
+        assert w.banks == w1.banks == 1 and w.width == p.pos * w1.width
     assert mem["line_buffer"] == mem1["line_buffer"]  # line buffers do not depend on POS
     res = p.estimate_resources(PART).breakdown["weight_memory"]
     if w.style == "block":
@@ -761,7 +771,14 @@ def test_choose_folding_meets_the_target_at_the_least_estimated_cost(case, where
         r = p.estimate_resources(PART)
         return r.dsp, r.lut, r.bram18, p.exp_cycles(), -p.simd, -p.pe, p.pos, -p.in_simd
 
-    assert key(chosen) == min(key(p) for p in space if p.exp_cycles() <= target)
+    meets = [p for p in space if p.exp_cycles() <= target]
+    div = [key(p) for p in meets if p.t**2 % p.pos == 0]
+    pad = [key(p) for p in meets if p.t**2 % p.pos]
+    # a padded POS only where it beats the best divisor of t^2 with no more DSPs and RAMB18s
+    if div and pad and min(pad) < min(div) and min(pad)[0] <= min(div)[0] and min(pad)[2] <= min(div)[2]:
+        assert key(chosen) == min(pad)
+    else:
+        assert key(chosen) == min(div or pad)
 
 
 def test_choose_folding_weighs_lut_not_multipliers():

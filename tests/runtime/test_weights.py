@@ -30,6 +30,8 @@ LAYOUTS = [
     WeightLayout(cout=6, cin=12, t=4, pos=16, pe=3, simd=6, sub_row=3, keep=1, w_bits=5, w_signed=True, idx_bits=2),
     # pe not dividing cout: three output folds, the last with one padding channel
     WeightLayout(cout=8, cin=8, t=4, pos=2, pe=3, simd=8, sub_row=4, keep=1, w_bits=4, w_signed=True, idx_bits=2),
+    # pos not dividing t^2: three position groups (6 + 6 + 4), the last with two idle (zero) lanes
+    WeightLayout(cout=8, cin=8, t=4, pos=6, pe=2, simd=8, sub_row=4, keep=1, w_bits=4, w_signed=True, idx_bits=2),
 ]
 
 
@@ -107,8 +109,11 @@ def test_bad_weights_and_streams_are_refused_naming_the_field():
     with pytest.raises(WeightStreamError, match=r"pe=9; allowed: 1\.\.cout=8"):
         WeightLayout.from_dict({**lay.to_dict(), "pe": 9})
     assert WeightLayout.from_dict({**lay.to_dict(), "pe": 3}).lines == 4 * 3 and lay.lines == 4 * 4  # G * CF * SF
-    with pytest.raises(WeightStreamError, match="simd=3 does not divide 4"):
+    with pytest.raises(WeightStreamError, match="simd=3 does not divide cin=4"):
         WeightLayout.from_dict({**lay.to_dict(), "simd": 3})
+    with pytest.raises(WeightStreamError, match=r"pos=17; allowed: 1\.\.t\*t=16"):
+        WeightLayout.from_dict({**lay.to_dict(), "pos": 17})
+    assert WeightLayout.from_dict({**lay.to_dict(), "pos": 6}).lines == 3 * 4  # ceil(16 / 6) groups
     with pytest.raises(WeightStreamError, match="missing keep"):
         WeightLayout.from_dict({k: v for k, v in lay.to_dict().items() if k != "keep"})
     with pytest.raises(WeightStreamError, match="idx_bits=1 cannot index sub_row=4"):
