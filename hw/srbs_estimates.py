@@ -93,6 +93,17 @@ MUL_LUT_PER_PRODUCT_BIT = 0.66
 INDEX_MUX_LUT_PER_BIT = {2: 1.0, 4: 1.0, 8: 3.07}
 DEPTH_MAP_LUT_PER_STAGE_BIT = 1.08
 AREA_MAPPED_MAX_DIM = 8
+# SubRow 2-4 in front of LUT multipliers, in context: the lanes' 1-LUT-a-bit mux and multiplier were
+# measured on one srbs_dot alone (56-57 LUTs a 4 x 7-bit lane, mapped for depth, MUXF7s and LUT1
+# feed-throughs: the unit is its own deepest logic).  In the flattened layer ABC maps them for area: kept
+# as a hierarchy of its own (Yosys keep_hierarchy, the rest of the layer flattened) an 8-lane dot of the
+# 32 -> 32 28x28 SIMD 32 layer takes 546 LUTs (704 MUXF7s and 448 LUT1s in its eight copies), flattened
+# 454 (125 MUXF7s, 5 LUT1s in the whole layer) -- its lanes and accumulator alone are estimated at 490.
+# So the adder tree adds nothing measurable there.  Counting it (1.1 LUT a bit) put the dots of 4 and 8
+# lanes 4-19 % high at 14x14 and 28x28 (the six such points), and the folding search capped the 1 of 4
+# layers early; without it they are within +0.5..+5.8 %.  Two-lane dots (one tree adder) and 7x7 images
+# were not biased (-3.5..+8.3 %, and +1.5, +4.1 %) and keep it.
+SMALL_MUX_TREE_ABSORBED = True
 # Accumulators: the adder and the first fold's clear in front of the carry chain's DI (measured: 26 LUTs
 # for a 13-bit accumulator in the flattened SRBS layer, 30 for 15 bits in the dense one)
 ACC_LUT_PER_BIT = 2
@@ -539,7 +550,8 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]),
                                                       _lanes_depth_mapped(params)) if r["HAS_IDX"] else 0,
         "multipliers": dots * lanes * _lut_multiplier_luts(r["W_W"], r["V_W"], r["PROD_W"]) if r["MUL_LUT"] else 0,
-        "adder_trees": dots * tree,
+        # (wide SubRow 2-4 dots of LUT multipliers: absorbed in context, see SMALL_MUX_TREE_ABSORBED)
+        "adder_trees": 0 if _tree_absorbed(params, r) else dots * tree,
         # the adder and the first fold's clear (the carry chain's DI operand, a LUT of its own): 2 LUTs a bit;
         # one DSP product: its P register accumulates
         "accumulators": 0 if not r["MUL_LUT"] and lanes == 1 else dots * ACC_LUT_PER_BIT * r["ACC_W"],
@@ -549,6 +561,14 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         # runtime-writeable weights: the load address and column counters, a write enable per column
         "weight_load": _weight_load_luts(params, r) if params.runtime_weights else 0,
     }
+
+
+def _tree_absorbed(params: WinogradSRBSParams, r: dict) -> bool:
+    """Whether a dot's adder tree costs nothing beyond its lanes (:data:`SMALL_MUX_TREE_ABSORBED`):
+    four lanes or more behind SubRow 2-4 index muxes and LUT multipliers, on images wider than
+    :data:`AREA_MAPPED_MAX_DIM` (:func:`_lanes_depth_mapped`)."""
+    return (SMALL_MUX_TREE_ABSORBED and bool(r["MUL_LUT"]) and bool(r["HAS_IDX"]) and 1 < params.sub_row <= 4
+            and params.lanes >= 4 and _lanes_depth_mapped(params))
 
 
 def _bits(n: int) -> int:
@@ -682,7 +702,9 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
       behind it, the layer's deepest logic (not on F(2,3) images up to 8 wide: mapped for
       area there, ``V * 3.07`` only) -- and ``D * lanes * V`` at SubRow 2 and 4
       (:func:`_index_mux_luts`);
-    * adder trees ``D * sum_levels nodes * min(PROD + d, SUM)``; accumulators, measured,
+    * adder trees ``D * sum_levels nodes * min(PROD + d, SUM)`` (0 for 4 lanes or more behind
+      SubRow 2-4 index muxes and LUT multipliers on images wider than 8: absorbed by their
+      area-mapped lanes, :data:`SMALL_MUX_TREE_ABSORBED`); accumulators, measured,
       ``D * 2 ACC`` (the adder and the first fold's clear on the carry chain's DI operand;
       0 for one DSP product a dot: its P register accumulates);
     * M collector ``P * (t-1) t * ACC`` (the shift muxes, serial output transform);
