@@ -553,6 +553,30 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
                       **({"chosen": why} if why else {})}
 
 
+#: the least LUT a 1 of 4 WinogradSRBS layer takes at 4x the speed of its dense counterpart with the same
+#: multipliers, as a fraction of the dense layer's (``benchmarks/srbs_equal_lut.py``, fmnist-vgg's 32 -> 32
+#: 28x28 layer over its foldings: ``subrow4_keep1_W4A4.equal_multipliers``, estimates; tested equal to the
+#: recorded minimum)
+SRBS_QUARTER_LUT_AT_4X = 0.98
+
+
+def equal_lut_bound(dense: dict, lut_ratio_at_4x: float = SRBS_QUARTER_LUT_AT_4X) -> float | None:
+    """An Amdahl-style bound on density 1/4's speed-up over dense Winograd at the dense row's LUT: with
+    ``f`` the share of the dense row's LUT outside its WinogradSRBS layers (``lut_by_op_type``, estimated)
+    -- thresholds, window generators, MVAUs, pooling, converters, which SRBS does not thin -- and ``c``
+    the LUT of an SRBS layer at 4x the speed relative to its dense one, a speed-up ``s`` costs about
+    ``s * (f + (1 - f) * c / 4)`` of the dense LUT if every layer's LUT grows in proportion to its speed,
+    so ``s <= 1 / (f + (1 - f) * c / 4)``.  Optimistic: the stem (one or three input channels) stays dense
+    in every flow but counts as Winograd here, and folding steps cost more than proportion.  ``None``
+    without the dense row's split."""
+    by_kind = dense.get("lut_by_op_type") or {}
+    total = sum(by_kind.values())
+    if not total:
+        return None
+    f = sum(v for k, v in by_kind.items() if not k.startswith("WinogradSRBS")) / total
+    return 1.0 / (f + (1.0 - f) * lut_ratio_at_4x / 4.0)
+
+
 def targets(rows: list[dict]) -> dict:
     """Density 1/4 (uniform W4A4) at >= 3x dense Winograd's FPS at no more LUT and DSP, per network
     (met by either sub-row pattern; ``by_pattern``: each pattern's figures); and what mixed precision
@@ -578,7 +602,9 @@ def targets(rows: list[dict]) -> dict:
         out[net] = {"density_quarter_speedup_vs_dense": uniform and uniform["speedup_vs_dense_winograd"],
                     "target": 3.0, "met": any(v["met"] for k, v in by_pattern.items() if not k.endswith("_mixed")),
                     "mixed_speedup_vs_dense": mixed and mixed["speedup_vs_dense_winograd"],
-                    "mixed_mean_bits": mixed and mixed["mean_bits"], "by_pattern": by_pattern}
+                    "mixed_mean_bits": mixed and mixed["mean_bits"], "by_pattern": by_pattern,
+                    # how far equal LUT lets density 1/4 go at all (equal_lut_bound)
+                    "equal_lut_bound": dense and equal_lut_bound(dense)}
     return out
 
 

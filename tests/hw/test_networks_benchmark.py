@@ -75,6 +75,7 @@ def test_rows_respect_equal_resources_and_targets_follow(quick):
            for k, r in quarters.items()}
     assert {k: target["by_pattern"][k]["met"] for k in quarters} == met and target["met"] == any(met.values())
     assert target["mixed_speedup_vs_dense"] == max(r["speedup_vs_dense_winograd"] for r in (rows[4], rows[6]))
+    assert target["equal_lut_bound"] == runpy.run_path(str(SCRIPT))["equal_lut_bound"](dense) > 1.0
     # every folding the search built is recorded, the chosen one among them
     for label, flow in result["networks"]["tiny-vgg"]["flows"].items():
         assert flow["export_check"]["exact"], label
@@ -359,3 +360,19 @@ def test_builds_on_a_changed_rtl_are_flagged(tmp_path):
         assert rows[0]["source"] == "rtl" and rows[0]["rtl"]["current_rtl"] is current
         line = [ln for ln in mod["table"](rows).splitlines() if ln.startswith("fmnist-vgg")][0]
         assert line.endswith("rtl*") != current
+
+
+def test_equal_lut_bound_follows_the_dense_split():
+    """The Amdahl-style bound on density 1/4 at dense Winograd's LUT: 4/c with no LUT outside the
+    Winograd layers, 1 with all of it outside, and between them from the dense row's split; its
+    ``c`` is the least LUT ratio srbs_equal_lut recorded for 1 of 4 at 4x the speed."""
+    mod = runpy.run_path(str(SCRIPT))
+    bound, c = mod["equal_lut_bound"], mod["SRBS_QUARTER_LUT_AT_4X"]
+    assert bound({"lut_by_op_type": {"WinogradSRBS_rtl (dense)": 100}}) == pytest.approx(4 / c)
+    assert bound({"lut_by_op_type": {"Thresholding_rtl": 100, "WinogradSRBS_rtl (dense)": 0}}) == pytest.approx(1.0)
+    split = {"WinogradSRBS_rtl (dense)": 85, "MVAU_lut_rtl": 10, "Thresholding_rtl": 5}
+    assert bound({"lut_by_op_type": split}) == pytest.approx(1 / (0.15 + 0.85 * c / 4))
+    assert bound({"lut_by_op_type": {}}) is None
+    recorded = json.loads((SCRIPT.parent / "results" / "srbs_equal_lut.json").read_text())
+    ratios = [e["srbs_lut"] / e["dense_lut"] for e in recorded["subrow4_keep1_W4A4"]["equal_multipliers"]]
+    assert round(min(ratios), 2) == c
