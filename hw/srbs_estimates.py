@@ -102,7 +102,10 @@ AREA_MAPPED_MAX_DIM = 8
 # So the adder tree adds nothing measurable there.  Counting it (1.1 LUT a bit) put the dots of 4 and 8
 # lanes 4-19 % high at 14x14 and 28x28 (the six such points), and the folding search capped the 1 of 4
 # layers early; without it they are within +0.5..+5.8 %.  Two-lane dots (one tree adder) and 7x7 images
-# were not biased (-3.5..+8.3 %, and +1.5, +4.1 %) and keep it.
+# were not biased (-3.5..+8.3 %, and +1.5, +4.1 %) and keep it.  Measured at 4-bit weights (three add
+# stages a multiplier to recover area from) only: fmnist-resnet8's mixed-precision 1 of 4 build, W3 layers
+# of 4 and 8 lanes, came out 10-12 % above the estimate without their trees, by about the trees (493, 493,
+# 273, 590 LUT against 620, 610, 373, 594 missing), so narrower weights keep the tree.
 SMALL_MUX_TREE_ABSORBED = True
 # Accumulators: the adder and the first fold's clear in front of the carry chain's DI (measured: 26 LUTs
 # for a 13-bit accumulator in the flattened SRBS layer, 30 for 15 bits in the dense one)
@@ -565,10 +568,10 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
 
 def _tree_absorbed(params: WinogradSRBSParams, r: dict) -> bool:
     """Whether a dot's adder tree costs nothing beyond its lanes (:data:`SMALL_MUX_TREE_ABSORBED`):
-    four lanes or more behind SubRow 2-4 index muxes and LUT multipliers, on images wider than
+    four lanes or more behind SubRow 2-4 index muxes and 4-bit LUT multipliers, on images wider than
     :data:`AREA_MAPPED_MAX_DIM` (:func:`_lanes_depth_mapped`)."""
     return (SMALL_MUX_TREE_ABSORBED and bool(r["MUL_LUT"]) and bool(r["HAS_IDX"]) and 1 < params.sub_row <= 4
-            and params.lanes >= 4 and _lanes_depth_mapped(params))
+            and params.lanes >= 4 and r["W_W"] == 4 and _lanes_depth_mapped(params))
 
 
 def _bits(n: int) -> int:

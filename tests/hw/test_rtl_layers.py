@@ -560,6 +560,12 @@ def test_winograd_estimate_holds_wide_subrow4_dots(calibration):
         assert srbs_estimates._tree_absorbed(params, srbs_estimates._rtl_parameters(params)), name
     two = bench.winograd_params(points["bench_srbs4of1_c32_pos16_pe2"]["config"])
     assert two.lanes == 2 and not srbs_estimates._tree_absorbed(two, srbs_estimates._rtl_parameters(two))
+    # measured at 4-bit weights only: the same wide dot at 3-bit weights keeps its tree
+    from qonnx.core.datatype import DataType
+
+    wide = bench.winograd_params(points[WIDE_SUBROW4_POINTS[0]]["config"])
+    w3 = wide.replace(weight_datatype=DataType["INT3"])
+    assert not srbs_estimates._tree_absorbed(w3, srbs_estimates._rtl_parameters(w3))
 
 
 def test_calibration_points_reproduce(calibration, tool, tmp_path):
