@@ -553,7 +553,7 @@ def _logic_luts(params: WinogradSRBSParams, r: dict) -> dict[str, int]:
         "index_muxes": dots * lanes * _index_mux_luts(params.sub_row, r["V_W"], r["W_W"], bool(r["MUL_LUT"]),
                                                       _lanes_depth_mapped(params)) if r["HAS_IDX"] else 0,
         "multipliers": dots * lanes * _lut_multiplier_luts(r["W_W"], r["V_W"], r["PROD_W"]) if r["MUL_LUT"] else 0,
-        # (wide SubRow 2-4 dots of LUT multipliers: absorbed in context, see SMALL_MUX_TREE_ABSORBED)
+        # (wide SubRow 2-4 dots of 4-bit LUT multipliers: absorbed in context, see _tree_absorbed)
         "adder_trees": 0 if _tree_absorbed(params, r) else dots * tree,
         # the adder and the first fold's clear (the carry chain's DI operand, a LUT of its own): 2 LUTs a bit;
         # one DSP product: its P register accumulates
@@ -706,7 +706,7 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
       area there, ``V * 3.07`` only) -- and ``D * lanes * V`` at SubRow 2 and 4
       (:func:`_index_mux_luts`);
     * adder trees ``D * sum_levels nodes * min(PROD + d, SUM)`` (0 for 4 lanes or more behind
-      SubRow 2-4 index muxes and LUT multipliers on images wider than 8: absorbed by their
+      SubRow 2-4 index muxes and 4-bit LUT multipliers on images wider than 8: absorbed by their
       area-mapped lanes, :data:`SMALL_MUX_TREE_ABSORBED`); accumulators, measured,
       ``D * 2 ACC`` (the adder and the first fold's clear on the carry chain's DI operand;
       0 for one DSP product a dot: its P register accumulates);

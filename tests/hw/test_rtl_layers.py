@@ -548,7 +548,7 @@ def test_winograd_estimate_holds_wide_subrow4_dots(calibration):
     """SubRow-4 dots of 4 and 8 LUT-multiplier lanes on 14x14 and 28x28 images: within 6 % of Yosys (they
     were 4-19 % high while their adder trees were counted: in the flattened layer ABC maps the lanes for
     area and the tree adds nothing measurable, ``srbs_estimates.SMALL_MUX_TREE_ABSORBED``); two-lane dots
-    keep their tree."""
+    and narrower weights keep their tree."""
     from winoforge.hw import srbs_estimates
 
     bench, record = calibration
