@@ -461,14 +461,18 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
 
 
 def built_on_current_rtl(net: dict) -> bool | None:
-    """Whether a bench-rtl build's RTL is the current one: the digest it recorded (``rtl.py``)
-    against :func:`winoforge.hw.rtl.rtl_sources_digest`; for a build recorded before builds
-    recorded it, whether git finds ``hw/rtl`` unchanged since the build's commit (``None``:
-    unknown -- no commit, or no git checkout)."""
+    """Whether a bench-rtl build's RTL is the current one: the digests of the sources its design
+    used (``rtl_files``, ``rtl.py``) against :func:`winoforge.hw.rtl.rtl_file_digests`; for builds
+    recorded before those, the digest of all our sources (``rtl_digest``) against
+    :func:`winoforge.hw.rtl.rtl_sources_digest`, and before that whether git finds ``hw/rtl``
+    unchanged since the build's commit (``None``: unknown -- no commit, or no git checkout)."""
     import subprocess
 
-    from winoforge.hw.rtl import rtl_sources_digest
+    from winoforge.hw.rtl import rtl_file_digests, rtl_sources_digest
 
+    if net.get("rtl_files"):
+        current = rtl_file_digests()
+        return all(current.get(f) == h for f, h in net["rtl_files"].items())
     if net.get("rtl_digest"):
         return net["rtl_digest"] == rtl_sources_digest()
     commit = net.get("git_commit")

@@ -134,12 +134,14 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden) -> dict:
     from winoforge.hw.flow import build_package
+    from winoforge.hw.rtl import rtl_file_digests
     from winoforge.hw.rtl.stitch import StitchedDesign
     from winoforge.hw.rtl_sim import run_package, simulate_layers
     from winoforge.hw.rtl_synth import estimate_keys, synth_design, yosys_family
     from winoforge.runtime.program import Program
 
     t0 = time.perf_counter()
+    files = rtl_file_digests()  # of the sources it is built from: networks.py flags later changes to those it uses
     manifest = build_package(onnx, name, board="pynq-z2", target_fps=target_fps, out_root=work / "pkgs",
                              work_root=work / "finn", golden=golden, rtl=True, progress=False)
     package = work / "pkgs" / name
@@ -168,6 +170,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
         "latency_cycles_sim": sim["latency_cycles"], "verilator_cycles_per_s": sim["verilator_cycles_per_s"],
         "est": net_est, **_network_synth(synth),
         "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers,
+        "rtl_files": {f: h for f, h in files.items() if Path(f).name in design.sources},
         "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "synthesis": t_synth,
                                              "total": time.perf_counter() - t0},
     }

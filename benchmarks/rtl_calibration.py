@@ -80,6 +80,13 @@ POINTS: dict[str, list[dict]] = {
         # ResNet-8's 1x1 projection shortcuts (16 -> 32 on 14x14, 32 -> 64 on 7x7)
         dict(mw=16, mh=32, pe=1, simd=4, idt="UINT4", wdt="INT4"),
         dict(mw=32, mh=64, pe=1, simd=4, idt="UINT4", wdt="INT4"),
+        # ... with their activation (winoforge_thresholds' binary search: 31 thresholds, INT5), and the
+        # projections of faster foldings; 15 thresholds on 128 channels (a stage in block RAM)
+        dict(mw=16, mh=32, pe=1, simd=4, idt="UINT4", wdt="INT4", steps=31, odt="INT5", act_val=-16),
+        dict(mw=32, mh=64, pe=1, simd=8, idt="UINT4", wdt="INT4", steps=31, odt="INT5", act_val=-16),
+        dict(mw=16, mh=32, pe=2, simd=16, idt="UINT4", wdt="INT4", steps=31, odt="INT5", act_val=-16),
+        dict(mw=32, mh=64, pe=2, simd=32, idt="UINT4", wdt="INT4", steps=15, odt="UINT4"),
+        dict(mw=64, mh=128, pe=1, simd=8, idt="UINT4", wdt="INT4", steps=15, odt="UINT4"),
     ],
     # WinogradSRBSParams keywords: the shapes of benchmarks/winograd_layer_synth.py (added below) and
     # foldings of the benchmark network's layers not fitted on (BRAM line buffer, POS = 2, m = 4 SRBS POS = 4)
@@ -284,8 +291,18 @@ def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
         w = DataType[cfg["wdt"]]
         rng = np.random.default_rng(cfg.get("seed", 0))
         weights = rng.integers(int(w.min()), int(w.max()) + 1, (cfg["mw"], cfg["mh"]))
+        if "steps" not in cfg:
+            return rtl_ops.make_mvau_lut_rtl(name, cfg["mw"], cfg["mh"], cfg["pe"], cfg["simd"], cfg["idt"],
+                                             cfg["wdt"], weights)
+        # a projection shortcut's activation: affine thresholds (a quantizer after BatchNorm) over the
+        # accumulator's range
+        x = DataType[cfg["idt"]]
+        bound = cfg["mw"] * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
+        acc = DataType.get_smallest_possible(-bound).name
+        thresholds = threshold_values({"wdt": acc, "channels": cfg["mh"], "steps": cfg["steps"], "spacing": "affine",
+                                       "seed": cfg.get("seed", 0)})
         return rtl_ops.make_mvau_lut_rtl(name, cfg["mw"], cfg["mh"], cfg["pe"], cfg["simd"], cfg["idt"], cfg["wdt"],
-                                         weights)
+                                         weights, thresholds, cfg["odt"], cfg.get("act_val", 0))
     raise ValueError(f"kind {kind!r} is not one of our RTL layers; allowed: pool, gap, mvau")
 
 

@@ -94,6 +94,8 @@ LUT_MVAU_CONTROL = 20
 LUT_ROM_PER_BIT = 1.5  # a LUT ROM: per word bit and 64 words (LUT6 + the read mux)
 ROM_BRAM_MIN_BITS = 18 * 1024  # Yosys keeps a ROM up to one RAMB18's bits in LUTs (5 kbit measured)
 LUTRAM_BITS = 64  # words per LUT6 as distributed RAM
+LUT_THRESHOLDS_CONTROL = 10  # winoforge_thresholds: fold counter, valid chain, output count
+THRESHOLD_STAGE_BRAM_WORDS = 1024  # a thresholds stage ROM of this many words (all lanes) maps to block RAM
 
 
 class UnsupportedRTLFolding(ValueError):
@@ -233,6 +235,41 @@ def _write_memh(path: Path, words: np.ndarray, bits: int) -> str:
         lines.append(f"{value:0{math.ceil(len(row) * bits / 4)}x}")
     path.write_text("\n".join(lines) + "\n")
     return str(path.resolve())
+
+
+MAX_THRESHOLD_STAGES = 8  # winoforge_thresholds' THRESH_FILE_0..7: at most 255 thresholds
+
+
+def threshold_stage_words(T: np.ndarray, pe: int, width: int) -> list[np.ndarray]:
+    """The ROM words of ``winoforge_thresholds``' binary search, one array per stage, for the
+    integer thresholds ``T`` (channels, steps) at ``pe`` lanes, ``width``-bit signed.
+
+    Each channel's thresholds are sorted (the count ``#{k : x >= T[k]}`` depends on their multiset
+    only) and padded to ``2^K - 1``, ``K = ceil(log2(steps + 1))``, with ``2^(width-1) - 1``, which
+    no input reaches (the accumulator's headroom bit).  Stage ``s`` holds, at address
+    ``(lane * 2^FB + fold) * 2^s + j`` (``FB = ceil(log2(folds))``; folds past the last are zero),
+    ``T[fold * pe + lane][(j << (K - s)) + 2^(K-1-s) - 1]``."""
+    T = np.sort(np.asarray(T, dtype=np.int64), axis=1)
+    channels, steps = T.shape
+    if not 1 <= steps < 2 ** MAX_THRESHOLD_STAGES:
+        raise ValueError(f"thresholds: {steps} steps per channel; allowed: 1..{2 ** MAX_THRESHOLD_STAGES - 1}")
+    if pe < 1 or channels % pe:
+        raise ValueError(f"thresholds: PE={pe} must divide the {channels} channels")
+    top = (1 << (width - 1)) - 1
+    if T.max() > top or T.min() < -(1 << (width - 1)):
+        raise ValueError(f"thresholds: values {T.min()}..{T.max()} do not fit {width}-bit signed words")
+    k = max(steps, 1).bit_length()  # ceil(log2(steps + 1))
+    T = np.concatenate([T, np.full((channels, 2 ** k - 1 - steps), top, dtype=np.int64)], axis=1)
+    folds = channels // pe
+    fb = (folds - 1).bit_length() if folds > 1 else 0
+    stages = []
+    for s in range(k):
+        j = np.arange(2 ** s)
+        idx = (j << (k - s)) + (1 << (k - 1 - s)) - 1
+        words = np.zeros((pe, 2 ** fb, 2 ** s), dtype=np.int64)
+        words[:, :folds, :] = T.reshape(folds, pe, -1)[:, :, idx].transpose(1, 0, 2)
+        stages.append(words.reshape(-1))
+    return stages
 
 
 def _sv_value(v) -> str:
@@ -411,11 +448,12 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         files = {"WEIGHTS_FILE": _write_memh(code_gen_dir / f"{name}_weights.memh", self.weight_words(
             model.get_initializer(self.onnx_node.input[1])), self.get_input_datatype(1).bitwidth())}
         if self.has_thresholds():
-            pe, mh = self.get_nodeattr("PE"), self.get_nodeattr("MH")
-            T = self.thresholds(model)  # word f: channels f*PE + p, entry p*steps + k
+            T = self.thresholds(model)
+            acc = self.accumulator_width(model)
             files["THRESH_STEPS"] = T.shape[1]
-            files["THRESH_FILE"] = _write_memh(code_gen_dir / f"{name}_thresholds.memh",
-                                               T.reshape(mh // pe, -1), self.accumulator_width(model))
+            for s, words in enumerate(threshold_stage_words(T, self.get_nodeattr("PE"), acc)):
+                files[f"THRESH_FILE_{s}"] = _write_memh(code_gen_dir / f"{name}_thresholds_s{s}.memh",
+                                                        words[:, None], acc)
         return files
 
     def core_parameters(self, model=None):
@@ -429,11 +467,12 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         followed by ``winoforge_thresholds`` inside the node's top module."""
         if not self.has_thresholds():
             return super()._wrapper(name, params)
-        thr_file, steps = params.pop("THRESH_FILE"), params.pop("THRESH_STEPS")
+        files = {k: params.pop(k) for k in [k for k in params if k.startswith("THRESH_FILE_")]}
+        steps = params.pop("THRESH_STEPS")
         acc, pe = params["ACC_W"], self.get_nodeattr("PE")
         odt = self.get_output_datatype()
         thr = {"PE": pe, "NF": self.get_nodeattr("MH") // pe, "IN_W": acc,
-               "N_THRES": steps, "OUT_W": odt.bitwidth(), "ACT_BIAS": self.get_nodeattr("ActVal"), "THRESH_FILE": thr_file}
+               "N_THRES": steps, "OUT_W": odt.bitwidth(), "ACT_BIAS": self.get_nodeattr("ActVal"), **files}
         text = super()._wrapper(name, params)
         mvau_out = f"{pe * acc - 1}:0"
         text = text.replace(f"    logic [{self.get_outstream_width(0) - 1}:0] core_out;",
@@ -481,25 +520,49 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         steps = 2 ** odt.bitwidth() - 1
         return steps, DataType[self.get_nodeattr("accDataType")].bitwidth() + 1
 
+    def _threshold_stages(self) -> list[tuple[int, bool]]:
+        """``(words per lane, in block RAM)`` of each binary-search stage of ``winoforge_thresholds``:
+        stage ``s`` holds ``2^(FB + s)`` words a lane (``FB = ceil(log2(MH/PE))``); Yosys maps a stage's
+        ROM (all lanes) of 1,024 words or more to block RAM (measured: 1,024 x 14 and x 15 in RAMB18,
+        512 x 13 in LUTs)."""
+        pe, nf = self.get_nodeattr("PE"), self.get_nodeattr("MH") // self.get_nodeattr("PE")
+        steps, _ = self._threshold_bits()
+        fb = (nf - 1).bit_length() if nf > 1 else 0
+        return [(1 << (fb + s), pe << (fb + s) >= THRESHOLD_STAGE_BRAM_WORDS) for s in range(steps.bit_length())]
+
     def _thresholds_luts(self) -> int:
-        """Not calibrated against Yosys: one LUT per 2 compared bits of each of the ``PE x steps``
-        comparators, the count's adder tree (``steps`` per PE) and the threshold ROM in LUTs."""
+        """The binary search of ``winoforge_thresholds`` (fitted on ResNet-8's projections and four other
+        shapes, Yosys, within 15 %): per lane and stage a comparator (``width/2 + 1``) and the stage's
+        ROM in LUTs (one per 64 words and bit: the thresholds are sorted, so a ROM of them maps about as
+        densely as LUT6s hold bits), plus control."""
         if not self.has_thresholds():
             return 0
-        pe, nf = self.get_nodeattr("PE"), self.get_nodeattr("MH") // self.get_nodeattr("PE")
-        steps, width = self._threshold_bits()
-        return int(pe * steps * (width / 2 + 1) + LUT_ROM_PER_BIT * pe * steps * width * math.ceil(nf / LUTRAM_BITS))
+        pe = self.get_nodeattr("PE")
+        _, width = self._threshold_bits()
+        stages = self._threshold_stages()
+        rom = sum(math.ceil(words / LUTRAM_BITS) * width for words, bram in stages if not bram)
+        return int(LUT_THRESHOLDS_CONTROL + pe * (len(stages) * (width / 2 + 1) + rom))
+
+    def _thresholds_bram(self) -> int:
+        if not self.has_thresholds():
+            return 0
+        pe = self.get_nodeattr("PE")
+        _, width = self._threshold_bits()
+        return sum(math.ceil(width / 18) * math.ceil(pe * words / 1024) for words, bram in self._threshold_stages() if bram)
 
     def bram_estimation(self, fpgapart=None):
-        """RAMB18 of the weight ROM where it holds more than one RAMB18's bits (else LUTs)."""
-        if self._rom_in_luts():
-            return 0
-        return math.ceil(self._rom_width() / 36) * math.ceil(self._depth() / 512)
+        """RAMB18 of the weight ROM where it holds more than one RAMB18's bits (else LUTs) and of the
+        thresholds' deepest stages (:meth:`_threshold_stages`)."""
+        weights = 0 if self._rom_in_luts() else math.ceil(self._rom_width() / 36) * math.ceil(self._depth() / 512)
+        return weights + self._thresholds_bram()
 
     def ff_estimation(self):
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
         acc = (DataType[self.get_nodeattr('accDataType')] if self.has_thresholds() else self.get_output_datatype()).bitwidth()
-        thresholds = pe * self.get_output_datatype().bitwidth() + 8 if self.has_thresholds() else 0
+        thresholds = 0
+        if self.has_thresholds():  # the output register and each stage's input, count and threshold
+            k, width = len(self._threshold_stages()), self._threshold_bits()[1]
+            thresholds = pe * self.get_output_datatype().bitwidth() + 8 + pe * k * (2 * width + k)
         sf = self.get_nodeattr("MW") // simd
         banks = max((sf - 1).bit_length(), 1) + 4  # the input buffer's write word, bank pointers, full flags
         return (simd * self.get_input_datatype(0).bitwidth() + pe * simd * self.get_input_datatype(1).bitwidth()
@@ -749,17 +812,27 @@ def make_global_acc_pool_rtl(name: str, channels: int, pe: int, dim: int, idt: s
     return single_node_model(node, [1, dim, dim, channels], [1, 1, 1, channels], idt, odt)
 
 
-def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str, wdt: str, weights: np.ndarray):
+def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str, wdt: str, weights: np.ndarray,
+                      thresholds: np.ndarray | None = None, odt: str | None = None, act_val: int = 0,
+                      vectors: int = 1):
     """``(model, node)`` of one ``MVAU_lut_rtl`` with integer ``weights`` (MW, MH) (accumulator: the
-    smallest datatype holding ``MW * max|x| * max|w|``)."""
+    smallest datatype holding ``MW * max|x| * max|w|``) over ``vectors`` input vectors a frame; with
+    ``thresholds`` (MH, steps) the activation of a projection shortcut: output
+    ``act_val + #{k : acc >= T[k]}`` as ``odt``."""
     x, w = DataType[idt], DataType[wdt]
     bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
     acc = DataType.get_smallest_possible(-bound).name
-    node = helper.make_node("MVAU_lut_rtl", ["x", "W"], ["y"], domain=RTL_DOMAIN, name=name, backend="fpgadataflow",
+    inputs, inits, act = ["x", "W"], {"W": (weights, wdt)}, {"noActivation": 1}
+    if thresholds is not None:
+        inputs.append("T")
+        inits["T"] = (thresholds, acc)
+        act = {"noActivation": 0, "ActVal": int(act_val)}
+    node = helper.make_node("MVAU_lut_rtl", inputs, ["y"], domain=RTL_DOMAIN, name=name, backend="fpgadataflow",
                             MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt, weightDataType=wdt,
-                            outputDataType=acc, accDataType=acc, noActivation=1, mem_mode="internal_embedded",
-                            resType="lut", numInputVectors=[1])
-    return single_node_model(node, [1, mw], [1, mh], idt, acc, {"W": (weights, wdt)})
+                            outputDataType=odt or acc, accDataType=acc, mem_mode="internal_embedded",
+                            resType="lut", numInputVectors=[1] if vectors == 1 else [1, 1, vectors], **act)
+    shape = [1] if vectors == 1 else [1, 1, vectors]  # NHWC: FINN's MVAU thresholds a 4-d result per channel
+    return single_node_model(node, [*shape, mw], [*shape, mh], idt, odt or acc, inits)
 
 
 # --------------------------------------------------------------------------- registration

@@ -53,6 +53,7 @@ __all__ = [
     "counts_of_cells",
     "FRONTENDS",
     "rtl_sources_digest",
+    "rtl_file_digests",
 ]
 
 #: Folder of the SystemVerilog sources (shipped as package data).
@@ -83,6 +84,18 @@ def rtl_sources_digest() -> str:
     for path in sorted(RTL_DIR.rglob("*.sv")):
         h.update(path.relative_to(RTL_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def rtl_file_digests(names=None) -> dict[str, str]:
+    """sha256 (16 hex digits) of each SystemVerilog source of ours, by its path relative to this
+    folder; ``names``: only the sources with these file names (those a stitched design includes).
+    A build records the digests of the sources it used, so that only a change to one of them marks
+    its figures as an older RTL's."""
+    import hashlib
+
+    keep = None if names is None else {Path(n).name for n in names}
+    return {path.relative_to(RTL_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for path in sorted(RTL_DIR.rglob("*.sv")) if keep is None or path.name in keep}
 
 
 def _check_unit(unit: str) -> str:

@@ -329,10 +329,11 @@ def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
 
 
 def test_builds_on_a_changed_rtl_are_flagged(tmp_path):
-    """A build records the digest of the RTL it was built from (rtl.py); apply_rtl says whether that is
-    the current RTL (``rtl.current_rtl``), the table marks the rows where it is not (``rtl*``); builds
-    recorded before the digest fall back to git (hw/rtl unchanged since the build's commit)."""
-    from winoforge.hw.rtl import RTL_DIR, rtl_sources_digest
+    """A build records the digests of the RTL sources its design used (rtl.py); apply_rtl says whether
+    those are the current ones (``rtl.current_rtl``), the table marks the rows where they are not
+    (``rtl*``); builds recorded before fall back to the digest of all sources, and before that to git
+    (hw/rtl unchanged since the build's commit)."""
+    from winoforge.hw.rtl import RTL_DIR, rtl_file_digests, rtl_sources_digest
 
     mod = runpy.run_path(str(SCRIPT))
     digest = rtl_sources_digest()
@@ -343,6 +344,14 @@ def test_builds_on_a_changed_rtl_are_flagged(tmp_path):
     assert mod["built_on_current_rtl"]({"git_commit": "f" * 40}) is None  # git does not know the commit
     # a changed source changes the digest (the layer's module and the layers/ folder are both in it)
     assert (RTL_DIR / "winograd_srbs_layer.sv").is_file() and any((RTL_DIR / "layers").glob("*.sv"))
+    # builds since record the digests of the sources their design used: only a change to one of those counts
+    files = rtl_file_digests()
+    assert "layers/winoforge_thresholds.sv" in files and "srbs_dot.sv" in files
+    assert rtl_file_digests(["srbs_dot.sv"]) == {"srbs_dot.sv": files["srbs_dot.sv"]}
+    used = {f: files[f] for f in ("srbs_dot.sv", "layers/winoforge_pool.sv")}
+    assert mod["built_on_current_rtl"]({"rtl_files": used, "rtl_digest": "0" * 16}) is True  # others changed
+    assert mod["built_on_current_rtl"]({"rtl_files": {**used, "srbs_dot.sv": "0" * 16}}) is False
+    assert mod["built_on_current_rtl"]({"rtl_files": {**used, "gone.sv": "0" * 16}}) is False  # a removed source
 
     def row(fps, cycles):
         return {"network": "fmnist-vgg", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "sub_row": 8,

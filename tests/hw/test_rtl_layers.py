@@ -62,6 +62,38 @@ def mvau_layer(name, mw, mh, pe, simd, idt, wdt, seed):
     return make_mvau_lut_rtl(name, mw, mh, pe, simd, idt, wdt, W)
 
 
+def mvau_thresholds_layer(name, mw, mh, pe, simd, idt, wdt, odt, steps, act_val, seed, vectors=8, sort=True):
+    """A projection-style ``MVAU_lut_rtl`` with ``steps`` thresholds per channel, drawn from the
+    channel's accumulator values on random inputs (every count is reached), with ties; unsorted
+    unless ``sort`` (the count depends on their multiset only)."""
+    from qonnx.core.datatype import DataType
+
+    from winoforge.hw.rtl_ops import make_mvau_lut_rtl
+
+    rng = np.random.default_rng(seed)
+    w, x = DataType[wdt], DataType[idt]
+    W = rng.integers(int(w.min()), int(w.max()) + 1, (mw, mh))
+    acc = rng.integers(int(x.min()), int(x.max()) + 1, (256, mw)) @ W
+    T = np.stack([rng.choice(acc[:, j], steps) for j in range(mh)])
+    T[:, -1] = T[:, 0]  # a tie
+    if sort:
+        T = np.sort(T, axis=1)
+    return make_mvau_lut_rtl(name, mw, mh, pe, simd, idt, wdt, W, T, odt, act_val, vectors)
+
+
+#: thresholded MVAUs (the projection shortcuts' activation, winoforge_thresholds): ResNet-8's shapes
+#: at 31 thresholds (INT5), a padded count (5 of 7), one threshold, unsorted, several lanes and folds
+THRESHOLD_MVAUS = [("tmvau_proj", 16, 32, 2, 4, "UINT4", "INT4", "INT5", 31, -16, True),
+                   ("tmvau_pad5", 6, 6, 3, 2, "INT4", "INT3", "UINT3", 5, 0, False),
+                   ("tmvau_one", 4, 4, 1, 4, "UINT2", "INT2", "UINT2", 1, 1, True),
+                   ("tmvau_nf1", 8, 4, 4, 8, "UINT4", "INT4", "UINT4", 15, 0, False),
+                   ("tmvau_pe1", 8, 12, 1, 2, "INT8", "INT4", "INT4", 15, -8, True)]
+
+
+def threshold_mvaus() -> list:
+    return [mvau_thresholds_layer(*c[:10], seed=i, sort=c[10]) for i, c in enumerate(THRESHOLD_MVAUS)]
+
+
 def _finn_rtl_node(op_type, name, in_shape, out_shape, dt, **attrs):
     from winoforge.hw.rtl_ops import single_node_model
 
@@ -362,7 +394,7 @@ def cycles_per_frame(inst: dict) -> int:
 
 @pytest.fixture(scope="module")
 def fast_bench(verilator_env, tmp_path_factory):
-    layers = build_layers() + random_layers(6, seed=11) + finn_layers()
+    layers = build_layers() + random_layers(6, seed=11) + threshold_mvaus() + finn_layers()
     return simulate(layers, tmp_path_factory.mktemp("rtl_layers"), seed=3)
 
 
@@ -391,14 +423,17 @@ def test_cycles_per_frame_match_estimates(fast_bench):
 
 def test_a_broken_rtl_line_fails(verilator_env, tmp_path):
     """One wrong line in each core (max -> min, an unsigned weight read as signed, the running sum
-    restarted at every pixel) makes the comparison fail for exactly that layer."""
+    restarted at every pixel, a threshold's tie not counted) makes the comparison fail for exactly
+    that layer."""
     layers = [pool_layer("bpool", 4, 2, 2, 3, "INT4"), mvau_layer("bmvau", 8, 4, 2, 4, "UINT4", "UINT3", 5),
-              gap_layer("bgap", 4, 2, 3, "UINT4")]
+              gap_layer("bgap", 4, 2, 3, "UINT4"),
+              mvau_thresholds_layer("bthr", 8, 4, 2, 4, "UINT4", "INT4", "UINT4", 15, 0, seed=6)]
     mutate = {"winoforge_pool.sv": ("(x > acc[p])", "(x < acc[p])"),
               "winoforge_mvau_lut.sv": ("if (W_SIGNED != 0) wval", "if (1) wval"),
-              "winoforge_global_acc_pool.sv": ("(pixel == '0) ? '0 :", "1'b1 ? '0 :")}
+              "winoforge_global_acc_pool.sv": ("(pixel == '0) ? '0 :", "1'b1 ? '0 :"),
+              "winoforge_thresholds.sv": ("IN_W]) >= $signed(t[", "IN_W]) > $signed(t[")}  # ties
     insts = simulate(layers, tmp_path, seed=5, mutate=mutate)
-    assert set(mismatches(insts, "backpressure")) == {"bpool", "bmvau", "bgap"}
+    assert set(mismatches(insts, "backpressure")) == {"bpool", "bmvau", "bgap", "bthr"}
 
 
 def _swg_model_cycles(name: str, layers) -> int:
