@@ -296,9 +296,7 @@ def open_rtl_layer(kind: str, cfg: dict, name: str = "layer"):
                                              cfg["wdt"], weights)
         # a projection shortcut's activation: affine thresholds (a quantizer after BatchNorm) over the
         # accumulator's range
-        x = DataType[cfg["idt"]]
-        bound = cfg["mw"] * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
-        acc = DataType.get_smallest_possible(-bound).name
+        acc = rtl_ops.mvau_accumulator_datatype(cfg["mw"], cfg["idt"], cfg["wdt"])
         thresholds = threshold_values({"wdt": acc, "channels": cfg["mh"], "steps": cfg["steps"], "spacing": "affine",
                                        "seed": cfg.get("seed", 0)})
         return rtl_ops.make_mvau_lut_rtl(name, cfg["mw"], cfg["mh"], cfg["pe"], cfg["simd"], cfg["idt"], cfg["wdt"],

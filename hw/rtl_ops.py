@@ -240,6 +240,11 @@ def _write_memh(path: Path, words: np.ndarray, bits: int) -> str:
 MAX_THRESHOLD_STAGES = 8  # winoforge_thresholds' THRESH_FILE_0..7: at most 255 thresholds
 
 
+def threshold_fold_bits(folds: int) -> int:
+    """Address bits of the fold in a ``winoforge_thresholds`` stage ROM (its ``FB``): ``ceil(log2(folds))``."""
+    return (folds - 1).bit_length() if folds > 1 else 0
+
+
 def threshold_stage_words(T: np.ndarray, pe: int, width: int) -> list[np.ndarray]:
     """The ROM words of ``winoforge_thresholds``' binary search, one array per stage, for the
     integer thresholds ``T`` (channels, steps) at ``pe`` lanes, ``width``-bit signed.
@@ -261,7 +266,7 @@ def threshold_stage_words(T: np.ndarray, pe: int, width: int) -> list[np.ndarray
     k = max(steps, 1).bit_length()  # ceil(log2(steps + 1))
     T = np.concatenate([T, np.full((channels, 2 ** k - 1 - steps), top, dtype=np.int64)], axis=1)
     folds = channels // pe
-    fb = (folds - 1).bit_length() if folds > 1 else 0
+    fb = threshold_fold_bits(folds)
     stages = []
     for s in range(k):
         j = np.arange(2 ** s)
@@ -527,7 +532,7 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
         512 x 13 in LUTs)."""
         pe, nf = self.get_nodeattr("PE"), self.get_nodeattr("MH") // self.get_nodeattr("PE")
         steps, _ = self._threshold_bits()
-        fb = (nf - 1).bit_length() if nf > 1 else 0
+        fb = threshold_fold_bits(nf)
         return [(1 << (fb + s), pe << (fb + s) >= THRESHOLD_STAGE_BRAM_WORDS) for s in range(steps.bit_length())]
 
     def _thresholds_luts(self) -> int:
@@ -812,6 +817,13 @@ def make_global_acc_pool_rtl(name: str, channels: int, pe: int, dim: int, idt: s
     return single_node_model(node, [1, dim, dim, channels], [1, 1, 1, channels], idt, odt)
 
 
+def mvau_accumulator_datatype(mw: int, idt: str, wdt: str) -> str:
+    """The smallest datatype holding every sum of ``mw`` products of ``idt`` by ``wdt`` values."""
+    x, w = DataType[idt], DataType[wdt]
+    bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
+    return DataType.get_smallest_possible(-bound).name
+
+
 def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str, wdt: str, weights: np.ndarray,
                       thresholds: np.ndarray | None = None, odt: str | None = None, act_val: int = 0,
                       vectors: int = 1):
@@ -819,9 +831,7 @@ def make_mvau_lut_rtl(name: str, mw: int, mh: int, pe: int, simd: int, idt: str,
     smallest datatype holding ``MW * max|x| * max|w|``) over ``vectors`` input vectors a frame; with
     ``thresholds`` (MH, steps) the activation of a projection shortcut: output
     ``act_val + #{k : acc >= T[k]}`` as ``odt``."""
-    x, w = DataType[idt], DataType[wdt]
-    bound = mw * max(abs(x.min()), abs(x.max())) * max(abs(w.min()), abs(w.max()))
-    acc = DataType.get_smallest_possible(-bound).name
+    acc = mvau_accumulator_datatype(mw, idt, wdt)
     inputs, inits, act = ["x", "W"], {"W": (weights, wdt)}, {"noActivation": 1}
     if thresholds is not None:
         inputs.append("T")
