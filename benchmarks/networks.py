@@ -43,7 +43,8 @@ for target FPS on a geometric grid (ratio 2^(1/6)), searched by bisection for th
 that fits the board *and* the resources of the flows it is compared with ("at equal resources"):
 ``finn`` is the fastest folding that fits the board; ``winograd_dense`` the fastest with no more
 LUT and DSP than the ``finn`` row; every ``srbs`` row the fastest with no more LUT and DSP than the
-``winograd_dense`` row (and so than ``finn``).  The speed-ups are then plain FPS ratios of the rows
+``winograd_dense`` row (and so than ``finn``) -- the reference row's *final* figures: Yosys's where
+``make bench-rtl`` built it (:func:`reference_cap`), else its estimates.  The speed-ups are then plain FPS ratios of the rows
 (``speedup_vs_dense_winograd = fps / fps(winograd_dense)``, ``speedup_vs_finn = fps / fps(finn)``).
 A flow with no folding inside its limits gets a row with ``fps: null`` and the reason -- never an
 invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
@@ -76,6 +77,7 @@ Run: ``make bench-networks`` (part of ``make bench``; 11-25 min per network on 2
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -318,10 +320,21 @@ class FoldingSearch:
 # ------------------------------------------------------------------ one network
 
 
+def reference_cap(rows: list[dict], index: int, rtl=()) -> dict:
+    """The LUT/DSP that the flows capped by ``rows[index]`` (``REFERENCE_FLOW``) must stay within: the
+    row's *final* figures, Yosys's where ``make bench-rtl`` built it (:func:`apply_rtl` on a copy of
+    ``rows``; the reference may then sit at another folding than its search chose), else its estimates."""
+    final = copy.deepcopy(rows)
+    apply_rtl(final, rtl)
+    ref = final[index]
+    return {"lut": ref["lut"], "dsp": ref["dsp"], "source": ref["source"]}
+
+
 def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
-                on_row=None, flows=FLOWS) -> tuple[list[dict], dict]:
+                on_row=None, flows=FLOWS, rtl=()) -> tuple[list[dict], dict]:
     """The flows of one network (module docstring; ``flows``: some of :data:`FLOWS`, the references
-    an SRBS flow is capped by among them); ``on_row(rows, info)`` after each flow."""
+    an SRBS flow is capped by among them); ``on_row(rows, info)`` after each flow; ``rtl``: the RTL
+    builds (:func:`rtl_networks`) whose Yosys figures cap the flows of a reference they built."""
     from winoforge.hw.baseline import direct_baseline
     from winoforge.hw.boards import get_board
     from winoforge.hw.flow import export_run
@@ -361,9 +374,8 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
             if best is None and ref is not None:
                 # the reference's resources admit no folding of this flow: the board's limits instead
                 ref, best = None, search.fastest_within(None, None)
-            row["limits"] = "board" if ref is None else f"board and no more LUT/DSP than {ref_flow}"
-            if flow in ("finn", "winograd_dense") and best is not None:
-                caps[flow] = best
+            row["limits"] = ("board" if ref is None else
+                             f"board and no more LUT/DSP than {ref_flow} ({ref['lut']:.0f} LUT, {ref['source']})")
             if best is None:
                 slowest = search.at(grid[0])
                 row["note"] = ("no folding of the grid fits: at the slowest target "
@@ -383,6 +395,8 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
         # saturated: no folding of this flow is faster at any resources (the gain is then in LUTs)
         row["saturated"] = bool(row["fps"] and fastest and row["fps"] >= fastest)
         rows.append(row)
+        if flow in ("finn", "winograd_dense") and row["fps"]:
+            caps[flow] = reference_cap(rows, len(rows) - 1, rtl)
         if on_row:
             on_row(rows, info)
         print(f"  {name:20s} {label:20s} "
@@ -717,7 +731,7 @@ def main(argv=None) -> int:
     for name, spec in nets.items():
         try:
             net_rows, details[name] = run_network(
-                name, spec, Path(args.work), grid, args.calibration, flows=flows,
+                name, spec, Path(args.work), grid, args.calibration, flows=flows, rtl=rtl,
                 on_row=lambda part, info, name=name: _write(out, rows + part, {**details, name: info}, args, grid, t0,
                                                             rtl))
         except Exception as err:  # noqa: BLE001 -- one network's failure is reported, the others still run

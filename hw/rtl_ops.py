@@ -405,6 +405,11 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
             if self.get_output_datatype().name in ("BIPOLAR", "BINARY"):
                 raise _refuse(node, f"outputDataType {self.get_output_datatype().name} with thresholds is not "
                               "supported; allowed: INTn, UINTn")
+            if model is not None:
+                steps = np.shape(model.get_initializer(node.input[2]))[-1]
+                if not 1 <= steps < 2 ** MAX_THRESHOLD_STAGES:
+                    raise _refuse(node, f"thresholds: {steps} steps per channel; allowed: "
+                                  f"1..{2 ** MAX_THRESHOLD_STAGES - 1}")
         if self.get_nodeattr("binaryXnorMode"):
             raise _refuse(node, "binaryXnorMode=1 is not supported; allowed: 0")
         mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))

@@ -290,6 +290,34 @@ def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
     assert quarter["rtl"]["network"] == "own" and quarter["lut"] == 107 and quarter["within_reference"] is False
 
 
+def test_srbs_searches_are_capped_by_the_reference_s_final_figures():
+    """reference_cap: the LUT/DSP an SRBS search must stay within are dense Winograd's *final* figures:
+    Yosys's where bench-rtl built it (at its own folding, or a slower one within FINN's where its own is
+    over), its estimates where not; the rows themselves are left as they were."""
+    nb = runpy.run_path(str(SCRIPT))
+
+    def row(flow, lut, fps):
+        return {"network": "n", "board": "PYNQ-Z2", "flow": flow, "density": 1.0, "mixed_precision": False,
+                "mean_bits": 4.0, "fps": fps, "lut": lut, "ff": None, "bram": 1.0, "dsp": 0, "uram": 0,
+                "max_cycles": 100e6 / fps, "target_fps": fps, "source": "estimate"}
+
+    def build(fps, lut, candidate=False):
+        key = {"network": "n", "flow": "winograd_dense", "density": 1.0, "mixed_precision": False,
+               "target_fps": fps, "max_cycles": 100e6 / fps, **({"candidate": True} if candidate else {})}
+        net = {"name": f"d{fps}", "row": key, "cycles_per_frame_est": 100e6 / fps,
+               "cycles_per_frame_sim": 100e6 / fps, "yosys_complete": True,
+               "yosys": {"lut": lut, "ff": 1, "bram": 2, "dsp": 0}, "images": 200, "mismatches": 0}
+        return nb["row_key"](key), net, "rtl_rows.json"
+
+    rows = [row("finn", 120, 10.0), row("winograd_dense", 100, 10.0)]
+    before = json.dumps(rows)
+    assert nb["reference_cap"](rows, 1, []) == {"lut": 100, "dsp": 0, "source": "estimate"}
+    assert nb["reference_cap"](rows, 1, [build(10.0, 105)]) == {"lut": 105, "dsp": 0, "source": "rtl"}
+    # its own folding over FINN's 120 LUT by Yosys: the slower build within FINN's caps the search
+    assert nb["reference_cap"](rows, 1, [build(10.0, 125), build(8.0, 95, candidate=True)])["lut"] == 95
+    assert json.dumps(rows) == before
+
+
 def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
     """``--merge``: runs over other networks or other flows of one network (``--flows``) combine into
     one file, the rows in the table's order and a network's flows together; a row in two runs is

@@ -153,6 +153,12 @@ def test_residual_layers_refuse_what_their_rtl_cannot_do(resnet_rtl):
     getCustomOp(fork).set_nodeattr("PE", 3)
     with pytest.raises(UnsupportedRTLFolding, match=f"node {fork.name} .*PE=3 must divide NumChannels=8"):
         getCustomOp(fork).check(model)
+    # a projection's thresholds past the binary search's 8 stages (255 a channel), refused naming the node
+    mvau = next(n for n in model.graph.node if n.op_type == "MVAU_lut_rtl" and getCustomOp(n).has_thresholds())
+    T = model.get_initializer(mvau.input[2])
+    model.set_initializer(mvau.input[2], np.zeros((T.shape[0], 256), dtype=np.float32))
+    with pytest.raises(UnsupportedRTLFolding, match=f"node {mvau.name} .*256 steps per channel; allowed: 1..255"):
+        getCustomOp(mvau).check(model)
 
 
 def stride2_student(x):
