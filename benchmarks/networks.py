@@ -276,9 +276,11 @@ class FoldingSearch:
 
         self.board, self.work, self.grid, self.points = board, work, grid, {}
         front, self.back = _front_and_back(kind)
-        if board.uram:  # weights that do not fit the BRAM go to URAM, written at run time (both flows alike)
-            from winoforge.hw.build import step_weights_to_uram
+        if board.uram:  # weights that do not fit the BRAM go to URAM, written at run time (both flows alike:
+            # FINN's MVAUs too, in place of the default steps' step_winograd_weights_to_uram)
+            from winoforge.hw.build import step_weights_to_uram, step_winograd_weights_to_uram
 
+            self.back = [s for s in self.back if s is not step_winograd_weights_to_uram]
             cut = self.back.index("step_generate_estimate_reports")
             self.back = [*self.back[:cut], step_weights_to_uram, *self.back[cut:]]
         cfg = make_build_config(work / "front", board.name, None, mvau_wwidth_max=MVAU_WWIDTH_MAX)

@@ -149,7 +149,9 @@ def build_bitfile(package: str | Path, work_root: str | Path = "build/bitfile") 
                             clock_mhz=pkg.manifest.get("clock_mhz"))
     cfg.generate_outputs = [DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE]
     entries = pkg.manifest.get("runtime_weights") or []
-    steps = winograd_steps(codegen=True, runtime_weights=bool(entries)) + VENDOR_STEPS
+    # --runtime-weights: every Winograd layer; else only those the build moved to URAM (the steps move them again)
+    steps = winograd_steps(codegen=True, runtime_weights=pkg.manifest.get("all_runtime_weights", bool(entries)))
+    steps += VENDOR_STEPS
     result = run_build(pkg.path / "model.onnx", cfg, steps, name=pkg.name)
     bits = sorted((work / "bitfile").glob("*.bit"))
     if not bits or not bits[0].with_suffix(".hwh").is_file():

@@ -282,6 +282,9 @@ def step_check_resources(model, cfg):
 
 #: the weight memories :func:`step_weights_to_uram` may move: FINN's MVAUs (``internal_decoupled``) and ours
 _URAM_WEIGHT_OPS = ("MVAU_hls", "MVAU_rtl", "WinogradSRBS_rtl")
+#: those whose run-time weights the runtime writes (our layer's weight stream, ``runtime_weights`` in the
+#: manifest); FINN's MVAUs take theirs over AXI-lite, which the runtime does not drive yet
+_RUNTIME_WRITTEN_OPS = ("WinogradSRBS_rtl",)
 
 
 def _weight_bram18(inst, part: str) -> float:
@@ -300,7 +303,23 @@ def step_weights_to_uram(model, cfg):
     largest first, while the URAM lasts, until the BRAM fits.  A design that fits, or a board without
     URAM, is left as it is.  Not in the default step lists: the runtime writes the weights of
     ``WinogradSRBS`` layers (manifest ``runtime_weights``) but not yet FINN's AXI-lite MVAU weights
-    (``make bench-networks`` uses it for the estimates of the ZCU104 networks)."""
+    (``make bench-networks`` uses it for the estimates of the ZCU104 networks, in place of
+    :func:`step_winograd_weights_to_uram`)."""
+    return _weights_to_uram(model, cfg, _URAM_WEIGHT_OPS)
+
+
+def step_winograd_weights_to_uram(model, cfg):
+    """:func:`step_weights_to_uram` over the layers whose run-time weights the runtime writes
+    (``WinogradSRBS_rtl``; FINN's MVAUs keep their BRAM): in the default Winograd steps, so that a
+    ZCU104 design whose weights overflow the BRAM builds, its largest Winograd layers' weights in URAM,
+    written by the runtime through their weight DMAs when the package is loaded.  Nothing moves on a
+    board without URAM or where the BRAM fits.  Before ``step_minimize_bit_width``, so that a moved
+    layer's widths are those any weights of its types need (its weights may change at run time), and
+    so on the BRAM of the declared weight widths (an overestimate where minimizing narrows them)."""
+    return _weights_to_uram(model, cfg, _RUNTIME_WRITTEN_OPS)
+
+
+def _weights_to_uram(model, cfg, ops: tuple[str, ...]):
     from qonnx.custom_op.registry import getCustomOp
 
     from .boards import get_board
@@ -318,7 +337,7 @@ def step_weights_to_uram(model, cfg):
 
         res = [node_resources(getCustomOp(n), part) for n in nodes]  # a move re-estimates only its node
         cands = sorted(((_weight_bram18(getCustomOp(n), part), i) for i, n in enumerate(nodes)
-                        if n.op_type in _URAM_WEIGHT_OPS), reverse=True)
+                        if n.op_type in ops), reverse=True)
         now = _totals(res, converters)
         for bram, i in cands:
             if now.get("BRAM_18K", 0) <= board.bram18 or bram <= 0:
@@ -495,7 +514,7 @@ def winograd_steps(codegen: bool = False, open_rtl: bool = True, runtime_weights
     steps = [step_winograd_import, *FINN_FRONT, step_winograd_streamline, step_streamline_head, "step_convert_to_hw",
              step_check_supported,
              *FINN_BACK, step_winograd_folding, *([step_runtime_weights] if runtime_weights else []),
-             *([step_open_rtl_layers] if open_rtl else []),
+             *([step_open_rtl_layers] if open_rtl else []), step_winograd_weights_to_uram,
              "step_minimize_bit_width", step_weight_roms_to_bram, "step_generate_estimate_reports",
              step_check_resources]
     return steps + (["step_hw_codegen"] if codegen else [])

@@ -360,6 +360,8 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "output": {"name": oname, "shape": result.model.get_tensor_shape(oname), "dtype": "float32"},
         "estimated_fps": result.estimates.get("fps"), "bitfile": None, "rtl": rtl_entry,
         "runtime_weights": weight_entries,
+        # every Winograd layer's weights written at run time (--runtime-weights), not only those moved to URAM
+        "all_runtime_weights": bool(runtime_weights),
         "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
                     "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
         "provenance": portable_paths({

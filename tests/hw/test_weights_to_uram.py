@@ -1,10 +1,13 @@
 """``step_weights_to_uram``: where a board has UltraRAM and the BRAM estimate does not fit, the
-largest weight memories move to URAM (written at run time), while the URAM lasts; and
+largest weight memories move to URAM (written at run time), while the URAM lasts;
+``step_winograd_weights_to_uram`` (the default Winograd steps) only those the runtime writes, and a
+ZCU104 build so moved runs bit-exact on the simulated device; and
 ``step_weight_roms_to_bram``: small weight ROMs (logic) move to block RAM while the BRAM has room."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
@@ -13,7 +16,7 @@ from qonnx.util.basic import qonnx_make_model
 
 import winoforge.hw.winograd_op as wo
 from winoforge.hw import boards
-from winoforge.hw.build import _weight_bram18, resource_totals, step_weights_to_uram
+from winoforge.hw.build import _weight_bram18, resource_totals, step_weights_to_uram, step_winograd_weights_to_uram
 
 PART = "xczu7ev-ffvc1156-2-e"
 
@@ -72,6 +75,77 @@ def test_weights_move_to_uram_largest_first_while_it_lasts(monkeypatch):
     assert moved == [True, False, True] and 0 < totals["URAM"] <= largest - 1
     # no URAM on the board: nothing moves, whatever the BRAM
     assert run(bram36=1, uram=0)[0] == [False] * 3
+
+
+def test_the_default_steps_move_only_the_weights_the_runtime_writes(monkeypatch):
+    """A FINN MVAU with the largest weights beside two Winograd layers: step_weights_to_uram (the
+    networks benchmark's estimates) moves the MVAU; step_winograd_weights_to_uram, in the default
+    Winograd steps, a Winograd layer (its weight stream the runtime writes; FINN's AXI-lite MVAU
+    weights it does not)."""
+    from winoforge.hw.build import winograd_steps
+
+    def model():
+        m = _chain([(64, 256), (256, 64)])
+        m.graph.node.append(helper.make_node(
+            "MVAU_hls", ["y1", "Wm"], ["z"], domain="finn.custom_op.fpgadataflow.hls", backend="fpgadataflow",
+            MW=64, MH=4096, SIMD=8, PE=8, inputDataType="UINT4", weightDataType="INT4", outputDataType="INT16",
+            noActivation=1, mem_mode="internal_decoupled", numInputVectors=[1, 16, 16], ram_style="block", name="mv"))
+        return m
+
+    sizes = [_weight_bram18(getCustomOp(n), PART) for n in model().graph.node]
+    assert sizes[2] > sizes[0] == sizes[1] > 0
+    total = resource_totals(model(), _Cfg())["BRAM_18K"]
+    zcu = boards.get_board("ZCU104")
+    monkeypatch.setattr(boards, "get_board", lambda name: dataclasses.replace(zcu, bram36=int(total - sizes[0]) // 2))
+    assert _moved(step_weights_to_uram(model(), _Cfg())) == [False, False, True]
+    moved = _moved(step_winograd_weights_to_uram(model(), _Cfg()))
+    assert moved.count(True) == 1 and moved[2] is False
+    assert step_winograd_weights_to_uram in winograd_steps() and step_weights_to_uram not in winograd_steps()
+
+
+def test_a_zcu104_build_with_winograd_weights_in_uram_runs_bit_exact(tmp_path, monkeypatch, fmnist):
+    """The shipped VGG student on a ZCU104 with 80 RAMB18 (it needs 131): the default steps move the
+    largest Winograd layer's weights (128 -> 128, 32,768 words) to URAM, before minimizing the widths, so that its
+    output type is the sound one for any weights of its types; the package lists that layer (alone)
+    under runtime_weights with its stream; the simulated device, which computes with the weights its
+    DMAs deliver, equals the build's golden outputs, and new weights written at run time change them."""
+    from pathlib import Path
+
+    import numpy as np
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from winoforge.hw.flow import build_package
+    from winoforge.hw.srbs_ranges import datatype_output_range, smallest_datatype
+    from winoforge.runtime import Accelerator
+    from winoforge.runtime.weights import WeightLayout, decode
+
+    zcu = boards.get_board("ZCU104")
+    monkeypatch.setattr(boards, "get_board", lambda name: dataclasses.replace(zcu, bram36=40))
+    _, raw, _ = fmnist
+    vgg = Path(__file__).resolve().parents[2] / "notebooks" / "packages" / "fmnist-vgg-pynqz2-srbs75" / "model.onnx"
+    manifest = build_package(vgg, "z", board="zcu104", out_root=tmp_path / "pkgs", work_root=tmp_path / "finn",
+                             golden=raw[:2], progress=False)
+    pkg = tmp_path / "pkgs" / "z"
+    model = ModelWrapper(str(pkg / "dataflow_model.onnx"))
+    layers = [n for n in model.graph.node if n.op_type == "WinogradSRBS_rtl"]
+    moved = [n.name for n in layers if getCustomOp(n).get_nodeattr("ram_style") == "ultra"]
+    sizes = {n.name: getCustomOp(n).params().weight_memory_depth for n in layers}
+    assert len(moved) == 1 and sizes[moved[0]] == max(sizes.values()), sizes
+    assert [e["node"] for e in manifest["runtime_weights"]] == moved and manifest["all_runtime_weights"] is False
+    inst = getCustomOp(model.get_node_from_name(moved[0]))
+    params = inst.params()
+    assert params.runtime_weights == 1 and params.output_datatype == smallest_datatype(*datatype_output_range(params))
+    totals = json.loads((pkg / "reports" / "estimates.json").read_text())["totals"]
+    assert totals["BRAM_18K"] <= 80 and totals["URAM"] > 0
+    entry = manifest["runtime_weights"][0]
+    assert np.array_equal(decode(np.load(pkg / entry["file"]), WeightLayout.from_dict(entry["layout"])),
+                          inst.weights(model))
+    x = raw[:3].transpose(0, 2, 3, 1).astype(np.uint8)
+    with Accelerator.load(pkg, backend="sim", batch_size=3) as sim:
+        assert sim.self_test()["equal"]
+        old = sim.execute(x)
+        sim.load_weights({moved[0]: inst.weights(model)[::-1]})  # output channels reversed
+        assert not np.array_equal(sim.execute(x), old)
 
 
 # --------------------------------------------------------------------------- weight ROMs to BRAM
