@@ -20,7 +20,11 @@ FINN's own steps (by name) with ours (callables ``step(model, cfg) -> model``):
                                    every ``WinogradSRBS`` from the same cycle target
 ``step_open_rtl_layers``           ours (``open_rtl=True``, the default): pooling, global pooling and
                                    the classifier -> our RTL layers (``hw/rtl_ops.py``), same folding
-``step_minimize_bit_width``, ``step_generate_estimate_reports``     FINN
+``step_winograd_weights_to_uram``  ours: on a board with UltraRAM whose BRAM the design overflows,
+                                   the largest Winograd layers' weights to URAM, written at run time
+``step_minimize_bit_width``        FINN
+``step_weight_roms_to_bram``       ours: small weight ROMs (logic) to block RAM where it has room
+``step_generate_estimate_reports`` FINN
 ``step_check_resources``           ours: the estimate must fit the board, else a clear error
 ``step_hw_codegen``                FINN (optional): HDL of FINN's RTL layers, our weight files
 =================================  ==========================================================
