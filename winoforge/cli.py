@@ -416,7 +416,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     totals = est.get("totals", {})
     print(f"{args.name}: {manifest['flow']} on {manifest['board']} at {manifest['clock_mhz']:g} MHz -- "
           f"estimated {est['fps']:.0f} FPS (slowest: {est['slowest']}, {est['max_cycles']} cycles); "
-          f"LUT {totals.get('LUT', 0):.0f}, BRAM18 {totals.get('BRAM_18K', 0):.0f}, DSP {totals.get('DSP', 0):.0f}")
+          f"LUT {totals.get('LUT', 0):.0f}, BRAM18 {totals.get('BRAM_18K', 0):.0f}, DSP {totals.get('DSP', 0):.0f}"
+          + (f", URAM {totals['URAM']:.0f}" if totals.get("URAM") else ""))
+    if manifest.get("runtime_weights"):
+        why = ("--runtime-weights" if manifest.get("all_runtime_weights") else
+               "moved to UltraRAM: the BRAM does not hold them")
+        print(f"  weights written by the runtime when the package loads ({why}): "
+              + ", ".join(e["node"] for e in manifest["runtime_weights"]))
     if args.target_fps and est["fps"] < args.target_fps:
         print(f"  --target-fps {args.target_fps:g} not reached: the fastest folding of this model found gives "
               f"{est['fps']:.0f} FPS ({est['slowest']} needs {est['max_cycles']} cycles per frame)")

@@ -103,18 +103,18 @@ def test_the_default_steps_move_only_the_weights_the_runtime_writes(monkeypatch)
     assert step_winograd_weights_to_uram in winograd_steps() and step_weights_to_uram not in winograd_steps()
 
 
-def test_a_zcu104_build_with_winograd_weights_in_uram_runs_bit_exact(tmp_path, monkeypatch, fmnist):
+def test_a_zcu104_build_with_winograd_weights_in_uram_runs_bit_exact(tmp_path, monkeypatch, fmnist, capsys):
     """The shipped VGG student on a ZCU104 with 80 RAMB18 (it needs 131): the default steps move the
     largest Winograd layer's weights (128 -> 128, 32,768 words) to URAM, before minimizing the widths, so that its
     output type is the sound one for any weights of its types; the package lists that layer (alone)
-    under runtime_weights with its stream; the simulated device, which computes with the weights its
+    under runtime_weights with its stream (`winoforge build` says so); the simulated device, which computes with the weights its
     DMAs deliver, equals the build's golden outputs, and new weights written at run time change them."""
     from pathlib import Path
 
     import numpy as np
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from winoforge.hw.flow import build_package
+    from winoforge.cli import main as cli_main
     from winoforge.hw.srbs_ranges import datatype_output_range, smallest_datatype
     from winoforge.runtime import Accelerator
     from winoforge.runtime.weights import WeightLayout, decode
@@ -123,15 +123,18 @@ def test_a_zcu104_build_with_winograd_weights_in_uram_runs_bit_exact(tmp_path, m
     monkeypatch.setattr(boards, "get_board", lambda name: dataclasses.replace(zcu, bram36=40))
     _, raw, _ = fmnist
     vgg = Path(__file__).resolve().parents[2] / "notebooks" / "packages" / "fmnist-vgg-pynqz2-srbs75" / "model.onnx"
-    manifest = build_package(vgg, "z", board="zcu104", out_root=tmp_path / "pkgs", work_root=tmp_path / "finn",
-                             golden=raw[:2], progress=False)
+    assert cli_main(["build", "--onnx", str(vgg), "--name", "z", "--board", "zcu104", "--verify-images", "2",
+                     "--out-root", str(tmp_path / "pkgs"), "--work-root", str(tmp_path / "finn")]) == 0
     pkg = tmp_path / "pkgs" / "z"
+    manifest = json.loads((pkg / "manifest.json").read_text())
     model = ModelWrapper(str(pkg / "dataflow_model.onnx"))
     layers = [n for n in model.graph.node if n.op_type == "WinogradSRBS_rtl"]
     moved = [n.name for n in layers if getCustomOp(n).get_nodeattr("ram_style") == "ultra"]
     sizes = {n.name: getCustomOp(n).params().weight_memory_depth for n in layers}
     assert len(moved) == 1 and sizes[moved[0]] == max(sizes.values()), sizes
     assert [e["node"] for e in manifest["runtime_weights"]] == moved and manifest["all_runtime_weights"] is False
+    said = capsys.readouterr().out
+    assert f"moved to UltraRAM: the BRAM does not hold them): {moved[0]}\n" in said and ", URAM " in said
     inst = getCustomOp(model.get_node_from_name(moved[0]))
     params = inst.params()
     assert params.runtime_weights == 1 and params.output_datatype == smallest_datatype(*datatype_output_range(params))
