@@ -104,11 +104,12 @@ def test_the_default_steps_move_only_the_weights_the_runtime_writes(monkeypatch)
 
 
 def test_a_zcu104_build_with_winograd_weights_in_uram_runs_bit_exact(tmp_path, monkeypatch, fmnist, capsys):
-    """The shipped VGG student on a ZCU104 with 80 RAMB18 (it needs 131): the default steps move the
-    largest Winograd layer's weights (128 -> 128, 32,768 words) to URAM, before minimizing the widths, so that its
-    output type is the sound one for any weights of its types; the package lists that layer (alone)
-    under runtime_weights with its stream (`winoforge build` says so); the simulated device, which computes with the weights its
-    DMAs deliver, equals the build's golden outputs, and new weights written at run time change them."""
+    """The shipped VGG student on a ZCU104 with 80 RAMB18 (it needs 131), through `winoforge build`:
+    the default steps move the largest Winograd layer's weights (128 -> 128, 32,768 words) to URAM,
+    before minimizing the widths, so that its output type is the sound one for any weights of its
+    types; the package lists that layer (alone) under runtime_weights with its stream, and the build
+    says so; the simulated device, which computes with the weights its DMAs deliver, equals the
+    build's golden outputs, and new weights written at run time change them."""
     from pathlib import Path
 
     import numpy as np
