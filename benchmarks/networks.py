@@ -44,9 +44,9 @@ that fits the board *and* the resources of the flows it is compared with ("at eq
 ``finn`` is the fastest folding that fits the board; ``winograd_dense`` the fastest with no more
 LUT and DSP than the ``finn`` row; every ``srbs`` row the fastest with no more LUT and DSP than the
 ``winograd_dense`` row (and so than ``finn``) -- the reference row's *final* figures: Yosys's where
-``make bench-rtl`` built it (:func:`reference_cap`), else its estimates.  The speed-ups are then plain FPS ratios of the rows
-(``speedup_vs_dense_winograd = fps / fps(winograd_dense)``, ``speedup_vs_finn = fps / fps(finn)``).
-A flow with no folding inside its limits gets a row with ``fps: null`` and the reason -- never an
+``make bench-rtl`` built it (:func:`reference_cap`), else its estimates.  The speed-ups are then
+plain FPS ratios of the rows (``speedup_vs_dense_winograd = fps / fps(winograd_dense)``,
+``speedup_vs_finn = fps / fps(finn)``).  A flow with no folding inside its limits gets a row with ``fps: null`` and the reason -- never an
 invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
 folding steps); ``grid_points`` records every folding it built.
 
