@@ -268,6 +268,17 @@ def _point(result, board) -> dict:
             "lut_by_op_type": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))}
 
 
+def uram_back(back: list) -> list:
+    """The back of a flow on a board with URAM: weights that do not fit the BRAM go to URAM, written at
+    run time, in both flows alike -- FINN's MVAUs too (``step_weights_to_uram``, right before the
+    estimates) in place of the default steps' ``step_winograd_weights_to_uram`` (our layers only)."""
+    from winoforge.hw.build import step_weights_to_uram, step_winograd_weights_to_uram
+
+    back = [s for s in back if s is not step_winograd_weights_to_uram]
+    cut = back.index("step_generate_estimate_reports")
+    return [*back[:cut], step_weights_to_uram, *back[cut:]]
+
+
 class FoldingSearch:
     """One flow of one network: its front built once, its back built per target FPS (cached)."""
 
@@ -276,13 +287,8 @@ class FoldingSearch:
 
         self.board, self.work, self.grid, self.points = board, work, grid, {}
         front, self.back = _front_and_back(kind)
-        if board.uram:  # weights that do not fit the BRAM go to URAM, written at run time (both flows alike:
-            # FINN's MVAUs too, in place of the default steps' step_winograd_weights_to_uram)
-            from winoforge.hw.build import step_weights_to_uram, step_winograd_weights_to_uram
-
-            self.back = [s for s in self.back if s is not step_winograd_weights_to_uram]
-            cut = self.back.index("step_generate_estimate_reports")
-            self.back = [*self.back[:cut], step_weights_to_uram, *self.back[cut:]]
+        if board.uram:
+            self.back = uram_back(self.back)
         cfg = make_build_config(work / "front", board.name, None, mvau_wwidth_max=MVAU_WWIDTH_MAX)
         self.front = run_build(onnx, cfg, front, golden=None, progress=False, name=f"{work.name} front").steps[-1].model
 

@@ -318,6 +318,20 @@ def test_srbs_searches_are_capped_by_the_reference_s_final_figures():
     assert json.dumps(rows) == before
 
 
+def test_on_a_uram_board_both_flows_move_weights_to_uram_alike():
+    """The benchmark's ZCU104 rows: every flow's back moves weights to URAM right before the estimates
+    with step_weights_to_uram (FINN's MVAUs too), never also with the default steps' Winograd-only one."""
+    from winoforge.hw.build import step_weights_to_uram, step_winograd_weights_to_uram
+
+    nb = runpy.run_path(str(SCRIPT))
+    for kind in ("winograd", "baseline", "baseline_residual"):
+        default = nb["_front_and_back"](kind)[1]
+        assert (step_winograd_weights_to_uram in default) == (kind == "winograd")
+        back = nb["uram_back"](default)
+        assert step_winograd_weights_to_uram not in back and back.count(step_weights_to_uram) == 1
+        assert back[back.index(step_weights_to_uram) + 1] == "step_generate_estimate_reports"
+
+
 def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
     """``--merge``: runs over other networks or other flows of one network (``--flows``) combine into
     one file, the rows in the table's order and a network's flows together; a row in two runs is
