@@ -259,6 +259,24 @@ def _reestimate(out: Path, work: Path) -> dict:
     return result
 
 
+def merge_build(networks: list[dict], net: dict) -> list[dict]:
+    """``networks`` with the build ``net`` in place of the entry of its name.  An entry it replaces that
+    was built at another folding (another estimated cycles per frame: the row's folding moved since)
+    stays, as a candidate folding of its flow named ``NAME@<its target FPS>`` (``networks.apply_rtl``
+    takes it where it is the fastest build within the row's limits), unless a build of that name
+    exists."""
+    out = []
+    for old in networks:
+        if old["name"] != net["name"]:
+            out.append(old)
+        elif old.get("cycles_per_frame_est") != net.get("cycles_per_frame_est") and old.get("row"):
+            row = {**old["row"], "candidate": True, "max_cycles": old["cycles_per_frame_est"]}
+            kept = {**old, "name": f"{old['name']}@{row.get('target_fps')}", "row": row}
+            if all(n["name"] != kept["name"] for n in networks):
+                out.append(kept)
+    return out + [net]
+
+
 def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
     """``--rows``: each row built, simulated and synthesized as a network of the full run, then
     merged into ``out`` by name (two processes may share the rows: the read-modify-write is
@@ -285,7 +303,7 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
             f.seek(0)
             text = f.read()
             result = json.loads(text) if text.strip() else {"networks": []}
-            result["networks"] = [n for n in result["networks"] if n["name"] != name] + [net]
+            result["networks"] = merge_build(result["networks"], net)
             result.update(setup={"yosys_note": _YOSYS_NOTE, "images": "Fashion-MNIST test images, the first N",
                                  "rows_from": "benchmarks/results/networks.json (networks.py's students, rebuilt)"},
                           machine={"python": platform.python_version(), "machine": platform.machine()})

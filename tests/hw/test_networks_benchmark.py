@@ -332,6 +332,37 @@ def test_on_a_uram_board_both_flows_move_weights_to_uram_alike():
         assert back[back.index(step_weights_to_uram) + 1] == "step_generate_estimate_reports"
 
 
+def test_a_rebuilt_row_keeps_its_earlier_folding_as_a_candidate():
+    """rtl.py --rows: a row rebuilt at a new folding replaces the entry of its name; the earlier build,
+    at another folding, stays as a candidate of the flow (NAME@FPS) that apply_rtl can still take --
+    here the slower one within dense's LUT, where the new build is over it. A rebuild at the same
+    folding just replaces the entry."""
+    nb = runpy.run_path(str(SCRIPT))
+    merge = runpy.run_path(str(SCRIPT.parent / "rtl.py"))["merge_build"]
+
+    def build(fps, lut, name="n-srbs"):
+        row = {"network": "n", "flow": "srbs", "density": 0.25, "mixed_precision": False, "target_fps": fps,
+               "max_cycles": 100e6 / fps, "sub_row": 4, "keep": 1}
+        return {"name": name, "row": row, "cycles_per_frame_est": 100e6 / fps, "cycles_per_frame_sim": 100e6 / fps,
+                "yosys_complete": True, "yosys": {"lut": lut, "ff": 1, "bram": 2, "dsp": 0}, "images": 200,
+                "mismatches": 0}
+
+    dense = {**build(10.0, 100, "n-dense"), "row": {"network": "n", "flow": "winograd_dense", "density": 1.0,
+                                                     "mixed_precision": False, "target_fps": 10.0, "max_cycles": 1e7}}
+    nets = merge([dense, build(20.0, 95)], build(40.0, 104))
+    assert [n["name"] for n in nets] == ["n-dense", "n-srbs@20.0", "n-srbs"]
+    assert nets[1]["row"]["candidate"] and nets[1]["row"]["max_cycles"] == 100e6 / 20.0
+    assert [n["name"] for n in merge(nets, build(40.0, 103))] == ["n-dense", "n-srbs@20.0", "n-srbs"]
+    quarter = {"network": "n", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "mixed_precision": False,
+               "mean_bits": 4.0, "fps": 40.0, "lut": 99, "ff": None, "bram": 1.0, "dsp": 0, "uram": 0,
+               "max_cycles": 100e6 / 40.0, "target_fps": 40.0, "source": "estimate", "sub_row": 4, "keep": 1}
+    rows = [{**quarter, "flow": "winograd_dense", "density": 1.0, "fps": 10.0, "lut": 100, "max_cycles": 1e7,
+             "sub_row": None, "keep": None}, quarter]
+    rtl = [(nb["row_key"](n["row"]), n, "rtl_rows.json") for n in nets]
+    nb["apply_rtl"](rows, rtl)
+    assert rows[1]["rtl"]["network"] == "n-srbs@20.0" and rows[1]["fps"] == 20.0  # 104 LUT is over dense's 100
+
+
 def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
     """``--merge``: runs over other networks or other flows of one network (``--flows``) combine into
     one file, the rows in the table's order and a network's flows together; a row in two runs is
