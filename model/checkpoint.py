@@ -28,7 +28,8 @@ from safetensors.torch import load_file, save_file
 
 from winoforge.runtime.package import sha256_file
 
-__all__ = ["FORMAT_VERSION", "CorruptCheckpointError", "sha256_file", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["FORMAT_VERSION", "CorruptCheckpointError", "sha256_file", "save_checkpoint", "load_checkpoint",
+           "latest_checkpoint", "separate_shared"]
 
 FORMAT_VERSION = 1
 _TENSOR = "__tensor__"
@@ -74,6 +75,22 @@ def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def separate_shared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` with every tensor that shares memory with an earlier one copied into its own:
+    safetensors refuses shared tensors, and a model may share a parameter between modules (a
+    ResNet student's residual add quantizes both branches with one scale).  Each name keeps its
+    value, so loading the file back into a state dict (``load_state_dict``) restores the model;
+    the copy costs the shared tensors' size once more."""
+    seen: set[int] = set()
+    out = {}
+    for key, t in tensors.items():
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        out[key] = t.clone() if ptr in seen else t
+        if ptr is not None:
+            seen.add(ptr)
+    return out
+
+
 def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 3) -> Path:
     """Write ``state`` (nested dicts/lists of tensors and JSON scalars) as checkpoint ``step``."""
     run_dir = Path(run_dir)
@@ -85,7 +102,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep_
     tmp.mkdir()
     tensors: dict[str, torch.Tensor] = {}
     structure = _split(state, tensors, "")
-    save_file(tensors, str(tmp / "tensors.safetensors"))
+    save_file(separate_shared(tensors), str(tmp / "tensors.safetensors"))
     (tmp / "state.json").write_text(json.dumps(structure))
     manifest = {
         "format_version": FORMAT_VERSION,

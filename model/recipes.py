@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import sha256_file
+from .checkpoint import separate_shared, sha256_file
 from .config import to_dict
 from .data import DeviceLoader, load_dataset, make_loader, default_augment
 from .losses import (DistillationConfig, DistillationObjective, EnsembleTeacher, FeatureCapture, HintPair,
@@ -102,7 +102,8 @@ def save_model(model: nn.Module, out_dir: Path, info: dict[str, Any]) -> Path:
     """``model.safetensors`` + ``model.json`` (``info`` plus the weights' sha256)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / "model.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    save_file(separate_shared({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+              str(weights))
     (out_dir / "model.json").write_text(json.dumps({**info, "sha256": sha256_file(weights)}, indent=2) + "\n")
     return weights
 

@@ -181,16 +181,23 @@ def _stats_collectors(roots: dict[str, nn.Module]):
 
 
 def _stats_state(roots: dict[str, nn.Module]) -> dict[str, Any]:
-    """The step counter and running statistic of every statistics collector.  Neither is in
-    Brevitas's ``state_dict`` (it stores the running value as the scale and, on loading, marks the
-    collection finished), so without them a run resumed inside the first ``collect_stats_steps``
-    steps would stop collecting and differ from an uninterrupted one."""
+    """The step counter, running statistic and scale parameter of every statistics collector.  None
+    is in Brevitas's ``state_dict`` as it is (it stores the running statistic as the scale and, on
+    loading, marks the collection finished), so without them a run resumed inside the first
+    ``collect_stats_steps`` steps would stop collecting, or, restored to collect on, multiply the
+    statistic at the kill into the scale at the end of the collection: either way differ from an
+    uninterrupted one."""
     out: dict[str, Any] = {}
     for key, module in _stats_collectors(roots):
         entry: dict[str, Any] = {"counter": int(module.counter)}
         buffer = getattr(module, "buffer", None)
         if isinstance(buffer, torch.Tensor):
             entry["buffer"] = buffer.detach().clone()
+        # while collecting, Brevitas's state_dict stores the statistic under ``value``; the parameter
+        # itself (its initial value, which the statistic multiplies into at the end) is only here
+        value = getattr(module, "value", None)
+        if isinstance(value, torch.Tensor):
+            entry["value"] = value.detach().clone()
         out[key] = entry
     return out
 
@@ -200,9 +207,11 @@ def _load_stats_state(roots: dict[str, nn.Module], saved: dict[str, Any]) -> Non
         if key not in saved:  # a checkpoint written before these were saved: Brevitas's own behaviour
             continue
         module.counter = int(saved[key]["counter"])
-        if "buffer" in saved[key]:
-            with torch.no_grad():
+        with torch.no_grad():
+            if "buffer" in saved[key]:
                 module.buffer.copy_(saved[key]["buffer"])
+            if "value" in saved[key]:
+                module.value.copy_(saved[key]["value"])
 
 
 class Trainer:
@@ -287,10 +296,21 @@ class Trainer:
     def _stateful_roots(self) -> dict[str, nn.Module]:
         return {"model": self.model, **{f"extra.{k}": m for k, m in self.extra_state.items()}}
 
+    def _named_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"{root}.{name}": p for root, module in self._stateful_roots().items()
+                for name, p in module.named_parameters()}
+
     def load_state(self, state: dict[str, Any]) -> None:
+        names = {id(p): name for name, p in self._named_parameters().items()}
         self.model.load_state_dict(state["model"])
         for k, m in self.extra_state.items():
             m.load_state_dict(state["extra"][k])
+        # Brevitas re-creates a quantizer's scaling module when its state is loaded: the optimizer
+        # would keep stepping the old parameters (and the loaded momentum would sit on them) while
+        # the model computes with the new ones -- the optimizer takes the model's parameters again
+        now = self._named_parameters()
+        for group in self.optimizer.param_groups:
+            group["params"] = [now.get(names.get(id(p)), p) for p in group["params"]]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])

@@ -45,6 +45,23 @@ def test_round_trip_is_exact(tmp_path):
     assert back["scheduler"]["last_epoch"] == sched.state_dict()["last_epoch"]
 
 
+def test_shared_tensors_round_trip(tmp_path):
+    """A parameter shared by two modules (as a ResNet student's residual add shares one scale between
+    its branches) appears twice in the state dict; safetensors refuses shared memory, so each name is
+    stored on its own, and both come back with the value."""
+    shared = torch.nn.Parameter(torch.tensor([0.25]))
+    a, b = torch.nn.Module(), torch.nn.Module()
+    a.scale = b.scale = shared
+    model = torch.nn.ModuleDict({"a": a, "b": b})
+    state = model.state_dict(keep_vars=False)
+    assert state["a.scale"].data_ptr() == state["b.scale"].data_ptr()
+    back = load_checkpoint(save_checkpoint(tmp_path, 1, {"model": state}))
+    assert torch.equal(back["model"]["a.scale"], shared.detach()) and torch.equal(back["model"]["b.scale"], shared.detach())
+    shared.data.fill_(0.0)
+    model.load_state_dict(back["model"])
+    assert float(shared) == 0.25
+
+
 def test_keeps_last_and_latest(tmp_path):
     for step in range(5):
         save_checkpoint(tmp_path, step, {"x": torch.tensor([step])}, keep_last=2)

@@ -50,6 +50,43 @@ def test_resume_after_kill_gives_identical_weights(tmp_path):
     assert [r["train"] for r in resumed.history] == [r["train"] for r in full.history]
 
 
+def _resnet_setup(run_dir, max_epochs=None):
+    """A W4A4 ResNet student (Winograd SRBS layers, residual adds whose branches share one scale)."""
+    from winoforge.model.students import StudentConfig, build_student
+
+    torch.manual_seed(3)
+    model = build_student(StudentConfig(arch="resnet", depth=8, width=4, sub_row=4, keep=1, weight_quant="po2",
+                                        act_quant="po2"), 1, 4)
+    # 200 steps an epoch: a kill after epoch 1 falls inside Brevitas's 300 steps of statistics
+    # collection for most scales, past them for the residual adds' shared one (two calls a step),
+    # which is then a parameter under two names
+    train = make_loader(synthetic_dataset(400, num_classes=4, size=12, seed=1), batch_size=2, shuffle=True, seed=7)
+
+    def loss_fn(net, x, y):
+        return nn.functional.cross_entropy(net(x), y), {}
+
+    optim = OptimConfig(epochs=2, lr=0.01, warmup_epochs=1)
+    return model, Trainer(model, train, None, optim, loss_fn, run_dir, seed=5, progress=False, max_epochs=max_epochs)
+
+
+def test_a_resnet_student_checkpoints_and_resumes_exactly(tmp_path):
+    """The residual adds' shared scales are stored (safetensors refuses shared memory: the first
+    checkpoint of a ResNet distillation failed), and a run killed after epoch 1 resumes to the
+    weights of an uninterrupted one, across the end of the statistics collection: a scale still
+    collecting comes back with its own initial value (Brevitas's state dict holds the statistic
+    there), and the optimizer steps the scale parameters that Brevitas re-creates on loading
+    (it kept stepping the old ones, their momentum with them)."""
+    full_model, full = _resnet_setup(tmp_path / "full")
+    full.fit()
+    _, killed = _resnet_setup(tmp_path / "killed", max_epochs=1)
+    killed.fit()
+    resumed_model, resumed = _resnet_setup(tmp_path / "killed")
+    resumed.fit()
+    assert resumed.epoch == 2
+    for (k, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def _quant_setup(run_dir, max_epochs=None):
     """A Brevitas net whose activation scale is still collecting statistics (its first 300
     steps) when the run is killed after epoch 1 (6 steps)."""
