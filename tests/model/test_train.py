@@ -61,12 +61,16 @@ def _resnet_setup(run_dir, max_epochs=None):
     # collection for most scales, past them for the residual adds' shared one (two calls a step),
     # which is then a parameter under two names
     train = make_loader(synthetic_dataset(400, num_classes=4, size=12, seed=1), batch_size=2, shuffle=True, seed=7)
+    return model, _ce_trainer(model, train, run_dir, OptimConfig(epochs=2, lr=0.01, warmup_epochs=1), max_epochs)
+
+
+def _ce_trainer(model, train, run_dir, optim, max_epochs):
+    """A cross-entropy trainer without a test set."""
 
     def loss_fn(net, x, y):
         return nn.functional.cross_entropy(net(x), y), {}
 
-    optim = OptimConfig(epochs=2, lr=0.01, warmup_epochs=1)
-    return model, Trainer(model, train, None, optim, loss_fn, run_dir, seed=5, progress=False, max_epochs=max_epochs)
+    return Trainer(model, train, None, optim, loss_fn, run_dir, seed=5, progress=False, max_epochs=max_epochs)
 
 
 def test_a_resnet_student_checkpoints_and_resumes_exactly(tmp_path):
@@ -96,12 +100,7 @@ def _quant_setup(run_dir, max_epochs=None):
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), qnn.QuantReLU(bit_width=4), nn.AdaptiveAvgPool2d(2),
                           nn.Flatten(), nn.Linear(16, 4))
     train = make_loader(synthetic_dataset(96, num_classes=4, size=12, seed=1), batch_size=16, shuffle=True, seed=7)
-
-    def loss_fn(net, x, y):
-        return nn.functional.cross_entropy(net(x), y), {}
-
-    optim = OptimConfig(epochs=3, lr=0.05, warmup_epochs=1)
-    return model, Trainer(model, train, None, optim, loss_fn, run_dir, seed=5, progress=False, max_epochs=max_epochs)
+    return model, _ce_trainer(model, train, run_dir, OptimConfig(epochs=3, lr=0.05, warmup_epochs=1), max_epochs)
 
 
 def test_resume_inside_brevitas_statistics_collection_is_exact(tmp_path):
