@@ -46,8 +46,8 @@ LUT and DSP than the ``finn`` row; every ``srbs`` row the fastest with no more L
 ``winograd_dense`` row (and so than ``finn``) -- the reference row's *final* figures: Yosys's where
 ``make bench-rtl`` built it (:func:`reference_cap`), else its estimates.  The speed-ups are then
 plain FPS ratios of the rows (``speedup_vs_dense_winograd = fps / fps(winograd_dense)``,
-``speedup_vs_finn = fps / fps(finn)``).  A flow with no folding inside its limits gets a row with ``fps: null`` and the reason -- never an
-invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
+``speedup_vs_finn = fps / fps(finn)``).  A flow with no folding inside its limits gets a row with
+``fps: null`` and the reason -- never an invented figure.  The bisection assumes resources grow with the target FPS (they do, up to
 folding steps); ``grid_points`` records every folding it built.
 
 Source: a row is ``"rtl"`` where ``make bench-rtl`` built, simulated and synthesized its network at

@@ -240,6 +240,14 @@ def _write_memh(path: Path, words: np.ndarray, bits: int) -> str:
 MAX_THRESHOLD_STAGES = 8  # winoforge_thresholds' THRESH_FILE_0..7: at most 255 thresholds
 
 
+def threshold_steps_problem(steps: int) -> str | None:
+    """Why ``winoforge_thresholds`` cannot take ``steps`` thresholds a channel (its ROMs
+    ``THRESH_FILE_0..7``: at most ``2^MAX_THRESHOLD_STAGES - 1``); ``None`` where it can."""
+    if 1 <= steps < 2 ** MAX_THRESHOLD_STAGES:
+        return None
+    return f"thresholds: {steps} steps per channel; allowed: 1..{2 ** MAX_THRESHOLD_STAGES - 1}"
+
+
 def threshold_fold_bits(folds: int) -> int:
     """Address bits of the fold in a ``winoforge_thresholds`` stage ROM (its ``FB``): ``ceil(log2(folds))``."""
     return (folds - 1).bit_length() if folds > 1 else 0
@@ -256,8 +264,9 @@ def threshold_stage_words(T: np.ndarray, pe: int, width: int) -> list[np.ndarray
     ``T[fold * pe + lane][(j << (K - s)) + 2^(K-1-s) - 1]``."""
     T = np.sort(np.asarray(T, dtype=np.int64), axis=1)
     channels, steps = T.shape
-    if not 1 <= steps < 2 ** MAX_THRESHOLD_STAGES:
-        raise ValueError(f"thresholds: {steps} steps per channel; allowed: 1..{2 ** MAX_THRESHOLD_STAGES - 1}")
+    problem = threshold_steps_problem(steps)
+    if problem:
+        raise ValueError(problem)
     if pe < 1 or channels % pe:
         raise ValueError(f"thresholds: PE={pe} must divide the {channels} channels")
     top = (1 << (width - 1)) - 1
@@ -405,11 +414,10 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
             if self.get_output_datatype().name in ("BIPOLAR", "BINARY"):
                 raise _refuse(node, f"outputDataType {self.get_output_datatype().name} with thresholds is not "
                               "supported; allowed: INTn, UINTn")
-            if model is not None:
-                steps = np.shape(model.get_initializer(node.input[2]))[-1]
-                if not 1 <= steps < 2 ** MAX_THRESHOLD_STAGES:
-                    raise _refuse(node, f"thresholds: {steps} steps per channel; allowed: "
-                                  f"1..{2 ** MAX_THRESHOLD_STAGES - 1}")
+            steps = None if model is None else np.shape(model.get_initializer(node.input[2]))[-1]
+            problem = None if steps is None else threshold_steps_problem(steps)
+            if problem:
+                raise _refuse(node, problem)
         if self.get_nodeattr("binaryXnorMode"):
             raise _refuse(node, "binaryXnorMode=1 is not supported; allowed: 0")
         mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))

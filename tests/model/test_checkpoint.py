@@ -56,7 +56,7 @@ def test_shared_tensors_round_trip(tmp_path):
     state = model.state_dict(keep_vars=False)
     assert state["a.scale"].data_ptr() == state["b.scale"].data_ptr()
     back = load_checkpoint(save_checkpoint(tmp_path, 1, {"model": state}))
-    assert torch.equal(back["model"]["a.scale"], shared.detach()) and torch.equal(back["model"]["b.scale"], shared.detach())
+    assert all(torch.equal(back["model"][k], shared.detach()) for k in ("a.scale", "b.scale"))
     shared.data.fill_(0.0)
     model.load_state_dict(back["model"])
     assert float(shared) == 0.25
