@@ -53,12 +53,13 @@ _YOSYS_NOTE = ("network.yosys: the sum of every layer, FIFO and width converter,
                "synthesis in Yosys 0.70 (read_slang for FINN's modules, read_verilog -sv for ours)")
 
 
-def _benchmark_network(work: Path, raw_calibration) -> tuple[Path, float]:
-    """The hw_estimates benchmark network exported, and the target FPS that benchmark compared."""
+def _benchmark_network(work: Path, raw_calibration) -> tuple[Path, float, int]:
+    """The hw_estimates benchmark network exported, the target FPS that benchmark compared and its
+    MVAU weight-width cap (``mvau_wwidth_max``: the build folds as the benchmark did)."""
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from hw_estimates import WIDTHS  # one home for the benchmark network
+    from hw_estimates import MVAU_WWIDTH_MAX, WIDTHS  # one home for the benchmark network
 
     from winoforge.hw.flow import export_run, reference_student
 
@@ -66,7 +67,7 @@ def _benchmark_network(work: Path, raw_calibration) -> tuple[Path, float]:
     net = reference_student(widths=WIDTHS, sub_row=8, keep=2, calibration=raw_calibration)
     onnx = work / "bench" / "model.onnx"
     export_run(net, onnx, check_images=raw_calibration[:16], progress=False)
-    return onnx, float(compared["target_fps"])
+    return onnx, float(compared["target_fps"]), MVAU_WWIDTH_MAX
 
 
 DEMO_MODEL = "fmnist-vgg-pynqz2-srbs75"  # make demo's student (Makefile DEMO_MODEL)
@@ -91,6 +92,17 @@ ROW_FLOWS = {"winograd_dense": ("winograd_dense", 1.0, False, None), "srbs_4of8"
              "srbs_1of4": ("srbs", 0.25, False, 4), "srbs_1of4_mixed": ("srbs", 0.25, True, 4)}
 
 
+def _networks_module():
+    """``benchmarks/networks.py``, imported (the rows are its rows)."""
+    import sys
+
+    if str(ROOT) not in sys.path:  # once, though --rows builds several rows
+        sys.path.insert(0, str(ROOT))
+    import networks
+
+    return networks
+
+
 def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndarray]:
     """``NETWORK:FLOW`` (``--rows``): the row of ``benchmarks/results/networks.json`` rebuilt as
     ``networks.py`` built it -- the same untrained reference student (seeded; BatchNorm from the same
@@ -100,11 +112,7 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     within the row's reference and it is faster than the row).
     Returns ``(name, onnx, target_fps, row key, golden images)``.  Verilator runs Fashion-MNIST
     test images, so only the Fashion-MNIST (PYNQ-Z2) networks are allowed."""
-    import sys
-
-    if str(ROOT) not in sys.path:  # once, though --rows calls this for every row
-        sys.path.insert(0, str(ROOT))
-    import networks as nb
+    nb = _networks_module()
 
     from winoforge.hw.flow import export_run
 
@@ -132,7 +140,21 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     return f"{network}-{flow}" + (f"@{at}" if at else ""), onnx, float(key["target_fps"]), key, raw[:4]
 
 
-def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden) -> dict:
+def _folding(package: Path) -> dict:
+    """``{node: {PE, SIMD, ...}}``: the folding FINN reports for a built package (its parallelism
+    attributes only), so that a row's build can be checked against the estimate's folding."""
+    path = package / "reports" / "finn_auto_folding_config.json"
+    if not path.is_file():
+        return {}
+    keys = ("PE", "SIMD", "POS", "ISIMD", "OE")
+    return {node: {k: v for k, v in attrs.items() if k in keys}
+            for node, attrs in json.loads(path.read_text()).items() if any(k in attrs for k in keys)}
+
+
+def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden,
+             mvau_wwidth_max: int | None = None) -> dict:
+    """Build (``mvau_wwidth_max``: FINN's MVAU folding cap, as the compared estimate used), simulate
+    and synthesize one network."""
     from winoforge.hw.flow import build_package
     from winoforge.hw.rtl import rtl_file_digests
     from winoforge.hw.rtl.stitch import StitchedDesign
@@ -143,7 +165,8 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     t0 = time.perf_counter()
     files = rtl_file_digests()  # of the sources it is built from: networks.py flags later changes to those it uses
     manifest = build_package(onnx, name, board="pynq-z2", target_fps=target_fps, out_root=work / "pkgs",
-                             work_root=work / "finn", golden=golden, rtl=True, progress=False)
+                             work_root=work / "finn", golden=golden, rtl=True, progress=False,
+                             mvau_wwidth_max=mvau_wwidth_max)
     package = work / "pkgs" / name
     t_build = time.perf_counter() - t0
     sim = run_package(package, images, build_root=work / "verilator")
@@ -170,6 +193,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
         "latency_cycles_sim": sim["latency_cycles"], "verilator_cycles_per_s": sim["verilator_cycles_per_s"],
         "est": net_est, **_network_synth(synth),
         "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers,
+        "mvau_wwidth_max": mvau_wwidth_max, "folding": _folding(package),
         "rtl_files": {f: h for f, h in files.items() if Path(f).name in design.sources},
         "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "synthesis": t_synth,
                                              "total": time.perf_counter() - t0},
@@ -289,7 +313,7 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
         t0 = time.perf_counter()
         digest = rtl_sources_digest()  # the RTL it is built from (networks.py flags later changes)
         name, onnx, fps, key, golden = _row_network(spec, work)
-        net = _network(name, onnx, fps, work, images, golden)
+        net = _network(name, onnx, fps, work, images, golden, mvau_wwidth_max=_networks_module().MVAU_WWIDTH_MAX)
         if key.get("candidate"):  # a folding of its own: the row's cycles do not apply
             key["max_cycles"] = net["cycles_per_frame_est"]
         net["row"] = key
@@ -395,11 +419,12 @@ def main(argv=None) -> int:
         return _run_rows(args.rows.split(","), work, images, Path(args.out) if args.out else RESULTS / "rtl_rows.json")
     partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
+    # the demo and the tiny model fold as `winoforge build` does (FINN's default MVAU cap)
     plan = [] if args.quick else [("pynq-z2-benchmark", *_benchmark_network(work, x)),
-                                  (DEMO_MODEL, _demo_student(work, x[:16]), DEMO_TARGET_FPS)]
-    plan.append(("fmnist-tiny", TINY_ONNX, None))
-    for name, onnx, fps in plan:
-        net = _network(name, onnx, fps, work, images, raw[:4])
+                                  (DEMO_MODEL, _demo_student(work, x[:16]), DEMO_TARGET_FPS, None)]
+    plan.append(("fmnist-tiny", TINY_ONNX, None, None))
+    for name, onnx, fps, wwidth in plan:
+        net = _network(name, onnx, fps, work, images, raw[:4], mvau_wwidth_max=wwidth)
         net["targets"] = _targets(net)
         nets.append(net)
         partial.write_text(json.dumps(nets, indent=2, default=float) + "\n")

@@ -146,7 +146,7 @@ def build_bitfile(package: str | Path, work_root: str | Path = "build/bitfile") 
     work = Path(work_root) / pkg.name
     board = pkg.manifest["board"].lower()
     cfg = make_build_config(work, board, target_fps=pkg.manifest.get("estimated_fps"),
-                            clock_mhz=pkg.manifest.get("clock_mhz"))
+                            clock_mhz=pkg.manifest.get("clock_mhz"), mvau_wwidth_max=pkg.manifest.get("mvau_wwidth_max"))
     cfg.generate_outputs = [DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE]
     entries = pkg.manifest.get("runtime_weights") or []
     # --runtime-weights: every Winograd layer; else only those the build moved to URAM (the steps move them again)

@@ -252,7 +252,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
                   progress: bool = True, rtl: bool = False, open_rtl: bool = True,
-                  runtime_weights: bool = False) -> dict[str, Any]:
+                  runtime_weights: bool = False, mvau_wwidth_max: int | None = None) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
     deployment package ``<out_root>/<name>/``.  Returns the package's manifest.
 
@@ -269,7 +269,12 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     weights in RAMs written at run time (:func:`winoforge.hw.build.step_runtime_weights`).  Every
     layer with runtime-writeable weights (also those ``step_weights_to_uram`` moved) gets its
     weight stream in ``weights/<node>.npy`` and an entry in the manifest's ``runtime_weights``
-    (node, weight DMA ``idma1``..., file, words, layout), which the runtime writes on loading."""
+    (node, weight DMA ``idma1``..., file, words, layout), which the runtime writes on loading.
+
+    ``mvau_wwidth_max``: FINN SetFolding's cap on an MVAU's SIMD times weight bits (``None``: FINN's
+    default, 36), recorded in the manifest so that ``make bitfile`` folds the same way.  It bounds
+    the width of a weight *stream*; the open-RTL layers embed their weights, and the networks
+    benchmark raises it (``benchmarks/networks.py``), so its RTL row builds must too."""
     if runtime_weights and baseline:
         raise ValueError("runtime_weights=True applies to the Winograd flow; the stock-FINN baseline keeps "
                          "FINN's weights (drop --baseline or --runtime-weights)")
@@ -288,7 +293,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     work = Path(work_root) / name
     if work.exists():
         shutil.rmtree(work)
-    cfg = make_build_config(work, board, target_fps)
+    cfg = make_build_config(work, board, target_fps, mvau_wwidth_max=mvau_wwidth_max)
     steps = (baseline_steps(open_rtl=open_rtl) if baseline
              else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
     try:
@@ -362,6 +367,8 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
         "runtime_weights": weight_entries,
         # every Winograd layer's weights written at run time (--runtime-weights), not only those moved to URAM
         "all_runtime_weights": bool(runtime_weights),
+        # FINN's cap on SIMD x weight bits of an MVAU while folding (null: FINN's default)
+        "mvau_wwidth_max": mvau_wwidth_max,
         "runtime": {"program": "runtime/program.json", "params": "runtime/params.npz",
                     "golden": "runtime/golden.npz" if (package / "runtime" / "golden.npz").is_file() else None},
         "provenance": portable_paths({
