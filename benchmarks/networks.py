@@ -660,6 +660,40 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: the README's table of the rows (``--markdown`` prints it; a test keeps the README's equal to it)
+MARKDOWN_HEAD = ("| network (board) | flow | density | mean bits | FPS | LUT | FF | BRAM36 | URAM | DSP | "
+                 "vs dense Winograd | vs FINN | source |")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the README's Markdown table: FF as ``>=N`` where some layer has no FF estimate
+    (FINN's HLS layers: ``ff_partial``, a lower bound); ``!`` where a row is not within the LUT/DSP
+    of the row that capped it; ``rtl`` rows say whether they took a candidate build or one of an
+    earlier RTL."""
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    lines = [MARKDOWN_HEAD, "|" + "---|" * MARKDOWN_HEAD.count(" | ") + "---|"]
+    for r in rows:
+        pattern = row_pattern(r)
+        flow = r["flow"] if not pattern else (f"srbs {pattern.replace('of', ' of ')}"
+                                              + (" mixed" if r.get("mixed_precision") else ""))
+        speedup = {k: "-" if r.get(k) is None else f"{r[k]:.2f}x" for k in ("speedup_vs_dense_winograd",
+                                                                            "speedup_vs_finn")}
+        if r.get("within_reference") is False and r.get("speedup_vs_dense_winograd") is not None:
+            speedup["speedup_vs_dense_winograd"] += "!"
+        ff = fmt(r.get("ff"), ",.0f") if r.get("ff") is not None or r.get("fps") is None else \
+            f"≥{r.get('ff_partial', 0):,.0f}"
+        source = r["source"]
+        if source == "rtl":
+            notes = [n for n, on in (("candidate", r["rtl"].get("chosen")),
+                                     ("previous RTL", r["rtl"].get("current_rtl") is False)) if on]
+            source = "**rtl**" + (f" ({', '.join(notes)})" if notes else "")
+        lines.append(f"| {r['network']} ({r['board']}) | {flow} | {r['density']:.2f} | {fmt(r['mean_bits'], '.2f')} | "
+                     f"{fmt(r['fps'], ',.0f')} | {fmt(r['lut'], ',.0f')} | {ff} | {fmt(r['bram'], '.1f')} | "
+                     f"{fmt(r.get('uram'), '.0f')} | {fmt(r['dsp'], '.0f')} | {speedup['speedup_vs_dense_winograd']} | "
+                     f"{speedup['speedup_vs_finn']} | {source} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -709,6 +743,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flows", default=None,
                         help="comma-separated subset of the flows (" + ", ".join(FLOW_LABELS) + "); an SRBS flow "
                              "without winograd_dense is capped by the board only")
+    parser.add_argument("--markdown", action="store_true",
+                        help="only print the recorded rows (--out, default results/networks.json) as the README's table")
     parser.add_argument("--apply-rtl", action="store_true",
                         help="only apply the current bench-rtl results (rtl.json, rtl_rows.json) to the recorded rows")
     args = parser.parse_args(argv)
@@ -716,6 +752,9 @@ def main(argv=None) -> int:
         return _merge(args)
     if args.apply_rtl:
         return _apply_rtl_only(args)
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.out or RESULTS / "networks.json").read_text())["rows"]))
+        return 0
 
     nets = QUICK_NETWORKS if args.quick else NETWORKS
     if args.networks:

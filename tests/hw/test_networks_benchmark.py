@@ -458,3 +458,20 @@ def test_equal_lut_bound_follows_the_dense_split():
     recorded = json.loads((SCRIPT.parent / "results" / "srbs_equal_lut.json").read_text())
     ratios = [e["srbs_lut"] / e["dense_lut"] for e in recorded["subrow4_keep1_W4A4"]["equal_multipliers"]]
     assert round(min(ratios), 2) == c
+
+
+def test_the_readme_table_is_the_recorded_rows():
+    """README's table of the comparison is ``networks.py --markdown`` of the committed results (so a
+    re-run or ``--apply-rtl`` that moves a figure fails here until the README follows), and it marks
+    what it should: FF as a lower bound where FINN estimates none, ``!`` beyond the reference."""
+    mod = runpy.run_path(str(SCRIPT))
+    rows = json.loads((SCRIPT.parent / "results" / "networks.json").read_text())["rows"]
+    table = mod["markdown_table"](rows)
+    readme = (SCRIPT.parents[1] / "README.md").read_text()
+    assert table in readme, "README's table differs from `python benchmarks/networks.py --markdown`"
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(rows) and lines[0] == mod["MARKDOWN_HEAD"]
+    partial = [r for r in rows if r["ff"] is None and r["fps"] is not None]
+    assert sum("≥" in line for line in lines[2:]) == len(partial)
+    over = [r for r in rows if r.get("within_reference") is False and r.get("speedup_vs_dense_winograd")]
+    assert sum("x! |" in line for line in lines[2:]) == len(over)
