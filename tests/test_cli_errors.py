@@ -90,6 +90,7 @@ CASES = [
     (["build", "--onnx", "{d}/winograd_like.onnx", "--target-fps", "1e9"], "100,000,000 frames per second"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--target-fps", "0"], "--target-fps"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--target-fps", "nan"], "--target-fps"),
+    (["build", "--onnx", "{d}/winograd_like.onnx", "--mvau-wwidth-max", "0"], "--mvau-wwidth-max"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--board", "de10-nano"], "board"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--baseline"], "Winograd layers"),
     (["build", "--onnx", "{d}/winograd_like.onnx", "--name", "../escape"], "--name"),

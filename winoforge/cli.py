@@ -408,7 +408,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                                  out_root=args.out_root, work_root=args.work_root, golden=golden,
                                  codegen=args.codegen, baseline=args.baseline, provenance=provenance,
                                  rtl=args.rtl, open_rtl=not args.vendor_layers,
-                                 runtime_weights=args.runtime_weights)
+                                 runtime_weights=args.runtime_weights, mvau_wwidth_max=args.mvau_wwidth_max)
     except BuildStepError as err:
         print(f"winoforge build: {err}", file=sys.stderr)
         return 1
@@ -606,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime-weights", action="store_true",
                    help="the Winograd layers keep their weights in RAMs the runtime writes through a weight DMA "
                         "each (new weights without a new bitstream: Accelerator.load_weights)")
+    p.add_argument("--mvau-wwidth-max", type=positive, default=None,
+                   help="FINN's folding cap on an MVAU's SIMD x weight bits (default: FINN's 36); the open-RTL "
+                        "MVAUs embed their weights, so a higher cap (the networks benchmark: 1024) lets "
+                        "projections read more channels a cycle instead of adding PE lanes")
     p.add_argument("--verify-images", type=count, default=1,
                    help="golden images executed after every step (0: no verification)")
     p.add_argument("--out-root", type=_output_dir, default="bitstreams")
