@@ -11,6 +11,7 @@ Outputs are compared with ``np.array_equal`` to the integer program.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -356,7 +357,6 @@ def test_bench_rtl_reestimate_reproduces_the_builds_estimates(tiny_build, tmp_pa
     """``benchmarks/rtl.py --reestimate`` recomputes a recorded run's ``est`` columns from its packages'
     final models: with unchanged formulas it must give the build's own figures, and it refuses a
     package that is not the one recorded."""
-    import json
     import runpy
 
     from winoforge.hw.rtl_synth import estimate_keys
@@ -393,6 +393,23 @@ def test_bench_rtl_rows_name_what_they_allow(tmp_path):
             bench["_row_network"](spec, tmp_path)
         assert word in str(err.value) and "fmnist-resnet8" in str(err.value) and "srbs_2of8_mixed" in str(err.value)
     assert not any(tmp_path.iterdir())
+
+
+def test_bench_rtl_rows_fold_as_the_networks_benchmark(tmp_path):
+    """A row build folds FINN's MVAUs with the networks benchmark's cap (its estimates did), and
+    records the folding FINN reports (parallelism attributes only; none without a report)."""
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
+    networks = bench["_networks_module"]()
+    hw_estimates = runpy.run_path(str(ROOT / "benchmarks" / "hw_estimates.py"))
+    assert networks.MVAU_WWIDTH_MAX == hw_estimates["MVAU_WWIDTH_MAX"] == 1024
+    assert bench["_folding"](tmp_path) == {}
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "finn_auto_folding_config.json").write_text(json.dumps({
+        "Defaults": {}, "MVAU_hls_0": {"PE": 2, "SIMD": 16, "ram_style": "auto", "mem_mode": "internal_decoupled"},
+        "Thresholding_rtl_0": {"PE": 4, "runtime_writeable_weights": 0}}))
+    assert bench["_folding"](tmp_path) == {"MVAU_hls_0": {"PE": 2, "SIMD": 16}, "Thresholding_rtl_0": {"PE": 4}}
 
 
 def test_layers_alone_say_a_fork_or_join_is_not_run(tmp_path):
