@@ -141,14 +141,21 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
 
 
 def _folding(package: Path) -> dict:
-    """``{node: {PE, SIMD, ...}}``: the folding FINN reports for a built package (its parallelism
-    attributes only), so that a row's build can be checked against the estimate's folding."""
-    path = package / "reports" / "finn_auto_folding_config.json"
+    """``{node: {PE, SIMD, POS, ISIMD}}``: the parallelism attributes of every layer of a built
+    package's final graph (FINN's folding report leaves out our layers' POS and ISIMD), recorded
+    beside the build."""
+    import onnx
+
+    path = package / "dataflow_model.onnx"
     if not path.is_file():
         return {}
-    keys = ("PE", "SIMD", "POS", "ISIMD", "OE")
-    return {node: {k: v for k, v in attrs.items() if k in keys}
-            for node, attrs in json.loads(path.read_text()).items() if any(k in attrs for k in keys)}
+    keys = ("PE", "SIMD", "POS", "ISIMD")
+    folding = {}
+    for node in onnx.load(str(path)).graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a.name in keys}
+        if attrs:
+            folding[node.name] = attrs
+    return folding
 
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden,

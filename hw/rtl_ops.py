@@ -414,10 +414,10 @@ class MVAU_lut_rtl(_OpenRTLBackend, MVAU):  # noqa: N801
             if self.get_output_datatype().name in ("BIPOLAR", "BINARY"):
                 raise _refuse(node, f"outputDataType {self.get_output_datatype().name} with thresholds is not "
                               "supported; allowed: INTn, UINTn")
-            steps = None if model is None else np.shape(model.get_initializer(node.input[2]))[-1]
-            problem = None if steps is None else threshold_steps_problem(steps)
-            if problem:
-                raise _refuse(node, problem)
+            if model is not None:
+                problem = threshold_steps_problem(np.shape(model.get_initializer(node.input[2]))[-1])
+                if problem:
+                    raise _refuse(node, problem)
         if self.get_nodeattr("binaryXnorMode"):
             raise _refuse(node, "binaryXnorMode=1 is not supported; allowed: 0")
         mw, mh, pe, simd = (self.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))

@@ -397,19 +397,27 @@ def test_bench_rtl_rows_name_what_they_allow(tmp_path):
 
 def test_bench_rtl_rows_fold_as_the_networks_benchmark(tmp_path):
     """A row build folds FINN's MVAUs with the networks benchmark's cap (its estimates did), and
-    records the folding FINN reports (parallelism attributes only; none without a report)."""
+    records every layer's parallelism attributes from the package's final graph (our layers' POS and
+    ISIMD too; nothing without a graph)."""
     import runpy
+
+    import onnx
+    from onnx import TensorProto, helper
 
     bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
     networks = bench["_networks_module"]()
     hw_estimates = runpy.run_path(str(ROOT / "benchmarks" / "hw_estimates.py"))
     assert networks.MVAU_WWIDTH_MAX == hw_estimates["MVAU_WWIDTH_MAX"] == 1024
     assert bench["_folding"](tmp_path) == {}
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "finn_auto_folding_config.json").write_text(json.dumps({
-        "Defaults": {}, "MVAU_hls_0": {"PE": 2, "SIMD": 16, "ram_style": "auto", "mem_mode": "internal_decoupled"},
-        "Thresholding_rtl_0": {"PE": 4, "runtime_writeable_weights": 0}}))
-    assert bench["_folding"](tmp_path) == {"MVAU_hls_0": {"PE": 2, "SIMD": 16}, "Thresholding_rtl_0": {"PE": 4}}
+    nodes = [helper.make_node("MVAU_lut_rtl", ["x"], ["a"], name="MVAU_lut_rtl_0", domain="d", PE=2, SIMD=16,
+                              MW=16),
+             helper.make_node("WinogradSRBS_rtl", ["a"], ["b"], name="WinogradSRBS_rtl_0", domain="d", PE=3, SIMD=8,
+                              POS=6, ISIMD=2),
+             helper.make_node("AddStreams_rtl", ["b"], ["y"], name="AddStreams_rtl_0", domain="d")]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("x", "y")]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", io[:1], io[1:])), str(tmp_path / "dataflow_model.onnx"))
+    assert bench["_folding"](tmp_path) == {"MVAU_lut_rtl_0": {"PE": 2, "SIMD": 16},
+                                           "WinogradSRBS_rtl_0": {"PE": 3, "SIMD": 8, "POS": 6, "ISIMD": 2}}
 
 
 def test_layers_alone_say_a_fork_or_join_is_not_run(tmp_path):
