@@ -524,14 +524,34 @@ def winograd_steps(codegen: bool = False, open_rtl: bool = True, runtime_weights
     return steps + (["step_hw_codegen"] if codegen else [])
 
 
-def baseline_steps(open_rtl: bool = True) -> list:
+def baseline_steps(open_rtl: bool = True, residual: bool = False) -> list:
     """Stock FINN (``estimate_only_dataflow_steps``), with the same raw-uint8 input import and checks
-    (``open_rtl`` as in :func:`winograd_steps`)."""
-    return [step_baseline_import, *FINN_FRONT, "step_streamline", step_streamline_head, "step_convert_to_hw",
+    (``open_rtl`` as in :func:`winograd_steps`).  ``residual``: our flow's streamlining
+    (:func:`step_winograd_streamline`: FINN's ``Streamline`` plus the fork and residual-add rules) in
+    place of FINN's ``step_streamline``, which leaves a residual network's convolutions in NCHW
+    behind transposes (``Im2Col`` unconverted, refused by :func:`step_check_supported`); with no
+    Winograd layer in the model the rest of that step changes nothing (:func:`has_residual_add`)."""
+    streamline = step_winograd_streamline if residual else "step_streamline"
+    return [step_baseline_import, *FINN_FRONT, streamline, step_streamline_head, "step_convert_to_hw",
             step_check_supported,
             *FINN_BACK, step_fps_folding, "step_apply_folding_config",
             *([step_open_rtl_layers_stock] if open_rtl else []), "step_minimize_bit_width",
             "step_generate_estimate_reports"]
+
+
+def has_residual_add(model) -> bool:
+    """Does the ONNX graph (a ``ModelProto`` or qonnx ``ModelWrapper``) have an ``Add`` both of whose
+    inputs are computed from the graph's input -- a residual sum -- rather than one that adds a
+    constant (a bias, quantized or not)?  The nodes are taken in the graph's topological order."""
+    graph = model.graph
+    live = {t.name for t in graph.input}
+    for node in graph.node:
+        ins = [t for t in node.input if t]
+        if node.op_type == "Add" and len(ins) == 2 and all(t in live for t in ins):
+            return True
+        if any(t in live for t in ins):
+            live.update(node.output)
+    return False
 
 
 # ------------------------------------------------------------------ execution

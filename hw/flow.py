@@ -196,6 +196,14 @@ def check_build_inputs(onnx_path: str | Path, board: str = "pynq-z2", target_fps
                              "(one frame per clock cycle), and a real model needs many cycles per frame")
 
 
+def _residual(onnx_path: str | Path) -> bool:
+    import onnx
+
+    from .build import has_residual_add
+
+    return has_residual_add(onnx.load(str(onnx_path), load_external_data=False))
+
+
 def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> ValueError | None:
     """A folding step that found no folding fast enough, said in frames per second (None: another error)."""
     import re
@@ -294,7 +302,7 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     if work.exists():
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps, mvau_wwidth_max=mvau_wwidth_max)
-    steps = (baseline_steps(open_rtl=open_rtl) if baseline
+    steps = (baseline_steps(open_rtl=open_rtl, residual=_residual(onnx_path)) if baseline
              else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
     try:
         result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)

@@ -116,6 +116,66 @@ def test_simulated_device_equals_the_build_and_torch(resnet, fmnist):
     assert np.array_equal(output_codes(head, device), output_codes(head, logits))
 
 
+def test_the_stock_finn_baseline_of_a_resnet_builds_bit_exact(resnet, fmnist, tmp_path):
+    """`winoforge demo` and `make estimate` build a student's stock-FINN baseline (direct 3x3
+    convolutions, same weights) too: a residual graph takes our streamlining in place of FINN's
+    step_streamline (which leaves Im2Col behind transposes there), every step verified on real
+    images, the simulated device equal to the build and to torch's integer logits."""
+    from winoforge.hw.baseline import direct_baseline
+    from winoforge.hw.build import has_residual_add
+    from winoforge.hw.export import head_quantum, output_codes
+    from winoforge.runtime import Accelerator
+
+    net, _, _ = resnet
+    x, raw, _ = fmnist
+    base = direct_baseline(net)
+    export_run(base, tmp_path / "base.onnx", check_images=x[:4], progress=False)
+    import onnx
+
+    assert has_residual_add(onnx.load(str(tmp_path / "base.onnx")))
+    manifest = build_package(tmp_path / "base.onnx", "base", board="pynq-z2", target_fps=1000, baseline=True,
+                             out_root=tmp_path / "bits", work_root=tmp_path / "build", golden=raw[:2], progress=False)
+    package = tmp_path / "bits" / "base"
+    steps = json.loads((package / "reports" / "build_steps.json").read_text())
+    assert manifest["flow"] == "stock-finn-baseline"
+    assert all(s["verified"] for s in steps), [(s["name"], s["note"]) for s in steps if not s["verified"]]
+    names = [s["name"] for s in steps]
+    assert "step_winograd_streamline" in names and "step_streamline" not in names
+    ops = [layer["op_type"] for layer in _layers(package)]
+    assert "WinogradSRBS_rtl" not in ops and "AddStreams_rtl" in ops and "DuplicateStreams_rtl" in ops
+    head = head_quantum(net, (1, 28, 28))
+    with Accelerator.load(package, backend="sim") as acc:
+        assert acc.self_test()["equal"]
+        device = acc.execute(raw[:8].transpose(0, 2, 3, 1).astype(np.uint8))
+    with torch.no_grad():
+        logits = base(torch.from_numpy(x[:8])).numpy()
+    assert np.array_equal(output_codes(head, device), output_codes(head, logits))
+
+
+def test_a_bias_add_is_not_a_residual_add(tmp_path, fmnist):
+    """Only an Add of two computed tensors is a residual sum: a VGG export (its adds take constants,
+    quantized biases included) keeps FINN's own step_streamline in the baseline."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from winoforge.hw.build import baseline_steps, has_residual_add
+
+    x, _, _ = fmnist
+    vgg = reference_student(widths=[8, "M", 16, "M"], calibration=x[:16])
+    export_run(vgg, tmp_path / "vgg.onnx", check_images=None, progress=False)
+    assert not has_residual_add(onnx.load(str(tmp_path / "vgg.onnx")))
+    b = helper.make_tensor("b", TensorProto.FLOAT, [1], [1.0])
+    biased = helper.make_graph([helper.make_node("Identity", ["b"], ["qb"]), helper.make_node("Add", ["x", "qb"], ["y"])],
+                               "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [b])
+    assert not has_residual_add(helper.make_model(biased))
+    residual = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["x", "r"], ["y"])],
+                                 "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    assert has_residual_add(helper.make_model(residual))
+    assert "step_streamline" in baseline_steps() and "step_streamline" not in baseline_steps(residual=True)
+
+
 def test_unquantized_residual_sum_is_refused_naming_the_node(tmp_path, fmnist):
     x, raw, _ = fmnist
     net = reference_student(arch="resnet", depth=8, width=8, calibration=x[:16])
