@@ -52,7 +52,8 @@ GRID = [int(round(500 * 2 ** (k / 6))) for k in range(43)]  # 500 .. 64000
 def _front(build, steps_name):
     from winoforge.hw import build as b
 
-    steps = b.winograd_steps() if steps_name == "winograd" else b.baseline_steps()
+    steps = (b.winograd_steps() if steps_name == "winograd"
+             else b.baseline_steps(residual=steps_name == "baseline_residual"))
     cut = [i for i, s in enumerate(steps) if getattr(s, "__name__", s) == "step_specialize_layers"][0] + 1
     # the sweep records every folding and checks the board fit itself
     return steps[:cut], [s for s in steps[cut:] if getattr(s, "__name__", s) != "step_check_resources"]

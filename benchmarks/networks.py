@@ -220,21 +220,15 @@ def _mean_bits_w4a4(spec: dict, x: np.ndarray, keep: int | None, sub_row: int | 
 def _front_and_back(kind: str):
     """The build's front (import .. specialize) and its folding/estimate back, as the hardware
     benchmark splits them (one home: ``benchmarks/hw_estimates.py``).  ``"baseline_residual"``:
-    stock FINN's steps with our flow's streamlining (``step_winograd_streamline``: FINN's
-    ``Streamline`` plus the fork and residual-add rules) in place of FINN's ``step_streamline``,
-    which leaves a residual network's convolutions in NCHW behind transposes (``Im2Col`` stays
-    unconverted); without Winograd layers the rest of that step is a no-op."""
+    stock FINN's steps with our flow's streamlining in place of FINN's ``step_streamline``
+    (``winoforge.hw.build.baseline_steps(residual=True)``, as ``build_package`` takes for a
+    residual graph)."""
     import sys
 
     sys.path.insert(0, str(ROOT))
     from hw_estimates import _front
 
-    from winoforge.hw.build import step_winograd_streamline
-
-    front, back = _front(None, "baseline" if kind == "baseline_residual" else kind)
-    if kind == "baseline_residual":
-        front = [step_winograd_streamline if s == "step_streamline" else s for s in front]
-    return front, back
+    return _front(None, kind)
 
 
 def _kind(model, layer: dict) -> str:

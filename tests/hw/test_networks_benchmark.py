@@ -330,6 +330,11 @@ def test_on_a_uram_board_both_flows_move_weights_to_uram_alike():
         back = nb["uram_back"](default)
         assert step_winograd_weights_to_uram not in back and back.count(step_weights_to_uram) == 1
         assert back[back.index(step_weights_to_uram) + 1] == "step_generate_estimate_reports"
+    from winoforge.hw.build import step_winograd_streamline
+
+    residual_front = nb["_front_and_back"]("baseline_residual")[0]  # the ResNets' stock FINN rows
+    assert step_winograd_streamline in residual_front and "step_streamline" not in residual_front
+    assert "step_streamline" in nb["_front_and_back"]("baseline")[0]
 
 
 def test_a_rebuilt_row_keeps_its_earlier_folding_as_a_candidate():
