@@ -77,6 +77,13 @@ class Pretrained(Enum):
         "scales, distilled from fmnist-vgg-teacher: the PYNQ-Z2 student of the demo and the notebook",
         "winoforge distill --config configs/fmnist_distill_w4a4_srbs25_pynqz2.toml "
         "--set 'teachers=[\"pretrained:fmnist-vgg-teacher\"]'", 0.925)
+    FMNIST_RESNET8_PYNQZ2_SRBS75 = ModelInfo(
+        "fmnist-resnet8-pynqz2-srbs75", "student", "configs/fmnist_distill_w4a4_srbs25_resnet.toml",
+        "W4A4 ResNet-8 (basic blocks, widths 16/32/64, 1x1 projection shortcuts), every 3x3 convolution "
+        "Winograd F(2,3) with SRBS 2/8 (75% sparse), power-of-two scales, distilled from "
+        "fmnist-vgg-teacher: the residual PYNQ-Z2 student",
+        "winoforge distill --config configs/fmnist_distill_w4a4_srbs25_resnet.toml "
+        "--set 'teachers=[\"pretrained:fmnist-vgg-teacher\"]'", 0.91)
 
     def __new__(cls, info: ModelInfo):
         obj = object.__new__(cls)
@@ -296,7 +303,10 @@ def describe(info: dict[str, Any]) -> str:
         options = info.get("arch_options") or {}
         return f"FP32 {info.get('arch')} teacher{' ' + json.dumps(options) if options else ''}, {epochs}"
     st = info.get("student", {})
-    widths = ",".join(str(w) for w in st.get("widths", []))
+    if st.get("arch") == "resnet":  # a ResNet's shape is its depth and base width (its `widths` is unused)
+        widths = f"depth {st.get('depth')} width {st.get('width')}"
+    else:
+        widths = ",".join(str(w) for w in st.get("widths", []))
     bits = "FP32" if st.get("precision") == "fp32" else f"W{st.get('w_bits')}A{st.get('a_bits')}"
     density = info.get("density")
     srbs = f", SRBS density {density:g} (sub_row {st.get('sub_row')})" if density is not None and density < 1 else ""

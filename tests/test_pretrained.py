@@ -63,14 +63,15 @@ def test_names_resolve_and_unknown_ones_are_refused_naming_the_allowed(tiny_mode
     run = resolve("fmnist-vgg-pynqz2-srbs75", tiny_models)
     assert (run / "model.json").is_file() and (run / "model.safetensors").is_file()
     for bad in ("resnet50", "fmnist-vgg-teacher2"):
-        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75"):
+        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75, fmnist-resnet8-pynqz2-srbs75"):
             resolve(bad, tiny_models)
-        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75"):
+        with pytest.raises(ValueError, match="allowed: fmnist-vgg-teacher, fmnist-vgg-pynqz2-srbs75, fmnist-resnet8-pynqz2-srbs75"):
             Pretrained.from_name(bad)
     # a shipped name whose files are absent: refused, naming the model and how to get it
     with pytest.raises(FileNotFoundError, match="'fmnist-vgg-teacher' is not in .*winoforge models add"):
         resolve("fmnist-vgg-teacher", tmp_path / "empty")
-    assert allowed_names(tmp_path / "empty") == ["fmnist-vgg-teacher", "fmnist-vgg-pynqz2-srbs75"]
+    assert allowed_names(tmp_path / "empty") == ["fmnist-vgg-teacher", "fmnist-vgg-pynqz2-srbs75",
+                                                 "fmnist-resnet8-pynqz2-srbs75"]
 
 
 def test_pretrained_teachers_in_a_distill_config(tiny_models, monkeypatch):
@@ -139,3 +140,32 @@ def test_the_shipped_student_is_the_trained_one():
     model, loaded = load_pretrained("fmnist-vgg-pynqz2-srbs75")
     assert loaded["sha256"] == card["sha256"]
     assert _accuracy_on_first_512(model) >= 0.90
+
+
+def test_the_shipped_resnet_student_is_the_trained_one():
+    """models/fmnist-resnet8-pynqz2-srbs75: sha256, the card's target (>= 91%), its shapes (W4A4
+    F(2,3) ResNet-8, widths 16/32/64, SRBS density 1/4 as 2 of 8) and >= 88% on the first 512 real
+    test images through torch (an untrained network gives about 10%)."""
+    card = json.loads(pretrained.card_path("fmnist-resnet8-pynqz2-srbs75").read_text())
+    assert card["kind"] == "student" and card["target_met"] is True and card["test_accuracy"] >= 0.91
+    assert card["config"]["teachers"] == ["pretrained:fmnist-vgg-teacher"]
+    st = card["model"]["student"]
+    assert (st["arch"], st["depth"], st["width"], st["m"], st["w_bits"], st["a_bits"], st["sub_row"]) == (
+        "resnet", 8, 16, 2, 4, 4, 8)
+    assert card["model"]["density"] == 0.25 and "resnet depth 8 width 16" in card["description"]
+    model, loaded = load_pretrained("fmnist-resnet8-pynqz2-srbs75")
+    assert loaded["sha256"] == card["sha256"]
+    assert _accuracy_on_first_512(model) >= 0.88
+
+def test_describe_names_a_resnet_by_depth_and_width():
+    """A ResNet run's config keeps the (unused) default VGG widths: the card's description must not
+    print them as the ResNet's shape."""
+    from winoforge.model.pretrained import describe
+
+    st = {"arch": "resnet", "depth": 8, "width": 16, "widths": [64, 64, "M"], "m": 2, "w_bits": 4, "a_bits": 4,
+          "sub_row": 8, "weight_quant": "po2"}
+    info = {"kind": "student", "student": st, "density": 0.25, "kd": True, "epochs": 20, "dataset": "fashion-mnist"}
+    text = describe(info)
+    assert "W4A4 Winograd F(2,3) resnet depth 8 width 16, SRBS density 0.25 (sub_row 8)" in text and "64,64" not in text
+    vgg = describe({**info, "student": {**st, "arch": "vgg"}})
+    assert "vgg 64,64,M, SRBS density 0.25" in vgg
