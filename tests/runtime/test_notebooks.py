@@ -20,6 +20,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # the notebook's own choice: the registry student's package (`make demo-package`) once built, else the tiny one
 PACKAGE = next(p for p in (NOTEBOOKS / "packages" / "fmnist-vgg-pynqz2-srbs75", NOTEBOOKS / "packages" / "fmnist-tiny")
                if (p / "manifest.json").is_file())
+# section 6: the registry's ResNet-8 student (`make demo-package DEMO_MODEL=fmnist-resnet8-pynqz2-srbs75`)
+RES_PACKAGE = NOTEBOOKS / "packages" / "fmnist-resnet8-pynqz2-srbs75"
 
 
 def _need_fashion_mnist() -> None:
@@ -42,6 +44,19 @@ def test_the_committed_package_is_intact_and_bit_exact():
         test = acc.self_test()
         assert test["equal"] and test["images"] >= 16, test
         assert acc.package.manifest["provenance"]["student"]["density"] == 0.25
+
+
+def test_the_committed_resnet_package_is_intact_and_bit_exact():
+    """The residual student's package: every file's sha256, its golden images equal, and the
+    residual structure in its integer program (three forks, three integer adds, two projections)."""
+    with Accelerator.load(RES_PACKAGE, backend="sim", batch_size=5) as acc:
+        test = acc.self_test()
+        assert test["equal"] and test["images"] >= 16, test
+        student = acc.package.manifest["provenance"]["student"]
+        assert student["pretrained"] == "fmnist-resnet8-pynqz2-srbs75" and student["density"] == 0.25
+        types = [node["op_type"] for node in acc.program.nodes]
+    assert types.count("DuplicateStreams_rtl") == 3 and types.count("AddStreams_rtl") == 3
+    assert types.count("WinogradSRBS_rtl") == 7 and types.count("MVAU_lut_rtl") == 3
 
 
 def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
@@ -71,6 +86,12 @@ def test_inference_notebook_runs_and_reports_what_the_runtime_measures():
                                                 r"package weights) ?\(?.*?: ([0-9.]+)% on 300 test images", text, re.M)}
     assert len(acc5) == 3 and acc5["package weights"] == acc5["package weights written back"]
     assert acc5["pruned at run time"] != acc5["package weights"]  # the pruned set did reach the device
+    # section 6: the residual student, measured again here on the same 300 images
+    assert "3 DuplicateStreams (forks), 3 AddStreams (residual sums)" in text
+    res_reported = float(re.search(r"fmnist-resnet8-pynqz2-srbs75: 300 test images: accuracy ([0-9.]+)%", text).group(1))
+    with Accelerator.load(RES_PACKAGE, backend="sim", batch_size=100) as res:
+        res_measured = float((res.predict(images[:300, :, :, None]) == labels[:300]).mean())
+    assert res_reported / 100 == pytest.approx(res_measured, abs=5e-5) and res_measured > 0.6
     # section 4: the pynq backend through pynq's own code on a simulated device (board environment)
     if importlib.util.find_spec("pynq") is not None:
         assert "backend='pynq'" in text and "overlay: pynq.overlay.Overlay" in text
