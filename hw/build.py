@@ -530,7 +530,8 @@ def baseline_steps(open_rtl: bool = True, residual: bool = False) -> list:
     (:func:`step_winograd_streamline`: FINN's ``Streamline`` plus the fork and residual-add rules) in
     place of FINN's ``step_streamline``, which leaves a residual network's convolutions in NCHW
     behind transposes (``Im2Col`` unconverted, refused by :func:`step_check_supported`); with no
-    Winograd layer in the model the rest of that step changes nothing (:func:`has_residual_add`)."""
+    Winograd layer in the model the rest of that step changes nothing.  ``build_package`` sets it
+    where the graph has a residual sum (:func:`has_residual_add`)."""
     streamline = step_winograd_streamline if residual else "step_streamline"
     return [step_baseline_import, *FINN_FRONT, streamline, step_streamline_head, "step_convert_to_hw",
             step_check_supported,
