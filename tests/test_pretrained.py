@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -93,6 +94,8 @@ def test_models_cli(tiny_models, tmp_path, capsys):
     assert main(["models", "list", "--models-dir", str(tiny_models)]) == 0
     out = capsys.readouterr().out
     assert "fmnist-vgg-teacher" in out and "sha256 ok" in out
+    # the longest shipped name (absent from the tiny folder) keeps a gap before its column
+    assert re.search(r"fmnist-resnet8-pynqz2-srbs75 +student +not present", out), out
     run = resolve("fmnist-vgg-teacher", tiny_models)
     target = tmp_path / "mine"
     assert main(["models", "add", str(run), "--name", "my-teacher", "--command", "winoforge train-teacher ...",

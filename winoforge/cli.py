@@ -516,7 +516,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.run_dir is not None or any((args.name, args.train_command, args.trained_on, args.commit, args.notes)):
         raise ValueError("models list takes no RUN_DIR, --name, --command, --trained-on, --commit or --notes")
     print(f"models in {models_dir(args.models_dir)}:")
-    for row in list_models(args.models_dir):
+    rows = list_models(args.models_dir)
+    width = max((len(row["name"]) for row in rows), default=0) + 2  # the names' column, whatever their length
+    for row in rows:
         if not row["present"]:
             state = "not present (not trained/imported yet)"
         elif row.get("sha256_ok"):
@@ -524,7 +526,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             state = (f"test accuracy {acc:.4f}, " if acc is not None else "") + f"{row.get('epochs')} epochs, sha256 ok"
         else:
             state = f"REFUSED: {row['error']}"
-        print(f"  {row['name']:<28}{row.get('kind', '?'):<9}{state}")
+        print(f"  {row['name']:<{width}}{row.get('kind', '?'):<9}{state}")
     return 0
 
 
