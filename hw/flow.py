@@ -155,11 +155,11 @@ def _versions() -> dict[str, str]:
 
 
 def check_build_inputs(onnx_path: str | Path, board: str = "pynq-z2", target_fps: float | None = None,
-                       baseline: bool = False) -> None:
+                       baseline: bool = False):
     """Refuse, before any work, what :func:`build_package` cannot build, in the user's terms
     (``ValueError``): an ONNX file that is not a ``winoforge export`` (naming what it lacks), a
     Winograd export given to the baseline flow, an unknown board, or a target FPS outside what the
-    board's clock allows."""
+    board's clock allows.  Returns the loaded ``ModelProto`` (without external data)."""
     import onnx
 
     from .boards import get_board
@@ -194,14 +194,7 @@ def check_build_inputs(onnx_path: str | Path, board: str = "pynq-z2", target_fps
             raise ValueError(f"target_fps={target_fps:g} is more than {spec.name} can reach: its "
                              f"{spec.clock_mhz:g} MHz clock allows at most {clock_hz:,.0f} frames per second "
                              "(one frame per clock cycle), and a real model needs many cycles per frame")
-
-
-def _residual(onnx_path: str | Path) -> bool:
-    import onnx
-
-    from .build import has_residual_add
-
-    return has_residual_add(onnx.load(str(onnx_path), load_external_data=False))
+    return proto
 
 
 def _unreachable_target(err, target_fps: float | None, clock_mhz: float) -> ValueError | None:
@@ -292,17 +285,18 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     if rtl and golden is None:
         raise ValueError("rtl=True needs golden images (--verify-images >= 1): the FIFOs are sized on them")
     codegen = codegen or rtl
-    from .build import BuildStepError, baseline_steps, make_build_config, run_build, winograd_steps
+    from .build import (BuildStepError, baseline_steps, has_residual_add, make_build_config, run_build,
+                        winograd_steps)
     from .finn_env import shims_active, vivado_available
 
-    check_build_inputs(onnx_path, board, target_fps, baseline)
+    proto = check_build_inputs(onnx_path, board, target_fps, baseline)
     if not name or Path(name).name != name or name in (".", ".."):
         raise ValueError(f"name={name!r} is not allowed; allowed: a folder name (it is replaced by the build)")
     work = Path(work_root) / name
     if work.exists():
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps, mvau_wwidth_max=mvau_wwidth_max)
-    steps = (baseline_steps(open_rtl=open_rtl, residual=_residual(onnx_path)) if baseline
+    steps = (baseline_steps(open_rtl=open_rtl, residual=has_residual_add(proto)) if baseline
              else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
     try:
         result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
