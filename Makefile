@@ -75,7 +75,7 @@ bench: setup-host ## benchmarks; results under benchmarks/results/
 	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/rtl.py
 	$(PY) benchmarks/networks.py
-	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200
+	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200 $(RTL_FLAGS)
 	$(PY) benchmarks/networks.py --apply-rtl
 
 bench-hw: setup-host ## WinogradSRBS vs stock-FINN estimates (benchmarks/results/hw_estimates.json)
@@ -119,13 +119,14 @@ bitfile: ## FINN's stitching/synthesis/bitfile into PACKAGE (needs Vivado + Viti
 bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmarks/results/rtl.json)
 	$(PY) benchmarks/rtl.py
 
-#: networks.json's rows of our flows that bench-rtl-rows rebuilds in RTL (Fashion-MNIST networks: Verilator runs its images)
+#: networks.json's rows of our flows that bench-rtl-rows rebuilds in RTL (the Fashion-MNIST networks; CIFAR-sized
+#: rows without UltraRAM weights build too, e.g. RTL_ROWS=cifar-resnet20:srbs_1of4 RTL_FLAGS=--no-whole, hours each)
 RTL_ROWS ?= $(subst $(space),$(comma),$(foreach n,fmnist-vgg fmnist-resnet8,$(foreach f,winograd_dense srbs_4of8 srbs_2of8 srbs_2of8_mixed srbs_1of4 srbs_1of4_mixed,$(n):$(f))))
 comma := ,
 empty :=
 space := $(empty) $(empty)
 bench-rtl-rows: setup-host ## those rows of networks.json built, simulated (200 images) and synthesized at their folding (rtl_rows.json), then applied to networks.json
-	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200
+	$(PY) benchmarks/rtl.py --rows $(RTL_ROWS) --images 200 $(RTL_FLAGS)
 	$(PY) benchmarks/networks.py --apply-rtl
 
 bench-networks: setup-host ## SRBS vs dense Winograd vs stock FINN on VGG/ResNet networks (benchmarks/results/networks.json; over an hour on 2 cores)

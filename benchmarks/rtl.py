@@ -103,30 +103,37 @@ def _networks_module():
     return networks
 
 
-def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndarray]:
+def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     """``NETWORK:FLOW`` (``--rows``): the row of ``benchmarks/results/networks.json`` rebuilt as
     ``networks.py`` built it -- the same untrained reference student (seeded; BatchNorm from the same
     calibration images; the mixed row's widths chosen again), exported, at the row's target FPS.
     ``NETWORK:FLOW@FPS``: a *candidate* folding of that row's flow, built at target FPS instead
     (the row's key with ``candidate: true``; ``networks.apply_rtl`` takes it where Yosys puts it
     within the row's reference and it is faster than the row).
-    Returns ``(name, onnx, target_fps, row key, golden images)``.  Verilator runs Fashion-MNIST
-    test images, so only the Fashion-MNIST (PYNQ-Z2) networks are allowed."""
+    Returns ``{name, onnx, target_fps, key (the row's), golden (FIFO-sizing images), board,
+    sim_images, images_from}``: a Fashion-MNIST network runs the first ``images`` test images
+    (``sim_images`` None), a CIFAR-sized one (untrained, as its row) ``images`` random 32x32x3 images
+    of another seed than its calibration's.  A row with weights in UltraRAM is refused: its MVAUs'
+    weights would be written through FINN's AXI-lite interface, which the stitched RTL does not have."""
     nb = _networks_module()
 
     from winoforge.hw.flow import export_run
 
     network, _, flow = spec.partition(":")
     flow, _, at = flow.partition("@")
-    fm = [n for n, s in nb.NETWORKS.items() if s["data"] == "fashion-mnist"]
-    if network not in fm or flow not in ROW_FLOWS or (at and not (at.isdigit() and int(at) > 0)):
-        raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW[@FPS] with NETWORK in {fm}, "
+    allowed = [n for n in nb.NETWORKS if not n.startswith("tiny-")]  # the tiny ones are the tests' networks
+    if network not in allowed or flow not in ROW_FLOWS or (at and not (at.isdigit() and int(at) > 0)):
+        raise SystemExit(f"--rows: {spec!r} is not allowed; allowed: NETWORK:FLOW[@FPS] with NETWORK in {allowed}, "
                          f"FLOW in {list(ROW_FLOWS)} and FPS a positive integer (a candidate folding)")
     flow_name, density, mixed, sub_row = ROW_FLOWS[flow]
     rows = json.loads((RESULTS / "networks.json").read_text())["rows"]
     row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed, sub_row)), None)
     if row is None or not row.get("target_fps"):
         raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
+    if row.get("uram"):
+        raise SystemExit(f"--rows: {spec}: its row keeps {row['uram']:.0f} weight memories in UltraRAM, written at "
+                         "run time (FINN's MVAUs through AXI-lite, which the stitched RTL has no port for); "
+                         "allowed: rows with uram 0")
     nspec = nb.NETWORKS[network]
     keep = round(density * sub_row) if flow_name == "srbs" else None
     x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
@@ -137,7 +144,13 @@ def _row_network(spec: str, work: Path) -> tuple[str, Path, float, dict, np.ndar
     key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
            "target_fps": int(at) if at else row["target_fps"], "max_cycles": row["max_cycles"],
            **({"sub_row": sub_row, "keep": keep} if sub_row else {}), **({"candidate": True} if at else {})}
-    return f"{network}-{flow}" + (f"@{at}" if at else ""), onnx, float(key["target_fps"]), key, raw[:4]
+    sim, images_from = None, f"the first {images} Fashion-MNIST test images"
+    if nspec["data"] != "fashion-mnist":  # another seed: images the build's calibration did not see
+        _, sim, images_from = nb.calibration_images(nspec["data"], images, seed=1)
+        images_from += " (seed 1; untrained weights, as the row's: a bit-exactness and speed check, no accuracy)"
+    return {"name": f"{network}-{flow}" + (f"@{at}" if at else ""), "onnx": onnx,
+            "target_fps": float(key["target_fps"]), "key": key, "golden": raw[:4], "board": nspec["board"],
+            "sim_images": sim, "images_from": images_from}
 
 
 def _folding(package: Path) -> dict:
@@ -159,9 +172,11 @@ def _folding(package: Path) -> dict:
 
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden,
-             mvau_wwidth_max: int | None = None) -> dict:
+             mvau_wwidth_max: int | None = None, board: str = "pynq-z2", sim_images: np.ndarray | None = None,
+             whole: bool = True) -> dict:
     """Build (``mvau_wwidth_max``: FINN's MVAU folding cap, as the compared estimate used), simulate
-    and synthesize one network."""
+    (``sim_images``: raw NCHW images in place of Fashion-MNIST's test images) and synthesize one
+    network (``whole``: the stitched design as one synthesis too, besides the sum of its parts)."""
     from winoforge.hw.flow import build_package
     from winoforge.hw.rtl import rtl_file_digests
     from winoforge.hw.rtl.stitch import StitchedDesign
@@ -171,12 +186,12 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
 
     t0 = time.perf_counter()
     files = rtl_file_digests()  # of the sources it is built from: networks.py flags later changes to those it uses
-    manifest = build_package(onnx, name, board="pynq-z2", target_fps=target_fps, out_root=work / "pkgs",
+    manifest = build_package(onnx, name, board=board, target_fps=target_fps, out_root=work / "pkgs",
                              work_root=work / "finn", golden=golden, rtl=True, progress=False,
                              mvau_wwidth_max=mvau_wwidth_max)
     package = work / "pkgs" / name
     t_build = time.perf_counter() - t0
-    sim = run_package(package, images, build_root=work / "verilator")
+    sim = run_package(package, images, build_root=work / "verilator", x=sim_images)
     design = StitchedDesign.load(package / "rtl")
     program = Program.load(package / "runtime")
     x = np.asarray(golden).transpose(0, 2, 3, 1).astype(np.int64)[:2]
@@ -187,7 +202,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     layer_runs = simulate_layers(design, tensors, inputs, outputs, build_root=work / "verilator")
     estimates = json.loads((package / "reports" / "estimates.json").read_text())
     t_synth = time.perf_counter()
-    synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=True)
+    synth = synth_design(design, yosys_family(manifest["fpga_part"]), estimates, whole=whole)
     t_synth = time.perf_counter() - t_synth
     layers = [{"name": run["name"], "op_type": run["op_type"], "cycles_sim": run["cycles_sim"],
                "cycles_est": run["cycles_est"], "cycles_ideal": run["cycles_ideal"], "layer_equal": run["equal"],
@@ -308,7 +323,7 @@ def merge_build(networks: list[dict], net: dict) -> list[dict]:
     return out + [net]
 
 
-def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
+def _run_rows(specs: list[str], work: Path, images: int, out: Path, whole: bool = True) -> int:
     """``--rows``: each row built, simulated and synthesized as a network of the full run, then
     merged into ``out`` by name (two processes may share the rows: the read-modify-write is
     locked), with the row's key (``row``) that ``networks.apply_rtl`` matches."""
@@ -319,8 +334,12 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
     for spec in specs:
         t0 = time.perf_counter()
         digest = rtl_sources_digest()  # the RTL it is built from (networks.py flags later changes)
-        name, onnx, fps, key, golden = _row_network(spec, work)
-        net = _network(name, onnx, fps, work, images, golden, mvau_wwidth_max=_networks_module().MVAU_WWIDTH_MAX)
+        row = _row_network(spec, work, images)
+        name, key = row["name"], row["key"]
+        net = _network(name, row["onnx"], row["target_fps"], work, images, row["golden"],
+                       mvau_wwidth_max=_networks_module().MVAU_WWIDTH_MAX, board=row["board"],
+                       sim_images=row["sim_images"], whole=whole)
+        net["images_from"] = row["images_from"]
         if key.get("candidate"):  # a folding of its own: the row's cycles do not apply
             key["max_cycles"] = net["cycles_per_frame_est"]
         net["row"] = key
@@ -335,7 +354,9 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path) -> int:
             text = f.read()
             result = json.loads(text) if text.strip() else {"networks": []}
             result["networks"] = merge_build(result["networks"], net)
-            result.update(setup={"yosys_note": _YOSYS_NOTE, "images": "Fashion-MNIST test images, the first N",
+            result.update(setup={"yosys_note": _YOSYS_NOTE,
+                                 "images": "Fashion-MNIST test images, the first N (each network's images_from "
+                                           "where it says otherwise)",
                                  "rows_from": "benchmarks/results/networks.json (networks.py's students, rebuilt)"},
                           machine={"python": platform.python_version(), "machine": platform.machine()})
             f.seek(0)
@@ -402,8 +423,11 @@ def main(argv=None) -> int:
     parser.add_argument("--synth-only", action="store_true",
                         help="only the Yosys part again, on the packages of the recorded run (same RTL)")
     parser.add_argument("--rows", default=None, metavar="NETWORK:FLOW,...",
-                        help="rows of networks.json (Fashion-MNIST networks; FLOW: " + ", ".join(ROW_FLOWS)
+                        help="rows of networks.json (rows without UltraRAM weights; FLOW: " + ", ".join(ROW_FLOWS)
                              + ") rebuilt at their folding, into rtl_rows.json (entries of other rows kept)")
+    parser.add_argument("--no-whole", action="store_true",
+                        help="--rows: skip the stitched design's one-piece synthesis (the rows' LUT is the sum "
+                             "of the parts; on a CIFAR-sized design the one-piece run takes hours)")
     parser.add_argument("--reestimate", action="store_true",
                         help="only the est columns again (current formulas), from the recorded run's packages")
     args = parser.parse_args(argv)
@@ -423,7 +447,8 @@ def main(argv=None) -> int:
         print(f"-> {out} ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.rows:
-        return _run_rows(args.rows.split(","), work, images, Path(args.out) if args.out else RESULTS / "rtl_rows.json")
+        return _run_rows(args.rows.split(","), work, images, Path(args.out) if args.out else RESULTS / "rtl_rows.json",
+                         whole=not args.no_whole)
     partial = work / f"{out.stem}.partial.json"  # each network as it finishes (a run takes long)
     nets = []
     # the demo and the tiny model fold as `winoforge build` does (FINN's default MVAU cap)

@@ -35,7 +35,7 @@ from .rtl.stitch import (FIFO_REPORT_FILE, FIFO_REPORT_TAG, StitchedDesign, fabr
                          stream_order)
 from .rtl.verilator import SimulationError
 
-__all__ = ["NetworkRun", "simulate", "simulate_layers", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
+__all__ = ["NetworkRun", "simulate", "simulate_layers", "fabric_images", "fifo_peaks", "deep_fifo_depths", "size_fifos", "FifoSizing", "package_rtl",
            "RTL_REPORT"]
 
 #: the input FIFO's depth: the DMA refills it every cycle it has room, so a deep one only
@@ -259,11 +259,25 @@ def package_rtl(model, package: str | Path, work: str | Path, x: np.ndarray, *, 
             "cycles_per_frame_sim": sizing.sized.cycles_per_frame, "latency_cycles_sim": sizing.sized.latency_cycles}
 
 
+def fabric_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Raw images ``(N, C, H, W)`` (integer pixel values, as a data loader gives them before
+    normalizing) as the fabric takes them: ``(N, H, W, C)`` int64 for a fabric input of ``shape``
+    ``(H, W, C)``; a shape or a non-integer value is refused, naming what the package takes."""
+    x = np.asarray(x)
+    h, w, c = shape
+    if x.ndim != 4 or x.shape[1:] != (c, h, w):
+        raise ValueError(f"x: images of shape {x.shape}; this package takes (N, C, H, W) = (N, {c}, {h}, {w})")
+    if not np.array_equal(x, np.round(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 255:
+        raise ValueError("x: raw pixels must be integers in 0..255 (uint8 values), not normalized floats")
+    return x.transpose(0, 2, 3, 1).astype(np.int64)
+
+
 def run_package(package: str | Path, images: int = 1000, *, seed: int = 0, bubbles: float = 0.0,
                 backpressure: float = 0.0, data_dir: str | Path | None = None,
-                build_root: str | Path = "build/verilator") -> dict:
-    """The first ``images`` Fashion-MNIST test images through a package's stitched RTL, compared
-    with ``np.array_equal`` to its integer program at the fabric's output; figures as a dict."""
+                build_root: str | Path = "build/verilator", x: np.ndarray | None = None) -> dict:
+    """The first ``images`` Fashion-MNIST test images (or the images ``x``, ``(N, C, H, W)`` raw
+    integer pixels, for a network of other data) through a package's stitched RTL, compared with
+    ``np.array_equal`` to its integer program at the fabric's output; figures as a dict."""
     from winoforge.runtime.idx import fashion_mnist_arrays
     from winoforge.runtime.package import load_package
     from winoforge.runtime.rtl_backend import RTL_DIR, STITCHED_FILE
@@ -273,8 +287,12 @@ def run_package(package: str | Path, images: int = 1000, *, seed: int = 0, bubbl
         raise FileNotFoundError(f"{package} has no stitched RTL ({RTL_DIR}/{STITCHED_FILE}); build it with "
                                 "`winoforge build ... --rtl`")
     spec = json.loads((package / RTL_DIR / STITCHED_FILE).read_text())
-    x, _ = fashion_mnist_arrays(data_dir, "test")
-    x = np.asarray(x[:images], dtype=np.int64).reshape(-1, *spec["io"]["ishape_normal"][1:])
+    shape = tuple(spec["io"]["ishape_normal"][1:])  # (H, W, C): the fabric takes NHWC
+    if x is None:
+        x, _ = fashion_mnist_arrays(data_dir, "test")
+        x = np.asarray(x[:images], dtype=np.int64).reshape(-1, *shape)
+    else:
+        x = fabric_images(x[:images], shape)
     want = _fabric_reference(package, x, spec["fabric_output"])
     run = simulate(package / RTL_DIR, x, seed=seed, bubbles=bubbles, backpressure=backpressure,
                    build_root=build_root, fifo_report=False)

@@ -381,18 +381,43 @@ def test_bench_rtl_reestimate_reproduces_the_builds_estimates(tiny_build, tmp_pa
 
 
 def test_bench_rtl_rows_name_what_they_allow(tmp_path):
-    """``benchmarks/rtl.py --rows``: a network that is not a Fashion-MNIST one (Verilator runs
-    Fashion-MNIST images) or an unknown flow is refused with the allowed values, before any build."""
+    """``benchmarks/rtl.py --rows``: a network that is not one of the benchmark's (the tests' tiny
+    ones neither), an unknown flow or a row whose weights sit in UltraRAM (written at run time through
+    FINN's AXI-lite, which the stitched RTL has no port for) is refused with the allowed values,
+    before any build."""
     import runpy
 
     bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
-    for spec, word in (("cifar-resnet20:srbs_2of8", "cifar-resnet20"), ("fmnist-vgg:finn", "finn"),
+    for spec, word in (("tiny-vgg:srbs_2of8", "tiny-vgg"), ("fmnist-vgg:finn", "finn"),
                        ("fmnist-vgg", "NETWORK:FLOW"), ("fmnist-vgg:srbs_1of4@fast", "FPS a positive integer"),
                        ("fmnist-vgg:srbs_1of4@0", "@0")):
         with pytest.raises(SystemExit, match="allowed: NETWORK:FLOW") as err:
             bench["_row_network"](spec, tmp_path)
-        assert word in str(err.value) and "fmnist-resnet8" in str(err.value) and "srbs_2of8_mixed" in str(err.value)
+        message = str(err.value)
+        assert word in message and "srbs_2of8_mixed" in message
+        assert "fmnist-resnet8" in message and "cifar-resnet20" in message and "tiny-vgg'" not in message
+    rows = json.loads((ROOT / "benchmarks" / "results" / "networks.json").read_text())["rows"]
+    uram = next(r for r in rows if r["network"] == "cifar-vgg-nagadomi" and r["flow"] == "winograd_dense")
+    assert uram["uram"] > 0
+    with pytest.raises(SystemExit, match="UltraRAM.*allowed: rows with uram 0"):
+        bench["_row_network"]("cifar-vgg-nagadomi:winograd_dense", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_fabric_images_are_nhwc_integers_of_the_packages_shape():
+    """``run_package(x=...)`` (a CIFAR-sized row's random images): raw NCHW pixels become the
+    fabric's NHWC integers, each pixel where the channel-last layout puts it; a wrong shape or
+    normalized floats are refused, naming what the package takes."""
+    from winoforge.hw.rtl_sim import fabric_images
+
+    x = np.random.default_rng(0).integers(0, 256, size=(2, 3, 4, 5)).astype(np.float32)
+    got = fabric_images(x, (4, 5, 3))
+    assert got.dtype == np.int64 and got.shape == (2, 4, 5, 3)
+    assert got[1, 2, 3, 0] == x[1, 0, 2, 3] and got[0, 3, 4, 2] == x[0, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"\(N, 3, 4, 5\)"):
+        fabric_images(x.transpose(0, 2, 3, 1), (4, 5, 3))
+    with pytest.raises(ValueError, match="integers in 0..255"):
+        fabric_images(x / 255.0, (4, 5, 3))
 
 
 def test_bench_rtl_rows_fold_as_the_networks_benchmark(tmp_path):
