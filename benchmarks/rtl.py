@@ -113,8 +113,9 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     Returns ``{name, onnx, target_fps, key (the row's), golden (FIFO-sizing images), board,
     sim_images, images_from}``: a Fashion-MNIST network runs the first ``images`` test images
     (``sim_images`` None), a CIFAR-sized one (untrained, as its row) ``images`` random 32x32x3 images
-    of another seed than its calibration's.  A row with weights in UltraRAM is refused: its MVAUs'
-    weights would be written through FINN's AXI-lite interface, which the stitched RTL does not have."""
+    of another seed than its calibration's.  A row with weights in UltraRAM is refused: networks.py
+    moved them with a step that may take FINN's MVAU weights too (written through FINN's AXI-lite
+    interface, which the stitched RTL does not have), where ``build_package`` moves ours only."""
     nb = _networks_module()
 
     from winoforge.hw.flow import export_run
