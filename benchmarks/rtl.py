@@ -132,9 +132,9 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     if row is None or not row.get("target_fps"):
         raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
     if row.get("uram"):
-        raise SystemExit(f"--rows: {spec}: its row keeps {row['uram']:.0f} weight memories in UltraRAM, written at "
-                         "run time (FINN's MVAUs through AXI-lite, which the stitched RTL has no port for); "
-                         "allowed: rows with uram 0")
+        raise SystemExit(f"--rows: {spec}: its row keeps {row['uram']:.0f} weight memories in UltraRAM, moved by "
+                         "networks.py's step, which may take FINN's MVAU weights too (written through AXI-lite, "
+                         "which the stitched RTL has no port for); allowed: rows with uram 0")
     nspec = nb.NETWORKS[network]
     keep = round(density * sub_row) if flow_name == "srbs" else None
     x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
@@ -181,7 +181,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     from winoforge.hw.flow import build_package
     from winoforge.hw.rtl import rtl_file_digests
     from winoforge.hw.rtl.stitch import StitchedDesign
-    from winoforge.hw.rtl_sim import run_package, simulate_layers
+    from winoforge.hw.rtl_sim import fabric_images, run_package, simulate_layers
     from winoforge.hw.rtl_synth import estimate_keys, synth_design, yosys_family
     from winoforge.runtime.program import Program
 
@@ -195,7 +195,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     sim = run_package(package, images, build_root=work / "verilator", x=sim_images)
     design = StitchedDesign.load(package / "rtl")
     program = Program.load(package / "runtime")
-    x = np.asarray(golden).transpose(0, 2, 3, 1).astype(np.int64)[:2]
+    x = fabric_images(golden[:2], tuple(design.io["ishape_normal"][1:]))
     tensors = program.run(x, return_all=True)
     by_out = {n["outputs"][0]: n for n in program.nodes}
     outputs = [next(n["outputs"][0] for n in program.nodes if n["name"] == st.name) for st in design.stages]
