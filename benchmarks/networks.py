@@ -436,7 +436,7 @@ def add_speedups(rows: list[dict]) -> None:
 RTL_ROWS = {"pynq-z2-benchmark": ("fmnist-vgg", "srbs", 0.25, False, SUB_ROW)}
 RTL_FILES = ("rtl.json", "rtl_rows.json")
 CLOCK_HZ = 100e6
-_ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp")
+_ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp", "uram")
 
 
 def row_sub_row(row: dict) -> int | None:
@@ -540,8 +540,8 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         def within(n: dict) -> bool:
             return (n["mismatches"] == 0 and ref is not None
                     and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
-                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"]},
-                             get_board(row["board"])).ok)
+                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"],
+                              "URAM": n["yosys"].get("uram", row.get("uram") or 0)}, get_board(row["board"])).ok)
 
         # faster builds within the limits; where the row's own build is over them, slower ones too
         own_over = same is not None and ref is not None and not within(same)
@@ -562,14 +562,15 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         row["estimate"] = {k: row.get(k) for k in (*_ROW_FIGURES, "max_cycles", "target_fps")}
         y = net["yosys"]
         row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
-                   dsp=y["dsp"], source="rtl", max_cycles=net["cycles_per_frame_est"],
+                   dsp=y["dsp"], uram=y.get("uram", row.get("uram")), source="rtl", max_cycles=net["cycles_per_frame_est"],
                    target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
         row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
                       "current_rtl": built_on_current_rtl(net),
                       "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
                       "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
-                      "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP by "
-                              "Yosys synth_xilinx, every layer, FIFO and converter summed",
+                      "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP "
+                              "(URAM where the build counted it) by Yosys synth_xilinx, every layer, FIFO and "
+                              "converter summed",
                       **({"chosen": why} if why else {})}
 
 

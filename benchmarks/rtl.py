@@ -113,9 +113,11 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     Returns ``{name, onnx, target_fps, key (the row's), golden (FIFO-sizing images), board,
     sim_images, images_from}``: a Fashion-MNIST network runs the first ``images`` test images
     (``sim_images`` None), a CIFAR-sized one (untrained, as its row) ``images`` random 32x32x3 images
-    of another seed than its calibration's.  A row with weights in UltraRAM is refused: networks.py
-    moved them with a step that may take FINN's MVAU weights too (written through FINN's AXI-lite
-    interface, which the stitched RTL does not have), where ``build_package`` moves ours only."""
+    of another seed than its calibration's.  ``steps``: on a board with UltraRAM the build takes
+    networks.py's steps (:func:`networks.uram_back`: its URAM step where networks.py has it, after the
+    ROMs' move to block RAM), so that the rebuild moves the same weight memories as the row; ``None``
+    elsewhere (the flow's own steps).  ``row_estimate``: the row's estimated LUT/BRAM36/URAM, which the
+    rebuild's estimates must equal (``same_estimate_as_row``)."""
     nb = _networks_module()
 
     from winoforge.hw.flow import export_run
@@ -131,10 +133,6 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     row = next((r for r in rows if nb.row_key(r) == (network, flow_name, density, mixed, sub_row)), None)
     if row is None or not row.get("target_fps"):
         raise SystemExit(f"--rows: {spec}: networks.json has no built row for it; run make bench-networks first")
-    if row.get("uram"):
-        raise SystemExit(f"--rows: {spec}: its row keeps {row['uram']:.0f} weight memories in UltraRAM, moved by "
-                         "networks.py's step, which may take FINN's MVAU weights too (written through AXI-lite, "
-                         "which the stitched RTL has no port for); allowed: rows with uram 0")
     nspec = nb.NETWORKS[network]
     keep = round(density * sub_row) if flow_name == "srbs" else None
     x, raw, _ = nb.calibration_images(nspec["data"], nb.CALIBRATION)
@@ -149,9 +147,21 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     if nspec["data"] != "fashion-mnist":  # another seed: images the build's calibration did not see
         _, sim, images_from = nb.calibration_images(nspec["data"], images, seed=1)
         images_from += " (seed 1; untrained weights, as the row's: a bit-exactness and speed check, no accuracy)"
+    est = row.get("estimate", row)  # an rtl row keeps its estimates there
     return {"name": f"{network}-{flow}" + (f"@{at}" if at else ""), "onnx": onnx,
             "target_fps": float(key["target_fps"]), "key": key, "golden": raw[:4], "board": nspec["board"],
-            "sim_images": sim, "images_from": images_from}
+            "sim_images": sim, "images_from": images_from, "steps": row_steps(nspec["board"]),
+            "row_estimate": {k: est.get(k, row.get(k)) for k in ("lut", "bram", "uram")}}
+
+
+def row_steps(board: str) -> list | None:
+    """The build steps of a networks benchmark row on ``board``: networks.py's (``uram_back`` of our
+    flow's, with the codegen the RTL needs) where the board has UltraRAM, ``None`` (the flow's own) where
+    it has none -- there the two lists are one."""
+    from winoforge.hw.boards import get_board
+    from winoforge.hw.build import winograd_steps
+
+    return _networks_module().uram_back(winograd_steps(codegen=True)) if get_board(board).uram else None
 
 
 def _folding(package: Path) -> dict:
@@ -174,10 +184,11 @@ def _folding(package: Path) -> dict:
 
 def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images: int, golden,
              mvau_wwidth_max: int | None = None, board: str = "pynq-z2", sim_images: np.ndarray | None = None,
-             whole: bool = True) -> dict:
+             whole: bool = True, steps: list | None = None) -> dict:
     """Build (``mvau_wwidth_max``: FINN's MVAU folding cap, as the compared estimate used), simulate
     (``sim_images``: raw NCHW images in place of Fashion-MNIST's test images) and synthesize one
-    network (``whole``: the stitched design as one synthesis too, besides the sum of its parts)."""
+    network (``whole``: the stitched design as one synthesis too, besides the sum of its parts;
+    ``steps``: :func:`row_steps`, the build's steps where they are not the flow's own)."""
     from winoforge.hw.flow import build_package
     from winoforge.hw.rtl import rtl_file_digests
     from winoforge.hw.rtl.stitch import StitchedDesign
@@ -189,7 +200,7 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     files = rtl_file_digests()  # of the sources it is built from: networks.py flags later changes to those it uses
     manifest = build_package(onnx, name, board=board, target_fps=target_fps, out_root=work / "pkgs",
                              work_root=work / "finn", golden=golden, rtl=True, progress=False,
-                             mvau_wwidth_max=mvau_wwidth_max)
+                             mvau_wwidth_max=mvau_wwidth_max, steps=steps)
     package = work / "pkgs" / name
     t_build = time.perf_counter() - t0
     sim = run_package(package, images, build_root=work / "verilator", x=sim_images)
@@ -339,14 +350,19 @@ def _run_rows(specs: list[str], work: Path, images: int, out: Path, whole: bool 
         name, key = row["name"], row["key"]
         net = _network(name, row["onnx"], row["target_fps"], work, images, row["golden"],
                        mvau_wwidth_max=_networks_module().MVAU_WWIDTH_MAX, board=row["board"],
-                       sim_images=row["sim_images"], whole=whole)
+                       sim_images=row["sim_images"], whole=whole, steps=row["steps"])
         net["images_from"] = row["images_from"]
+        if row["steps"] is not None:
+            net["steps"] = "networks.py's: its URAM step (step_weights_to_uram) before the estimates"
         if key.get("candidate"):  # a folding of its own: the row's cycles do not apply
             key["max_cycles"] = net["cycles_per_frame_est"]
         net["row"] = key
         net["targets"] = _targets(net)
         net["targets"].update(zero_mismatches=net["mismatches"] == 0,
                               same_folding_as_row=net["cycles_per_frame_est"] == key["max_cycles"])
+        if not key.get("candidate"):  # the rebuild is the row's design: the same estimates, URAM included
+            got = {"lut": net["est"]["lut"], "bram": net["est"]["bram"] / 2, "uram": net["est"].get("uram") or 0}
+            net["targets"]["same_estimate_as_row"] = got == {k: v or 0 for k, v in row["row_estimate"].items()}
         net["git_commit"] = _git_commit()
         net["rtl_digest"] = digest
         with open(out, "a+") as f:  # locked on the file itself: processes with other --work dirs share it

@@ -253,7 +253,8 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
                   out_root: str | Path = "bitstreams", work_root: str | Path = "build/finn", golden: np.ndarray | None = None,
                   codegen: bool = False, baseline: bool = False, provenance: dict | None = None,
                   progress: bool = True, rtl: bool = False, open_rtl: bool = True,
-                  runtime_weights: bool = False, mvau_wwidth_max: int | None = None) -> dict[str, Any]:
+                  runtime_weights: bool = False, mvau_wwidth_max: int | None = None,
+                  steps: list | None = None) -> dict[str, Any]:
     """Run the FINN build of ``onnx_path`` (``baseline=True``: stock FINN steps) and write the
     deployment package ``<out_root>/<name>/``.  Returns the package's manifest.
 
@@ -275,7 +276,14 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     ``mvau_wwidth_max``: FINN SetFolding's cap on an MVAU's SIMD times weight bits (``None``: FINN's
     default, 36), recorded in the manifest so that ``make bitfile`` folds the same way.  It bounds
     the width of a weight *stream*; the open-RTL layers embed their weights, and the networks
-    benchmark raises it (``benchmarks/networks.py``), so its RTL row builds must too."""
+    benchmark raises it (``benchmarks/networks.py``), so its RTL row builds must too.
+
+    ``steps``: the build's step list in place of the flow's (:func:`~winoforge.hw.build.winograd_steps`
+    with ``codegen``/``open_rtl``/``runtime_weights`` as given): ``benchmarks/rtl.py`` rebuilds a
+    networks benchmark row with the steps that estimated it (its URAM step)."""
+    if steps is not None and (baseline or not steps):
+        raise ValueError("steps: a non-empty step list of the Winograd flow (baseline=False); allowed: None (the "
+                         "flow's own steps) or winograd_steps(...) changed")
     if runtime_weights and baseline:
         raise ValueError("runtime_weights=True applies to the Winograd flow; the stock-FINN baseline keeps "
                          "FINN's weights (drop --baseline or --runtime-weights)")
@@ -296,8 +304,9 @@ def build_package(onnx_path: str | Path, name: str, board: str = "pynq-z2", targ
     if work.exists():
         shutil.rmtree(work)
     cfg = make_build_config(work, board, target_fps, mvau_wwidth_max=mvau_wwidth_max)
-    steps = (baseline_steps(open_rtl=open_rtl, residual=has_residual_add(proto)) if baseline
-             else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
+    if steps is None:
+        steps = (baseline_steps(open_rtl=open_rtl, residual=has_residual_add(proto)) if baseline
+                 else winograd_steps(codegen=codegen, open_rtl=open_rtl, runtime_weights=runtime_weights))
     try:
         result = run_build(onnx_path, cfg, steps, golden=golden, progress=progress, name=name)
     except BuildStepError as err:

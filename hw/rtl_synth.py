@@ -16,9 +16,10 @@ Debian's Yosys 0.23 (``read_verilog -sv``; the counts the estimates are calibrat
 because Yosys 0.23 cannot parse finn-rtllib.  Each entry names its frontend.  A layer Yosys cannot read is reported with Yosys's message
 instead of counts, and the network total says which layers it lacks.
 
-Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (RAMB18/RAMB36 cells), ``dsp``; estimates come
+Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (RAMB18/RAMB36 cells), ``dsp``,
+``uram`` (URAM288 cells: weights written at run time with ``ram_style="ultra"``); estimates come
 from the package's ``reports/estimates.json`` (FINN's ``node_res_estimation``):
-``LUT``, ``FF`` where FINN gives it, ``BRAM_18K``, ``DSP``.
+``LUT``, ``FF`` where FINN gives it, ``BRAM_18K``, ``DSP``, ``URAM``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .rtl.stitch import FIFO_SOURCE, StitchedDesign
 
 __all__ = ["yosys_family", "synth_design", "estimate_keys", "frontend_of", "RESOURCE_KEYS", "OWN_OP_TYPES"]
 
-RESOURCE_KEYS = ("lut", "ff", "bram", "dsp")
+RESOURCE_KEYS = ("lut", "ff", "bram", "dsp", "uram")
 
 #: op types whose RTL is ours (Debian's Yosys reads it); every other layer is FINN's
 OWN_OP_TYPES = frozenset({"WinogradSRBS_rtl", "Pool_rtl", "GlobalAccPool_rtl", "MVAU_lut_rtl",
@@ -60,7 +61,8 @@ def yosys_family(fpgapart: str) -> str:
 
 
 def _small(counts: dict) -> dict:
-    return {"lut": counts["LUT"] + counts["LUTRAM"], "ff": counts["FF"], "bram": counts["BRAM"], "dsp": counts["DSP"]}
+    return {"lut": counts["LUT"] + counts["LUTRAM"], "ff": counts["FF"], "bram": counts["BRAM"], "dsp": counts["DSP"],
+            "uram": counts["URAM"]}
 
 
 def estimate_keys(resources: dict) -> dict:
@@ -71,7 +73,7 @@ def estimate_keys(resources: dict) -> dict:
                 return resources[n]
         return None
 
-    return {"lut": get("LUT"), "ff": get("FF"), "bram": get("BRAM_18K", "BRAM"), "dsp": get("DSP")}
+    return {"lut": get("LUT"), "ff": get("FF"), "bram": get("BRAM_18K", "BRAM"), "dsp": get("DSP"), "uram": get("URAM")}
 
 
 def _error_line(err: Exception, folder: Path) -> str:

@@ -249,7 +249,7 @@ def yosys_counts(unit: str, params: dict, family: str = "xc7", *, yosys: str | N
 
     Returns ``LUT`` (LUT1..LUT6), ``LUTRAM`` (LUTs used as distributed RAM: RAM32M = 4...), ``MUXF`` (MUXF7/MUXF8), ``SRL`` (SRL16E/SRLC32E,
     LUTs used as shift registers), ``FF`` (FDRE/FDSE/FDCE/FDPE), ``DSP``
-    (DSP48E1/DSP48E2), ``CARRY`` (CARRY4/CARRY8), ``BRAM`` (RAMB18/RAMB36) and
+    (DSP48E1/DSP48E2), ``CARRY`` (CARRY4/CARRY8), ``BRAM`` (RAMB18/RAMB36), ``URAM`` (URAM288) and
     ``cells``, every cell type with its count.  Yosys's LUT packing reports more
     LUTs than Vivado's.  Raises ``FileNotFoundError`` without ``yosys`` on PATH,
     ``RuntimeError`` if Yosys fails.
@@ -312,5 +312,6 @@ def counts_of_cells(cells: dict) -> dict:
         "DSP": _count(cells, ("DSP48",)),
         "CARRY": _count(cells, ("CARRY",)),
         "BRAM": _count(cells, ("RAMB",)),
+        "URAM": _count(cells, ("URAM",)),
         "cells": cells,
     }

@@ -290,6 +290,40 @@ def test_a_faster_folding_measured_within_the_reference_replaces_the_row():
     assert quarter["rtl"]["network"] == "own" and quarter["lut"] == 107 and quarter["within_reference"] is False
 
 
+def test_rtl_rows_take_yosys_s_uram_and_must_fit_the_board_s():
+    """A ZCU104 row whose weights sit in UltraRAM: its RTL build's URAM288 count (Yosys) replaces the
+    estimate's, kept under ``estimate`` and restored without builds; a record from before the count
+    (no ``uram``) keeps the estimate's; a candidate whose Yosys URAM exceeds the board's 92 is not
+    taken, however fast."""
+    nb = runpy.run_path(str(SCRIPT))
+
+    def row(flow, lut, fps):
+        return {"network": "n", "board": "ZCU104", "flow": flow, "density": 1.0 if flow != "srbs" else 0.25,
+                "mixed_precision": False, "mean_bits": 4.0, "fps": fps, "lut": lut, "ff": None, "bram": 100.0,
+                "dsp": 0, "uram": 60, "max_cycles": 100e6 / fps, "target_fps": fps, "source": "estimate",
+                **({"sub_row": 4, "keep": 1} if flow == "srbs" else {})}
+
+    def build(flow, fps, uram, name, candidate=False):
+        key = {"network": "n", "flow": flow, "density": 1.0 if flow != "srbs" else 0.25, "mixed_precision": False,
+               "target_fps": fps, "max_cycles": 100e6 / fps,
+               **({"sub_row": 4, "keep": 1} if flow == "srbs" else {}), **({"candidate": True} if candidate else {})}
+        yosys = {"lut": 90, "ff": 1, "bram": 150, "dsp": 0, **({} if uram is None else {"uram": uram})}
+        net = {"name": name, "row": key, "cycles_per_frame_est": 100e6 / fps, "cycles_per_frame_sim": 100e6 / fps,
+               "yosys_complete": True, "yosys": yosys, "images": 50, "mismatches": 0}
+        return nb["row_key"](key), net, "rtl_rows.json"
+
+    dense, quarter = row("winograd_dense", 100, 10.0), row("srbs", 95, 30.0)
+    rows = [dense, quarter]
+    nb["apply_rtl"](rows, [build("winograd_dense", 10.0, 62, "d"), build("srbs", 30.0, None, "q"),
+                           build("srbs", 50.0, 93, "fast", candidate=True)])
+    assert dense["source"] == "rtl" and dense["uram"] == 62 and dense["estimate"]["uram"] == 60
+    assert quarter["rtl"]["network"] == "q" and quarter["uram"] == 60 and quarter["fps"] == 30.0
+    nb["apply_rtl"](rows, [build("srbs", 50.0, 92, "fits", candidate=True)])
+    assert quarter["rtl"]["network"] == "fits" and quarter["uram"] == 92
+    nb["apply_rtl"](rows, [])
+    assert dense["uram"] == 60 and dense["source"] == "estimate" and quarter["uram"] == 60
+
+
 def test_srbs_searches_are_capped_by_the_reference_s_final_figures():
     """reference_cap: the LUT/DSP an SRBS search must stay within are dense Winograd's *final* figures:
     Yosys's where bench-rtl built it (at its own folding, or a slower one within FINN's where its own is

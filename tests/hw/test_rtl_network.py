@@ -382,9 +382,7 @@ def test_bench_rtl_reestimate_reproduces_the_builds_estimates(tiny_build, tmp_pa
 
 def test_bench_rtl_rows_name_what_they_allow(tmp_path):
     """``benchmarks/rtl.py --rows``: a network that is not one of the benchmark's (the tests' tiny
-    ones neither), an unknown flow or a row whose weights sit in UltraRAM (written at run time through
-    FINN's AXI-lite, which the stitched RTL has no port for) is refused with the allowed values,
-    before any build."""
+    ones neither) or an unknown flow is refused with the allowed values, before any build."""
     import runpy
 
     bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
@@ -396,12 +394,31 @@ def test_bench_rtl_rows_name_what_they_allow(tmp_path):
         message = str(err.value)
         assert word in message and "srbs_2of8_mixed" in message
         assert "fmnist-resnet8" in message and "cifar-resnet20" in message and "tiny-vgg'" not in message
-    rows = json.loads((ROOT / "benchmarks" / "results" / "networks.json").read_text())["rows"]
-    uram = next(r for r in rows if r["network"] == "cifar-vgg-nagadomi" and r["flow"] == "winograd_dense")
-    assert uram["uram"] > 0
-    with pytest.raises(SystemExit, match="UltraRAM.*allowed: rows with uram 0"):
-        bench["_row_network"]("cifar-vgg-nagadomi:winograd_dense", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_bench_rtl_rows_build_with_the_rows_own_uram_step():
+    """A row on a board with UltraRAM (cifar-vgg-nagadomi's dense row keeps weights there) is rebuilt
+    with networks.py's steps: its URAM step (FINN's MVAUs too, which the open-RTL flow has turned into
+    our MVAU_lut_rtl before it) after the ROMs' move to block RAM and right before the estimates, never
+    the default list's Winograd-only step, and the code generation the RTL needs last; a board without
+    URAM keeps the flow's own steps (the two lists are then one)."""
+    import runpy
+
+    from winoforge.hw.build import step_weight_roms_to_bram, step_weights_to_uram, step_winograd_weights_to_uram
+    from winoforge.hw.build import winograd_steps
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
+    rows = json.loads((ROOT / "benchmarks" / "results" / "networks.json").read_text())["rows"]
+    assert next(r for r in rows if r["network"] == "cifar-vgg-nagadomi" and r["flow"] == "winograd_dense")["uram"] > 0
+    steps = bench["row_steps"]("zcu104")
+    assert step_winograd_weights_to_uram not in steps and steps.count(step_weights_to_uram) == 1
+    at = steps.index(step_weights_to_uram)
+    assert steps[at + 1] == "step_generate_estimate_reports" and steps.index(step_weight_roms_to_bram) < at
+    assert steps[-1] == "step_hw_codegen"
+    assert [s for s in steps if s is not step_weights_to_uram] == [
+        s for s in winograd_steps(codegen=True) if s is not step_winograd_weights_to_uram]
+    assert bench["row_steps"]("pynq-z2") is None
 
 
 def test_fabric_images_are_nhwc_integers_of_the_packages_shape():

@@ -60,6 +60,18 @@ def test_runtime_weights_are_refused_for_the_baseline(tmp_path):
         build_package(TINY_ONNX, "x", baseline=True, runtime_weights=True, out_root=tmp_path, work_root=tmp_path)
 
 
+def test_a_step_list_of_its_own_is_refused_for_the_baseline_or_empty(tmp_path):
+    """``build_package(steps=...)`` (``benchmarks/rtl.py``'s row rebuilds) replaces the Winograd flow's
+    steps only: with the stock-FINN baseline, or empty, it is refused naming the field, before any build."""
+    from winoforge.hw.build import winograd_steps
+    from winoforge.hw.flow import build_package
+
+    for kw in ({"baseline": True, "steps": winograd_steps()}, {"steps": []}):
+        with pytest.raises(ValueError, match="steps: a non-empty step list of the Winograd flow"):
+            build_package(TINY_ONNX, "x", out_root=tmp_path, work_root=tmp_path, **kw)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def rw_build(tmp_path_factory, fmnist, tool):
     """The tiny student built with --runtime-weights and --rtl."""
