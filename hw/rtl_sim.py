@@ -125,8 +125,10 @@ def simulate_layers(design: StitchedDesign, tensors: dict[str, np.ndarray], inpu
                                   "(the harness drives one of each); checked in the whole network"})
             continue
         spec = {"top": st.name, "sources": list(st.files), "in_width": st.in_width, "out_width": st.out_width,
-                "io": st.io, "weight_stream": st.weight_file}
+                "io": st.io, "weight_stream": st.weight_file, "weight_words": st.weight_words}
         fabric = VerilatedFabric(design.folder, build_root, spec=spec)
+        if st.weight_words:  # a package keeps the top's weight stream only: the layer's slice of it
+            fabric.set_weights(design.stage_weights(st))
         x = stream_order(tensors[tin], st.io.get("in_order"))
         limit = int((len(x) + 2) * st.cycles_est * 4 + 100_000)
         y, run = fabric.run(x, max_cycles=limit)

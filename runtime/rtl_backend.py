@@ -142,7 +142,7 @@ class VerilatedFabric:
         if not self.spec.get("weight_stream"):
             raise RtlBackendError(f"{self.folder}: the stitched design has no weight stream (no layer with "
                                   "runtime-writeable weights)")
-        want = len(np.load(self.folder / self.spec["weight_stream"]))
+        want = self.spec.get("weight_words") or len(np.load(self.folder / self.spec["weight_stream"]))
         words = [int(w) for w in np.asarray(words, dtype=np.uint64)]
         if len(words) != want:
             raise RtlBackendError(f"weight stream: {len(words)} words; the stitched design takes {want}")

@@ -137,6 +137,26 @@ class StitchedDesign:
     def paths(self) -> list[Path]:
         return [self.folder / s for s in self.sources]
 
+    def stage_weights(self, stage: Stage) -> np.ndarray:
+        """The words of one layer's weight stream (a layer with runtime-writeable weights): its own file
+        where the folder has it (the stitcher's), else its slice of the top's stream, which holds the
+        layers' streams in stage order (a package keeps only the top's, :func:`~winoforge.hw.rtl_sim.package_rtl`)."""
+        if not stage.weight_words:
+            raise StitchError(f"node {stage.name} ({stage.op_type}) has no weight stream: its weights are in the "
+                              "bitstream")
+        if (self.folder / stage.weight_file).is_file():
+            return np.load(self.folder / stage.weight_file)
+        start = 0
+        for st in self.stages:
+            if st is stage or st.name == stage.name:
+                break
+            start += st.weight_words
+        words = np.load(self.folder / self.weight_stream)
+        if start + stage.weight_words > len(words):
+            raise StitchError(f"node {stage.name}: the top's weight stream {self.weight_stream} has {len(words)} "
+                              f"words, too few for this layer's {stage.weight_words} from word {start}")
+        return words[start:start + stage.weight_words]
+
 
 def _finn_rtllib() -> Path:
     """finn-plus's ``finn-rtllib`` folder (shipped inside the ``finn`` package)."""

@@ -539,6 +539,14 @@ def test_runtime_weights_stream_through_the_stitched_top(tmp_path, tool):
     rows = simulate_layers(design, {"x": x, "y0": y0, "y1": y1}, ["x", "y0"], ["y0", "y1"],
                            build_root=tmp_path / "verilator")
     assert [r["equal"] for r in rows] == [True, True]
+    # as a package keeps it (the top's stream only): each layer alone takes its slice of the top's stream
+    for st in design.stages:
+        own = np.load(tmp_path / "rtl" / st.weight_file)
+        (tmp_path / "rtl" / st.weight_file).unlink()
+        assert np.array_equal(design.stage_weights(st), own)
+    rows = simulate_layers(design, {"x": x, "y0": y0, "y1": y1}, ["x", "y0"], ["y0", "y1"],
+                           build_root=tmp_path / "verilator")
+    assert [r["equal"] for r in rows] == [True, True]
     # the second layer's stream cut short: refused, naming the node
     short = tmp_path / "WinogradSRBS_rtl_1" / design.stages[1].weight_file
     np.save(short, np.load(short)[:-1])
