@@ -562,7 +562,8 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         row["estimate"] = {k: row.get(k) for k in (*_ROW_FIGURES, "max_cycles", "target_fps")}
         y = net["yosys"]
         row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
-                   dsp=y["dsp"], uram=y.get("uram", row.get("uram")), source="rtl", max_cycles=net["cycles_per_frame_est"],
+                   dsp=y["dsp"], uram=y.get("uram", row.get("uram")), source="rtl",
+                   max_cycles=net["cycles_per_frame_est"],
                    target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
         row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
                       "current_rtl": built_on_current_rtl(net),

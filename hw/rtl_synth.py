@@ -237,21 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"make synth: {err}")
         return 1
-    print(f"{'layer':40s} {'yosys lut/ff/bram/dsp':>24s}   {'estimate lut/ff/bram/dsp':>24s}  frontend")
+    print(f"{'layer':40s} {'yosys lut/ff/bram/dsp/uram':>28s}   {'estimate lut/ff/bram/dsp/uram':>28s}  frontend")
     fmt = lambda d: "/".join("-" if d is None or d.get(k) is None else f"{d[k]:.0f}" for k in RESOURCE_KEYS)  # noqa: E731
     for lay in report["layers"]:
         ys = fmt(lay["yosys"]) if lay["yosys"] else "not read: " + lay["yosys_error"][-40:]
-        print(f"{lay['name']:40s} {ys:>24s}   {fmt(lay['est']):>24s}  {lay['frontend']}")
+        print(f"{lay['name']:40s} {ys:>28s}   {fmt(lay['est']):>28s}  {lay['frontend']}")
     net = report["network"]
     conv = report["converters"]
     print(f"{len(report['fifos'])} FIFOs and {len(conv)} width converters counted in the network")
-    print(f"{'network (layers + FIFOs + converters)':40s} {fmt(net['yosys']):>24s}   {fmt(net['est']):>24s}"
+    print(f"{'network (layers + FIFOs + converters)':40s} {fmt(net['yosys']):>28s}   {fmt(net['est']):>28s}"
           + ("" if net["complete"] else f"  -- without {', '.join(net['layers_without_yosys_counts'])} and "
                                         f"{net['width_converters_not_counted']} width converter(s)"))
     if "whole" in net:
         w = net["whole"]
         print(f"{'whole design (one synthesis, slang)':40s} "
-              + (f"{fmt(w['yosys']):>24s}   ({w['seconds']:.0f} s)" if w["yosys"] else f"failed: {w['yosys_error']}"))
+              + (f"{fmt(w['yosys']):>28s}   ({w['seconds']:.0f} s)" if w["yosys"] else f"failed: {w['yosys_error']}"))
     return 0
 
 

@@ -148,7 +148,7 @@ class StitchedDesign:
             return np.load(self.folder / stage.weight_file)
         start = 0
         for st in self.stages:
-            if st is stage or st.name == stage.name:
+            if st.name == stage.name:
                 break
             start += st.weight_words
         words = np.load(self.folder / self.weight_stream)
