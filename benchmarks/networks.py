@@ -35,11 +35,14 @@ Flows per network (all W4A4 with 8-bit input, F(2,3), power-of-two scales):
 Weights in UltraRAM: on a board with URAM (ZCU104), where a folding's BRAM estimate does not fit,
 ``hw.build.step_weights_to_uram`` moves the largest weight memories -- FINN's MVAUs and our
 WinogradSRBS layers alike -- to URAM, which takes no contents from a bitstream: those weights are
-written at run time (``runtime_writeable_weights``; the RTL's weight stream is simulated bit-exact,
-the runtime's weight writing is not built yet).  ``uram`` in each row counts them.
+written at run time (``runtime_writeable_weights``; our layers' weight stream is simulated bit-exact
+and written by the runtime, FINN's AXI-lite MVAU weights are not -- in the open-RTL flow the step
+finds none: the classifier and projections are our ``MVAU_lut_rtl`` by then).  ``uram`` in each row
+counts them: the estimate's, or Yosys's URAM288 on an ``rtl`` row (``benchmarks/rtl.py --rows``
+rebuilds such a row with these steps, :func:`uram_back`).
 
 Folding: each flow's front (import .. specialize) runs once; the back (folding, estimates) runs
-for target FPS on a geometric grid (ratio 2^(1/6)), searched by bisection for the fastest point
+for target FPS on a geometric grid (ratio 2^(1/12), ``GRID``), searched by bisection for the fastest point
 that fits the board *and* the resources of the flows it is compared with ("at equal resources"):
 ``finn`` is the fastest folding that fits the board; ``winograd_dense`` the fastest with no more
 LUT and DSP than the ``finn`` row; every ``srbs`` row the fastest with no more LUT and DSP than the

@@ -111,7 +111,7 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     (the row's key with ``candidate: true``; ``networks.apply_rtl`` takes it where Yosys puts it
     within the row's reference and it is faster than the row).
     Returns ``{name, onnx, target_fps, key (the row's), golden (FIFO-sizing images), board,
-    sim_images, images_from}``: a Fashion-MNIST network runs the first ``images`` test images
+    sim_images, images_from, steps, row_estimate}``: a Fashion-MNIST network runs the first ``images`` test images
     (``sim_images`` None), a CIFAR-sized one (untrained, as its row) ``images`` random 32x32x3 images
     of another seed than its calibration's.  ``steps``: on a board with UltraRAM the build takes
     networks.py's steps (:func:`networks.uram_back`: its URAM step where networks.py has it, after the
