@@ -120,7 +120,8 @@ bench-rtl: setup-host ## the verilated accelerators vs their estimates (benchmar
 	$(PY) benchmarks/rtl.py
 
 #: networks.json's rows of our flows that bench-rtl-rows rebuilds in RTL (the Fashion-MNIST networks; CIFAR-sized
-#: rows without UltraRAM weights build too, e.g. RTL_ROWS=cifar-resnet20:srbs_1of4 RTL_FLAGS=--no-whole, hours each)
+#: rows build too, UltraRAM weights included, e.g. RTL_ROWS=cifar-vgg-nagadomi:winograd_dense RTL_FLAGS=--no-whole,
+#: 25-90 min each on 2 cores)
 RTL_ROWS ?= $(subst $(space),$(comma),$(foreach n,fmnist-vgg fmnist-resnet8,$(foreach f,winograd_dense srbs_4of8 srbs_2of8 srbs_2of8_mixed srbs_1of4 srbs_1of4_mixed,$(n):$(f))))
 comma := ,
 empty :=
