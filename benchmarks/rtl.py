@@ -440,8 +440,9 @@ def main(argv=None) -> int:
     parser.add_argument("--synth-only", action="store_true",
                         help="only the Yosys part again, on the packages of the recorded run (same RTL)")
     parser.add_argument("--rows", default=None, metavar="NETWORK:FLOW,...",
-                        help="rows of networks.json (rows without UltraRAM weights; FLOW: " + ", ".join(ROW_FLOWS)
-                             + ") rebuilt at their folding, into rtl_rows.json (entries of other rows kept)")
+                        help="rows of networks.json (FLOW: " + ", ".join(ROW_FLOWS) + "; NETWORK:FLOW@FPS: a "
+                             "candidate folding of that row's search at target FPS) rebuilt at their folding, "
+                             "UltraRAM weights included, into rtl_rows.json (entries of other rows kept)")
     parser.add_argument("--no-whole", action="store_true",
                         help="--rows: skip the stitched design's one-piece synthesis (the rows' LUT is the sum "
                              "of the parts; on a CIFAR-sized design the one-piece run takes hours)")

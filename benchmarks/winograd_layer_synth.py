@@ -1,7 +1,7 @@
-"""Yosys ``synth_xilinx -family xc7`` counts of the WinogradSRBS streaming layer
+"""Yosys ``synth_xilinx -family xc7`` (``--family xcup``) counts of the WinogradSRBS streaming layer
 (hw/rtl/winograd_srbs_layer.sv) at several foldings, next to the op's estimate.
 
-    python benchmarks/winograd_layer_synth.py [--only NAME ...] [--out FILE]
+    python benchmarks/winograd_layer_synth.py [--only NAME ...] [--out FILE] [--family xc7|xcup]
 
 Writes ``benchmarks/results/winograd_layer_synth.json``: per shape its parameters,
 the RTL structure (transform units, V slots), Yosys counts (LUT = LUT1..6 logic,
@@ -29,6 +29,9 @@ from rtl_layer_cases import random_weights, with_sound_output  # noqa: E402
 from winoforge.hw.rtl.winograd_layer import layer_parameters, layer_yosys_counts  # noqa: E402
 from winoforge.hw.srbs_params import WinogradSRBSParams  # noqa: E402
 
+#: Yosys family -> the part the estimate is asked for (PYNQ-Z2's, ZCU104's)
+FAMILY_PARTS = {"xc7": "xc7z020clg400-1", "xcup": "xczu7ev-ffvc1156-2-e"}
+
 #: name -> WinogradSRBSParams keywords (outputDataType: the smallest sound type)
 SHAPES: dict[str, dict] = {
     # the fast test shape: m=2 SRBS 2/4, UINT4 x INT4 (DSP multipliers), POS=4 PE=2 SIMD=4
@@ -54,13 +57,26 @@ SHAPES: dict[str, dict] = {
                            weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=4, simd=1, pos=16),
 }
 
+#: layers measured by name only (not calibration points: rtl_calibration.py takes SHAPES): cifar-vgg-nagadomi's
+#: dense 128 -> 256 layer on 8x8 (WinogradSRBS_rtl_4 of its rtl row, 1.56x its estimate by Yosys) at that row's
+#: folding, with LUT multipliers as built and with DSP ones: where its LUTs go (run with --family xcup, ZCU104's,
+#: as the row was)
+NAMED_SHAPES: dict[str, dict] = {
+    "nagadomi_dense_l4": dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
+                              weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=5, simd=8, pos=4, isimd=4,
+                              ram_style="block", res_type="lut"),
+    "nagadomi_dense_l4_dsp": dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
+                                  weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=5, simd=8, pos=4,
+                                  isimd=4, ram_style="block", res_type="dsp"),
+}
 
-def measure(name: str, kw: dict) -> dict:
+
+def measure(name: str, kw: dict, family: str = "xc7") -> dict:
     p = with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
     U = random_weights(p, np.random.default_rng(0))
     t0 = time.perf_counter()
-    counts = layer_yosys_counts(p, U)
-    est = p.estimate_resources()
+    counts = layer_yosys_counts(p, U, family=family)
+    est = p.estimate_resources(FAMILY_PARTS[family])
     return {
         "name": name,
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()},
@@ -79,19 +95,21 @@ def measure(name: str, kw: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", choices=sorted(SHAPES), help="measure only these shapes")
+    ap.add_argument("--only", nargs="*", choices=sorted({**SHAPES, **NAMED_SHAPES}), help="measure only these shapes")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "winograd_layer_synth.json")
     ap.add_argument("--label", default="", help="a note stored with the results (e.g. the commit)")
+    ap.add_argument("--family", choices=sorted(FAMILY_PARTS), default="xc7",
+                    help="Yosys's synth_xilinx family (the estimate for a part of it: %s)" % FAMILY_PARTS)
     args = ap.parse_args(argv)
     rows = []
     for name in args.only or SHAPES:
-        row = measure(name, SHAPES[name])
+        row = measure(name, {**SHAPES, **NAMED_SHAPES}[name], args.family)
         y, e = row["yosys"], row["est"]
         print(f"{name:16s} LUT {y['LUT']:6d} +LUTRAM {y['LUTRAM']:5d} FF {y['FF']:6d} DSP {y['DSP']:3d} "
               f"BRAM {y['BRAM']:3d} | est LUT {e['lut']:6d} RAMB18 {e['bram18']:3d} DSP {e['dsp']:3d} "
               f"({row['synth_s']} s)", flush=True)
         rows.append(row)
-    out = {"tool": "yosys synth_xilinx -family xc7 -flatten -noiopad -noclkbuf", "label": args.label,
+    out = {"tool": f"yosys synth_xilinx -family {args.family} -flatten -noiopad -noclkbuf", "label": args.label,
            "layers": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
