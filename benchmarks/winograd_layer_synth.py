@@ -61,14 +61,11 @@ SHAPES: dict[str, dict] = {
 #: dense 128 -> 256 layer on 8x8 (WinogradSRBS_rtl_4 of its rtl row, 1.56x its estimate by Yosys) at that row's
 #: folding, with LUT multipliers as built and with DSP ones: where its LUTs go (run with --family xcup, ZCU104's,
 #: as the row was)
-NAMED_SHAPES: dict[str, dict] = {
-    "nagadomi_dense_l4": dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
-                              weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=5, simd=8, pos=4, isimd=4,
-                              ram_style="block", res_type="lut"),
-    "nagadomi_dense_l4_dsp": dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
-                                  weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=5, simd=8, pos=4,
-                                  isimd=4, ram_style="block", res_type="dsp"),
-}
+_NAGADOMI_L4 = dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
+                    weight_datatype="INT4", padding=1, sub_row=0, keep=0, pe=5, simd=8, pos=4, isimd=4,
+                    ram_style="block")
+NAMED_SHAPES: dict[str, dict] = {"nagadomi_dense_l4": {**_NAGADOMI_L4, "res_type": "lut"},
+                                 "nagadomi_dense_l4_dsp": {**_NAGADOMI_L4, "res_type": "dsp"}}
 
 
 def measure(name: str, kw: dict, family: str = "xc7") -> dict:
@@ -99,7 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "winograd_layer_synth.json")
     ap.add_argument("--label", default="", help="a note stored with the results (e.g. the commit)")
     ap.add_argument("--family", choices=sorted(FAMILY_PARTS), default="xc7",
-                    help="Yosys's synth_xilinx family (the estimate for a part of it: %s)" % FAMILY_PARTS)
+                    help=f"Yosys's synth_xilinx family (the estimate for a part of it: {FAMILY_PARTS})")
     args = ap.parse_args(argv)
     rows = []
     for name in args.only or SHAPES:
