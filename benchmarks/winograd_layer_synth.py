@@ -26,11 +26,13 @@ sys.path.insert(0, str(ROOT / "tests" / "hw"))
 
 from rtl_layer_cases import random_weights, with_sound_output  # noqa: E402
 
+from winoforge.hw.boards import get_board  # noqa: E402
 from winoforge.hw.rtl.winograd_layer import layer_parameters, layer_yosys_counts  # noqa: E402
+from winoforge.hw.rtl_synth import yosys_family  # noqa: E402
 from winoforge.hw.srbs_params import WinogradSRBSParams  # noqa: E402
 
-#: Yosys family -> the part the estimate is asked for (PYNQ-Z2's, ZCU104's)
-FAMILY_PARTS = {"xc7": "xc7z020clg400-1", "xcup": "xczu7ev-ffvc1156-2-e"}
+#: Yosys family -> the part the estimate is asked for: PYNQ-Z2's (xc7) and ZCU104's (xcup)
+FAMILY_PARTS = {yosys_family(b.part): b.part for b in map(get_board, ("PYNQ-Z2", "ZCU104"))}
 
 #: name -> WinogradSRBSParams keywords (outputDataType: the smallest sound type)
 SHAPES: dict[str, dict] = {
@@ -66,6 +68,7 @@ _NAGADOMI_L4 = dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), inp
                     ram_style="block")
 NAMED_SHAPES: dict[str, dict] = {"nagadomi_dense_l4": {**_NAGADOMI_L4, "res_type": "lut"},
                                  "nagadomi_dense_l4_dsp": {**_NAGADOMI_L4, "res_type": "dsp"}}
+ALL_SHAPES = {**SHAPES, **NAMED_SHAPES}
 
 
 def measure(name: str, kw: dict, family: str = "xc7") -> dict:
@@ -92,7 +95,7 @@ def measure(name: str, kw: dict, family: str = "xc7") -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", choices=sorted({**SHAPES, **NAMED_SHAPES}), help="measure only these shapes")
+    ap.add_argument("--only", nargs="*", choices=sorted(ALL_SHAPES), help="measure only these shapes")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "winograd_layer_synth.json")
     ap.add_argument("--label", default="", help="a note stored with the results (e.g. the commit)")
     ap.add_argument("--family", choices=sorted(FAMILY_PARTS), default="xc7",
@@ -100,7 +103,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for name in args.only or SHAPES:
-        row = measure(name, {**SHAPES, **NAMED_SHAPES}[name], args.family)
+        row = measure(name, ALL_SHAPES[name], args.family)
         y, e = row["yosys"], row["est"]
         print(f"{name:16s} LUT {y['LUT']:6d} +LUTRAM {y['LUTRAM']:5d} FF {y['FF']:6d} DSP {y['DSP']:3d} "
               f"BRAM {y['BRAM']:3d} | est LUT {e['lut']:6d} RAMB18 {e['bram18']:3d} DSP {e['dsp']:3d} "
