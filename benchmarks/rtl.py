@@ -140,18 +140,29 @@ def _row_network(spec: str, work: Path, images: int = 0) -> dict:
     net = nb._student(nspec, x, keep, layer_bits, sub_row)
     onnx = work / "rows" / network / flow / "model.onnx"
     export_run(net, onnx, image_shape=tuple(x.shape[1:]), check_images=x[:4], progress=False)
+    target_fps, max_cycles = row_folding(row, at)
+    est = row.get("estimate", row)  # an rtl row keeps its estimates there
     key = {"network": network, "flow": flow_name, "density": density, "mixed_precision": mixed,
-           "target_fps": int(at) if at else row["target_fps"], "max_cycles": row["max_cycles"],
+           "target_fps": target_fps, "max_cycles": max_cycles,
            **({"sub_row": sub_row, "keep": keep} if sub_row else {}), **({"candidate": True} if at else {})}
     sim, images_from = None, f"the first {images} Fashion-MNIST test images"
     if nspec["data"] != "fashion-mnist":  # another seed: images the build's calibration did not see
         _, sim, images_from = nb.calibration_images(nspec["data"], images, seed=1)
         images_from += " (seed 1; untrained weights, as the row's: a bit-exactness and speed check, no accuracy)"
-    est = row.get("estimate", row)  # an rtl row keeps its estimates there
     return {"name": f"{network}-{flow}" + (f"@{at}" if at else ""), "onnx": onnx,
             "target_fps": float(key["target_fps"]), "key": key, "golden": raw[:4], "board": nspec["board"],
             "sim_images": sim, "images_from": images_from, "steps": row_steps(nspec["board"]),
             "row_estimate": {k: est.get(k, row.get(k)) for k in ("lut", "bram", "uram")}}
+
+
+def row_folding(row: dict, at: str = "") -> tuple[int, int]:
+    """``(target FPS, estimated max cycles)`` a ``--rows`` spec rebuilds ``row`` of networks.json at: the
+    row's search's folding -- which an ``rtl`` row keeps under ``estimate``, its own fields naming the
+    measured build it took (``networks.apply_rtl``: possibly a candidate at another folding) -- or, for
+    ``NETWORK:FLOW@FPS``, target ``at`` (its cycles are the build's own, set after it)."""
+    est = row.get("estimate", row)
+    return (int(at) if at else int(est.get("target_fps", row["target_fps"])),
+            int(est.get("max_cycles", row["max_cycles"])))
 
 
 def row_steps(board: str) -> list | None:

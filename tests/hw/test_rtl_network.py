@@ -397,6 +397,27 @@ def test_bench_rtl_rows_name_what_they_allow(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_bench_rtl_rows_rebuild_the_searchs_folding():
+    """``--rows NETWORK:FLOW`` rebuilds the row at its search's folding: an ``rtl`` row whose measured
+    build is a candidate at another folding (``apply_rtl`` writes that build's target and cycles into the
+    row's own fields) keeps the search's under ``estimate``, and that is what is rebuilt (session 25:
+    fmnist-resnet8's 2 of 8 row was rebuilt at its 12,544-cycle candidate's folding, not at the
+    search's 8,192); ``@FPS`` builds at that target; an estimate row has its folding in its own fields."""
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "rtl.py"))
+    took_candidate = {"target_fps": 7184, "max_cycles": 12544, "source": "rtl",
+                      "estimate": {"target_fps": 10763, "max_cycles": 8192, "lut": 34135}}
+    assert bench["row_folding"](took_candidate) == (10763, 8192)
+    assert bench["row_folding"](took_candidate, "6400") == (6400, 8192)
+    assert bench["row_folding"]({"target_fps": 2016, "max_cycles": 25088, "source": "estimate"}) == (2016, 25088)
+    rows = json.loads((ROOT / "benchmarks" / "results" / "networks.json").read_text())["rows"]
+    for row in rows:  # every built row: its search's folding is the estimate's (rtl rows) or its own
+        if row.get("target_fps"):
+            est = row.get("estimate", row)
+            assert bench["row_folding"](row) == (est["target_fps"], est["max_cycles"])
+
+
 def test_bench_rtl_rows_build_with_the_rows_own_uram_step():
     """A row on a board with UltraRAM (cifar-vgg-nagadomi's dense row keeps weights there) is rebuilt
     with networks.py's steps: its URAM step (FINN's MVAUs too, which the open-RTL flow has turned into
