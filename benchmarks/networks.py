@@ -543,7 +543,7 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         def within(n: dict) -> bool:
             return (n["mismatches"] == 0 and ref is not None
                     and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
-                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": n["yosys"]["bram"], "DSP": n["yosys"]["dsp"],
+                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": build_bram18(n)[0], "DSP": n["yosys"]["dsp"],
                               "URAM": n["yosys"].get("uram", row.get("uram") or 0)}, get_board(row["board"])).ok)
 
         # faster builds within the limits; where the row's own build is over them, slower ones too
@@ -564,7 +564,8 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         net, origin = chosen
         row["estimate"] = {k: row.get(k) for k in (*_ROW_FIGURES, "max_cycles", "target_fps")}
         y = net["yosys"]
-        row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=y["bram"] / 2,
+        bram18, bram_from = build_bram18(net)
+        row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=bram18 / 2,
                    dsp=y["dsp"], uram=y.get("uram", row.get("uram")), source="rtl",
                    max_cycles=net["cycles_per_frame_est"],
                    target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
@@ -575,7 +576,22 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
                       "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP "
                               "(URAM where the build counted it) by Yosys synth_xilinx, every layer, FIFO and "
                               "converter summed",
+                      "bram_from": bram_from,
                       **({"chosen": why} if why else {})}
+
+
+def build_bram18(net: dict) -> tuple[float, str]:
+    """A recorded RTL build's block RAM in RAMB18s and where the figure comes from: Yosys's count where the
+    build records its unit (``bram_unit``, :data:`winoforge.hw.rtl.BRAM_UNIT`: a RAMB36 counts two), else the
+    build's own estimate -- builds recorded before session 25 summed RAMB18 and RAMB36 cells one each, so
+    their Yosys figure undercounts wherever synthesis chose RAMB36 (a 256 -> 256 layer of cifar-vgg-nagadomi:
+    68 RAMB36 + 6 RAMB18 recorded as 74 where it is 142; its estimate, 143)."""
+    from winoforge.hw.rtl import BRAM_UNIT
+
+    if net.get("bram_unit") == BRAM_UNIT:
+        return net["yosys"]["bram"], "yosys"
+    return (net.get("est") or {}).get("bram") or 0, ("estimate (this build's Yosys count took a RAMB36 as one "
+                                                     "RAMB18, the count before session 25)")
 
 
 #: the least LUT a 1 of 4 WinogradSRBS layer takes at 4x the speed of its dense counterpart with the same

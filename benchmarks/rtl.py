@@ -252,9 +252,12 @@ def _layer_synth(syn: dict) -> dict:
 
 
 def _network_synth(synth: dict) -> dict:
-    """A network's recorded synthesis fields, from ``synth_design``'s result."""
+    """A network's recorded synthesis fields, from ``synth_design``'s result (``bram_unit``: what its BRAM
+    counts; builds recorded without it took a RAMB36 as one RAMB18, see ``networks.apply_rtl``)."""
+    from winoforge.hw.rtl import BRAM_UNIT
+
     net = synth["network"]
-    return {"yosys": net["yosys"], "yosys_complete": net["complete"],
+    return {"yosys": net["yosys"], "bram_unit": BRAM_UNIT, "yosys_complete": net["complete"],
             "layers_without_yosys_counts": net["layers_without_yosys_counts"], "yosys_whole": net.get("whole"),
             "fifos": synth["fifos"], "converters": synth["converters"]}
 

@@ -437,10 +437,7 @@ def synthesize(kind: str, cfg: dict, folder: Path) -> dict:
     else:
         sources, top = generated_sources(*open_rtl_layer(kind, cfg), folder)
         counts = synth_counts(sources, top, family="xc7", cwd=folder)
-    cells = counts["cells"]
-    ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
-        n for c, n in cells.items() if c.startswith("RAMB36"))
-    return {"lut": counts["LUT"] + counts["LUTRAM"], "ff": counts["FF"], "bram": ramb18, "dsp": counts["DSP"],
+    return {"lut": counts["LUT"] + counts["LUTRAM"], "ff": counts["FF"], "bram": counts["BRAM"], "dsp": counts["DSP"],
             "lutram": counts["LUTRAM"], "carry": counts["CARRY"], "muxf": counts["MUXF"]}
 
 

@@ -16,7 +16,7 @@ Debian's Yosys 0.23 (``read_verilog -sv``; the counts the estimates are calibrat
 because Yosys 0.23 cannot parse finn-rtllib.  Each entry names its frontend.  A layer Yosys cannot read is reported with Yosys's message
 instead of counts, and the network total says which layers it lacks.
 
-Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (RAMB18/RAMB36 cells), ``dsp``,
+Counts: ``lut`` (LUT1..6 plus the LUTs of distributed RAM), ``ff``, ``bram`` (in RAMB18s: a RAMB36 counts two), ``dsp``,
 ``uram`` (URAM288 cells: weights written at run time with ``ram_style="ultra"``); estimates come
 from the package's ``reports/estimates.json`` (FINN's ``node_res_estimation``):
 ``LUT``, ``FF`` where FINN gives it, ``BRAM_18K``, ``DSP``, ``URAM``.

@@ -51,6 +51,7 @@ __all__ = [
     "yosys_counts",
     "synth_counts",
     "counts_of_cells",
+    "BRAM_UNIT",
     "FRONTENDS",
     "rtl_sources_digest",
     "rtl_file_digests",
@@ -249,7 +250,8 @@ def yosys_counts(unit: str, params: dict, family: str = "xc7", *, yosys: str | N
 
     Returns ``LUT`` (LUT1..LUT6), ``LUTRAM`` (LUTs used as distributed RAM: RAM32M = 4...), ``MUXF`` (MUXF7/MUXF8), ``SRL`` (SRL16E/SRLC32E,
     LUTs used as shift registers), ``FF`` (FDRE/FDSE/FDCE/FDPE), ``DSP``
-    (DSP48E1/DSP48E2), ``CARRY`` (CARRY4/CARRY8), ``BRAM`` (RAMB18/RAMB36), ``URAM`` (URAM288) and
+    (DSP48E1/DSP48E2), ``CARRY`` (CARRY4/CARRY8), ``BRAM`` (in RAMB18s, :data:`BRAM_UNIT`: a RAMB36 counts
+    two, the unit of FINN's ``BRAM_18K`` estimates), ``URAM`` (URAM288) and
     ``cells``, every cell type with its count.  Yosys's LUT packing reports more
     LUTs than Vivado's.  Raises ``FileNotFoundError`` without ``yosys`` on PATH,
     ``RuntimeError`` if Yosys fails.
@@ -301,6 +303,11 @@ def synth_counts(files, top: str, params: dict | None = None, family: str = "xc7
     return counts_of_cells(cells)
 
 
+#: the unit of the ``BRAM`` count (and of ``bram`` in :mod:`winoforge.hw.rtl_synth`): until session 25 it counted
+#: RAMB18 and RAMB36 cells one each (a RAMB36 as half of what it is); results recorded since say so by this
+BRAM_UNIT = "RAMB18 (a RAMB36 counts 2)"
+
+
 def counts_of_cells(cells: dict) -> dict:
     """The counts of :func:`yosys_counts` from Yosys's ``{cell type: count}``."""
     return {
@@ -311,7 +318,7 @@ def counts_of_cells(cells: dict) -> dict:
         "FF": _count(cells, ("FDRE", "FDSE", "FDCE", "FDPE")),
         "DSP": _count(cells, ("DSP48",)),
         "CARRY": _count(cells, ("CARRY",)),
-        "BRAM": _count(cells, ("RAMB",)),
+        "BRAM": _count(cells, ("RAMB18",)) + 2 * _count(cells, ("RAMB36",)),  # in RAMB18s (BRAM_UNIT)
         "URAM": _count(cells, ("URAM",)),
         "cells": cells,
     }

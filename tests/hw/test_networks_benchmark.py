@@ -100,10 +100,13 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them(tmp_path):
                 "mixed_precision": False, "fps": fps, "lut": 40_000.0, "ff": None, "bram": 50.0, "dsp": 0,
                 "max_cycles": cycles, "source": "estimate"}
 
-    def net(name, est, sim, lut, row=None):
+    from winoforge.hw.rtl import BRAM_UNIT
+
+    def net(name, est, sim, lut, row=None, unit=BRAM_UNIT):
         return {"name": name, "cycles_per_frame_est": est, "cycles_per_frame_sim": sim, "yosys_complete": True,
-                "yosys": {"lut": lut, "ff": 22_000, "bram": 104, "dsp": 0}, "images": 1000, "mismatches": 0,
-                **({"row": row} if row else {})}
+                "yosys": {"lut": lut, "ff": 22_000, "bram": 104, "dsp": 0}, "est": {"lut": lut, "bram": 120},
+                "images": 1000, "mismatches": 0, **({"row": row} if row else {}),
+                **({"bram_unit": unit} if unit else {})}
 
     (tmp_path / "rtl.json").write_text(json.dumps({"networks": [net("pynq-z2-benchmark", 25_000, 25_100, 41_000),
                                                                 net("fmnist-tiny", 50_176, 50_176, 7_000)]}))
@@ -117,7 +120,12 @@ def test_rows_take_the_rtl_figures_where_bench_rtl_built_them(tmp_path):
     dense, quarter, half = rows
     assert quarter["source"] == "rtl" and quarter["fps"] == 100e6 / 25_100
     assert (quarter["lut"], quarter["ff"], quarter["bram"]) == (41_000, 22_000, 52.0)
+    assert quarter["rtl"]["bram_from"] == "yosys"
     assert quarter["estimate"]["fps"] == 4000.0 and quarter["rtl"]["mismatches"] == 0
+    # a build recorded before its BRAM counted a RAMB36 as two RAMB18 (no bram_unit): the build's estimate
+    mod["apply_rtl"](rows, [(key, {k: v for k, v in n.items() if k != "bram_unit"}, o) for key, n, o in rtl])
+    assert (quarter["lut"], quarter["bram"]) == (41_000, 60.0) and quarter["rtl"]["bram_from"].startswith("estimate")
+    mod["apply_rtl"](rows, rtl)
     assert dense["source"] == half["source"] == "estimate" and "rtl" not in half
     mod["add_speedups"](rows)
     assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 2000.0

@@ -520,3 +520,13 @@ def test_runtime_weights_in_ultraram_as_yosys_maps_them(tool):
     ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18")) + 2 * sum(
         n for c, n in cells.items() if c.startswith("RAMB36"))
     assert ramb18 == est.bram18
+
+
+def test_bram_counts_ramb18s():
+    """Yosys's block RAM cells count in RAMB18s, FINN's unit (``BRAM_18K``): a RAMB36 is two.  Until
+    session 25 the count took each RAMB36 as one, which the networks' rtl rows recorded."""
+    from winoforge.hw.rtl import BRAM_UNIT, counts_of_cells
+
+    counts = counts_of_cells({"RAMB36E2": 68, "RAMB18E2": 6, "RAMB36E1": 1, "LUT6": 3, "URAM288": 2})
+    assert counts["BRAM"] == 2 * 68 + 6 + 2 and counts["URAM"] == 2 and counts["LUT"] == 3
+    assert "RAMB36 counts 2" in BRAM_UNIT

@@ -58,3 +58,27 @@ def test_the_record_reproduces_the_rows_layer_and_puts_its_excess_in_the_multipl
     assert per_multiplier > 1.5 * estimated  # mapped for depth: ~90 LUT against the area map's ~51
     # the LUT1 feed-throughs and the MUXF tree come with the LUT multipliers, not with the ROM
     assert lut["yosys_cells"]["LUT1"] > 5000 > 100 > dsp["yosys_cells"]["LUT1"]
+
+
+def test_the_2of8_record_is_the_rows_layer_mapped_for_depth_and_its_bram_in_ramb18s(script):
+    """cifar-vgg-nagadomi's uniform 2 of 8 row (session 25): its 256 -> 256 layers on 8x8 take 2.2x their
+    estimated LUT by Yosys.  The layer alone (the committed record) reproduces that, and its cells say
+    why: ABC maps the SubRow-8 lanes (8:1 index mux before a 4-bit LUT multiplier) for depth -- LUT1
+    feed-throughs and MUXF7/8/9 trees -- where the estimate counts them area-mapped on images up to 8
+    wide (measured on xc7).  Its block RAM is 68 RAMB36 + 6 RAMB18: the build recorded 74 (a RAMB36 as
+    one RAMB18, the count before session 25), the record 142 RAMB18s, the estimate's 143."""
+    nets = json.loads((RESULTS / "rtl_rows.json").read_text())["networks"]
+    net = next(n for n in nets if n["name"] == "cifar-vgg-nagadomi-srbs_2of8")
+    layer = next(lay for lay in net["layers"] if lay["name"] == "WinogradSRBS_rtl_5")
+    kw = script["NAMED_SHAPES"]["nagadomi_2of8_l5"]
+    assert "nagadomi_2of8_l5" not in script["SHAPES"]
+    assert (kw["pe"], kw["pos"], kw["simd"], kw["isimd"]) == tuple(
+        net["folding"]["WinogradSRBS_rtl_5"][k] for k in ("PE", "POS", "SIMD", "ISIMD"))
+    (rec,) = json.loads((RESULTS / "winograd_layer_synth_nagadomi_2of8_l5.json").read_text())["layers"]
+    assert rec["name"] == "nagadomi_2of8_l5" and rec["mult_style"] == "lut"
+    y, cells = rec["yosys"], rec["yosys_cells"]
+    assert abs((y["LUT"] + y["LUTRAM"]) / layer["yosys"]["lut"] - 1) < 0.03
+    assert y["LUT"] + y["LUTRAM"] > 2 * rec["est"]["lut"]
+    assert cells["LUT1"] > 10_000 and y["MUXF"] > 20_000  # the depth map's feed-throughs and mux trees
+    assert layer["yosys"]["bram"] == cells["RAMB36E2"] + cells["RAMB18E2"]  # the old count, one a cell
+    assert y["BRAM"] == 2 * cells["RAMB36E2"] + cells["RAMB18E2"] and abs(y["BRAM"] - rec["est"]["bram18"]) <= 1
