@@ -72,7 +72,11 @@ _NAGADOMI_2OF8_L5 = dict(m=2, ifm_channels=256, ofm_channels=256, ifm_dim=(8, 8)
                          weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=3, simd=64, pos=4, isimd=4)
 NAMED_SHAPES: dict[str, dict] = {"nagadomi_dense_l4": {**_NAGADOMI_L4, "res_type": "lut"},
                                  "nagadomi_dense_l4_dsp": {**_NAGADOMI_L4, "res_type": "dsp"},
-                                 "nagadomi_2of8_l5": {**_NAGADOMI_2OF8_L5, "res_type": "lut"}}
+                                 "nagadomi_2of8_l5": {**_NAGADOMI_2OF8_L5, "res_type": "lut"},
+                                 "nagadomi_2of8_l5_block": {**_NAGADOMI_2OF8_L5, "res_type": "lut",
+                                                            "ram_style": "block"},
+                                 "nagadomi_2of8_l5_uram": {**_NAGADOMI_2OF8_L5, "res_type": "lut",
+                                                           "ram_style": "ultra", "runtime_weights": 1}}
 ALL_SHAPES = {**SHAPES, **NAMED_SHAPES}
 
 

@@ -74,11 +74,20 @@ def test_the_2of8_record_is_the_rows_layer_mapped_for_depth_and_its_bram_in_ramb
     assert "nagadomi_2of8_l5" not in script["SHAPES"]
     assert (kw["pe"], kw["pos"], kw["simd"], kw["isimd"]) == tuple(
         net["folding"]["WinogradSRBS_rtl_5"][k] for k in ("PE", "POS", "SIMD", "ISIMD"))
-    (rec,) = json.loads((RESULTS / "winograd_layer_synth_nagadomi_2of8_l5.json").read_text())["layers"]
-    assert rec["name"] == "nagadomi_2of8_l5" and rec["mult_style"] == "lut"
+    recs = {r["name"]: r for r in json.loads((RESULTS / "winograd_layer_synth_nagadomi_2of8_l5.json").read_text())["layers"]}
+    rec = recs["nagadomi_2of8_l5"]
+    assert rec["mult_style"] == "lut"
     y, cells = rec["yosys"], rec["yosys_cells"]
     assert abs((y["LUT"] + y["LUTRAM"]) / layer["yosys"]["lut"] - 1) < 0.03
     assert y["LUT"] + y["LUTRAM"] > 2 * rec["est"]["lut"]
     assert cells["LUT1"] > 10_000 and y["MUXF"] > 20_000  # the depth map's feed-throughs and mux trees
-    assert layer["yosys"]["bram"] == cells["RAMB36E2"] + cells["RAMB18E2"]  # the old count, one a cell
+    cells_one_each = cells["RAMB36E2"] + cells["RAMB18E2"]  # the count before session 25 (no bram_unit)
+    assert layer["yosys"]["bram"] == (y["BRAM"] if net.get("bram_unit") else cells_one_each)
     assert y["BRAM"] == 2 * cells["RAMB36E2"] + cells["RAMB18E2"] and abs(y["BRAM"] - rec["est"]["bram18"]) <= 1
+    # the ROM in block RAM either way (rom_style "block" too) maps so; the same layer with its weights in
+    # URAM (runtime-writeable) does not: about its estimate, few LUT1s
+    block, uram = recs["nagadomi_2of8_l5_block"], recs["nagadomi_2of8_l5_uram"]
+    assert block["params"]["ram_style"] == "block" and uram["params"]["runtime_weights"] == 1
+    assert abs(block["yosys"]["LUT"] / y["LUT"] - 1) < 0.02 and block["yosys"]["BRAM"] == y["BRAM"]
+    assert uram["yosys"]["URAM"] > 0 and uram["yosys"]["LUT"] + uram["yosys"]["LUTRAM"] < 1.15 * uram["est"]["lut"]
+    assert uram["yosys_cells"]["LUT1"] < cells["LUT1"] / 3
