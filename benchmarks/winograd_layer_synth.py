@@ -69,14 +69,14 @@ _NAGADOMI_L4 = dict(m=2, ifm_channels=128, ofm_channels=256, ifm_dim=(8, 8), inp
 #: cifar-vgg-nagadomi's uniform 2 of 8 256 -> 256 layer on 8x8 (WinogradSRBS_rtl_5 of that row's rtl build, 2.16x
 #: its estimate by Yosys, where the mixed row's same layer is at 1.01x) at that row's folding, weights ROM as built
 _NAGADOMI_2OF8_L5 = dict(m=2, ifm_channels=256, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
-                         weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=3, simd=64, pos=4, isimd=4)
+                         weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=3, simd=64, pos=4, isimd=4,
+                         res_type="lut")
 NAMED_SHAPES: dict[str, dict] = {"nagadomi_dense_l4": {**_NAGADOMI_L4, "res_type": "lut"},
                                  "nagadomi_dense_l4_dsp": {**_NAGADOMI_L4, "res_type": "dsp"},
-                                 "nagadomi_2of8_l5": {**_NAGADOMI_2OF8_L5, "res_type": "lut"},
-                                 "nagadomi_2of8_l5_block": {**_NAGADOMI_2OF8_L5, "res_type": "lut",
-                                                            "ram_style": "block"},
-                                 "nagadomi_2of8_l5_uram": {**_NAGADOMI_2OF8_L5, "res_type": "lut",
-                                                           "ram_style": "ultra", "runtime_weights": 1}}
+                                 "nagadomi_2of8_l5": _NAGADOMI_2OF8_L5,
+                                 "nagadomi_2of8_l5_block": {**_NAGADOMI_2OF8_L5, "ram_style": "block"},
+                                 "nagadomi_2of8_l5_uram": {**_NAGADOMI_2OF8_L5, "ram_style": "ultra",
+                                                           "runtime_weights": 1}}
 ALL_SHAPES = {**SHAPES, **NAMED_SHAPES}
 
 
