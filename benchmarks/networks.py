@@ -63,9 +63,9 @@ cycles, ``benchmarks/rtl.py``).  ``make bench-rtl`` builds the PYNQ-Z2 benchmark
 on the Fashion-MNIST networks at its folding (``rtl_rows.json``; about 15 min a row), and
 ``NETWORK:FLOW@FPS`` a candidate folding of a row's flow past the estimate's cap: the row takes the
 fastest build of its flow that Yosys measures within its reference's final LUT and DSP
-(:func:`apply_rtl`; the estimates err by a few per cent either way).  The
-CIFAR-sized rows stay estimates (``--rows`` takes Fashion-MNIST networks only: the RTL's
-whole-network simulation, ``hw.rtl_sim.run_package``, runs Fashion-MNIST test images).  The
+(:func:`apply_rtl`, in ``network_rows.py``; the estimates err by a few per cent either way).  The
+CIFAR-sized rows simulate random 32x32x3 images (as their rows' calibration; ``--no-whole`` skips the
+hours-long one-piece synthesis of such a design, its LUT the sum of its parts).  The
 ``finn`` rows stay estimates: FINN's HLS layers need Vitis HLS for RTL.
 
 Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3x the FPS of dense
@@ -83,6 +83,7 @@ import argparse
 import copy
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -90,11 +91,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+if str(ROOT) not in sys.path:  # network_rows beside this file, also where the tests run it by path
+    sys.path.insert(0, str(ROOT))
+
+from network_rows import (  # noqa: E402 -- after the path above; re-exported: the tests and rtl.py take them here
+    CLOCK_HZ, REFERENCE_FLOW, RTL_FILES, RTL_ROWS, SUB_ROW, apply_rtl, build_bram18, built_on_current_rtl,
+    row_key, row_pattern, row_sub_row, rtl_networks)
 
 #: FINN's cap on an MVAU's weight-stream width per PE, as in benchmarks/hw_estimates.py (its reason there).
 MVAU_WWIDTH_MAX = 1024
-#: the SRBS pattern of the shipped students (and of rows recorded before rows named their ``sub_row``)
-SUB_ROW = 8
 #: (flow, sub_row, keep -- None for dense -- mixed precision)
 FLOWS = (("finn", None, None, False), ("winograd_dense", None, None, False), ("srbs", 8, 4, False),
          ("srbs", 8, 2, False), ("srbs", 8, 2, True), ("srbs", 4, 1, False), ("srbs", 4, 1, True))
@@ -412,9 +417,6 @@ def run_network(name: str, spec: dict, work: Path, grid: list[int], calib: int,
 
 
 #: the row each flow's resources are capped by ("at equal resources")
-REFERENCE_FLOW = {"winograd_dense": "finn", "srbs": "winograd_dense"}
-
-
 def add_speedups(rows: list[dict]) -> None:
     """Fill each row's speed-ups from the rows of its network: FPS ratios to the ``winograd_dense``
     and ``finn`` rows (``None`` where either FPS is missing); and ``within_reference``: whether the
@@ -431,167 +433,6 @@ def add_speedups(rows: list[dict]) -> None:
         ref = by_flow.get((row["network"], REFERENCE_FLOW.get(row["flow"])))
         row["within_reference"] = (None if not ref or not ref.get("fps") or not row.get("fps") else
                                    bool(row["lut"] <= ref["lut"] and row["dsp"] <= ref["dsp"]))
-
-
-#: bench-rtl's networks (``benchmarks/results/rtl.json``) that are rows of this benchmark: the PYNQ-Z2
-#: benchmark network there is ``hw_estimates.WIDTHS`` (= ``VGG_PYNQ``), W4A4, SRBS 2/8, uniform widths.
-#: ``rtl_rows.json`` (``bench-rtl --rows``) names its rows itself (each network's ``row``).
-RTL_ROWS = {"pynq-z2-benchmark": ("fmnist-vgg", "srbs", 0.25, False, SUB_ROW)}
-RTL_FILES = ("rtl.json", "rtl_rows.json")
-CLOCK_HZ = 100e6
-_ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp", "uram")
-
-
-def row_sub_row(row: dict) -> int | None:
-    """An SRBS row's sub-row length (:data:`SUB_ROW` where the row predates the field); None for
-    the dense flows."""
-    return (row.get("sub_row") or SUB_ROW) if row["flow"] == "srbs" else None
-
-
-def row_pattern(row: dict) -> str | None:
-    """An SRBS row's pattern, ``"2of8"``, ``"1of4"``... (keep from its density where the row
-    predates the field); None for the dense flows."""
-    sub_row = row_sub_row(row)
-    return f"{row.get('keep') or round(row['density'] * sub_row)}of{sub_row}" if sub_row else None
-
-
-def row_key(row: dict) -> tuple:
-    """``(network, flow, density, mixed_precision, sub_row)``: what names a row of this benchmark (a
-    row here, a network's ``row`` in ``rtl_rows.json``)."""
-    return row["network"], row["flow"], row["density"], row["mixed_precision"], row_sub_row(row)
-
-
-def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
-    """``(row key, bench-rtl network, file)`` for every network ``make bench-rtl`` built that is a
-    row here, at the row's folding or at a candidate folding of its flow (``rtl.py --rows
-    NETWORK:FLOW@FPS``); a build in ``rtl_rows.json`` replaces one of ``rtl.json`` of the same row
-    and folding (estimated cycles per frame)."""
-    found = {}
-    for name in RTL_FILES:
-        path = results / name
-        if not path.is_file():
-            continue
-        for net in json.loads(path.read_text()).get("networks", []):
-            row = net.get("row")
-            key = row_key(row) if row else RTL_ROWS.get(net["name"])
-            if key is not None:
-                found[(key, net["cycles_per_frame_est"])] = (key, net, f"benchmarks/results/{name}")
-    return list(found.values())
-
-
-def built_on_current_rtl(net: dict) -> bool | None:
-    """Whether a bench-rtl build's RTL is the current one: the digests of the sources its design
-    used (``rtl_files``, ``rtl.py``) against :func:`winoforge.hw.rtl.rtl_file_digests`; for builds
-    recorded before those, the digest of all our sources (``rtl_digest``) against
-    :func:`winoforge.hw.rtl.rtl_sources_digest`, and before that whether git finds ``hw/rtl``
-    unchanged since the build's commit (``None``: unknown -- no commit, or no git checkout)."""
-    import subprocess
-
-    from winoforge.hw.rtl import rtl_file_digests, rtl_sources_digest
-
-    if net.get("rtl_files"):
-        current = rtl_file_digests()
-        return all(current.get(f) == h for f, h in net["rtl_files"].items())
-    if net.get("rtl_digest"):
-        return net["rtl_digest"] == rtl_sources_digest()
-    commit = net.get("git_commit")
-    if not commit:
-        return None
-    run = subprocess.run(["git", "diff", "--quiet", commit, "--", "hw/rtl"], cwd=ROOT.parent, capture_output=True)
-    return {0: True, 1: False}.get(run.returncode)
-
-
-def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
-    """Where ``make bench-rtl`` built, simulated and synthesized a row's network (same network, flow,
-    density, pattern, mixed precision; :func:`rtl_networks`) the row takes the RTL's figures: FPS from
-    the Verilator-simulated cycles per frame, LUT/FF/BRAM/DSP from Yosys (every layer, FIFO and
-    converter, summed), ``source: "rtl"``; its estimates move to ``estimate``.
-
-    * A build at the row's folding (the same estimated cycles per frame) gives the row its figures.
-    * A build at another folding of the row's flow replaces the row's folding where it is faster and
-      *measured* within the row's limits: Yosys LUT and DSP no more than the final figures of the row
-      that capped it (``REFERENCE_FLOW``; references are applied first) and the board, 0 mismatches.
-      The search caps each flow on estimates, which err by a few per cent either way; a folding just
-      past the estimate's cap can hold under Yosys (``rtl.chosen`` says so).
-    * Where the row's own build is *over* those limits by Yosys, the fastest build within them
-      replaces it even if it is slower (else the row keeps its own build, marked ``!`` in the table).
-    * ``rtl.current_rtl`` says whether the build's RTL is the current one (:func:`built_on_current_rtl`;
-      ``rtl*`` in the table where it is not: the RTL computes the same integers, but its counts and
-      cycles may have moved since).
-    Re-applicable: a row that is already ``rtl`` starts again from its ``estimate``."""
-    from winoforge.hw.boards import fits, get_board
-
-    by_key: dict[tuple, list] = {}
-    for key, net, origin in rtl:
-        if net.get("yosys_complete"):
-            by_key.setdefault(key, []).append((net, origin))
-    for row in rows:
-        if "rtl" in row:  # back to the estimates, then again from the current RTL results
-            row.update(row.pop("estimate"), source="estimate")
-            del row["rtl"]
-    flows = ["finn", "winograd_dense", "srbs"]
-    for row in sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows)):
-        nets = by_key.get(row_key(row), [])
-        if not row.get("fps") or not nets:
-            continue
-        chosen = next(((n, o) for n, o in nets if n["cycles_per_frame_est"] == row.get("max_cycles")), None)
-        fps = CLOCK_HZ / chosen[0]["cycles_per_frame_sim"] if chosen else row["fps"]
-        ref = next((r for r in rows if r["network"] == row["network"]
-                    and r["flow"] == REFERENCE_FLOW.get(row["flow"]) and r.get("fps")), None)
-        same = chosen[0] if chosen else None
-
-        def within(n: dict) -> bool:
-            return (n["mismatches"] == 0 and ref is not None
-                    and n["yosys"]["lut"] <= ref["lut"] and n["yosys"]["dsp"] <= ref["dsp"]
-                    and fits({"LUT": n["yosys"]["lut"], "BRAM_18K": build_bram18(n)[0], "DSP": n["yosys"]["dsp"],
-                              "URAM": n["yosys"].get("uram", row.get("uram") or 0)}, get_board(row["board"])).ok)
-
-        # faster builds within the limits; where the row's own build is over them, slower ones too
-        own_over = same is not None and ref is not None and not within(same)
-        better = [(n, o) for n, o in nets if n is not same and within(n)
-                  and (own_over or CLOCK_HZ / n["cycles_per_frame_sim"] > fps)]
-        why = None
-        if better:
-            folded = chosen
-            chosen = min(better, key=lambda no: no[0]["cycles_per_frame_sim"])
-            why = (f"fastest build of this flow measured within {ref['flow']}'s LUT/DSP ({ref['lut']:.0f}, "
-                   f"{ref['source']}) and the board; the estimates capped the search at {row['fps']:.0f} FPS"
-                   + (f" ({CLOCK_HZ / folded[0]['cycles_per_frame_sim']:.0f} simulated"
-                      + (f", {folded[0]['yosys']['lut']} LUT by Yosys: over" if own_over else "") + ")"
-                      if folded else ""))
-        if chosen is None:
-            continue
-        net, origin = chosen
-        row["estimate"] = {k: row.get(k) for k in (*_ROW_FIGURES, "max_cycles", "target_fps")}
-        y = net["yosys"]
-        bram18, bram_from = build_bram18(net)
-        row.update(fps=CLOCK_HZ / net["cycles_per_frame_sim"], lut=y["lut"], ff=y["ff"], bram=bram18 / 2,
-                   dsp=y["dsp"], uram=y.get("uram", row.get("uram")), source="rtl",
-                   max_cycles=net["cycles_per_frame_est"],
-                   target_fps=net.get("row", {}).get("target_fps", row.get("target_fps")))
-        row["rtl"] = {"from": origin, "network": net["name"], "images": net["images"],
-                      "current_rtl": built_on_current_rtl(net),
-                      "mismatches": net["mismatches"], "cycles_per_frame_sim": net["cycles_per_frame_sim"],
-                      "cycles_per_frame_est": net["cycles_per_frame_est"], "yosys_whole": net.get("yosys_whole"),
-                      "note": "FPS from Verilator's cycles per frame at 100 MHz; LUT/FF/BRAM (RAMB18 / 2)/DSP "
-                              "(URAM where the build counted it) by Yosys synth_xilinx, every layer, FIFO and "
-                              "converter summed",
-                      "bram_from": bram_from,
-                      **({"chosen": why} if why else {})}
-
-
-def build_bram18(net: dict) -> tuple[float, str]:
-    """A recorded RTL build's block RAM in RAMB18s and where the figure comes from: Yosys's count where the
-    build records its unit (``bram_unit``, :data:`winoforge.hw.rtl.BRAM_UNIT`: a RAMB36 counts two), else the
-    build's own estimate -- builds recorded before session 25 summed RAMB18 and RAMB36 cells one each, so
-    their Yosys figure undercounts wherever synthesis chose RAMB36 (a 256 -> 256 layer of cifar-vgg-nagadomi:
-    68 RAMB36 + 6 RAMB18 recorded as 74 where it is 142; its estimate, 143)."""
-    from winoforge.hw.rtl import BRAM_UNIT
-
-    if net.get("bram_unit") == BRAM_UNIT:
-        return net["yosys"]["bram"], "yosys"
-    return (net.get("est") or {}).get("bram") or 0, ("estimate (this build's Yosys count took a RAMB36 as one "
-                                                     "RAMB18, the count before session 25)")
 
 
 #: the least LUT a 1 of 4 WinogradSRBS layer takes at 4x the speed of its dense counterpart with the same
