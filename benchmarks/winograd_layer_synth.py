@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "hw"))
 from rtl_layer_cases import random_weights, with_sound_output  # noqa: E402
 
 from winoforge.hw.boards import get_board  # noqa: E402
-from winoforge.hw.rtl.winograd_layer import layer_parameters, layer_yosys_counts  # noqa: E402
+from winoforge.hw.rtl import rtl_file_digests  # noqa: E402
+from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES, layer_parameters, layer_yosys_counts  # noqa: E402
 from winoforge.hw.rtl_synth import yosys_family  # noqa: E402
 from winoforge.hw.srbs_params import WinogradSRBSParams  # noqa: E402
 
@@ -94,6 +95,7 @@ def measure(name: str, kw: dict, family: str = "xc7") -> dict:
         "input_transform_units": p.input_transform_units,
         "output_transform_units": p.output_transform_units,
         "rtl": layer_parameters(p),
+        "rtl_files": rtl_file_digests(LAYER_SOURCES),  # the sources measured (a test tells an older RTL's record)
         "yosys": {k: v for k, v in counts.items() if k != "cells"},
         "yosys_cells": counts["cells"],
         "est": {"lut": est.lut, "bram18": est.bram18, "dsp": est.dsp,

@@ -656,12 +656,19 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     dot += 1 + (0 if dsp_mult and lanes == 1 else r["ACC_W"])  # one product: its P register accumulates
     lutram = lambda name: styles.get(name) in ("distributed", "logic")  # noqa: E731 -- a read register in FFs
     rom_bits = _weight_line_bits(params, r)  # the read register (its pad bits are never read)
+    # the runtime-writeable RAM's read register where it is LUTRAM (a BRAM has its own); a ROM's line is
+    # stage D's register behind the ROM's read register, which Yosys moves to the address (bits(wdepth))
+    # where the ROM maps to logic or LUTRAM
+    if params.runtime_weights:
+        weight_ff = rom_bits if lutram("weight_memory") else 0
+    else:
+        weight_ff = rom_bits + (bits(wdepth) if lutram("weight_memory") else 0)
     return {
         "control": control,
         "line_buffer": rows * isimd * r["IN_W"] if lutram("line_buffer") else 0,
         "input_transform": isimd * (2 * t2 - t) * r["VMID_W"],
         "v_buffer": max(t, pos) * simd * r["V_W"] if lutram("v_buffer") else 0,
-        "weight_memory": rom_bits if lutram("weight_memory") else 0,
+        "weight_memory": weight_ff,
         "dots": pos * pe * dot,
         "m_collector": (params.position_groups - 1) * pos * pe * r["ACC_W"] + pe * t2 * r["ACC_W"],
         "output_transform": (pe * t * m * r["OMID_W"] if r["OTF_SERIAL"] else pe * m * m * r["OUT_W"]),
@@ -740,7 +747,9 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     (products where LUT multipliers, tree levels, accumulator), the M collector
     ``(t^2 - Q) P ACC + t^2 P ACC``, the output transform's Z' (serial ``P t m OMID``)
     or output register (parallel ``P m^2 OUT``), the read registers of the memories in
-    LUTRAM (a BRAM has its own), the counters.
+    LUTRAM (a BRAM has its own; a ROM in logic has its read register at the address), the weight
+    ROM's line at stage D (behind the ROM's read register: no ROM mux in front of the lanes), the
+    counters.
 
     Memories (:func:`memories`): the weight ROM ``(t^2/Q)(Cout/P)(Cin/S)`` x
     ``Q P lanes Wb`` and the index ROM beside it (``ram_style``; ``auto``: logic up to

@@ -449,15 +449,18 @@ module winograd_srbs_layer #(
     logic d_valid, d_first, d_last;
     logic [G_W - 1:0] d_g;
     logic [W_AW - 1:0] w_raddr;  // (p_f * G + p_g) * SF + p_s: counts through the ROM once a tile
+    logic [W_AW - 1:0] w_raddr_nx;  // w_raddr after this cycle: the next issue's line (the ROMs read it ahead)
     logic w_loaded;  // the weight memory holds a complete set (always, for the ROM)
     assign pipe_en = !d_valid || dot_ready;
     assign p_issue = vfull[p_half] && pipe_en && w_loaded;
     assign p_last  = (p_f == CF_W'(CF - 1)) && (p_g == G_W'(G - 1)) && (p_s == SF_W'(SF - 1));
+    assign w_raddr_nx = !p_issue ? w_raddr : p_last ? '0 : w_raddr + 1'b1;
     always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) w_raddr <= '0;
+        else w_raddr <= w_raddr_nx;
         if (!ap_rst_n) begin
-            p_f <= '0; p_g <= '0; p_s <= '0; p_half <= '0; w_raddr <= '0;
+            p_f <= '0; p_g <= '0; p_s <= '0; p_half <= '0;
         end else if (p_issue) begin
-            w_raddr <= p_last ? '0 : w_raddr + 1'b1;
             if (p_s != SF_W'(SF - 1)) p_s <= p_s + 1'b1;
             else begin
                 p_s <= '0;
@@ -479,32 +482,46 @@ module winograd_srbs_layer #(
     logic [NE * IDX_W - 1:0] d_idx;
     if (RUNTIME_W == 0) begin : g_rom
         // ROMs with the bitstream's initial contents; ROM_BLOCK: in block RAM (rom_style
-        // "block": winoforge.hw.build.step_weight_roms_to_bram), else where synthesis maps them
+        // "block": winoforge.hw.build.step_weight_roms_to_bram), else where synthesis maps them.
+        // Two registers between ROM and lanes: the ROMs read the next issue's line (w_raddr_nx)
+        // every cycle into their own read register (r_w, r_idx: a block RAM's output register),
+        // and stage D takes it from there -- so d_w/d_idx hold wrom[w_raddr] of the issue, as one
+        // synchronous read at w_raddr would.  A ROM deeper than one block RAM is split by depth
+        // behind a LUT mux; without the second register that mux sat in front of the LUT
+        // multipliers and ABC mapped the lanes for depth (twice their LUTs on 8x8 SubRow-8
+        // layers, README "Density 1/2 and the 2 of 8 rows in RTL").  vfull is clear the first
+        // cycle after reset, so r_w holds wrom[0] before the first issue.
+        logic [NE * W_W - 1:0] r_w;
         if (ROM_BLOCK != 0) begin : g_wrom_block
             (* rom_style = "block" *) logic [NE * W_W - 1:0] wrom [WDEPTH];
             if (VALUES_FILE != "") begin : g_wrom_init
                 initial $readmemh(VALUES_FILE, wrom);
             end
-            always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
+            always_ff @(posedge ap_clk) r_w <= wrom[w_raddr_nx];
         end else begin : g_wrom_auto
             logic [NE * W_W - 1:0] wrom [WDEPTH];
             if (VALUES_FILE != "") begin : g_wrom_init
                 initial $readmemh(VALUES_FILE, wrom);
             end
-            always_ff @(posedge ap_clk) if (pipe_en) d_w <= wrom[w_raddr];
+            always_ff @(posedge ap_clk) r_w <= wrom[w_raddr_nx];
         end
-        if (HAS_IDX != 0 && ROM_BLOCK != 0) begin : g_idx_block
-            (* rom_style = "block" *) logic [NE * IDX_W - 1:0] irom [WDEPTH];
-            if (INDICES_FILE != "") begin : g_irom_init
-                initial $readmemh(INDICES_FILE, irom);
+        always_ff @(posedge ap_clk) if (pipe_en) d_w <= r_w;
+        if (HAS_IDX != 0) begin : g_idx
+            logic [NE * IDX_W - 1:0] r_idx;
+            if (ROM_BLOCK != 0) begin : g_irom_block
+                (* rom_style = "block" *) logic [NE * IDX_W - 1:0] irom [WDEPTH];
+                if (INDICES_FILE != "") begin : g_irom_init
+                    initial $readmemh(INDICES_FILE, irom);
+                end
+                always_ff @(posedge ap_clk) r_idx <= irom[w_raddr_nx];
+            end else begin : g_irom_auto
+                logic [NE * IDX_W - 1:0] irom [WDEPTH];
+                if (INDICES_FILE != "") begin : g_irom_init
+                    initial $readmemh(INDICES_FILE, irom);
+                end
+                always_ff @(posedge ap_clk) r_idx <= irom[w_raddr_nx];
             end
-            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
-        end else if (HAS_IDX != 0) begin : g_idx
-            logic [NE * IDX_W - 1:0] irom [WDEPTH];
-            if (INDICES_FILE != "") begin : g_irom_init
-                initial $readmemh(INDICES_FILE, irom);
-            end
-            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= irom[w_raddr];
+            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= r_idx;
         end else begin : g_no_idx
             assign d_idx = '0;
         end
