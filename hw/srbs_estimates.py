@@ -656,13 +656,9 @@ def _ff(params: WinogradSRBSParams, r: dict, styles: dict[str, str]) -> dict[str
     dot += 1 + (0 if dsp_mult and lanes == 1 else r["ACC_W"])  # one product: its P register accumulates
     lutram = lambda name: styles.get(name) in ("distributed", "logic")  # noqa: E731 -- a read register in FFs
     rom_bits = _weight_line_bits(params, r)  # the read register (its pad bits are never read)
-    # the runtime-writeable RAM's read register where it is LUTRAM (a BRAM has its own); a ROM's line is
-    # stage D's register behind the ROM's read register, which Yosys moves to the address (bits(wdepth))
-    # where the ROM maps to logic or LUTRAM
-    if params.runtime_weights:
-        weight_ff = rom_bits if lutram("weight_memory") else 0
-    else:
-        weight_ff = rom_bits + (bits(wdepth) if lutram("weight_memory") else 0)
+    # in LUTRAM or logic the memory's read register (a BRAM has its own); a ROM in block RAM read one issue
+    # ahead (ROM_PIPE) has its line registered once more at stage D
+    weight_ff = (rom_bits if lutram("weight_memory") else 0) + (rom_bits if r.get("ROM_PIPE") else 0)
     return {
         "control": control,
         "line_buffer": rows * isimd * r["IN_W"] if lutram("line_buffer") else 0,
@@ -747,9 +743,8 @@ def estimate_resources(params: WinogradSRBSParams, fpgapart: str = "") -> Resour
     (products where LUT multipliers, tree levels, accumulator), the M collector
     ``(t^2 - Q) P ACC + t^2 P ACC``, the output transform's Z' (serial ``P t m OMID``)
     or output register (parallel ``P m^2 OUT``), the read registers of the memories in
-    LUTRAM (a BRAM has its own; a ROM in logic has its read register at the address), the weight
-    ROM's line at stage D (behind the ROM's read register: no ROM mux in front of the lanes), the
-    counters.
+    LUTRAM (a BRAM has its own), a block-RAM ROM's line once more (``ROM_PIPE``: stage D's register
+    behind the ROM's, so that no depth-split mux sits in front of the lanes), the counters.
 
     Memories (:func:`memories`): the weight ROM ``(t^2/Q)(Cout/P)(Cin/S)`` x
     ``Q P lanes Wb`` and the index ROM beside it (``ram_style``; ``auto``: logic up to

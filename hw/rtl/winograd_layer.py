@@ -36,6 +36,7 @@ __all__ = [
     "LAYER_MODULE",
     "LAYER_SOURCES",
     "layer_parameters",
+    "weight_rom_in_block_ram",
     "weight_stream_columns",
     "weight_stream_length",
     "stream_widths",
@@ -100,7 +101,28 @@ def layer_parameters(params) -> dict[str, int]:
         "OTF_SERIAL": int(output_transform_serial(params)),
         **({"RUNTIME_W": 1, "LOAD_W": LOAD_W, "URAM": int(params.ram_style == "ultra")}
            if params.runtime_weights else {"ROM_BLOCK": 1} if params.ram_style == "block" else {}),
+        **({"ROM_PIPE": 1} if weight_rom_in_block_ram(params) else {}),
     }
+
+
+def weight_rom_in_block_ram(params) -> bool:
+    """Whether the layer's weight ROM lies in block RAM -- ``ram_style = "block"``, or ``auto`` where
+    Yosys maps it there (:func:`winoforge.hw.srbs_estimates.memories`' rule, exact on every calibration
+    point) -- so that the RTL reads it one issue ahead and registers its line twice (``ROM_PIPE``): a
+    block-RAM ROM split by depth puts a LUT mux behind its block RAMs, which with one register sat
+    straight in front of the LUT multipliers (ABC mapped the lanes for depth: 1.4-2.2x their LUTs,
+    ``benchmarks/results/winograd_layer_synth_nagadomi_*.json``).  A ROM in logic keeps one register
+    (with two, Yosys mapped such ROMs 8-84 % larger on the xc7 calibration points).  False for
+    runtime-writeable weights (a RAM written by the weight stream).  The value ROM decides for the index
+    ROM too: the two stay in step."""
+    if params.runtime_weights:
+        return False
+    if params.ram_style != "auto":
+        return params.ram_style == "block"
+    from winoforge.hw.srbs_estimates import Memory, _auto_style
+
+    line = params.pos * params.pe * params.lanes * params.weight_datatype.bitwidth()
+    return _auto_style(Memory("weight_memory", 1, params.weight_memory_depth, line, rom=True)) == "block"
 
 
 def weight_stream_columns(params, r: dict | None = None) -> int:

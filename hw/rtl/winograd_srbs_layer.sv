@@ -105,7 +105,9 @@ module winograd_srbs_layer #(
     parameter int RUNTIME_W = 0,   // 1: weights written at run time through the w_* stream, not $readmemh
     parameter int LOAD_W    = 64,  // RUNTIME_W: bits of one weight-stream word
     parameter int URAM      = 0,   // RUNTIME_W: the weight memory in UltraRAM (no initial contents there)
-    parameter int ROM_BLOCK = 0    // not RUNTIME_W: the weight and index ROMs in block RAM (else as synthesis maps them)
+    parameter int ROM_BLOCK = 0,   // not RUNTIME_W: the weight and index ROMs in block RAM (else as synthesis maps them)
+    parameter int ROM_PIPE  = 0    // not RUNTIME_W: the ROMs read one issue ahead, their line registered twice (ROMs in
+                                   //    block RAM: winoforge.hw.rtl.winograd_layer.layer_parameters)
 ) (
     input  logic                     ap_clk,
     input  logic                     ap_rst_n,
@@ -449,18 +451,15 @@ module winograd_srbs_layer #(
     logic d_valid, d_first, d_last;
     logic [G_W - 1:0] d_g;
     logic [W_AW - 1:0] w_raddr;  // (p_f * G + p_g) * SF + p_s: counts through the ROM once a tile
-    logic [W_AW - 1:0] w_raddr_nx;  // w_raddr after this cycle: the next issue's line (the ROMs read it ahead)
     logic w_loaded;  // the weight memory holds a complete set (always, for the ROM)
     assign pipe_en = !d_valid || dot_ready;
     assign p_issue = vfull[p_half] && pipe_en && w_loaded;
     assign p_last  = (p_f == CF_W'(CF - 1)) && (p_g == G_W'(G - 1)) && (p_s == SF_W'(SF - 1));
-    assign w_raddr_nx = !p_issue ? w_raddr : p_last ? '0 : w_raddr + 1'b1;
     always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) w_raddr <= '0;
-        else w_raddr <= w_raddr_nx;
         if (!ap_rst_n) begin
-            p_f <= '0; p_g <= '0; p_s <= '0; p_half <= '0;
+            p_f <= '0; p_g <= '0; p_s <= '0; p_half <= '0; w_raddr <= '0;
         end else if (p_issue) begin
+            w_raddr <= p_last ? '0 : w_raddr + 1'b1;
             if (p_s != SF_W'(SF - 1)) p_s <= p_s + 1'b1;
             else begin
                 p_s <= '0;
@@ -483,29 +482,39 @@ module winograd_srbs_layer #(
     if (RUNTIME_W == 0) begin : g_rom
         // ROMs with the bitstream's initial contents; ROM_BLOCK: in block RAM (rom_style
         // "block": winoforge.hw.build.step_weight_roms_to_bram), else where synthesis maps them.
-        // Two registers between ROM and lanes: the ROMs read the next issue's line (w_raddr_nx)
-        // every cycle into their own read register (r_w, r_idx: a block RAM's output register),
-        // and stage D takes it from there -- so d_w/d_idx hold wrom[w_raddr] of the issue, as one
-        // synchronous read at w_raddr would.  A ROM deeper than one block RAM is split by depth
-        // behind a LUT mux; without the second register that mux sat in front of the LUT
-        // multipliers and ABC mapped the lanes for depth (twice their LUTs on 8x8 SubRow-8
-        // layers, README "Density 1/2 and the 2 of 8 rows in RTL").  vfull is clear the first
-        // cycle after reset, so r_w holds wrom[0] before the first issue.
+        // ROM_PIPE = 0: one synchronous read at w_raddr into stage D (d_w, d_idx).  ROM_PIPE = 1:
+        // the ROMs read the next issue's line (w_raddr_nx) every cycle into their own read register
+        // (r_w, r_idx: a block RAM's output register), and stage D takes it from there, so d_w/d_idx
+        // hold the same line in every cycle.  A ROM in block RAM, deeper than one block RAM at its
+        // width, is split by depth behind a LUT mux; with that mux straight in front of the LUT
+        // multipliers ABC mapped the lanes for depth (twice their LUTs on 8x8 SubRow-8 layers).  A ROM
+        // in logic keeps one register: with two, Yosys mapped such ROMs 8-84 % larger (README).
+        // vfull is clear the first cycle after reset, so r_w holds wrom[0] before the first issue.
+        localparam bit AHEAD = ROM_PIPE != 0;
+        logic [W_AW - 1:0] w_raddr_nx, rom_addr;  // w_raddr after this cycle: the next issue's line
+        assign w_raddr_nx = !p_issue ? w_raddr : p_last ? '0 : w_raddr + 1'b1;
+        assign rom_addr = AHEAD ? w_raddr_nx : w_raddr;
         logic [NE * W_W - 1:0] r_w;
+        logic rom_en;
+        assign rom_en = AHEAD || pipe_en;
         if (ROM_BLOCK != 0) begin : g_wrom_block
             (* rom_style = "block" *) logic [NE * W_W - 1:0] wrom [WDEPTH];
             if (VALUES_FILE != "") begin : g_wrom_init
                 initial $readmemh(VALUES_FILE, wrom);
             end
-            always_ff @(posedge ap_clk) r_w <= wrom[w_raddr_nx];
+            always_ff @(posedge ap_clk) if (rom_en) r_w <= wrom[rom_addr];
         end else begin : g_wrom_auto
             logic [NE * W_W - 1:0] wrom [WDEPTH];
             if (VALUES_FILE != "") begin : g_wrom_init
                 initial $readmemh(VALUES_FILE, wrom);
             end
-            always_ff @(posedge ap_clk) r_w <= wrom[w_raddr_nx];
+            always_ff @(posedge ap_clk) if (rom_en) r_w <= wrom[rom_addr];
         end
-        always_ff @(posedge ap_clk) if (pipe_en) d_w <= r_w;
+        if (AHEAD) begin : g_w_pipe
+            always_ff @(posedge ap_clk) if (pipe_en) d_w <= r_w;
+        end else begin : g_w_direct
+            assign d_w = r_w;
+        end
         if (HAS_IDX != 0) begin : g_idx
             logic [NE * IDX_W - 1:0] r_idx;
             if (ROM_BLOCK != 0) begin : g_irom_block
@@ -513,15 +522,19 @@ module winograd_srbs_layer #(
                 if (INDICES_FILE != "") begin : g_irom_init
                     initial $readmemh(INDICES_FILE, irom);
                 end
-                always_ff @(posedge ap_clk) r_idx <= irom[w_raddr_nx];
+                always_ff @(posedge ap_clk) if (rom_en) r_idx <= irom[rom_addr];
             end else begin : g_irom_auto
                 logic [NE * IDX_W - 1:0] irom [WDEPTH];
                 if (INDICES_FILE != "") begin : g_irom_init
                     initial $readmemh(INDICES_FILE, irom);
                 end
-                always_ff @(posedge ap_clk) r_idx <= irom[w_raddr_nx];
+                always_ff @(posedge ap_clk) if (rom_en) r_idx <= irom[rom_addr];
             end
-            always_ff @(posedge ap_clk) if (pipe_en) d_idx <= r_idx;
+            if (AHEAD) begin : g_idx_pipe
+                always_ff @(posedge ap_clk) if (pipe_en) d_idx <= r_idx;
+            end else begin : g_idx_direct
+                assign d_idx = r_idx;
+            end
         end else begin : g_no_idx
             assign d_idx = '0;
         end

@@ -306,12 +306,15 @@ MUTATIONS = {
                               "if (PE_W'(e) == PE_W'(p))"),
     # ... or every lane read at the beat's first fold (a beat straddling two folds reads the wrong one)
     "lane_next_fold_ignored": ("r_rf == CF_W'(CF - 1)) ? 1'b0 : 1'b1);", "r_rf == CF_W'(CF - 1)) ? 1'b0 : 1'b0);"),
+    # ROM_PIPE (ROMs in block RAM): the ROMs read at the issue's own address, so the twice-registered line
+    # reaches the dots one issue late
+    "rom_not_read_ahead": ("assign rom_addr = AHEAD ? w_raddr_nx : w_raddr;", "assign rom_addr = w_raddr;"),
 }
 #: the shape (and output back-pressure) each mutant runs on, else m2_srbs at 0.5: the padding write
 #: reaches a beat not yet streamed only where the reader lags a band behind (heavy back-pressure)
 MUTANT_SHAPES = {"padding_written": ("m2_padded_pe_wide", 0.9), "padding_fold_dropped": ("m2_padded_pe", 0.5),
                  "sub_fold_ignored": ("m2_narrow_in", 0.5), "lane_rotation_ignored": ("m2_padded_pe", 0.5),
-                 "lane_next_fold_ignored": ("m2_padded_pe", 0.5)}
+                 "lane_next_fold_ignored": ("m2_padded_pe", 0.5), "rom_not_read_ahead": ("m2_padded_pos", 0.5)}
 
 
 def _mutant_fails(name: str, rtl_root) -> bool:
@@ -338,6 +341,28 @@ def _mutant_fails(name: str, rtl_root) -> bool:
 
 def test_mutant_ignoring_out_ready_fails(rtl_root):
     assert _mutant_fails("ignore_out_ready", rtl_root)
+
+
+def test_roms_in_block_ram_are_read_ahead():
+    """``ROM_PIPE`` where the weight ROM lies in block RAM (``ram_style = "block"``, or ``auto`` where Yosys
+    puts it there) and nowhere else: m2_padded_pos (ROMs in block RAM) runs the read-ahead path in the
+    bit-exact tests above, m2_srbs the one-register path; a ROM read at the issue's own address fails."""
+    from winoforge.hw.rtl.winograd_layer import weight_rom_in_block_ram
+
+    block = make_params(**FAST_SHAPES["m2_padded_pos"])
+    assert weight_rom_in_block_ram(block) and layer_parameters(block)["ROM_PIPE"] == 1
+    for kw in (FAST_SHAPES["m2_srbs"], dict(FAST_SHAPES["m2_srbs"], runtime_weights=1, ram_style="ultra"),
+               dict(FAST_SHAPES["m2_padded_pos"], ram_style="auto")):  # 4 lines: logic
+        p = make_params(**kw)
+        assert not weight_rom_in_block_ram(p) and "ROM_PIPE" not in layer_parameters(p)
+    # auto: a ROM Yosys puts in block RAM (cifar-vgg-nagadomi's 2 of 8 256 -> 256 layer: 1,376 x 768 bits)
+    deep = make_params(m=2, ifm_channels=256, ofm_channels=256, ifm_dim=(8, 8), input_datatype="UINT4",
+                       weight_datatype="INT4", padding=1, sub_row=8, keep=2, pe=3, simd=64, pos=4, isimd=4)
+    assert deep.weight_memory_depth == 1376 and layer_parameters(deep)["ROM_PIPE"] == 1
+
+
+def test_mutant_reading_the_rom_late_fails(rtl_root):
+    assert _mutant_fails("rom_not_read_ahead", rtl_root)
 
 
 @pytest.mark.slow
