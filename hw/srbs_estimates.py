@@ -449,6 +449,18 @@ class Memory:
     rom: bool = False
 
 
+def weight_rom(params: WinogradSRBSParams) -> Memory:
+    """The weight (value) ROM: ``weight_memory_depth`` lines of ``POS * PE * lanes`` weights."""
+    line = params.pos * params.pe * params.lanes * params.weight_datatype.bitwidth()
+    return Memory("weight_memory", 1, params.weight_memory_depth, line, rom=True)
+
+
+def weight_rom_style(params: WinogradSRBSParams) -> str:
+    """Where the weight ROM goes: ``ram_style``, or for ``auto`` where Yosys maps it (:func:`_auto_style`)
+    -- the style :func:`memories` gives it."""
+    return params.ram_style if params.ram_style != "auto" else _auto_style(weight_rom(params))
+
+
 def memories(params: WinogradSRBSParams) -> list[Memory]:
     """The memories of the RTL (``winograd_srbs_layer.sv``), each with the style it gets:
     the weight ROMs ``ram_style`` (``auto``: as Yosys maps it, :func:`_auto_style`), the
@@ -462,7 +474,7 @@ def memories(params: WinogradSRBSParams) -> list[Memory]:
     wdepth = params.weight_memory_depth
     tw = params.tile_grid[1]
     mems = [
-        Memory("weight_memory", 1, wdepth, ne * r["W_W"], rom=True),
+        weight_rom(params),
         Memory("line_buffer", t + m, params.ifm_dim[1] * params.in_folds, isimd * r["IN_W"]),
         Memory("v_buffer", nb * params.input_subfolds, r["NVB"] * sf * -(-t * t // nb), isimd * r["V_W"]),
         # a bank per beat channel, or (OE < PE) per PE lane with a word per output fold

@@ -115,14 +115,9 @@ def weight_rom_in_block_ram(params) -> bool:
     (with two, Yosys mapped such ROMs 8-84 % larger on the xc7 calibration points).  False for
     runtime-writeable weights (a RAM written by the weight stream).  The value ROM decides for the index
     ROM too: the two stay in step."""
-    if params.runtime_weights:
-        return False
-    if params.ram_style != "auto":
-        return params.ram_style == "block"
-    from winoforge.hw.srbs_estimates import Memory, _auto_style
+    from winoforge.hw.srbs_estimates import weight_rom_style
 
-    line = params.pos * params.pe * params.lanes * params.weight_datatype.bitwidth()
-    return _auto_style(Memory("weight_memory", 1, params.weight_memory_depth, line, rom=True)) == "block"
+    return not params.runtime_weights and weight_rom_style(params) == "block"
 
 
 def weight_stream_columns(params, r: dict | None = None) -> int:
