@@ -23,6 +23,9 @@ RTL_ROWS = {"pynq-z2-benchmark": ("fmnist-vgg", "srbs", 0.25, False, SUB_ROW)}
 RTL_FILES = ("rtl.json", "rtl_rows.json")
 CLOCK_HZ = 100e6
 _ROW_FIGURES = ("fps", "lut", "ff", "bram", "dsp", "uram")
+#: a faster build over its row's reference by at most this share of the reference's LUT is worth rebuilding
+#: on a changed RTL (:func:`stale_builds`): the RTL changes so far moved whole designs by 1-6 %
+NEAR_MISS = 0.05
 
 
 def row_sub_row(row: dict) -> int | None:
@@ -175,3 +178,44 @@ def build_bram18(net: dict) -> tuple[float, str]:
         return net["yosys"]["bram"], "yosys"
     return (net.get("est") or {}).get("bram") or 0, ("estimate (this build's Yosys count took a RAMB36 as one "
                                                      "RAMB18, the count before session 25)")
+
+
+def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[dict]:
+    """The RTL builds the ``rtl`` rows stand on (their own folding's, or the candidate :func:`apply_rtl` gave
+    them), and their flows' faster builds that were over the reference by no more than :data:`NEAR_MISS` when
+    measured (another RTL may put them within), that were built on an RTL that has changed since (:func:`built_on_current_rtl` not True), each once,
+    in the order a rebuild round takes them: by network, references first (a row's choice among its builds
+    is against its reference's figures, :data:`REFERENCE_FLOW`).  Each entry: the rows it backs, the build,
+    ``spec`` -- the ``rtl.py --rows`` argument that rebuilds it (``None`` for ``rtl.json``'s benchmark
+    network: ``make bench-rtl`` rebuilds that) --, ``cifar`` (a CIFAR-sized build: 50 random images and
+    ``--no-whole``, as those rows were built), and the build's previous wall time."""
+    builds = {net["name"]: (key, net, origin) for key, net, origin in rtl}
+    flows = ["finn", "winograd_dense", "srbs"]
+    out: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows)):
+        name = (row.get("rtl") or {}).get("network") if row.get("source") == "rtl" else None
+        if name not in builds:
+            continue
+        label = row["flow"] if row["flow"] != "srbs" else f"srbs {row_pattern(row)}" + (
+            " mixed" if row["mixed_precision"] else "")
+        taken = builds[name][1]["cycles_per_frame_sim"]
+        ref = next((r for r in rows if r["network"] == row["network"] and r["flow"] == REFERENCE_FLOW.get(row["flow"])
+                    and r.get("lut")), None)
+        near = ref["lut"] * (1 + NEAR_MISS) if ref else 0.0
+
+        def near_miss(n: dict) -> bool:  # faster, bit-exact, and over the reference by no more than NEAR_MISS
+            return n["cycles_per_frame_sim"] < taken and n["mismatches"] == 0 and n["yosys"]["lut"] <= near
+
+        mine = [(n, f"{label} (a faster build, over its reference then)" if n["name"] != name else label)
+                for key, n, _ in builds.values() if key == row_key(row) and (n["name"] == name or near_miss(n))]
+        for net, why in sorted(mine, key=lambda nw: nw[0]["name"] != name):
+            if built_on_current_rtl(net) is True:
+                continue
+            network, build = row["network"], net["name"]
+            entry = out.setdefault(build, {
+                "network": network, "rows": [], "build": build, "origin": builds[build][2],
+                "spec": f"{network}:{build[len(network) + 1:]}" if build.startswith(network + "-") else None,
+                "cifar": network.startswith("cifar-"), "wall_s": (net.get("wall_s") or {}).get("total")})
+            entry["rows"].append(why)
+    order = list(dict.fromkeys(r["network"] for r in rows))
+    return sorted(out.values(), key=lambda e: order.index(e["network"]))

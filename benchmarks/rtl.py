@@ -245,6 +245,28 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     }
 
 
+def _print_stale(results: Path = RESULTS) -> int:
+    """``--stale``: :func:`networks.stale_builds` of the recorded rows, and a command per build."""
+    nb = _networks_module()
+    rows = json.loads((results / "networks.json").read_text())["rows"]
+    stale = nb.stale_builds(rows, nb.rtl_networks(results))
+    if not stale:
+        print("every rtl row stands on a build of the current RTL")
+        return 0
+    print(f"{len(stale)} builds on a previous RTL (references first; the previous wall time on this machine):")
+    for e in stale:
+        wall = f"{e['wall_s'] / 60:.0f} min" if e["wall_s"] else "?"
+        print(f"  {e['build']:45s} {wall:>7s}  backs: {', '.join(e['rows'])}")
+    for e in stale:
+        if e["spec"] is None:
+            print(f"# {e['build']} ({e['origin']}): make bench-rtl")
+            continue
+        images = "--images 50 --no-whole" if e["cifar"] else "--images 200"
+        work = "build/rows_" + e["spec"].replace(":", "_").replace("@", "_")
+        print(f"python benchmarks/rtl.py --rows {e['spec']} {images} --work {work}")
+    return 0
+
+
 def _layer_synth(syn: dict) -> dict:
     """A layer's recorded synthesis fields, from its entry of ``synth_design``."""
     return {"yosys": syn["yosys"], "yosys_error": syn.get("yosys_error"), "yosys_frontend": syn["frontend"],
@@ -462,7 +484,12 @@ def main(argv=None) -> int:
                              "of the parts; on a CIFAR-sized design the one-piece run takes hours)")
     parser.add_argument("--reestimate", action="store_true",
                         help="only the est columns again (current formulas), from the recorded run's packages")
+    parser.add_argument("--stale", action="store_true",
+                        help="list the builds the rtl rows of networks.json stand on that were built on an RTL "
+                             "that has changed since, and the --rows commands that rebuild them (builds nothing)")
     args = parser.parse_args(argv)
+    if args.stale:
+        return _print_stale()
 
     from winoforge.hw.flow import golden_images
 

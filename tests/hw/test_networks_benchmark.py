@@ -522,3 +522,45 @@ def test_the_readme_table_is_the_recorded_rows():
     assert sum("≥" in line for line in lines[2:]) == len(partial)
     over = [r for r in rows if r.get("within_reference") is False and r.get("speedup_vs_dense_winograd")]
     assert sum("x! |" in line for line in lines[2:]) == len(over)
+
+
+def test_stale_builds_list_what_a_rebuild_round_takes():
+    """``rtl.py --stale`` (``stale_builds``): the builds that ``rtl`` rows stand on and were built on a previous
+    RTL, references first, each with the ``--rows`` spec that rebuilds it; a faster build of the row's flow that
+    was over its reference by at most NEAR_MISS is listed too (a changed RTL may put it within), one further
+    over or not bit-exact is not; a build of the current RTL is not."""
+    from winoforge.hw.rtl import rtl_sources_digest
+
+    mod = runpy.run_path(str(SCRIPT))
+    current, old = rtl_sources_digest(), "0" * 16
+    dense_key = {"network": "fmnist-vgg", "flow": "winograd_dense", "density": 1.0, "mixed_precision": False}
+    srbs_key = {"network": "fmnist-vgg", "flow": "srbs", "density": 0.25, "mixed_precision": False,
+                "sub_row": 4, "keep": 1}
+
+    def net(name, key, cycles, lut, digest, mismatches=0):
+        return {"name": name, "row": key, "cycles_per_frame_est": cycles, "cycles_per_frame_sim": cycles,
+                "yosys_complete": True, "yosys": {"lut": lut, "ff": 1, "bram": 10, "dsp": 0}, "images": 200,
+                "mismatches": mismatches, "rtl_digest": digest, "wall_s": {"total": 600.0}}
+
+    nets = [net("fmnist-vgg-winograd_dense", dense_key, 32_000, 45_000, old),
+            net("fmnist-vgg-srbs_1of4", srbs_key, 11_000, 44_000, current),
+            net("fmnist-vgg-srbs_1of4@9155", srbs_key, 9_400, 47_000, old),      # 4.4 % over: a near miss
+            net("fmnist-vgg-srbs_1of4@10159", srbs_key, 8_600, 50_000, old),     # 11 % over: not listed
+            net("fmnist-vgg-srbs_1of4@9500", srbs_key, 9_000, 45_500, old, mismatches=3)]  # not bit-exact
+    rtl = [(mod["row_key"](n["row"]), n, "benchmarks/results/rtl_rows.json") for n in nets]
+    rows = [
+        {"network": "fmnist-vgg", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1, "mixed_precision": False,
+         "source": "rtl", "lut": 44_000, "rtl": {"network": "fmnist-vgg-srbs_1of4"}},
+        {"network": "fmnist-vgg", "flow": "winograd_dense", "density": 1.0, "mixed_precision": False,
+         "source": "rtl", "lut": 45_000, "rtl": {"network": "fmnist-vgg-winograd_dense"}},
+        {"network": "fmnist-vgg", "flow": "finn", "density": 1.0, "mixed_precision": False, "source": "estimate",
+         "lut": 46_000}]
+    stale = mod["stale_builds"](rows, rtl)
+    assert [e["build"] for e in stale] == ["fmnist-vgg-winograd_dense", "fmnist-vgg-srbs_1of4@9155"]
+    assert [e["spec"] for e in stale] == ["fmnist-vgg:winograd_dense", "fmnist-vgg:srbs_1of4@9155"]
+    assert stale[0]["rows"] == ["winograd_dense"] and "faster build" in stale[1]["rows"][0]
+    assert not any(e["cifar"] for e in stale) and stale[0]["wall_s"] == 600.0
+    # the row's own build on a previous RTL is listed before its faster near miss
+    nets[1]["rtl_digest"] = old
+    assert [e["build"] for e in mod["stale_builds"](rows, rtl)][1:] == ["fmnist-vgg-srbs_1of4",
+                                                                          "fmnist-vgg-srbs_1of4@9155"]
