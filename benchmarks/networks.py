@@ -555,6 +555,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     nets = list(dict.fromkeys(r["network"] for r in rows))
     series = [("finn", 1.0, False, None, "stock FINN"), ("srbs", 0.5, False, 8, "SRBS 1/2 (4 of 8)"),
@@ -563,24 +564,35 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(9, 1.9 * len(nets) + 5), 4.8))
     width = 0.8 / (len(series) + 1)
     idx = np.arange(len(nets))
+    handles = []
     for k, (flow, dens, mixed, sub_row, label) in enumerate(series):
-        vals = []
-        for n in nets:
-            r = next((r for r in rows if r["network"] == n and r["flow"] == flow and r["density"] == dens
-                      and r["mixed_precision"] == mixed and row_sub_row(r) == sub_row), None)
-            vals.append(r["speedup_vs_dense_winograd"] if r and r["speedup_vs_dense_winograd"] else 0.0)
-        ax.bar(idx + k * width, vals, width, label=label)
+        found = [next((r for r in rows if r["network"] == n and r["flow"] == flow and r["density"] == dens
+                       and r["mixed_precision"] == mixed and row_sub_row(r) == sub_row), None) for n in nets]
+        vals = [r["speedup_vs_dense_winograd"] if r and r["speedup_vs_dense_winograd"] else 0.0 for r in found]
+        bars = ax.bar(idx + k * width, vals, width, color=f"C{k}")
+        handles.append(Patch(color=f"C{k}", label=label))  # solid in the legend, whatever the first bar is
+        for bar, r, v in zip(bars, found, vals):  # estimates pale and dotted, RTL-measured rows solid
+            if r and r.get("source") != "rtl":
+                bar.set(alpha=0.45, hatch="..")
+            if v:
+                ax.text(bar.get_x() + bar.get_width() / 2, v + 0.08, f"{v:.2f}" + ("" if r.get("within_reference",
+                        True) is not False else "!"), ha="center", va="bottom", fontsize=6, rotation=90)
+    for i, n in enumerate(nets):  # a network no flow fits: say so where its bars would be
+        if not any(r.get("fps") for r in rows if r["network"] == n):
+            ax.text(i + width * len(series) / 2, 1.5, "no flow fits\nthe board", ha="center", fontsize=8)
+    handles.append(Patch(facecolor="C0", alpha=0.45, hatch="..", label="(pale, dotted: estimate)"))
     paper = {p["network"]: p["speedup_vs_dense_winograd"] for p in PAPER if "speedup_vs_dense_winograd" in p}
     pv = [paper.get(PAPER_BESIDE.get(n), 0.0) for n in nets]
-    ax.bar(idx + len(series) * width, pv, width, label="paper (SRBS+mixed, beside)", color="grey", hatch="//")
+    ax.bar(idx + len(series) * width, pv, width, color="grey", hatch="//")
+    handles.append(Patch(facecolor="grey", hatch="//", label="paper (SRBS+mixed, beside)"))
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.axhline(3.0, color="r", ls=":", lw=0.8, label="target 3x (SRBS 1/4)")
+    handles.insert(0, ax.axhline(3.0, color="r", ls=":", lw=0.8, label="target 3x (SRBS 1/4)"))
     ax.set_xticks(idx + width * len(series) / 2, [f"{n}\n{next(r['board'] for r in rows if r['network'] == n)}"
                                                    for n in nets], fontsize=8)
     ax.set(ylabel="FPS / FPS of dense Winograd (no more LUT, DSP)",
-           title="Speed-up over dense Winograd, fastest folding that fits\n(untrained references; source 'rtl': "
-                 "Verilator + Yosys, else estimates; paper: nearest network)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: the bars reach the top
+           title="Speed-up over dense Winograd, fastest folding that fits\n(untrained references; solid: "
+                 "Verilator cycles + Yosys counts, pale: estimates; paper: nearest network)")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: bars reach the top
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
