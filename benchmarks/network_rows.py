@@ -87,6 +87,13 @@ def built_on_current_rtl(net: dict) -> bool | None:
     return {0: True, 1: False}.get(run.returncode)
 
 
+def references_first(rows: list[dict]) -> list[dict]:
+    """``rows`` with every reference before the rows it caps (:data:`REFERENCE_FLOW`: stock FINN, then dense
+    Winograd, then SRBS; other flows last), in their order otherwise."""
+    flows = ["finn", "winograd_dense", "srbs"]
+    return sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows))
+
+
 def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
     """Where ``make bench-rtl`` built, simulated and synthesized a row's network (same network, flow,
     density, pattern, mixed precision; :func:`rtl_networks`) the row takes the RTL's figures: FPS from
@@ -115,8 +122,7 @@ def apply_rtl(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> None:
         if "rtl" in row:  # back to the estimates, then again from the current RTL results
             row.update(row.pop("estimate"), source="estimate")
             del row["rtl"]
-    flows = ["finn", "winograd_dense", "srbs"]
-    for row in sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows)):
+    for row in references_first(rows):
         nets = by_key.get(row_key(row), [])
         if not row.get("fps") or not nets:
             continue
@@ -183,16 +189,16 @@ def build_bram18(net: dict) -> tuple[float, str]:
 def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[dict]:
     """The RTL builds the ``rtl`` rows stand on (their own folding's, or the candidate :func:`apply_rtl` gave
     them), and their flows' faster builds that were over the reference by no more than :data:`NEAR_MISS` when
-    measured (another RTL may put them within), that were built on an RTL that has changed since (:func:`built_on_current_rtl` not True), each once,
-    in the order a rebuild round takes them: by network, references first (a row's choice among its builds
-    is against its reference's figures, :data:`REFERENCE_FLOW`).  Each entry: the rows it backs, the build,
-    ``spec`` -- the ``rtl.py --rows`` argument that rebuilds it (``None`` for ``rtl.json``'s benchmark
-    network: ``make bench-rtl`` rebuilds that) --, ``cifar`` (a CIFAR-sized build: 50 random images and
-    ``--no-whole``, as those rows were built), and the build's previous wall time."""
+    measured (another RTL may put them within), that were built on an RTL that has changed since
+    (:func:`built_on_current_rtl` not True), each once, in the order a rebuild round takes them: by network,
+    :func:`references_first` (a row's choice among its builds is against its reference's figures).  Each
+    entry: the rows it backs, the build, ``spec`` -- the ``rtl.py --rows`` argument that rebuilds it
+    (``None`` for ``rtl.json``'s benchmark network: ``make bench-rtl`` rebuilds that) --, ``cifar`` (a
+    CIFAR-sized build: 50 random images and ``--no-whole``, as those rows were built), and the build's
+    previous wall time."""
     builds = {net["name"]: (key, net, origin) for key, net, origin in rtl}
-    flows = ["finn", "winograd_dense", "srbs"]
     out: dict[str, dict] = {}
-    for row in sorted(rows, key=lambda r: flows.index(r["flow"]) if r["flow"] in flows else len(flows)):
+    for row in references_first(rows):
         name = (row.get("rtl") or {}).get("network") if row.get("source") == "rtl" else None
         if name not in builds:
             continue
