@@ -245,6 +245,51 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
     }
 
 
+def _recount_fifos(results: Path = RESULTS) -> int:
+    """``--recount-fifos``: the FIFOs of every build recorded in ``rtl_rows.json`` and ``rtl.json`` counted
+    again as they are in the design (``rtl_synth.recount_fifos``: without the occupancy monitor that only
+    the FIFO-sizing simulation reads), each build's total moved by the difference.  The Yosys runs come
+    first, unlocked; the read-modify-write of each file is locked, as ``--rows`` builds lock it."""
+    import fcntl
+
+    from tqdm import tqdm
+
+    from winoforge.hw.boards import get_board
+    from winoforge.hw.rtl_synth import FIFO_COUNTS, fifo_counts, recount_fifos, yosys_family
+
+    boards = {r["network"]: r["board"] for r in json.loads((results / "networks.json").read_text())["rows"]}
+
+    def family(net: dict) -> str:  # records before fifo_counts have no yosys_family: their row's board's
+        board = boards.get((net.get("row") or {}).get("network"), "PYNQ-Z2")  # rtl.json: the PYNQ-Z2 networks
+        return net.get("yosys_family") or yosys_family(get_board(board).part)
+
+    paths = [results / "rtl_rows.json", results / "rtl.json"]
+    cache, todo = {}, set()
+    for path in paths:
+        todo |= {(f["depth"], f["width"], family(net)) for net in json.loads(path.read_text())["networks"]
+                 if net.get("fifo_counts") != FIFO_COUNTS for f in net.get("fifos") or []}
+    for depth, width, fam in tqdm(sorted(todo), desc="FIFOs", unit="synthesis"):
+        cache[depth, width, fam] = fifo_counts(depth, width, fam)
+    for path in paths:
+        with open(path, "r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            result = json.loads(f.read())
+            moved = {}
+            for net in result["networks"]:
+                before = dict(net.get("yosys") or {})
+                if recount_fifos(net, family(net), cache):
+                    moved[net["name"]] = net["yosys"]["lut"] - before["lut"]
+            summary = result.get("network")  # rtl.json: a copy of its first network's figures
+            if summary and "yosys" in summary:
+                summary["yosys"] = next(n["yosys"] for n in result["networks"] if n["name"] == summary["name"])
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(result, indent=2, default=float) + "\n")
+        print(f"{path.name}: {len(moved)} builds recounted" + "".join(f"\n  {name:45s} {lut:+6d} LUT"
+                                                                    for name, lut in moved.items()))
+    return 0
+
+
 def _print_stale(results: Path = RESULTS) -> int:
     """``--stale``: :func:`networks.stale_builds` of the recorded rows, and a command per build."""
     nb = _networks_module()
@@ -281,7 +326,8 @@ def _network_synth(synth: dict) -> dict:
     net = synth["network"]
     return {"yosys": net["yosys"], "bram_unit": BRAM_UNIT, "yosys_complete": net["complete"],
             "layers_without_yosys_counts": net["layers_without_yosys_counts"], "yosys_whole": net.get("whole"),
-            "fifos": synth["fifos"], "converters": synth["converters"]}
+            "fifos": synth["fifos"], "fifo_counts": synth["fifo_counts"], "yosys_family": synth["family"],
+            "converters": synth["converters"]}
 
 
 def _resynthesize(out: Path, work: Path) -> dict:
@@ -487,9 +533,15 @@ def main(argv=None) -> int:
     parser.add_argument("--stale", action="store_true",
                         help="list the builds the rtl rows of networks.json stand on that were built on an RTL "
                              "that has changed since, and the --rows commands that rebuild them (builds nothing)")
+    parser.add_argument("--recount-fifos", action="store_true",
+                        help="the recorded builds' FIFOs counted again without the occupancy monitor only the "
+                             "FIFO-sizing simulation reads, as they are in the design (rtl_rows.json and rtl.json; "
+                             "a minute or two of Yosys runs, builds nothing)")
     args = parser.parse_args(argv)
     if args.stale:
         return _print_stale()
+    if args.recount_fifos:
+        return _recount_fifos()
 
     from winoforge.hw.flow import golden_images
 

