@@ -6,6 +6,7 @@ Verilator-simulated cycles, resources by Yosys (:func:`apply_rtl`).  ``networks.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -65,9 +66,43 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
     return list(found.values())
 
 
+def winograd_layer_parameters(package: Path) -> dict[str, dict]:
+    """Each ``WinogradSRBS_rtl`` layer of a built package: its node ``attributes`` (those
+    :class:`~winoforge.hw.srbs_params.WinogradSRBSParams` takes, from ``hdl/<layer>/params.json``) and the
+    SystemVerilog parameters its top module instantiates the layer with (``rtl``, read from
+    ``rtl/<layer>.sv``): what Python generated the RTL with, which the digests of the ``.sv`` sources
+    do not cover (:func:`layer_parameters_current`)."""
+    from winoforge.hw.srbs_params import ATTRS
+
+    out = {}
+    for path in sorted((Path(package) / "hdl").glob("WinogradSRBS_rtl_*/params.json")):
+        name = path.parent.name
+        attrs = json.loads(path.read_text())["attributes"]
+        top = (Path(package) / "rtl" / f"{name}.sv").read_text()
+        out[name] = {"attributes": {k: attrs[k] for k in ATTRS if k in attrs},
+                     "rtl": {k: int(v) for k, v in re.findall(r"\.([A-Z][A-Z0-9_]*)\((-?\d+)\)", top)}}
+    return out
+
+
+def layer_parameters_current(net: dict) -> bool | None:
+    """Whether the current Python (:func:`winoforge.hw.rtl.winograd_layer.layer_parameters`) generates every
+    WinogradSRBS layer of a build with the parameters the build recorded (``winograd_layers``,
+    :func:`winograd_layer_parameters`); None for builds recorded without them."""
+    from winoforge.hw.rtl.winograd_layer import layer_parameters
+    from winoforge.hw.srbs_params import WinogradSRBSParams
+
+    layers = net.get("winograd_layers")
+    if not layers:
+        return None
+    return all(layer_parameters(WinogradSRBSParams.from_attributes(rec["attributes"])) == rec["rtl"]
+               for rec in layers.values())
+
+
 def built_on_current_rtl(net: dict) -> bool | None:
     """Whether a bench-rtl build's RTL is the current one: the digests of the sources its design
-    used (``rtl_files``, ``rtl.py``) against :func:`winoforge.hw.rtl.rtl_file_digests`; for builds
+    used (``rtl_files``, ``rtl.py``) against :func:`winoforge.hw.rtl.rtl_file_digests`, and where the build
+    recorded them the parameters Python generated its WinogradSRBS layers with (:func:`layer_parameters_current`);
+    for builds
     recorded before those, the digest of all our sources (``rtl_digest``) against
     :func:`winoforge.hw.rtl.rtl_sources_digest`, and before that whether git finds ``hw/rtl``
     unchanged since the build's commit (``None``: unknown -- no commit, or no git checkout)."""
@@ -77,7 +112,8 @@ def built_on_current_rtl(net: dict) -> bool | None:
 
     if net.get("rtl_files"):
         current = rtl_file_digests()
-        return all(current.get(f) == h for f, h in net["rtl_files"].items())
+        return (all(current.get(f) == h for f, h in net["rtl_files"].items())
+                and layer_parameters_current(net) is not False)
     if net.get("rtl_digest"):
         return net["rtl_digest"] == rtl_sources_digest()
     commit = net.get("git_commit")

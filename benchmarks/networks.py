@@ -96,7 +96,7 @@ if str(ROOT) not in sys.path:  # network_rows beside this file, also where the t
 
 from network_rows import (  # noqa: E402 -- after the path above; re-exported: the tests and rtl.py take them here
     CLOCK_HZ, REFERENCE_FLOW, RTL_FILES, RTL_ROWS, SUB_ROW, apply_rtl, build_bram18, built_on_current_rtl,
-    row_key, row_pattern, row_sub_row, rtl_networks, stale_builds)
+    row_key, row_pattern, row_sub_row, rtl_networks, stale_builds, winograd_layer_parameters)
 
 #: FINN's cap on an MVAU's weight-stream width per PE, as in benchmarks/hw_estimates.py (its reason there).
 MVAU_WWIDTH_MAX = 1024

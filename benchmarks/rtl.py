@@ -240,6 +240,8 @@ def _network(name: str, onnx: Path, target_fps: float | None, work: Path, images
         "fifo_depths": design.fifo_depths, "tail_on_host": design.tail, "layers": layers,
         "mvau_wwidth_max": mvau_wwidth_max, "folding": _folding(package),
         "rtl_files": {f: h for f, h in files.items() if Path(f).name in design.sources},
+        # and the parameters Python generated its WinogradSRBS layers with (network_rows.layer_parameters_current)
+        "winograd_layers": _networks_module().winograd_layer_parameters(package),
         "target_fps": target_fps, "wall_s": {"build_and_fifo_sizing": t_build, "synthesis": t_synth,
                                              "total": time.perf_counter() - t0},
     }

@@ -582,3 +582,31 @@ def test_stale_builds_list_what_a_rebuild_round_takes(tmp_path, capsys):
     (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": nets}))
     assert bench["_print_stale"](tmp_path) == 0
     assert capsys.readouterr().out.strip() == "every rtl row stands on a build of the current RTL"
+
+
+def test_a_build_is_of_a_previous_rtl_where_python_would_generate_its_layers_otherwise():
+    """``built_on_current_rtl``: besides the digests of the SystemVerilog sources, a build's recorded
+    WinogradSRBS layer parameters (``winograd_layers``) must be what the current ``layer_parameters``
+    generates from the layer's attributes -- a rule of the Python generator (e.g. which ROMs are read
+    ahead, ``ROM_PIPE``) changed since marks the build; one recorded without them is judged by its
+    sources alone."""
+    from winoforge.hw.rtl import rtl_file_digests
+    from winoforge.hw.rtl.winograd_layer import layer_parameters
+    from winoforge.hw.srbs_params import WinogradSRBSParams
+
+    mod = runpy.run_path(str(SCRIPT.parent / "network_rows.py"))
+    attrs = {"m": 2, "IFMChannels": 32, "OFMChannels": 32, "IFMDim": [28, 28], "Padding": 1, "SubRow": 4, "Keep": 1,
+             "PE": 3, "SIMD": 32, "POS": 4, "ISIMD": 4, "inputDataType": "UINT4", "weightDataType": "INT4",
+             "outputDataType": "INT16", "resType": "lut", "ram_style": "block"}
+    rtl = layer_parameters(WinogradSRBSParams.from_attributes(attrs))
+    assert rtl["ROM_PIPE"] == 1  # a block-RAM ROM: read one issue ahead
+    files = dict(list(rtl_file_digests().items())[:2])
+    net = {"rtl_files": files, "winograd_layers": {"WinogradSRBS_rtl_1": {"attributes": attrs, "rtl": rtl}}}
+    assert mod["layer_parameters_current"](net) is True and mod["built_on_current_rtl"](net) is True
+    older = {k: v for k, v in rtl.items() if k != "ROM_PIPE"}  # generated before the read-ahead rule
+    net["winograd_layers"]["WinogradSRBS_rtl_1"]["rtl"] = older
+    assert mod["layer_parameters_current"](net) is False and mod["built_on_current_rtl"](net) is False
+    del net["winograd_layers"]
+    assert mod["layer_parameters_current"](net) is None and mod["built_on_current_rtl"](net) is True
+    net["rtl_files"] = {next(iter(files)): "0" * 16}  # a source changed: stale whatever the parameters
+    assert mod["built_on_current_rtl"](net) is False

@@ -328,6 +328,15 @@ def test_whole_tiny_network_end_to_end_through_the_rtl_backend(tmp_path, fmnist)
         assert acc.self_test()["equal"]
     assert got.dtype == want.dtype == np.float32
     assert np.array_equal(got, want)
+    import runpy
+
+    # what a bench-rtl build records of its WinogradSRBS layers: the parameters the top modules were generated
+    # with, which the current Python reproduces from the node attributes
+    nb = runpy.run_path(str(ROOT / "benchmarks" / "network_rows.py"))
+    layers = nb["winograd_layer_parameters"](pkg)
+    assert layers and all(rec["rtl"]["M"] == rec["attributes"]["m"] and rec["rtl"]["COUT"] == rec["attributes"][
+        "OFMChannels"] for rec in layers.values())
+    assert nb["layer_parameters_current"]({"winograd_layers": layers}) is True
 
 
 def test_layers_alone_see_the_depthwise_window_order(tmp_path, tool):
