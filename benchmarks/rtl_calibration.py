@@ -503,10 +503,22 @@ def sources_digest(kind: str) -> str:
     return hashlib.sha256((LAYERS_DIR / core[kind]).read_bytes()).hexdigest()[:16]
 
 
+def generated_parameters(kind: str, cfg: dict) -> dict | None:
+    """The parameters Python generates a point's RTL with beyond its sources (``sources_digest``): a
+    winograd point's ``layer_parameters`` (widths, ``ROM_PIPE``, ``OTF_SERIAL``... -- a changed rule there
+    changes what Yosys synthesizes as surely as an edit to the SystemVerilog); None for the other kinds."""
+    if kind != "winograd":
+        return None
+    from winoforge.hw.rtl.winograd_layer import layer_parameters
+
+    return layer_parameters(winograd_params(cfg))
+
+
 def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse: list[dict] = ()) -> list[dict]:
     """Synthesize every point of ``kinds``: ``[{kind, config, yosys, est, seconds}]``.  ``reuse``: recorded
-    points whose Yosys counts stand for a point of the same kind, configuration and sources digest
-    (synthesis is deterministic), so only new or changed points are synthesized."""
+    points whose Yosys counts stand for a point of the same kind, configuration, sources digest and generated
+    parameters (:func:`generated_parameters`; synthesis is deterministic), so only new or changed points are
+    synthesized."""
     points = []
     recorded = {(p["kind"], json.dumps(p["config"], sort_keys=True), p.get("sources")): p for p in reuse}
     with tempfile.TemporaryDirectory(prefix="winoforge_calibration_") as tmp:
@@ -516,7 +528,8 @@ def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse:
             for i, cfg in enumerate(POINTS[kind]):
                 t0 = time.perf_counter()
                 old = recorded.get((kind, json.dumps(json.loads(json.dumps(cfg)), sort_keys=True), digest))
-                if old is not None:
+                generated = generated_parameters(kind, cfg)
+                if old is not None and old.get("rtl") == generated:
                     point = {**old, "est": estimate(kind, cfg)}
                     if kind in FINN_KINDS:
                         point["est_finn"] = finn_estimate(kind, cfg)
@@ -528,6 +541,8 @@ def measure(kinds=KINDS, work: Path | None = None, progress: bool = True, reuse:
                 counts = synthesize(kind, cfg, base / f"{kind}_{i}")
                 point = {"kind": kind, "config": cfg, "yosys": counts, "est": estimate(kind, cfg),
                          "seconds": round(time.perf_counter() - t0, 1), "sources": digest}
+                if generated is not None:
+                    point["rtl"] = generated
                 if kind in FINN_KINDS:
                     point.update(frontend="slang", est_finn=finn_estimate(kind, cfg))
                 points.append(point)

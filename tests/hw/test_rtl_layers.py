@@ -520,6 +520,9 @@ def test_estimates_hold_the_yosys_calibration(calibration):
         assert len(points) == len(bench.POINTS[kind]) >= (10 if kind in bench.FINN_KINDS else 5), kind
         assert all(p["sources"] == bench.sources_digest(kind) for p in points), (
             f"{kind}: the RTL changed since it was measured: re-run benchmarks/rtl_calibration.py --kinds {kind}")
+        assert all(p.get("rtl") == bench.generated_parameters(kind, p["config"]) for p in points), (
+            f"{kind}: Python generates the RTL with other parameters than it was measured with: re-run "
+            f"benchmarks/rtl_calibration.py --kinds {kind}")
         for p in points:
             est, ys = bench.estimate(kind, p["config"]), p["yosys"]
             for r in ("lut", "ff"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from winoforge.hw.rtl import rtl_file_digests
-from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES
+from winoforge.hw.rtl.winograd_layer import LAYER_SOURCES, layer_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -36,8 +36,18 @@ def row_layer():
 
 
 def _current(rec: dict) -> bool:
-    """Whether a layer record was measured on the layer's current sources."""
-    return rec.get("rtl_files") == rtl_file_digests(LAYER_SOURCES)
+    """Whether a layer record was measured on the layer's current sources, generated with the parameters the
+    current Python gives its shape (``layer_parameters``: a generator rule such as ``ROM_PIPE`` counts too)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "hw"))
+    from rtl_layer_cases import with_sound_output
+
+    from winoforge.hw.srbs_params import WinogradSRBSParams
+
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["params"].items()}
+    params = with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+    return rec.get("rtl_files") == rtl_file_digests(LAYER_SOURCES) and rec.get("rtl") == layer_parameters(params)
 
 
 def _records(name: str) -> tuple[dict, dict]:
