@@ -101,10 +101,9 @@ def layer_parameters_current(net: dict) -> bool | None:
 def built_on_current_rtl(net: dict) -> bool | None:
     """Whether a bench-rtl build's RTL is the current one: the digests of the sources its design
     used (``rtl_files``, ``rtl.py``) against :func:`winoforge.hw.rtl.rtl_file_digests`, and where the build
-    recorded them the parameters Python generated its WinogradSRBS layers with (:func:`layer_parameters_current`);
-    for builds
-    recorded before those, the digest of all our sources (``rtl_digest``) against
-    :func:`winoforge.hw.rtl.rtl_sources_digest`, and before that whether git finds ``hw/rtl``
+    recorded them the parameters Python generated its WinogradSRBS layers with
+    (:func:`layer_parameters_current`); for builds recorded before those, the digest of all our sources
+    (``rtl_digest``) against :func:`winoforge.hw.rtl.rtl_sources_digest`, and before that whether git finds ``hw/rtl``
     unchanged since the build's commit (``None``: unknown -- no commit, or no git checkout)."""
     import subprocess
 

@@ -538,7 +538,7 @@ def main(argv=None) -> int:
     parser.add_argument("--recount-fifos", action="store_true",
                         help="the recorded builds' FIFOs counted again without the occupancy monitor only the "
                              "FIFO-sizing simulation reads, as they are in the design (rtl_rows.json and rtl.json; "
-                             "a minute or two of Yosys runs, builds nothing)")
+                             "about 5 s of Yosys a FIFO shape not yet recounted; builds nothing)")
     args = parser.parse_args(argv)
     if args.stale:
         return _print_stale()
