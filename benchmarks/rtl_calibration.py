@@ -33,6 +33,7 @@ recorded Yosys counts of unchanged points (same configuration and RTL digest), s
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -252,8 +253,9 @@ POINTS["dwc"] = [dict(ibits=i, obits=o) for i, o in (
 # --------------------------------------------------------------------------- layers
 
 
+@functools.cache
 def _winograd_synth():
-    """``benchmarks/winograd_layer_synth.py`` as a module (its shapes and its measurement)."""
+    """``benchmarks/winograd_layer_synth.py`` as a module (its shapes and its measurement), loaded once."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("winograd_layer_synth", ROOT / "winograd_layer_synth.py")
@@ -263,13 +265,8 @@ def _winograd_synth():
 
 
 def winograd_params(cfg: dict):
-    """The layer of a ``winograd`` point: outputDataType the smallest sound type, as measured."""
-    from rtl_layer_cases import with_sound_output  # tests/hw, on sys.path once _winograd_synth() ran
-
-    from winoforge.hw.srbs_params import WinogradSRBSParams
-
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k != "name"}
-    return with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+    """The layer of a ``winograd`` point, as ``winograd_layer_synth.py`` measures a shape (``shape_params``)."""
+    return _winograd_synth().shape_params({k: v for k, v in cfg.items() if k != "name"})
 
 
 #: the shapes of benchmarks/winograd_layer_synth.py first
@@ -393,7 +390,6 @@ def estimate(kind: str, cfg: dict) -> dict:
             est = finn_estimates.node_resources(getCustomOp(finn_layer(kind, cfg)[1]), FPGA_PART)
         return {"lut": int(est["LUT"]), "ff": int(est["FF"]), "bram": int(est["BRAM_18K"]), "dsp": int(est["DSP"])}
     if kind == "winograd":
-        _winograd_synth()
         est = winograd_params(cfg).estimate_resources(FPGA_PART)
         return {"lut": est.lut, "ff": est.ff, "bram": est.bram18, "dsp": est.dsp}
 

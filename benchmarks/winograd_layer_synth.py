@@ -81,8 +81,15 @@ NAMED_SHAPES: dict[str, dict] = {"nagadomi_dense_l4": {**_NAGADOMI_L4, "res_type
 ALL_SHAPES = {**SHAPES, **NAMED_SHAPES}
 
 
+def shape_params(kw: dict) -> WinogradSRBSParams:
+    """The layer of a shape's keywords (lists, as a JSON record holds them, taken as tuples): outputDataType
+    the smallest sound type, as measured."""
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items()}
+    return with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+
+
 def measure(name: str, kw: dict, family: str = "xc7") -> dict:
-    p = with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
+    p = shape_params(kw)
     U = random_weights(p, np.random.default_rng(0))
     t0 = time.perf_counter()
     counts = layer_yosys_counts(p, U, family=family)

@@ -35,19 +35,11 @@ def row_layer():
     return net["folding"][LAYER], next(lay for lay in net["layers"] if lay["name"] == LAYER)
 
 
-def _current(rec: dict) -> bool:
+def _current(rec: dict, script: dict) -> bool:
     """Whether a layer record was measured on the layer's current sources, generated with the parameters the
     current Python gives its shape (``layer_parameters``: a generator rule such as ``ROM_PIPE`` counts too)."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests" / "hw"))
-    from rtl_layer_cases import with_sound_output
-
-    from winoforge.hw.srbs_params import WinogradSRBSParams
-
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["params"].items()}
-    params = with_sound_output(WinogradSRBSParams(output_datatype="INT32", **kw))
-    return rec.get("rtl_files") == rtl_file_digests(LAYER_SOURCES) and rec.get("rtl") == layer_parameters(params)
+    return (rec.get("rtl_files") == rtl_file_digests(LAYER_SOURCES)
+            and rec.get("rtl") == layer_parameters(script["shape_params"](rec["params"])))
 
 
 def _records(name: str) -> tuple[dict, dict]:
@@ -68,7 +60,7 @@ def test_the_named_shapes_are_the_rows_layer_and_not_calibration_points(script, 
     assert script["FAMILY_PARTS"]["xcup"] == "xczu7ev-ffvc1156-2-e"  # ZCU104's part (winoforge.hw.boards)
 
 
-def test_the_dense_layers_multipliers_map_for_area_behind_the_second_rom_register(row_layer):
+def test_the_dense_layers_multipliers_map_for_area_behind_the_second_rom_register(row_layer, script):
     """The dense 128 -> 256 layer (a 3,328-word ROM in 159 RAMB18): on the current RTL its 160 LUT multipliers
     take about what the estimate counts (area-mapped, ~51 LUT each), and the record reproduces the row's layer;
     before the second register they took ~90 each, with thousands of LUT1 feed-throughs (mapped for depth) --
@@ -82,14 +74,14 @@ def test_the_dense_layers_multipliers_map_for_area_behind_the_second_rom_registe
         assert lut["yosys"]["DSP"] == 0 and dsp["yosys"]["DSP"] == 160  # POS 4 x PE 5 x SIMD 8 multipliers
         assert dsp["yosys_cells"]["LUT1"] < 100
     lut, dsp = now["nagadomi_dense_l4"], now["nagadomi_dense_l4_dsp"]
-    assert _current(lut) and _current(dsp)
+    assert _current(lut, script) and _current(dsp, script)
     # the layer alone counts within 3 % of the layer in the stitched design (other weights, same RTL)
     assert abs(lut["yosys"]["LUT"] / layer["yosys"]["lut"] - 1) < 0.03 and layer["yosys"]["bram"] == 159
     estimated = lut["est"]["breakdown"]["multipliers"] / 160
     assert (lut["yosys"]["LUT"] - dsp["yosys"]["LUT"]) / 160 < 1.1 * estimated
     assert lut["yosys_cells"]["LUT1"] < 100
     old, old_dsp = before["nagadomi_dense_l4"], before["nagadomi_dense_l4_dsp"]
-    assert not _current(old)
+    assert not _current(old, script)
     assert (old["yosys"]["LUT"] - old_dsp["yosys"]["LUT"]) / 160 > 1.5 * estimated  # ~90 LUT a multiplier
     assert old["yosys_cells"]["LUT1"] > 5000
 
@@ -119,14 +111,14 @@ def test_the_2of8_layer_is_at_its_estimate_behind_the_second_rom_register(script
         assert uram["yosys"]["LUT"] + uram["yosys"]["LUTRAM"] < 1.15 * uram["est"]["lut"]
     rec, uram = now["nagadomi_2of8_l5"], now["nagadomi_2of8_l5_uram"]
     y, cells = rec["yosys"], rec["yosys_cells"]
-    assert all(_current(r) for r in now.values())
+    assert all(_current(r, script) for r in now.values())
     # the row's layer holds the network's weights, not these random ones: its ROM takes 130 RAMB18 against 142
     assert net.get("bram_unit") and 0.9 * y["BRAM"] <= layer["yosys"]["bram"] <= y["BRAM"]
     assert abs((y["LUT"] + y["LUTRAM"]) / layer["yosys"]["lut"] - 1) < 0.03
     assert y["LUT"] + y["LUTRAM"] < 1.25 * rec["est"]["lut"]
     assert abs(y["LUT"] / uram["yosys"]["LUT"] - 1) < 0.1 and cells["LUT1"] < 5000 and y["MUXF"] < 6000
     old = before["nagadomi_2of8_l5"]
-    assert not _current(old)
+    assert not _current(old, script)
     assert old["yosys"]["LUT"] + old["yosys"]["LUTRAM"] > 2 * old["est"]["lut"]
     assert old["yosys_cells"]["LUT1"] > 10_000 and old["yosys"]["MUXF"] > 20_000  # the depth map
     assert before["nagadomi_2of8_l5_uram"]["yosys_cells"]["LUT1"] < old["yosys_cells"]["LUT1"] / 3
