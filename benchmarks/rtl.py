@@ -305,13 +305,89 @@ def _print_stale(results: Path = RESULTS) -> int:
         wall = f"{e['wall_s'] / 60:.0f} min" if e["wall_s"] else "?"
         print(f"  {e['build']:45s} {wall:>7s}  backs: {', '.join(e['rows'])}")
     for e in stale:
-        if e["spec"] is None:
-            print(f"# {e['build']} ({e['origin']}): make bench-rtl")
-            continue
-        images = "--images 50 --no-whole" if e["cifar"] else "--images 200"
-        work = "build/rows_" + e["spec"].replace(":", "_").replace("@", "_")
-        print(f"python benchmarks/rtl.py --rows {e['spec']} {images} --work {work}")
+        argv = _rebuild_argv(e)
+        print(f"# {e['build']} ({e['origin']}): make bench-rtl" if argv is None
+              else "python benchmarks/rtl.py " + " ".join(argv))
     return 0
+
+
+def _rebuild_argv(entry: dict) -> list[str] | None:
+    """The ``rtl.py`` arguments that rebuild a :func:`networks.stale_builds` entry as its row was built
+    (CIFAR-sized: 50 random images, no one-piece synthesis) into a work folder of its own; ``None`` for
+    ``rtl.json``'s benchmark network (``make bench-rtl`` rebuilds that)."""
+    if entry["spec"] is None:
+        return None
+    images = ["--images", "50", "--no-whole"] if entry["cifar"] else ["--images", "200"]
+    return ["--rows", entry["spec"], *images, "--work", "build/rows_" + entry["spec"].replace(":", "_").replace("@", "_")]
+
+
+def run_queue(tasks: list[tuple[str, list[str], Path]], jobs: int, poll_s: float = 10.0,
+              env: dict | None = None) -> dict[str, int]:
+    """Run ``tasks`` -- ``(name, argument list, log file)``, no shell -- in their order, at most ``jobs``
+    at a time, each one's stdout and stderr to its log; the exit status of each by name.  A task that
+    fails does not stop the others; an interrupt stops the running ones."""
+    import subprocess
+
+    from tqdm import tqdm
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    pending, running, status = list(tasks), {}, {}
+    with tqdm(total=len(tasks), desc="rebuilds", unit="build") as bar:
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    name, argv, log = pending.pop(0)
+                    log.parent.mkdir(parents=True, exist_ok=True)
+                    out = log.open("w")
+                    running[name] = (subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env),
+                                     out, time.monotonic())
+                    tqdm.write(f"started  {name} (log: {log})")
+                for name, (proc, out, started) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    out.close()
+                    del running[name]
+                    status[name] = proc.returncode
+                    tqdm.write(f"{'finished' if proc.returncode == 0 else 'FAILED  '} {name}: exit {proc.returncode} "
+                               f"after {(time.monotonic() - started) / 60:.0f} min")
+                    bar.update()
+                if running:
+                    time.sleep(poll_s)
+        finally:
+            for proc, out, _ in running.values():
+                proc.terminate()
+                proc.wait()
+                out.close()
+    return status
+
+
+def _rebuild_stale(jobs: int, only: list[str] | None, results: Path = RESULTS) -> int:
+    """``--rebuild-stale``: the builds ``--stale`` lists (those whose name contains one of ``only``, if
+    given), rebuilt ``jobs`` at a time, each with one BLAS thread, logs under ``build/rebuild_logs/``."""
+    import os
+    import sys
+
+    nb = _networks_module()
+    rows = json.loads((results / "networks.json").read_text())["rows"]
+    stale = [e for e in nb.stale_builds(rows, nb.rtl_networks(results))
+             if not only or any(o in e["build"] for o in only)]
+    tasks = []
+    for e in stale:
+        argv = _rebuild_argv(e)
+        if argv is None:
+            print(f"not rebuilt here: {e['build']} ({e['origin']}): make bench-rtl")
+        else:
+            tasks.append((e["build"], [sys.executable, str(ROOT / "rtl.py"), *argv],
+                          REPO / "build" / "rebuild_logs" / f"{e['build']}.log"))
+    if not tasks:
+        print("nothing to rebuild")
+        return 0
+    status = run_queue(tasks, jobs, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    failed = [name for name, rc in status.items() if rc != 0]
+    print(f"{len(status) - len(failed)} of {len(tasks)} rebuilt" + (f"; failed: {', '.join(failed)}" if failed else "")
+          + "\nthen: python benchmarks/networks.py --apply-rtl (the rows take the new builds)")
+    return 1 if failed else 0
 
 
 def _layer_synth(syn: dict) -> dict:
@@ -539,9 +615,17 @@ def main(argv=None) -> int:
                         help="the recorded builds' FIFOs counted again without the occupancy monitor only the "
                              "FIFO-sizing simulation reads, as they are in the design (rtl_rows.json and rtl.json; "
                              "about 5 s of Yosys a FIFO shape not yet recounted; builds nothing)")
+    parser.add_argument("--rebuild-stale", action="store_true",
+                        help="rebuild the builds --stale lists, --jobs at a time (each about 20-90 min on two cores; "
+                             "logs under build/rebuild_logs/); networks.py --apply-rtl afterwards")
+    parser.add_argument("--jobs", type=int, default=1, help="--rebuild-stale: builds at a time (default 1)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="--rebuild-stale: only the builds whose name contains NAME (repeatable)")
     args = parser.parse_args(argv)
     if args.stale:
         return _print_stale()
+    if args.rebuild_stale:
+        return _rebuild_stale(args.jobs, args.only)
     if args.recount_fifos:
         return _recount_fifos()
 

@@ -610,3 +610,30 @@ def test_a_build_is_of_a_previous_rtl_where_python_would_generate_its_layers_oth
     assert mod["layer_parameters_current"](net) is None and mod["built_on_current_rtl"](net) is True
     net["rtl_files"] = {next(iter(files)): "0" * 16}  # a source changed: stale whatever the parameters
     assert mod["built_on_current_rtl"](net) is False
+
+
+def test_rebuild_queue_runs_argument_lists_at_most_jobs_at_a_time(tmp_path):
+    """``rtl.py --rebuild-stale``'s queue (``run_queue``): every task runs (argument lists, no shell), in
+    order, never more than ``jobs`` at once, each one's output in its log; a failing task is reported by its
+    exit status and does not stop the rest; ``jobs`` must be a positive integer."""
+    import sys
+
+    bench = runpy.run_path(str(SCRIPT.parent / "rtl.py"))
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    code = ("import sys, time, pathlib; d = pathlib.Path(sys.argv[1]); n = sys.argv[2]; "
+            "(d / (n + '.start')).write_text(repr(time.monotonic())); time.sleep(0.6); print('ran', n); "
+            "(d / (n + '.end')).write_text(repr(time.monotonic())); sys.exit(int(sys.argv[3]))")
+    tasks = [(f"t{i}", [sys.executable, "-c", code, str(stamps), f"t{i}", str(rc)], tmp_path / "logs" / f"t{i}.log")
+             for i, rc in enumerate([0, 3, 0, 0])]
+    status = bench["run_queue"](tasks, 2, poll_s=0.05)
+    assert status == {"t0": 0, "t1": 3, "t2": 0, "t3": 0}
+    spans = [tuple(float((stamps / f"t{i}.{end}").read_text()) for end in ("start", "end")) for i in range(4)]
+    for t in sorted(s for s, _ in spans) + sorted(e - 1e-6 for _, e in spans):  # concurrency at every start / end
+        assert sum(s <= t < e for s, e in spans) <= 2
+    assert max(s for s, _ in spans[:2]) < min(e for _, e in spans[:2])  # the first two did run side by side
+    assert spans[0][0] < spans[2][0] and spans[1][0] < spans[3][0]  # in order
+    assert all((tmp_path / "logs" / f"t{i}.log").read_text().strip() == f"ran t{i}" for i in range(4))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs must be a positive integer"):
+            bench["run_queue"](tasks, bad)
