@@ -622,6 +622,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="--rebuild-stale: only the builds whose name contains NAME (repeatable)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.stale:
         return _print_stale()
     if args.rebuild_stale:
