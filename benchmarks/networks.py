@@ -71,7 +71,8 @@ hours-long one-piece synthesis of such a design, its LUT the sum of its parts). 
 Targets (``targets`` in the JSON, pass/fail per network): density 1/4 at least 3x the FPS of dense
 Winograd at no more LUT and DSP; and how far mixed precision takes it.
 
-Writes ``benchmarks/results/networks.json`` and ``networks.png``; prints the table.
+Writes ``benchmarks/results/networks.json``, ``networks.png`` and ``networks_steps.png`` (each SRBS flow's
+folding steps, estimated and built, against the dense design: :func:`plot_steps`); prints the table.
 Run: ``make bench-networks`` (part of ``make bench``; 11-25 min per network on 2 shared cores);
 ``--quick``: two tiny networks, a coarse grid (about a minute; the test runs it);
 ``--apply-rtl``: only the RTL results applied again to the recorded rows (after ``bench-rtl``).
@@ -599,6 +600,97 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+#: the SRBS flows of the steps plot, in the bar chart's colours
+STEP_FLOWS = [("srbs_4of8", "C1", "SRBS 1/2 (4 of 8)"), ("srbs_2of8", "C2", "SRBS 1/4 (2 of 8)"),
+              ("srbs_2of8_mixed", "C3", "SRBS 1/4 mixed (2 of 8)"), ("srbs_1of4", "C4", "SRBS 1/4 (1 of 4)"),
+              ("srbs_1of4_mixed", "C5", "SRBS 1/4 mixed (1 of 4)")]
+
+
+def step_points(result: dict, rtl) -> dict[str, dict]:
+    """Per network with a dense Winograd row, against that row's final FPS and LUT (Verilator and
+    Yosys where it is ``rtl``): each SRBS flow's folding steps as ``(LUT / dense LUT, FPS / dense
+    FPS)`` -- ``estimated``, the search's grid points (FINN-style estimates), and ``built``, every RTL
+    build of the flow (Yosys's LUT, Verilator's cycles; only bit-exact ones; third: built on the current
+    RTL, :func:`built_on_current_rtl`) -- and the row's own point
+    (``row``). What a row's speed-up stands on: the steps a folding takes and where they cross equal LUT."""
+    out: dict[str, dict] = {}
+    rows, details = result["rows"], result.get("networks") or {}
+    for net in dict.fromkeys(r["network"] for r in rows):
+        dense = next((r for r in rows if r["network"] == net and r["flow"] == "winograd_dense" and r.get("fps")
+                      and r.get("lut")), None)
+        if dense is None:
+            continue
+        ref_fps, ref_lut = dense["fps"], dense["lut"]
+        flows = {}
+        for label, _, _ in STEP_FLOWS:
+            grid = (details.get(net, {}).get("flows", {}).get(label) or {}).get("grid_points", [])
+            est = sorted({(p["lut"] / ref_lut, p["fps"] / ref_fps) for p in grid if "error" not in p and p.get("fits")},
+                         key=lambda xy: xy[1])
+            built = sorted((n["yosys"]["lut"] / ref_lut, CLOCK_HZ / n["cycles_per_frame_sim"] / ref_fps,
+                            built_on_current_rtl(n) is True)
+                           for _, n, _ in rtl
+                           if n["name"].startswith(net + "-") and n["name"][len(net) + 1:].split("@")[0] == label
+                           and n.get("mismatches") == 0 and (n.get("yosys") or {}).get("lut"))
+            row = next((r for r in rows if r["network"] == net and r.get("fps") and r.get("lut") and r["flow"] == "srbs"
+                        and flow_label("srbs", row_sub_row(r), r.get("keep"), r["mixed_precision"]) == label), None)
+            flows[label] = {"estimated": est, "built": built,
+                            "row": (row["lut"] / ref_lut, row["fps"] / ref_fps, row["source"]) if row else None}
+        out[net] = {"board": dense["board"], "dense": {"fps": ref_fps, "lut": ref_lut, "source": dense["source"]},
+                    "flows": flows}
+    return out
+
+
+def plot_steps(result: dict, rtl, path: Path) -> None:
+    """``networks_steps.png``: :func:`step_points` of each network, one panel each -- why a row's
+    speed-up is what it is: where each flow's next folding step lands against equal LUT (x = 1)
+    and the 3x target (y = 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    steps = step_points(result, rtl)
+    if not steps:
+        return
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 5.2), squeeze=False)
+    for ax, (net, info) in zip(axes[0], steps.items()):
+        for label, colour, _ in STEP_FLOWS:
+            f = info["flows"][label]
+            if f["estimated"]:
+                xs, ys = zip(*f["estimated"])
+                ax.plot(xs, ys, "o--", color=colour, mfc="none", ms=4, lw=0.7, alpha=0.7)
+            for current in (True, False):
+                pts = [(x, y) for x, y, c in f["built"] if c is current]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, "o" if current else "s", color=colour, ms=5 if current else 4,
+                            mfc=colour if current else "none")
+            if f["row"]:
+                ax.plot(f["row"][0], f["row"][1], "*", color=colour, ms=13, mec="k", mew=0.6)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.axhline(3.0, color="r", ls=":", lw=0.8)
+        ax.set_xlim(0.4, 1.6)
+        ax.set_ylim(0, 5)
+        ax.set(title=f"{net} ({info['board']})", xlabel=f"LUT / dense Winograd's ({info['dense']['lut']:,.0f}, "
+               f"{info['dense']['source']})")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("FPS / dense Winograd's")
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=lab) for _, c, lab in STEP_FLOWS]
+    handles += [Line2D([], [], color="grey", marker="o", mfc="none", ls="--", lw=0.7, label="estimated folding steps"),
+                Line2D([], [], color="grey", marker="o", ls="", label="built: Verilator + Yosys"),
+                Line2D([], [], color="grey", marker="s", mfc="none", ls="", label="built on a previous RTL"),
+                Line2D([], [], color="grey", marker="*", ms=12, mec="k", ls="", label="the row (no more LUT, DSP)"),
+                Line2D([], [], color="k", lw=0.8, label="equal LUT"),
+                Line2D([], [], color="r", ls=":", lw=0.8, label="target 3x")]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=5)
+    fig.suptitle("Folding steps against the dense Winograd design (points past x = 1 or y = 5 are off the panel)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two tiny networks, a coarse grid (smoke test)")
@@ -722,6 +814,7 @@ def _apply_rtl_only(args, results: Path = RESULTS) -> int:
                                       for r in rows if r["source"] == "rtl"]}
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot(rows, out.with_suffix(".png"))
+    plot_steps(result, rtl_networks(results), out.with_name(out.stem + "_steps.png"))
     print(table(rows))
     print(f"targets: {json.dumps(result['targets'])}")
     print(f"-> {out} (RTL results applied)")
@@ -753,6 +846,7 @@ def _write(out: Path, rows, details, args, grid, t0, rtl=()) -> dict:
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     if rows:
         plot(rows, out.with_suffix(".png"))
+        plot_steps(result, rtl, out.with_name(out.stem + "_steps.png"))
     return result
 
 

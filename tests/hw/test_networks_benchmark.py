@@ -637,3 +637,43 @@ def test_rebuild_queue_runs_argument_lists_at_most_jobs_at_a_time(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="jobs must be a positive integer"):
             bench["run_queue"](tasks, bad)
+
+
+def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
+    """``networks_steps.png``'s data (``step_points``): every SRBS flow's estimated folding steps (grid points that
+    fit the board; failed ones left out) and its bit-exact RTL builds (Verilator's cycles at 100 MHz, Yosys's LUT;
+    marked built on the current RTL or not), and the row itself, each as (LUT, FPS) over the dense Winograd row's
+    final figures; a network without a dense row has none."""
+    from winoforge.hw.rtl import rtl_sources_digest
+
+    mod = runpy.run_path(str(SCRIPT))
+    rows = [
+        {"network": "n", "board": "PYNQ-Z2", "flow": "winograd_dense", "density": 1.0, "mixed_precision": False,
+         "fps": 1000.0, "lut": 40_000, "source": "rtl"},
+        {"network": "n", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1,
+         "mixed_precision": False, "fps": 2500.0, "lut": 30_000, "source": "rtl"},
+        {"network": "m", "board": "ZCU104", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1,
+         "mixed_precision": False, "fps": 2500.0, "lut": 30_000, "source": "estimate"}]
+    grid = [{"target_fps": 500, "fps": 500.0, "lut": 20_000, "fits": True},
+            {"target_fps": 3000, "fps": 3200.0, "lut": 44_000, "fits": True},
+            {"target_fps": 9000, "error": "no folding"},
+            {"target_fps": 8000, "fps": 8000.0, "lut": 90_000, "fits": False}]
+    result = {"rows": rows, "networks": {"n": {"flows": {"srbs_1of4": {"grid_points": grid}}}}}
+
+    def net(name, cycles, lut, digest, mismatches=0):
+        return {"name": name, "cycles_per_frame_sim": cycles, "yosys": {"lut": lut}, "mismatches": mismatches,
+                "rtl_digest": digest}
+
+    rtl = [(None, net("n-srbs_1of4", 40_000, 30_000, rtl_sources_digest()), "rtl_rows.json"),
+           (None, net("n-srbs_1of4@3000", 25_000, 42_000, "0" * 16), "rtl_rows.json"),
+           (None, net("n-srbs_1of4@9000", 10_000, 41_000, rtl_sources_digest(), mismatches=2), "rtl_rows.json"),
+           (None, net("n-srbs_1of4_mixed", 20_000, 20_000, rtl_sources_digest()), "rtl_rows.json")]
+    steps = mod["step_points"](result, rtl)
+    assert list(steps) == ["n"] and steps["n"]["dense"] == {"fps": 1000.0, "lut": 40_000, "source": "rtl"}
+    f = steps["n"]["flows"]["srbs_1of4"]
+    assert f["estimated"] == [(0.5, 0.5), (1.1, 3.2)]
+    assert f["built"] == [(0.75, 2.5, True), (1.05, 4.0, False)]
+    assert f["row"] == (0.75, 2.5, "rtl")
+    assert steps["n"]["flows"]["srbs_1of4_mixed"] == {"estimated": [], "built": [(0.5, 5.0, True)], "row": None}
+    mod["plot_steps"](result, rtl, tmp_path / "steps.png")
+    assert (tmp_path / "steps.png").stat().st_size > 10_000
