@@ -47,7 +47,7 @@ def test_rows_follow_the_schema(quick):
     assert all(r["mean_bits"] == pytest.approx(4.0) for r in uniform if r["flow"] != "finn")
     for mixed in (rows[4], rows[6]):
         assert mixed["mean_bits"] < 4.0 and mixed["mixed"]["bops"] <= mixed["mixed"]["budget_bops"]
-    assert out.with_suffix(".png").is_file()
+    assert out.with_suffix(".png").is_file() and out.with_name("networks_steps.png").is_file()
 
 
 def test_speedups_are_computed_from_the_rows(quick):
@@ -177,6 +177,7 @@ def test_apply_rtl_only_rewrites_the_recorded_rows(tmp_path):
     assert quarter["speedup_vs_dense_winograd"] == quarter["fps"] / 1000.0 == 4.0
     assert result["targets"]["n"]["met"] is True and result["networks"] == {"n": {"kept": True}}
     assert result["rtl_applied"]["rows"] == ["n srbs 0.25 2of8"] and out.with_suffix(".png").is_file()
+    assert (tmp_path / "networks_steps.png").is_file()
 
 
 def test_rows_beyond_their_reference_after_synthesis_are_marked():
