@@ -221,6 +221,19 @@ def build_bram18(net: dict) -> tuple[float, str]:
                                                      "RAMB18, the count before session 25)")
 
 
+def rebuild_spec(row: dict, net: dict) -> str:
+    """The ``rtl.py --rows`` argument that rebuilds build ``net`` of ``row`` at the folding it was built at:
+    ``NETWORK:FLOW@FPS`` as named for a candidate; ``NETWORK:FLOW`` for a build of the row's own folding --
+    but ``--rows NETWORK:FLOW`` builds the folding the row's search takes *now* (``rtl.row_folding``), so
+    where that has moved since (an estimate refit: fmnist-resnet8's mixed 1 of 4 row went from 6,272 to
+    4,704 cycles) the build's own target, ``NETWORK:FLOW@FPS``, rebuilds what it was."""
+    spec = f"{row['network']}:{net['name'][len(row['network']) + 1:]}"
+    built, now = (net.get("row") or {}), row.get("estimate", row)
+    if "@" not in spec and built.get("max_cycles") and built["max_cycles"] != now.get("max_cycles"):
+        spec += f"@{int(built['target_fps'])}"
+    return spec
+
+
 def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[dict]:
     """The RTL builds the ``rtl`` rows stand on (their own folding's, or the candidate :func:`apply_rtl` gave
     them), and their flows' faster builds that were over the reference by no more than :data:`NEAR_MISS` when
@@ -255,7 +268,7 @@ def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[d
             network, build = row["network"], net["name"]
             entry = out.setdefault(build, {
                 "network": network, "rows": [], "build": build, "origin": builds[build][2],
-                "spec": f"{network}:{build[len(network) + 1:]}" if build.startswith(network + "-") else None,
+                "spec": rebuild_spec(row, net) if build.startswith(network + "-") else None,
                 "cifar": network.startswith("cifar-"), "wall_s": (net.get("wall_s") or {}).get("total")})
             entry["rows"].append(why)
     order = list(dict.fromkeys(r["network"] for r in rows))

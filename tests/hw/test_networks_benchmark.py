@@ -678,3 +678,22 @@ def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
     assert steps["n"]["flows"]["srbs_1of4_mixed"] == {"estimated": [], "built": [(0.5, 5.0, True)], "row": None}
     mod["plot_steps"](result, rtl, tmp_path / "steps.png")
     assert (tmp_path / "steps.png").stat().st_size > 10_000
+
+
+def test_a_stale_build_is_rebuilt_at_the_folding_it_was_built_at():
+    """``rebuild_spec``: a build of a row's own folding is rebuilt by ``NETWORK:FLOW`` only while that is still
+    the folding the row's search takes; where the search has moved since (its ``estimate``), the build's own
+    target ``NETWORK:FLOW@FPS`` -- else ``--rows`` would build another folding under the build's name and its
+    record would be lost. Candidates keep their ``@FPS`` names."""
+    mod = runpy.run_path(str(SCRIPT.parent / "network_rows.py"))
+    row = {"network": "fmnist-resnet8", "flow": "srbs", "target_fps": 12800, "max_cycles": 6272,
+           "estimate": {"target_fps": 18102, "max_cycles": 4704}}
+    own = {"name": "fmnist-resnet8-srbs_1of4_mixed", "row": {"target_fps": 12800, "max_cycles": 6272}}
+    assert mod["rebuild_spec"](row, own) == "fmnist-resnet8:srbs_1of4_mixed@12800"
+    assert mod["rebuild_spec"]({**row, "estimate": {"target_fps": 12800, "max_cycles": 6272}}, own) == \
+        "fmnist-resnet8:srbs_1of4_mixed"
+    assert mod["rebuild_spec"]({k: v for k, v in row.items() if k != "estimate"}, own) == \
+        "fmnist-resnet8:srbs_1of4_mixed"  # an estimate row: its own fields are the search's
+    cand = {"name": "fmnist-resnet8-srbs_1of4_mixed@18102", "row": {"target_fps": 18102, "max_cycles": 4704}}
+    assert mod["rebuild_spec"](row, cand) == "fmnist-resnet8:srbs_1of4_mixed@18102"
+    assert mod["rebuild_spec"](row, {"name": "fmnist-resnet8-srbs_1of4_mixed"}) == "fmnist-resnet8:srbs_1of4_mixed"
