@@ -610,7 +610,7 @@ def step_points(result: dict, rtl) -> dict[str, dict]:
     """Per network with a dense Winograd row, against that row's final FPS and LUT (Verilator and
     Yosys where it is ``rtl``): each SRBS flow's folding steps as ``(LUT / dense LUT, FPS / dense
     FPS)`` -- ``estimated``, the search's grid points (FINN-style estimates), and ``built``, every RTL
-    build of the flow (Yosys's LUT, Verilator's cycles; only bit-exact ones; third: built on the current
+    build of the flow's row (``row_key``; Yosys's LUT, Verilator's cycles; only bit-exact ones; third: built on the current
     RTL, :func:`built_on_current_rtl`) -- and the row's own point
     (``row``). What a row's speed-up stands on: the steps a folding takes and where they cross equal LUT."""
     out: dict[str, dict] = {}
@@ -621,20 +621,20 @@ def step_points(result: dict, rtl) -> dict[str, dict]:
         if dense is None:
             continue
         ref_fps, ref_lut = dense["fps"], dense["lut"]
+        srbs = {flow_label("srbs", row_sub_row(r), r.get("keep"), r["mixed_precision"]): r
+                for r in rows if r["network"] == net and r["flow"] == "srbs"}
         flows = {}
-        for label, _, _ in STEP_FLOWS:
+        for label, row in ((label, srbs[label]) for label, _, _ in STEP_FLOWS if label in srbs):
             grid = (details.get(net, {}).get("flows", {}).get(label) or {}).get("grid_points", [])
             est = sorted({(p["lut"] / ref_lut, p["fps"] / ref_fps) for p in grid if "error" not in p and p.get("fits")},
                          key=lambda xy: xy[1])
             built = sorted((n["yosys"]["lut"] / ref_lut, CLOCK_HZ / n["cycles_per_frame_sim"] / ref_fps,
                             built_on_current_rtl(n) is True)
-                           for _, n, _ in rtl
-                           if n["name"].startswith(net + "-") and n["name"][len(net) + 1:].split("@")[0] == label
-                           and n.get("mismatches") == 0 and (n.get("yosys") or {}).get("lut"))
-            row = next((r for r in rows if r["network"] == net and r.get("fps") and r.get("lut") and r["flow"] == "srbs"
-                        and flow_label("srbs", row_sub_row(r), r.get("keep"), r["mixed_precision"]) == label), None)
+                           for key, n, _ in rtl
+                           if key == row_key(row) and n.get("mismatches") == 0 and (n.get("yosys") or {}).get("lut"))
             flows[label] = {"estimated": est, "built": built,
-                            "row": (row["lut"] / ref_lut, row["fps"] / ref_fps, row["source"]) if row else None}
+                            "row": (row["lut"] / ref_lut, row["fps"] / ref_fps, row["source"])
+                            if row.get("fps") and row.get("lut") else None}
         out[net] = {"board": dense["board"], "dense": {"fps": ref_fps, "lut": ref_lut, "source": dense["source"]},
                     "flows": flows}
     return out
@@ -656,7 +656,9 @@ def plot_steps(result: dict, rtl, path: Path) -> None:
     fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 5.2), squeeze=False)
     for ax, (net, info) in zip(axes[0], steps.items()):
         for label, colour, _ in STEP_FLOWS:
-            f = info["flows"][label]
+            f = info["flows"].get(label)
+            if f is None:
+                continue
             if f["estimated"]:
                 xs, ys = zip(*f["estimated"])
                 ax.plot(xs, ys, "o--", color=colour, mfc="none", ms=4, lw=0.7, alpha=0.7)
@@ -804,8 +806,8 @@ def _apply_rtl_only(args, results: Path = RESULTS) -> int:
     (:func:`apply_rtl`); builds, foldings and estimates stay those of the recorded runs."""
     out = Path(args.out) if args.out else results / "networks.json"
     result = json.loads(out.read_text())
-    rows = result["rows"]
-    apply_rtl(rows, rtl_networks(results))
+    rows, rtl = result["rows"], rtl_networks(results)
+    apply_rtl(rows, rtl)
     add_speedups(rows)
     result["targets"] = targets(rows)
     result["rtl_applied"] = {"git_commit": _git_commit(), "files": list(RTL_FILES),
@@ -814,7 +816,7 @@ def _apply_rtl_only(args, results: Path = RESULTS) -> int:
                                       for r in rows if r["source"] == "rtl"]}
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot(rows, out.with_suffix(".png"))
-    plot_steps(result, rtl_networks(results), out.with_name(out.stem + "_steps.png"))
+    plot_steps(result, rtl, out.with_name(out.stem + "_steps.png"))
     print(table(rows))
     print(f"targets: {json.dumps(result['targets'])}")
     print(f"-> {out} (RTL results applied)")

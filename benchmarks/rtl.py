@@ -292,11 +292,15 @@ def _recount_fifos(results: Path = RESULTS) -> int:
     return 0
 
 
+def _stale(results: Path) -> list[dict]:
+    """:func:`networks.stale_builds` of the rows recorded in ``results``."""
+    nb = _networks_module()
+    return nb.stale_builds(json.loads((results / "networks.json").read_text())["rows"], nb.rtl_networks(results))
+
+
 def _print_stale(results: Path = RESULTS) -> int:
     """``--stale``: :func:`networks.stale_builds` of the recorded rows, and a command per build."""
-    nb = _networks_module()
-    rows = json.loads((results / "networks.json").read_text())["rows"]
-    stale = nb.stale_builds(rows, nb.rtl_networks(results))
+    stale = _stale(results)
     if not stale:
         print("every rtl row stands on a build of the current RTL")
         return 0
@@ -368,10 +372,7 @@ def _rebuild_stale(jobs: int, only: list[str] | None, results: Path = RESULTS) -
     import os
     import sys
 
-    nb = _networks_module()
-    rows = json.loads((results / "networks.json").read_text())["rows"]
-    stale = [e for e in nb.stale_builds(rows, nb.rtl_networks(results))
-             if not only or any(o in e["build"] for o in only)]
+    stale = [e for e in _stale(results) if not only or any(o in e["build"] for o in only)]
     tasks = []
     for e in stale:
         argv = _rebuild_argv(e)

@@ -643,8 +643,8 @@ def test_rebuild_queue_runs_argument_lists_at_most_jobs_at_a_time(tmp_path):
 def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
     """``networks_steps.png``'s data (``step_points``): every SRBS flow's estimated folding steps (grid points that
     fit the board; failed ones left out) and its bit-exact RTL builds (Verilator's cycles at 100 MHz, Yosys's LUT;
-    marked built on the current RTL or not), and the row itself, each as (LUT, FPS) over the dense Winograd row's
-    final figures; a network without a dense row has none."""
+    marked built on the current RTL or not; matched to the row by its key), and the row itself, each as (LUT, FPS)
+    over the dense Winograd row's final figures; a network without a dense row has none."""
     from winoforge.hw.rtl import rtl_sources_digest
 
     mod = runpy.run_path(str(SCRIPT))
@@ -653,6 +653,8 @@ def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
          "fps": 1000.0, "lut": 40_000, "source": "rtl"},
         {"network": "n", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1,
          "mixed_precision": False, "fps": 2500.0, "lut": 30_000, "source": "rtl"},
+        {"network": "n", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1,
+         "mixed_precision": True, "fps": None, "lut": None, "source": "estimate"},
         {"network": "m", "board": "ZCU104", "flow": "srbs", "density": 0.25, "sub_row": 4, "keep": 1,
          "mixed_precision": False, "fps": 2500.0, "lut": 30_000, "source": "estimate"}]
     grid = [{"target_fps": 500, "fps": 500.0, "lut": 20_000, "fits": True},
@@ -665,10 +667,11 @@ def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
         return {"name": name, "cycles_per_frame_sim": cycles, "yosys": {"lut": lut}, "mismatches": mismatches,
                 "rtl_digest": digest}
 
-    rtl = [(None, net("n-srbs_1of4", 40_000, 30_000, rtl_sources_digest()), "rtl_rows.json"),
-           (None, net("n-srbs_1of4@3000", 25_000, 42_000, "0" * 16), "rtl_rows.json"),
-           (None, net("n-srbs_1of4@9000", 10_000, 41_000, rtl_sources_digest(), mismatches=2), "rtl_rows.json"),
-           (None, net("n-srbs_1of4_mixed", 20_000, 20_000, rtl_sources_digest()), "rtl_rows.json")]
+    uniform, mixed = mod["row_key"](rows[1]), mod["row_key"](rows[2])
+    rtl = [(uniform, net("n-srbs_1of4", 40_000, 30_000, rtl_sources_digest()), "rtl_rows.json"),
+           (uniform, net("n-srbs_1of4@3000", 25_000, 42_000, "0" * 16), "rtl_rows.json"),
+           (uniform, net("n-srbs_1of4@9000", 10_000, 41_000, rtl_sources_digest(), mismatches=2), "rtl_rows.json"),
+           (mixed, net("n-srbs_1of4_mixed", 20_000, 20_000, rtl_sources_digest()), "rtl_rows.json")]
     steps = mod["step_points"](result, rtl)
     assert list(steps) == ["n"] and steps["n"]["dense"] == {"fps": 1000.0, "lut": 40_000, "source": "rtl"}
     f = steps["n"]["flows"]["srbs_1of4"]
