@@ -273,3 +273,72 @@ def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[d
             entry["rows"].append(why)
     order = list(dict.fromkeys(r["network"] for r in rows))
     return sorted(out.values(), key=lambda e: order.index(e["network"]))
+
+
+
+def _layer_part(net: dict, layer: dict) -> tuple[str, str | None, int | None]:
+    """A recorded layer's part in :func:`compare_builds`, its SRBS pattern and its multipliers: a WinogradSRBS
+    layer is a part of its own (pattern ``dense``, ``1of4``...; from the build's ``winograd_layers``, ``?``
+    where the build predates them), every other layer a part of its op type (pattern and multipliers None)."""
+    if not layer["op_type"].startswith("WinogradSRBS"):
+        return layer["op_type"], None, None
+    rtl = ((net.get("winograd_layers") or {}).get(layer["name"]) or {}).get("rtl")
+    if rtl is None:
+        return layer["name"], "?", None
+    pattern = f"{rtl['KEEP']}of{rtl['SUBROW']}" if rtl["HAS_IDX"] else "dense"
+    return layer["name"], pattern, rtl["PE"] * rtl["POS"] * rtl["SIMD"] // rtl["SUBROW"] * rtl["KEEP"]
+
+
+def compare_builds(a: dict, b: dict) -> list[dict]:
+    """Where two recorded RTL builds' Yosys LUTs differ (``rtl.py --compare A B``): a part per WinogradSRBS
+    layer, one per other op type (summed), the FIFOs, the width converters, and the total -- the sum of the
+    parts, as the builds' ``yosys`` figure is.  Each part: ``part``, and per build (pairs a, b) ``lut``,
+    ``count`` (layers, FIFOs or converters in it), ``cycles`` (a WinogradSRBS layer's simulated cycles per
+    frame; the total's: the frame's), ``pattern`` and ``multipliers`` (a WinogradSRBS layer's; the total's:
+    all of them); ``delta`` = b - a in LUT.  A part one build lacks counts 0 there."""
+    parts: dict[str, dict] = {}
+
+    def add(side: int, name: str, lut: int, cycles=None, pattern=None, mults=None) -> None:
+        p = parts.setdefault(name, {"part": name, **{k: [None, None] for k in ("cycles", "pattern", "multipliers")},
+                                    "lut": [0, 0], "count": [0, 0]})
+        p["lut"][side] += lut
+        p["count"][side] += 1
+        for key, value in (("cycles", cycles), ("pattern", pattern), ("multipliers", mults)):
+            if value is not None:
+                p[key][side] = value
+
+    for side, net in enumerate((a, b)):
+        for layer in net["layers"]:
+            name, pattern, mults = _layer_part(net, layer)
+            add(side, name, layer["yosys"]["lut"], layer["cycles_sim"] if pattern else None, pattern, mults)
+        for fifo in net.get("fifos", []):
+            add(side, "FIFOs", fifo["yosys"]["lut"])
+        for conv in net.get("converters", []):
+            add(side, "width converters", conv["yosys"]["lut"])
+    out = [{**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}, "delta": p["lut"][1] - p["lut"][0]}
+           for p in parts.values()]
+    total = tuple(sum(p["lut"][s] for p in out) for s in (0, 1))
+    out.append({"part": "total", "lut": total, "delta": total[1] - total[0],
+                "count": tuple(sum(p["count"][s] for p in out) for s in (0, 1)),
+                "cycles": (a["cycles_per_frame_sim"], b["cycles_per_frame_sim"]), "pattern": (None, None),
+                "multipliers": tuple(sum(p["multipliers"][s] or 0 for p in out) for s in (0, 1))})
+    return out
+
+
+def format_compare(a: dict, b: dict) -> str:
+    """:func:`compare_builds` as a table."""
+    def n(v) -> str:
+        return "" if v is None else f"{v:,.0f}"
+
+    lines = [f"A = {a['name']}, B = {b['name']}: LUT by Yosys, cycles per frame simulated",
+             f"{'part':36s} {'pattern':>13s} {'A LUT':>8s} {'B LUT':>8s} {'B - A':>8s} {'A cycles':>9s} "
+             f"{'B cycles':>9s} {'A mult':>7s} {'B mult':>7s}"]
+    for p in compare_builds(a, b):
+        pa, pb = p["pattern"]
+        pattern = "" if pa is None and pb is None else (pa or "-") if pa == pb else f"{pa or '-'} -> {pb or '-'}"
+        label = p["part"] if p["pattern"] != (None, None) or p["part"] == "total" else \
+            f"{p['part']} ({p['count'][0]}/{p['count'][1]})"
+        lines.append(f"{label:36s} {pattern:>13s} {n(p['lut'][0]):>8s} {n(p['lut'][1]):>8s} {p['delta']:>+8,d} "
+                     f"{n(p['cycles'][0]):>9s} {n(p['cycles'][1]):>9s} {n(p['multipliers'][0]):>7s} "
+                     f"{n(p['multipliers'][1]):>7s}")
+    return "\n".join(lines)

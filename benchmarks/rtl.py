@@ -27,7 +27,8 @@ its ideal cycles.  Writes ``benchmarks/results/rtl.json`` (the issue's schema; t
 benchmark network at the top level, every network under ``networks``) and ``rtl.png``.
 Run: ``make bench-rtl`` (``--quick``: the demo network on 100 images; ``--synth-only``: only
 the Yosys part again, on the packages of the recorded run, for a change that touches
-synthesis alone; ``--reestimate``: only the estimates again, for a change of the formulas).
+synthesis alone; ``--reestimate``: only the estimates again, for a change of the formulas;
+``--compare A B``: where two recorded builds' LUTs differ, part by part, building nothing).
 """
 
 from __future__ import annotations
@@ -325,6 +326,27 @@ def _rebuild_argv(entry: dict) -> list[str] | None:
     return ["--rows", entry["spec"], *images, "--work", "build/rows_" + entry["spec"].replace(":", "_").replace("@", "_")]
 
 
+def _print_compare(names: list[str], results: Path = RESULTS) -> int:
+    """``--compare A B``: :func:`network_rows.format_compare` of two recorded builds (``rtl.json``,
+    ``rtl_rows.json``) by name; an unknown name is refused with the recorded names nearest to it."""
+    import difflib
+
+    _networks_module()  # benchmarks/ on the path
+    from network_rows import RTL_FILES, format_compare
+
+    builds = {}
+    for file in RTL_FILES:
+        if (results / file).is_file():
+            builds.update({net["name"]: net for net in json.loads((results / file).read_text()).get("networks", [])})
+    for name in names:
+        if name not in builds:
+            near = difflib.get_close_matches(name, builds, n=5, cutoff=0.5)
+            known = f"nearest: {', '.join(near)}" if near else f"recorded: {', '.join(sorted(builds))}"
+            raise SystemExit(f"--compare: no recorded build named {name!r} in {', '.join(RTL_FILES)}; {known}")
+    print(format_compare(builds[names[0]], builds[names[1]]))
+    return 0
+
+
 def run_queue(tasks: list[tuple[str, list[str], Path]], jobs: int, poll_s: float = 10.0,
               env: dict | None = None) -> dict[str, int]:
     """Run ``tasks`` -- ``(name, argument list, log file)``, no shell -- in their order, at most ``jobs``
@@ -619,6 +641,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rebuild-stale", action="store_true",
                         help="rebuild the builds --stale lists, --jobs at a time (each about 20-90 min on two cores; "
                              "logs under build/rebuild_logs/); networks.py --apply-rtl afterwards")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                        help="where two recorded builds' LUTs differ, part by part (each WinogradSRBS layer with "
+                             "its cycles and multipliers, the other op types, FIFOs, converters; builds nothing)")
     parser.add_argument("--jobs", type=int, default=1, help="--rebuild-stale: builds at a time (default 1)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="--rebuild-stale: only the builds whose name contains NAME (repeatable)")
@@ -627,6 +652,8 @@ def main(argv=None) -> int:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.stale:
         return _print_stale()
+    if args.compare:
+        return _print_compare(args.compare)
     if args.rebuild_stale:
         return _rebuild_stale(args.jobs, args.only)
     if args.recount_fifos:

@@ -700,3 +700,55 @@ def test_a_stale_build_is_rebuilt_at_the_folding_it_was_built_at():
     cand = {"name": "fmnist-resnet8-srbs_1of4_mixed@18102", "row": {"target_fps": 18102, "max_cycles": 4704}}
     assert mod["rebuild_spec"](row, cand) == "fmnist-resnet8:srbs_1of4_mixed@18102"
     assert mod["rebuild_spec"](row, {"name": "fmnist-resnet8-srbs_1of4_mixed"}) == "fmnist-resnet8:srbs_1of4_mixed"
+
+
+def test_compare_two_builds_part_by_part(tmp_path, capsys):
+    """``rtl.py --compare A B`` (``network_rows.compare_builds``): each WinogradSRBS layer a part of its own
+    with its pattern, cycles and multipliers (PE * POS * SIMD * Keep / SubRow, from the recorded RTL
+    parameters), other layers summed by op type, FIFOs and converters; the total is the parts' sum and
+    each delta B - A, exactly; an unknown build name is refused naming the nearest recorded ones."""
+    def winograd(pe, pos, simd, subrow, keep):
+        return {"rtl": {"PE": pe, "POS": pos, "SIMD": simd, "SUBROW": subrow, "KEEP": keep, "HAS_IDX": int(subrow > 1)}}
+
+    def layer(name, op, lut, cycles):
+        return {"name": name, "op_type": op, "yosys": {"lut": lut}, "cycles_sim": cycles}
+
+    a = {"name": "net-dense", "cycles_per_frame_sim": 400.0,
+         "layers": [layer("Thresholding_rtl_0", "Thresholding_rtl", 10, 100.0),
+                    layer("WinogradSRBS_rtl_0", "WinogradSRBS_rtl", 1000, 400.0),
+                    layer("Thresholding_rtl_1", "Thresholding_rtl", 20, 100.0)],
+         "winograd_layers": {"WinogradSRBS_rtl_0": winograd(1, 4, 8, 1, 1)},
+         "fifos": [{"yosys": {"lut": 5}}, {"yosys": {"lut": 7}}], "converters": []}
+    b = {"name": "net-srbs_1of4", "cycles_per_frame_sim": 100.0,
+         "layers": [layer("Thresholding_rtl_0", "Thresholding_rtl", 12, 100.0),
+                    layer("WinogradSRBS_rtl_0", "WinogradSRBS_rtl", 900, 100.0),
+                    layer("Thresholding_rtl_1", "Thresholding_rtl", 25, 100.0)],
+         "winograd_layers": {"WinogradSRBS_rtl_0": winograd(2, 4, 8, 4, 1)},
+         "fifos": [{"yosys": {"lut": 6}}], "converters": [{"yosys": {"lut": 30}}]}
+    mod = runpy.run_path(str(SCRIPT.parent / "network_rows.py"))
+    parts = {p["part"]: p for p in mod["compare_builds"](a, b)}
+    assert list(parts) == ["Thresholding_rtl", "WinogradSRBS_rtl_0", "FIFOs", "width converters", "total"]
+    assert parts["Thresholding_rtl"]["lut"] == (30, 37) and parts["Thresholding_rtl"]["count"] == (2, 2)
+    w = parts["WinogradSRBS_rtl_0"]
+    assert (w["lut"], w["delta"], w["cycles"], w["pattern"], w["multipliers"]) == (
+        (1000, 900), -100, (400.0, 100.0), ("dense", "1of4"), (32, 16))
+    assert parts["FIFOs"]["lut"] == (12, 6) and parts["width converters"]["lut"] == (0, 30)
+    assert parts["width converters"]["count"] == (0, 1)
+    total = parts["total"]
+    assert total["lut"] == (1042, 973) and total["delta"] == -69 and total["multipliers"] == (32, 16)
+    assert total["cycles"] == (400.0, 100.0)
+    # a build recorded before its WinogradSRBS parameters: pattern unknown, no multipliers
+    old = {**b, "winograd_layers": None}
+    w = next(p for p in mod["compare_builds"](a, old) if p["part"] == "WinogradSRBS_rtl_0")
+    assert w["pattern"] == ("dense", "?") and w["multipliers"] == (32, None)
+    # the command: the table from the recorded files, or a refusal naming what is recorded
+    (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": [a, b]}))
+    bench = runpy.run_path(str(SCRIPT.parent / "rtl.py"))
+    assert bench["_print_compare"](["net-dense", "net-srbs_1of4"], tmp_path) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("A = net-dense, B = net-srbs_1of4")
+    row = next(line for line in out if line.startswith("WinogradSRBS_rtl_0")).split()
+    assert row[1:] == ["dense", "->", "1of4", "1,000", "900", "-100", "400", "100", "32", "16"]
+    assert out[-1].split() == ["total", "1,042", "973", "-69", "400", "100", "32", "16"]
+    with pytest.raises(SystemExit, match="no recorded build named 'net-srbs_1of8'.*nearest: net-srbs_1of4"):
+        bench["_print_compare"](["net-dense", "net-srbs_1of8"], tmp_path)
