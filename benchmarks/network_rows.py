@@ -275,7 +275,6 @@ def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[d
     return sorted(out.values(), key=lambda e: order.index(e["network"]))
 
 
-
 def _layer_part(net: dict, layer: dict) -> tuple[str, str | None, int | None]:
     """A recorded layer's part in :func:`compare_builds`, its SRBS pattern and its multipliers: a WinogradSRBS
     layer is a part of its own (pattern ``dense``, ``1of4``...; from the build's ``winograd_layers``, ``?``
@@ -295,7 +294,7 @@ def compare_builds(a: dict, b: dict) -> list[dict]:
     parts, as the builds' ``yosys`` figure is.  Each part: ``part``, and per build (pairs a, b) ``lut``,
     ``count`` (layers, FIFOs or converters in it), ``cycles`` (a WinogradSRBS layer's simulated cycles per
     frame; the total's: the frame's), ``pattern`` and ``multipliers`` (a WinogradSRBS layer's; the total's:
-    all of them); ``delta`` = b - a in LUT.  A part one build lacks counts 0 there."""
+    all of them, None where one is unknown); ``delta`` = b - a in LUT.  A part one build lacks counts 0 there."""
     parts: dict[str, dict] = {}
 
     def add(side: int, name: str, lut: int, cycles=None, pattern=None, mults=None) -> None:
@@ -321,8 +320,15 @@ def compare_builds(a: dict, b: dict) -> list[dict]:
     out.append({"part": "total", "lut": total, "delta": total[1] - total[0],
                 "count": tuple(sum(p["count"][s] for p in out) for s in (0, 1)),
                 "cycles": (a["cycles_per_frame_sim"], b["cycles_per_frame_sim"]), "pattern": (None, None),
-                "multipliers": tuple(sum(p["multipliers"][s] or 0 for p in out) for s in (0, 1))})
+                "multipliers": tuple(_total_multipliers(out, s) for s in (0, 1))})
     return out
+
+
+def _total_multipliers(parts: list[dict], side: int) -> int | None:
+    """All WinogradSRBS layers' multipliers in one build of :func:`compare_builds`; None where a layer's are
+    not recorded (a build that predates ``winograd_layers``)."""
+    mults = [p["multipliers"][side] for p in parts if p["pattern"][side] is not None]
+    return None if None in mults else sum(mults)
 
 
 def format_compare(a: dict, b: dict) -> str:

@@ -741,6 +741,7 @@ def test_compare_two_builds_part_by_part(tmp_path, capsys):
     old = {**b, "winograd_layers": None}
     w = next(p for p in mod["compare_builds"](a, old) if p["part"] == "WinogradSRBS_rtl_0")
     assert w["pattern"] == ("dense", "?") and w["multipliers"] == (32, None)
+    assert mod["compare_builds"](a, old)[-1]["multipliers"] == (32, None)  # a total it cannot know
     # the command: the table from the recorded files, or a refusal naming what is recorded
     (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": [a, b]}))
     bench = runpy.run_path(str(SCRIPT.parent / "rtl.py"))
