@@ -221,17 +221,28 @@ def build_bram18(net: dict) -> tuple[float, str]:
                                                      "RAMB18, the count before session 25)")
 
 
+def folding_fps(cycles: float) -> int:
+    """The target FPS whose cycle budget (``int(CLOCK_HZ / fps)``, as the build's folding search takes it) is
+    the least that still holds ``cycles`` a frame: the ``@FPS`` that asks ``rtl.py --rows`` for the folding
+    of a build of those cycles again, whatever target it was first built at."""
+    return int(CLOCK_HZ // cycles)
+
+
 def rebuild_spec(row: dict, net: dict) -> str:
     """The ``rtl.py --rows`` argument that rebuilds build ``net`` of ``row`` at the folding it was built at:
-    ``NETWORK:FLOW@FPS`` as named for a candidate; ``NETWORK:FLOW`` for a build of the row's own folding --
-    but ``--rows NETWORK:FLOW`` builds the folding the row's search takes *now* (``rtl.row_folding``), so
-    where that has moved since (an estimate refit: fmnist-resnet8's mixed 1 of 4 row went from 6,272 to
-    4,704 cycles) the build's own target, ``NETWORK:FLOW@FPS``, rebuilds what it was."""
-    spec = f"{row['network']}:{net['name'][len(row['network']) + 1:]}"
+    ``NETWORK:FLOW`` for a build of the row's own folding while that is still the folding the row's search
+    takes; else -- a candidate, or a row whose search has moved since (an estimate refit: fmnist-resnet8's
+    mixed 1 of 4 row went from 6,272 to 4,704 cycles) -- ``NETWORK:FLOW@FPS`` with FPS the
+    :func:`folding_fps` of the build's cycles.  Not the target it was first built at: the search at that
+    target may take another folding now (fmnist-vgg's 4 of 8 candidate @2016 was built at 32,768 cycles;
+    at 2016 FPS the search now takes 49,152)."""
+    base = f"{row['network']}:{net['name'][len(row['network']) + 1:]}".split("@")[0]
     built, now = (net.get("row") or {}), row.get("estimate", row)
-    if "@" not in spec and built.get("max_cycles") and built["max_cycles"] != now.get("max_cycles"):
-        spec += f"@{int(built['target_fps'])}"
-    return spec
+    if "@" in net["name"] or (built.get("max_cycles") and built["max_cycles"] != now.get("max_cycles")):
+        cycles = built.get("max_cycles") or net.get("cycles_per_frame_est")
+        if cycles:
+            return f"{base}@{folding_fps(cycles)}"
+    return base
 
 
 def stale_builds(rows: list[dict], rtl: list[tuple[tuple, dict, str]]) -> list[dict]:

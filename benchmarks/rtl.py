@@ -501,18 +501,28 @@ def _reestimate(out: Path, work: Path) -> dict:
 
 
 def merge_build(networks: list[dict], net: dict) -> list[dict]:
-    """``networks`` with the build ``net`` in place of the entry of its name.  An entry it replaces that
-    was built at another folding (another estimated cycles per frame: the row's folding moved since)
-    stays, as a candidate folding of its flow named ``NAME@<its target FPS>`` (``networks.apply_rtl``
-    takes it where it is the fastest build within the row's limits), unless a build of that name
-    exists."""
+    """``networks`` with the build ``net`` in place of the entry of its name and of any entry of the same row
+    and folding (``network_rows.row_key`` and estimated cycles per frame: a rebuild of it, possibly named for
+    another target).  An entry of its name that was built at another folding (the search at that target has
+    moved since) stays, as a candidate folding of its flow named ``NETWORK-FLOW@FPS`` with FPS its
+    ``network_rows.folding_fps`` (what rebuilds it; ``renamed_from`` its old name; ``networks.apply_rtl``
+    takes it where it is the fastest build within the row's limits), unless a build of that name exists."""
+    _networks_module()  # benchmarks/ on the path
+    from network_rows import folding_fps, row_key
+
+    def same_folding(old: dict) -> bool:
+        return bool(old.get("row") and net.get("row")) and row_key(old["row"]) == row_key(net["row"]) \
+            and old.get("cycles_per_frame_est") == net.get("cycles_per_frame_est")
+
     out = []
     for old in networks:
         if old["name"] != net["name"]:
-            out.append(old)
+            if not same_folding(old):
+                out.append(old)
         elif old.get("cycles_per_frame_est") != net.get("cycles_per_frame_est") and old.get("row"):
-            row = {**old["row"], "candidate": True, "max_cycles": old["cycles_per_frame_est"]}
-            kept = {**old, "name": f"{old['name']}@{row.get('target_fps')}", "row": row}
+            fps = folding_fps(old["cycles_per_frame_est"])
+            row = {**old["row"], "candidate": True, "max_cycles": old["cycles_per_frame_est"], "target_fps": fps}
+            kept = {**old, "name": f"{old['name'].split('@')[0]}@{fps}", "row": row, "renamed_from": old["name"]}
             if all(n["name"] != kept["name"] for n in networks):
                 out.append(kept)
     return out + [net]

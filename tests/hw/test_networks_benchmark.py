@@ -398,9 +398,17 @@ def test_a_rebuilt_row_keeps_its_earlier_folding_as_a_candidate():
     dense = {**build(10.0, 100, "n-dense"), "row": {"network": "n", "flow": "winograd_dense", "density": 1.0,
                                                      "mixed_precision": False, "target_fps": 10.0, "max_cycles": 1e7}}
     nets = merge([dense, build(20.0, 95)], build(40.0, 104))
-    assert [n["name"] for n in nets] == ["n-dense", "n-srbs@20.0", "n-srbs"]
+    assert [n["name"] for n in nets] == ["n-dense", "n-srbs@20", "n-srbs"]
     assert nets[1]["row"]["candidate"] and nets[1]["row"]["max_cycles"] == 100e6 / 20.0
-    assert [n["name"] for n in merge(nets, build(40.0, 103))] == ["n-dense", "n-srbs@20.0", "n-srbs"]
+    assert nets[1]["row"]["target_fps"] == 20 and nets[1]["renamed_from"] == "n-srbs"
+    assert [n["name"] for n in merge(nets, build(40.0, 103))] == ["n-dense", "n-srbs@20", "n-srbs"]
+    # a candidate whose target now builds another folding: the earlier build is kept under the FPS that
+    # rebuilds it (one @, not "n-srbs@16@16")
+    cand = merge([build(25.0, 90, "n-srbs@16")], build(16.0, 80, "n-srbs@16"))
+    assert [(n["name"], n["cycles_per_frame_est"]) for n in cand] == [("n-srbs@25", 4e6), ("n-srbs@16", 6.25e6)]
+    # a rebuild of the same row and folding under another name replaces the earlier build of it
+    again = merge(cand, build(25.0, 91, "n-srbs@25x"))
+    assert [(n["name"], n["yosys"]["lut"]) for n in again] == [("n-srbs@16", 80), ("n-srbs@25x", 91)]
     quarter = {"network": "n", "board": "PYNQ-Z2", "flow": "srbs", "density": 0.25, "mixed_precision": False,
                "mean_bits": 4.0, "fps": 40.0, "lut": 99, "ff": None, "bram": 1.0, "dsp": 0, "uram": 0,
                "max_cycles": 100e6 / 40.0, "target_fps": 40.0, "source": "estimate", "sub_row": 4, "keep": 1}
@@ -408,7 +416,7 @@ def test_a_rebuilt_row_keeps_its_earlier_folding_as_a_candidate():
              "sub_row": None, "keep": None}, quarter]
     rtl = [(nb["row_key"](n["row"]), n, "rtl_rows.json") for n in nets]
     nb["apply_rtl"](rows, rtl)
-    assert rows[1]["rtl"]["network"] == "n-srbs@20.0" and rows[1]["fps"] == 20.0  # 104 LUT is over dense's 100
+    assert rows[1]["rtl"]["network"] == "n-srbs@20" and rows[1]["fps"] == 20.0  # 104 LUT is over dense's 100
 
 
 def test_merge_takes_runs_over_disjoint_networks_or_flows(tmp_path):
@@ -558,7 +566,7 @@ def test_stale_builds_list_what_a_rebuild_round_takes(tmp_path, capsys):
          "lut": 46_000}]
     stale = mod["stale_builds"](rows, rtl)
     assert [e["build"] for e in stale] == ["fmnist-vgg-winograd_dense", "fmnist-vgg-srbs_1of4@9155"]
-    assert [e["spec"] for e in stale] == ["fmnist-vgg:winograd_dense", "fmnist-vgg:srbs_1of4@9155"]
+    assert [e["spec"] for e in stale] == ["fmnist-vgg:winograd_dense", "fmnist-vgg:srbs_1of4@10638"]
     assert stale[0]["rows"] == ["winograd_dense"] and "faster build" in stale[1]["rows"][0]
     assert not any(e["cifar"] for e in stale) and stale[0]["wall_s"] == 600.0
     # the row's own build on a previous RTL is listed before its faster near miss
@@ -577,7 +585,7 @@ def test_stale_builds_list_what_a_rebuild_round_takes(tmp_path, capsys):
     assert "10 min" in out[1] and "faster build" in out[3]
     assert out[4:] == [f"python benchmarks/rtl.py --rows fmnist-vgg:{spec} --images 200 --work build/rows_fmnist-vgg_{work}"
                        for spec, work in [("winograd_dense", "winograd_dense"), ("srbs_1of4", "srbs_1of4"),
-                                          ("srbs_1of4@9155", "srbs_1of4_9155")]]
+                                          ("srbs_1of4@10638", "srbs_1of4_10638")]]
     for net_ in nets:
         net_["rtl_digest"] = current
     (tmp_path / "rtl_rows.json").write_text(json.dumps({"networks": nets}))
@@ -685,20 +693,25 @@ def test_step_points_place_each_folding_against_the_dense_design(tmp_path):
 
 def test_a_stale_build_is_rebuilt_at_the_folding_it_was_built_at():
     """``rebuild_spec``: a build of a row's own folding is rebuilt by ``NETWORK:FLOW`` only while that is still
-    the folding the row's search takes; where the search has moved since (its ``estimate``), the build's own
-    target ``NETWORK:FLOW@FPS`` -- else ``--rows`` would build another folding under the build's name and its
-    record would be lost. Candidates keep their ``@FPS`` names."""
+    the folding the row's search takes; where the search has moved since (its ``estimate``), and for every
+    candidate, ``NETWORK:FLOW@FPS`` with the FPS whose cycle budget is the least that holds the build's
+    cycles (``folding_fps``) -- not the target it was first built at, which may take another folding now --
+    else ``--rows`` would build another folding under the build's name."""
     mod = runpy.run_path(str(SCRIPT.parent / "network_rows.py"))
     row = {"network": "fmnist-resnet8", "flow": "srbs", "target_fps": 12800, "max_cycles": 6272,
            "estimate": {"target_fps": 18102, "max_cycles": 4704}}
     own = {"name": "fmnist-resnet8-srbs_1of4_mixed", "row": {"target_fps": 12800, "max_cycles": 6272}}
-    assert mod["rebuild_spec"](row, own) == "fmnist-resnet8:srbs_1of4_mixed@12800"
+    assert mod["folding_fps"](6272) == 15943 and int(100e6 / 15943) >= 6272 > int(100e6 / 15944)
+    assert mod["rebuild_spec"](row, own) == "fmnist-resnet8:srbs_1of4_mixed@15943"
     assert mod["rebuild_spec"]({**row, "estimate": {"target_fps": 12800, "max_cycles": 6272}}, own) == \
         "fmnist-resnet8:srbs_1of4_mixed"
     assert mod["rebuild_spec"]({k: v for k, v in row.items() if k != "estimate"}, own) == \
         "fmnist-resnet8:srbs_1of4_mixed"  # an estimate row: its own fields are the search's
     cand = {"name": "fmnist-resnet8-srbs_1of4_mixed@18102", "row": {"target_fps": 18102, "max_cycles": 4704}}
-    assert mod["rebuild_spec"](row, cand) == "fmnist-resnet8:srbs_1of4_mixed@18102"
+    assert mod["rebuild_spec"](row, cand) == "fmnist-resnet8:srbs_1of4_mixed@21258"
+    vgg = {"network": "fmnist-vgg", "flow": "srbs", "target_fps": 9051, "max_cycles": 11008}
+    old_cand = {"name": "fmnist-vgg-srbs_4of8@2016", "row": {"target_fps": 2016, "max_cycles": 32768}}
+    assert mod["rebuild_spec"](vgg, old_cand) == "fmnist-vgg:srbs_4of8@3051"
     assert mod["rebuild_spec"](row, {"name": "fmnist-resnet8-srbs_1of4_mixed"}) == "fmnist-resnet8:srbs_1of4_mixed"
 
 
