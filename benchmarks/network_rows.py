@@ -54,16 +54,19 @@ def rtl_networks(results: Path = RESULTS) -> list[tuple[tuple, dict, str]]:
     NETWORK:FLOW@FPS``); a build in ``rtl_rows.json`` replaces one of ``rtl.json`` of the same row
     and folding (estimated cycles per frame)."""
     found = {}
-    for name in RTL_FILES:
-        path = results / name
-        if not path.is_file():
-            continue
-        for net in json.loads(path.read_text()).get("networks", []):
-            row = net.get("row")
-            key = row_key(row) if row else RTL_ROWS.get(net["name"])
-            if key is not None:
-                found[(key, net["cycles_per_frame_est"])] = (key, net, f"benchmarks/results/{name}")
+    for name, net in recorded_builds(results):
+        row = net.get("row")
+        key = row_key(row) if row else RTL_ROWS.get(net["name"])
+        if key is not None:
+            found[(key, net["cycles_per_frame_est"])] = (key, net, f"benchmarks/results/{name}")
     return list(found.values())
+
+
+def recorded_builds(results: Path = RESULTS) -> list[tuple[str, dict]]:
+    """``(file name, network)`` for every network recorded in :data:`RTL_FILES` under ``results``, in file
+    order (``rtl.json`` first: a build of ``rtl_rows.json`` comes after one of the same name there)."""
+    return [(name, net) for name in RTL_FILES if (results / name).is_file()
+            for net in json.loads((results / name).read_text()).get("networks", [])]
 
 
 def winograd_layer_parameters(package: Path) -> dict[str, dict]:

@@ -332,12 +332,9 @@ def _print_compare(names: list[str], results: Path = RESULTS) -> int:
     import difflib
 
     _networks_module()  # benchmarks/ on the path
-    from network_rows import RTL_FILES, format_compare
+    from network_rows import RTL_FILES, format_compare, recorded_builds
 
-    builds = {}
-    for file in RTL_FILES:
-        if (results / file).is_file():
-            builds.update({net["name"]: net for net in json.loads((results / file).read_text()).get("networks", [])})
+    builds = {net["name"]: net for _, net in recorded_builds(results)}
     for name in names:
         if name not in builds:
             near = difflib.get_close_matches(name, builds, n=5, cutoff=0.5)
